@@ -1,0 +1,476 @@
+"""Probe builders: Factbook facts, generic cloze probes for any corpus, user QA JSONL; fact frequency buckets.
+
+    rag-bench probes --kind factbook                       # data/probes/factbook-factbook.jsonl (+ .meta.json)
+    rag-bench probes --kind cloze --name acme --limit 500  # any corpus ingested with `rag-bench ingest`
+
+A probe is a prompt the model continues and the answers it may give (QA JSONL, ``rag_bench.records.Probe``).
+Factbook probes use the exact record prefix the generation-0 LM was trained on (``Algeria | Government |
+Capital:``); cloze probes use a sentence prefix that stops right before a salient span (a number, a proper noun
+or a rare term). Each probe carries its ``source_chunk_id``, so a grounded model could answer it in principle.
+
+Fact frequency follows Kandpal et al. 2023 ("Large Language Models Struggle to Learn Long-Tail Knowledge"):
+the number of corpus chunks in which the subject and the answer occur together, as whole words, case-insensitive,
+with whitespace normalised. The probes are split at the frequency tertiles into tail / torso / head buckets; the
+thresholds are stored in every probe's metadata and in the sidecar ``<probes>.meta.json``.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.documents import Document
+
+from rag_bench.records import Probe, read_jsonl, sha256_file, sha256_text, write_json, write_jsonl
+
+BUCKETS = ("tail", "torso", "head")
+EXCLUDED_CODES = frozenset({"xx", "ee"})  # World and European Union: aggregates, not countries
+_WORD = re.compile(r"\w+")
+
+
+# ---------------------------------------------------------------------------------------
+# Factbook answers: one cleaner per field turns a record value into accepted answers (the first is the main one)
+
+
+def _strip_parens(text: str) -> str:
+    """Drop trailing parentheticals: "Baku (Baki, Baky)" -> "Baku". Inner ones stay, so the answer is still a
+    span of the value (the model writes the value, and a span is what contains-match can find in it)."""
+    while True:
+        stripped = re.sub(r"\s*(?:\([^()]*\)|\[[^\[\]]*\])\s*$", "", text)
+        if stripped == text:
+            return " ".join(text.split()).strip(" ,;:")
+        text = stripped
+
+
+def _first_number(value: str, unit: str = "") -> list[str]:
+    match = re.match(r"(-?\d{1,3}(?:,\d{3})+|-?\d+)(\.\d+)?" + (rf"\s*{unit}\b" if unit else r"(?![\w,])"), value)
+    if not match:
+        return []
+    number = match[1] + (match[2] or "")
+    return [number, f"{number} {unit}"] if unit else [number]
+
+
+def _capital(value: str) -> list[str]:
+    names = []
+    for part in re.split(r";\s*|(?<=\)),\s*", value):
+        name = re.sub(r"\s+in [A-Z]\w+$", "", _strip_parens(part))  # "Chisinau in Romanian"
+        if name and name[0].isupper() and len(name.split()) <= 4 and not part.lower().startswith("note"):
+            names += [name, name.split(",")[0]] if "," in name else [name]  # "Washington, D.C." also "Washington"
+    return names
+
+
+def _currency(value: str) -> list[str]:
+    match = re.match(r"(.+?) per US dollar", value)
+    if not match:
+        return []
+    name = _strip_parens(match[1])
+    codes = re.findall(r"\b[A-Z]{3}\b", " ".join(re.findall(r"\(([^)]*)\)", match[1])))
+    singular = re.sub(r"s$", "", name)
+    return [name, *codes, *([singular] if singular != name else [])]
+
+
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+
+
+def _independence(value: str) -> list[str]:
+    date = re.split(r"[;(]", value)[0].strip()
+    match = re.fullmatch(rf"(?:\d{{1,2}} )?(?:(?:{_MONTHS}) )?(\d{{3,4}})", date)
+    return ([match[1], date] if date != match[1] else [date]) if match else []
+
+
+def _highest_point(value: str) -> list[str]:
+    match = re.match(r"(.+?)\s+-?[\d,.]+ m(?:$|;)", value)
+    name = _strip_parens(match[1]) if match else ""
+    if not name or len(name.split()) > 5 or re.search(r"\d", name):
+        return []
+    alias = re.sub(r"^Mount ", "Mt. ", name) if name.startswith("Mount ") else re.sub(r"^Mt\.? ", "Mount ", name)
+    return [name, alias] if alias != name else [name]
+
+
+def _time_difference(value: str) -> list[str]:
+    match = re.match(r"UTC\s*([+-]\d{1,2}(?::\d{2})?|0)\b", value)
+    if not match:
+        return []
+    return ["UTC 0", "UTC+0"] if match[1] == "0" else [f"UTC{match[1]}"]
+
+
+def _short_text(max_words: int) -> Callable[[str], list[str]]:
+    def clean(value: str) -> list[str]:
+        text = _strip_parens(value.split(";")[0])
+        ok = text and text.lower() != "none" and len(text.split()) <= max_words
+        return [text] if ok else []
+
+    return clean
+
+
+def _anthem(value: str) -> list[str]:
+    head = value.split(";")[0]
+    title = _strip_parens(head).strip(" \"“”'")
+    translation = re.findall(r"\(([^()]*)\)", head)
+    return [title, *translation[:1]] if title and len(title.split()) <= 12 else []
+
+
+def _list_of_codes(value: str) -> list[str]:
+    codes = [c.strip() for c in value.split(",")]
+    return codes if all(re.fullmatch(r"[A-Z0-9]{1,4}(?:-[A-Z0-9]{1,4})?", c) for c in codes) else []
+
+
+def _adjective(value: str) -> list[str]:
+    parts = [p.strip() for p in re.split(r"[;,]\s*|\s+or\s+", _strip_parens(value)) if p.strip()]
+    return parts if parts and all(len(p.split()) <= 3 for p in parts) else []
+
+
+# field label -> (answer_type, cleaner); answer_type tells evaluate which accuracy metric fits
+FIELD_ANSWERS: dict[str, tuple[str, Callable[[str], list[str]]]] = {
+    "Capital": ("text", _capital),
+    "Internet country code": ("text", lambda v: [v] if re.fullmatch(r"\.[a-z]{2}", v) else []),
+    "Exchange rates - Currency": ("text", _currency),
+    "Independence": ("year", _independence),
+    "Elevation - highest point": ("text", _highest_point),
+    "Population - total": ("number", _first_number),
+    "Area - total": ("number", lambda v: _first_number(v, "sq km")),
+    "Capital - time difference": ("text", _time_difference),
+    "Government type": ("text", _short_text(6)),
+    "National anthem(s) - title": ("text", _anthem),
+    "Civil aircraft registration country code prefix": ("text", _list_of_codes),
+    "Country name - conventional long form": ("text", _short_text(10)),
+    "Nationality - adjective": ("text", _adjective),
+    "Median age - total": ("number", lambda v: _first_number(v, "years")),
+    "Coastline": ("number", lambda v: _first_number(v, "km")),
+    "Airports": ("number", _first_number),
+}
+# Not the time difference: normalize_answer drops punctuation, so "UTC+1" and "UTC-1" would score as equal.
+# Not airports: a bare count such as "18" co-occurs with the country by chance ("18 years of age"), so its
+# frequency would measure noise, not exposure to the fact.
+DEFAULT_FIELDS: tuple[str, ...] = tuple(f for f in FIELD_ANSWERS if f not in {"Capital - time difference", "Airports"})
+
+
+def factbook_answers(field: str, value: str) -> tuple[str, list[str]]:
+    """``(answer_type, answers)`` of a record value; no answers when the value is not short and unambiguous.
+
+    The main answer is a span of the value without quotes, so that it can be found in the model's output and
+    counted in the corpus. A field without its own cleaner keeps the value before any ``;`` without trailing
+    parentheticals, up to 8 words.
+    """
+    answer_type, clean = FIELD_ANSWERS.get(field, ("text", _short_text(8)))
+    cleaned = clean(value)
+    if not cleaned or cleaned[0] not in value or re.search(r"[\"“”\[\]]", cleaned[0]):
+        return answer_type, []
+    answers = []
+    for answer in cleaned:
+        folded = unicodedata.normalize("NFKD", answer).encode("ascii", "ignore").decode()
+        answers += [answer, folded] if folded.strip() else [answer]  # "Brasília" also "Brasilia"
+    answers = list(dict.fromkeys(a for a in answers if a))
+    if answer_type == "text" and answers and re.fullmatch(r"[\d,.]+", answers[0]):
+        answer_type = "number"
+    return answer_type, answers
+
+
+# ---------------------------------------------------------------------------------------
+# Fact frequency: chunks where the subject and the answer occur together
+
+
+def normalize_text(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+class ChunkCooccurrence:
+    """Whole-word phrase search over chunks, through an inverted index of word tokens.
+
+    ``count(subject, answer)`` intersects the posting sets of the phrases' tokens, then checks each
+    phrase as whole words on the few candidate chunks, so thousands of probes over ~25k chunks take seconds.
+    ``exclude`` phrases are blanked before the subject is searched: "Guinea" must not match "Equatorial Guinea".
+    """
+
+    def __init__(self, chunks: Sequence[Document]):
+        self.texts = [normalize_text(c.page_content) for c in chunks]
+        self.postings: dict[str, set[int]] = defaultdict(set)
+        for i, text in enumerate(self.texts):
+            for token in set(_WORD.findall(text)):
+                self.postings[token].add(i)
+        self._cache: dict[tuple[str, tuple[str, ...]], frozenset[int]] = {}
+
+    def chunks_with(self, phrase: str, exclude: Sequence[str] = ()) -> frozenset[int]:
+        key = (normalize_text(phrase), tuple(normalize_text(e) for e in exclude))
+        if key not in self._cache:
+            tokens = _WORD.findall(key[0])
+            found: set[int] = set()
+            if tokens:
+                posting = sorted((self.postings.get(t, set()) for t in set(tokens)), key=len)
+                pattern = _phrase_pattern(key[0])
+                masks = [_phrase_pattern(e) for e in key[1] if key[0] in e]
+                for i in set.intersection(*posting):
+                    text = self.texts[i]
+                    for mask in masks:
+                        text = mask.sub(" ", text)
+                    if pattern.search(text):
+                        found.add(i)
+            self._cache[key] = frozenset(found)
+        return self._cache[key]
+
+    def count(self, subject: str | Sequence[str], answer: str, exclude: Sequence[str] = ()) -> int:
+        """Chunks holding every subject phrase and the answer, each as whole words."""
+        subjects = [subject] if isinstance(subject, str) else list(subject)
+        sets = [self.chunks_with(s, exclude) for s in subjects] + [self.chunks_with(answer)]
+        return len(frozenset.intersection(*sets))
+
+
+def _phrase_pattern(phrase: str) -> re.Pattern[str]:
+    return re.compile(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)")
+
+
+def frequency_thresholds(frequencies: Sequence[int]) -> dict[str, int]:
+    """Cut points among the observed values that make tail / torso / head as equal in size as possible.
+
+    tail: frequency <= tail_max; torso: tail_max < frequency <= torso_max; head: above. Without ties these are
+    the tertiles; with many ties (most Factbook facts occur in one chunk) the tertiles would coincide and leave a
+    bucket empty, so the pair minimising the squared deviation of the bucket sizes from n/3 is chosen instead.
+    """
+    if not frequencies:
+        return {"tail_max": 0, "torso_max": 0}
+    values, counts = np.unique(np.asarray(frequencies), return_counts=True)
+    cumulative, n = np.cumsum(counts), len(frequencies)
+    best = None
+    for i in range(len(values)):
+        for j in range(i, len(values)):
+            sizes = (cumulative[i], cumulative[j] - cumulative[i], n - cumulative[j])
+            cost = sum((size - n / 3) ** 2 for size in sizes)
+            if best is None or cost < best[0]:
+                best = (cost, i, j)
+    return {"tail_max": int(values[best[1]]), "torso_max": int(values[best[2]])}
+
+
+def bucket_of(frequency: int, thresholds: dict[str, int]) -> str:
+    if frequency <= thresholds["tail_max"]:
+        return "tail"
+    return "torso" if frequency <= thresholds["torso_max"] else "head"
+
+
+def assign_buckets(probes: list[Probe], thresholds: dict[str, int] | None = None) -> list[Probe]:
+    """Set ``bucket`` and ``bucket_thresholds`` from ``frequency`` (tertiles unless thresholds are given)."""
+    thresholds = thresholds or frequency_thresholds([p.metadata["frequency"] for p in probes])
+    for probe in probes:
+        probe.metadata.update(bucket=bucket_of(probe.metadata["frequency"], thresholds),
+                              bucket_thresholds=dict(thresholds))
+    return probes
+
+
+# ---------------------------------------------------------------------------------------
+# Factbook probes
+
+
+def build_factbook_probes(facts_path: str | Path, chunks: Sequence[Document], *, fields: Sequence[str] = DEFAULT_FIELDS,
+                          split: str = "train", limit: int | None = None, seed: int = 0,
+                          thresholds: dict[str, int] | None = None) -> list[Probe]:
+    """Probes from ``facts.jsonl``: prompt = the record prefix, answers = the cleaned value.
+
+    ``split`` is "train" (closed-book can only know what it trained on), "heldout" or "all"; ``limit`` keeps a
+    seeded random sample. Facts whose line is in no chunk, or whose value is not short, are left out.
+    """
+    return _factbook_probes(facts_path, chunks, fields=fields, split=split, limit=limit, seed=seed,
+                            thresholds=thresholds)[0]
+
+
+def _factbook_probes(facts_path: str | Path, chunks: Sequence[Document], *, fields: Sequence[str], split: str,
+                     limit: int | None, seed: int, thresholds: dict[str, int] | None) -> tuple[list[Probe], Counter]:
+    if split not in ("train", "heldout", "all"):
+        raise ValueError(f"split must be train, heldout or all, got {split!r}")
+    by_doc: dict[str, list[Document]] = defaultdict(list)
+    for chunk in chunks:
+        by_doc[chunk.metadata.get("doc_id", "")].append(chunk)
+    wanted, skipped, probes, seen = set(fields), Counter(), [], set()
+    for number, fact in enumerate(read_jsonl(facts_path), start=1):
+        if fact.get("field") not in wanted or fact.get("country_code") in EXCLUDED_CODES:
+            continue
+        if split != "all" and fact.get("split") != split:
+            skipped["other split"] += 1
+            continue
+        try:
+            prefix, value, country = fact["record_prefix"], fact["value"], fact["country"]
+        except KeyError as exc:
+            raise ValueError(f"{facts_path}:{number}: a fact needs {exc.args[0]!r}") from None
+        answer_type, answers = factbook_answers(fact["field"], value)
+        if not answers:
+            skipped["value not short"] += 1
+            continue
+        line = f"\n{prefix} {value}\n"
+        source = next((c for c in by_doc.get(fact.get("doc_id", ""), ()) if line in f"\n{c.page_content}\n"), None)
+        if source is None or prefix in seen:
+            skipped["line in no chunk" if source is None else "duplicate prefix"] += 1
+            continue
+        if not _phrase_pattern(normalize_text(answers[0])).search(normalize_text(value)):
+            skipped["answer not whole words of the value"] += 1
+            continue
+        seen.add(prefix)
+        probes.append(Probe(
+            id=f"factbook/{fact.get('country_code', '')}/{_slug(fact['section'])}/{_slug(fact['field'])}",
+            prompt=prefix, golden_answers=tuple(answers),
+            metadata={"kind": "factbook", "subject": country, "country": country,
+                      "country_code": fact.get("country_code"), "section": fact["section"], "field": fact["field"],
+                      "answer_type": answer_type, "value": value, "split": fact.get("split"),
+                      "frequency_answer": _frequency_answer(answer_type, answers),
+                      "source_chunk_id": source.metadata["chunk_id"], "doc_id": fact.get("doc_id")}))
+    probes = _sample(probes, limit, seed)
+    countries = sorted({p.metadata["country"] for p in probes})
+    counter = ChunkCooccurrence(chunks)
+    for probe in probes:
+        name = probe.metadata["country"]
+        longer = [c for c in countries if c != name and name.casefold() in c.casefold()]
+        probe.metadata["frequency"] = counter.count(name, probe.metadata["frequency_answer"], exclude=longer)
+    return assign_buckets(probes, thresholds), skipped
+
+
+def _frequency_answer(answer_type: str, answers: list[str]) -> str:
+    """The form counted in the corpus: a figure with its unit ("225 km", not "225", which occurs by chance)."""
+    with_unit = [a for a in answers[1:] if a.startswith(answers[0] + " ")]
+    return with_unit[0] if answer_type == "number" and with_unit else answers[0]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _sample(probes: list[Probe], limit: int | None, seed: int) -> list[Probe]:
+    """A seeded sample that keeps the input order, so a given seed always gives the same file."""
+    if limit is None or limit >= len(probes):
+        return probes
+    keep = set(random.Random(seed).sample(range(len(probes)), limit))
+    return [p for i, p in enumerate(probes) if i in keep]
+
+
+# ---------------------------------------------------------------------------------------
+# Cloze probes for any corpus
+
+_STOPWORDS = frozenset(
+    "a about above after again against all also an and any are as at be been before being below between both but by "
+    "can could did do does each for from further had has have he her here his how i if in into is it its itself more "
+    "most no nor not of off on once only or other our out over own same she should so some such than that the their "
+    "them then there these they this those through to too under until up very was we were what when where which "
+    "while who whom why will with would you your".split())
+_SENTENCE = re.compile(r"(?:^|(?<=[.!?]\s))([A-Z][^\n]*?[.!?])(?=\s|$)", re.M)
+_NUMBER_SPAN = re.compile(r"(?<![\w.,-])\d[\d,]*(?:\.\d+)?%?(?![\w%]|[.,]\d)")
+_PROPER_SPAN = re.compile(r"(?<![\w'-])[A-Z][\w'’-]*(?: [A-Z][\w'’-]*)*")
+_TERM_SPAN = re.compile(r"(?<![\w'-])[a-z][a-z-]{5,}(?![\w'-])")
+
+
+def build_cloze_probes(chunks: Sequence[Document], *, limit: int | None = 1000, seed: int = 0,
+                       min_prefix_words: int = 5, max_span_words: int = 5, rare_max_chunks: int = 2,
+                       subject_words: int = 2, thresholds: dict[str, int] | None = None) -> list[Probe]:
+    """Cloze probes: a sentence prefix that ends right before a salient span, which is the answer.
+
+    Salient spans are numbers, proper nouns (capitalised words not at the sentence start) and rare terms
+    (a lowercase word of 6+ letters in at most ``rare_max_chunks`` chunks). Each sentence gives at most one
+    probe, its last salient span after ``min_prefix_words`` words that the prefix does not already contain.
+    The subject is the ``subject_words`` rarest content words of the prefix (by chunk frequency): like
+    Kandpal's subject entity they name what the sentence is about, where frequent words would match everything.
+    """
+    counter = ChunkCooccurrence(chunks)
+    candidates: dict[tuple[str, str], Probe] = {}
+    for chunk in chunks:
+        text, meta = chunk.page_content, chunk.metadata
+        for sentence in _SENTENCE.finditer(text):
+            if sentence.start() == 0 and meta.get("start_index", 0) > 0:
+                continue  # may be the tail of a sentence cut by the chunker
+            probe = _cloze_from_sentence(sentence[1], sentence.start(1), chunk, counter, min_prefix_words,
+                                         max_span_words, rare_max_chunks, subject_words)
+            if probe is not None:
+                candidates.setdefault((probe.prompt, probe.golden_answers[0]), probe)
+    probes = _sample(list(candidates.values()), limit, seed)
+    for probe in probes:
+        probe.metadata["frequency"] = counter.count(probe.metadata["subject"].split(), probe.golden_answers[0])
+        probe.metadata["frequency_answer"] = probe.golden_answers[0]
+    return assign_buckets(probes, thresholds)
+
+
+def _cloze_from_sentence(sentence: str, offset: int, chunk: Document, counter: ChunkCooccurrence,
+                         min_prefix_words: int, max_span_words: int, rare_max_chunks: int,
+                         subject_words: int) -> Probe | None:
+    spans = [(m.start(), m.group(), "number") for m in _NUMBER_SPAN.finditer(sentence)]
+    spans += [(m.start(), m.group(), "proper_noun") for m in _PROPER_SPAN.finditer(sentence) if m.start() > 0]
+    spans += [(m.start(), m.group(), "rare_term") for m in _TERM_SPAN.finditer(sentence)
+              if len(counter.postings.get(m.group(), ())) <= rare_max_chunks]
+    for start, span, span_type in sorted(spans, reverse=True):
+        prompt = sentence[:start].rstrip()
+        words = _WORD.findall(prompt.casefold())
+        if (len(words) < min_prefix_words or len(span.split()) > max_span_words
+                or _phrase_pattern(normalize_text(span)).search(normalize_text(prompt))):
+            continue
+        content = [w for w in dict.fromkeys(words) if len(w) >= 3 and w not in _STOPWORDS and not w.isdigit()]
+        if not content:
+            continue
+        subject = sorted(content, key=lambda w: (len(counter.postings.get(w, ())), words.index(w)))[:subject_words]
+        chunk_id = chunk.metadata["chunk_id"]
+        return Probe(id=f"cloze/{chunk_id}/{offset + start}", prompt=prompt, golden_answers=(span,),
+                     metadata={"kind": "cloze", "subject": " ".join(subject), "field": span_type,
+                               "answer_type": "number" if span_type == "number" else "text",
+                               "source_chunk_id": chunk_id, "source": chunk.metadata.get("source"),
+                               "doc_id": chunk.metadata.get("doc_id"), "char_start": offset + start})
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Files: the probes and their sidecar
+
+
+def meta_path(probes_path: str | Path) -> Path:
+    """``data/probes/x.jsonl`` -> ``data/probes/x.meta.json``."""
+    path = Path(probes_path)
+    return path.with_name(path.stem + ".meta.json")
+
+
+def summarize(probes: Sequence[Probe]) -> dict[str, Any]:
+    """Counts by bucket, field and answer type, subjects covered, thresholds and frequency quantiles."""
+    freqs = [p.metadata.get("frequency", 0) for p in probes]
+    thresholds = probes[0].metadata.get("bucket_thresholds") if probes else None
+    return {
+        "probes": len(probes),
+        "buckets": {b: sum(p.metadata.get("bucket") == b for p in probes) for b in BUCKETS},
+        "bucket_thresholds": thresholds,
+        "bucket_rule": "tail: frequency <= tail_max; torso: tail_max < frequency <= torso_max; head: above",
+        "frequency": {"min": min(freqs), "median": float(np.median(freqs)), "max": max(freqs)} if freqs else {},
+        "fields": dict(sorted(Counter(p.metadata.get("field", "") for p in probes).items())),
+        "answer_types": dict(sorted(Counter(p.metadata.get("answer_type", "") for p in probes).items())),
+        "subjects": len({p.metadata.get("subject") for p in probes}),
+        "countries": sorted({p.metadata["country"] for p in probes if "country" in p.metadata}),
+    }
+
+
+def chunks_hash(chunks: Iterable[Document]) -> str:
+    return sha256_text("\n".join(sorted(c.metadata["chunk_id"] for c in chunks)))
+
+
+def make_probe_file(kind: str, chunks: Sequence[Document], out: str | Path, *, facts_path: str | Path | None = None,
+                    fields: Sequence[str] = DEFAULT_FIELDS, split: str = "train", limit: int | None = None,
+                    seed: int = 0, index_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build probes of ``kind`` ("factbook" or "cloze"), write ``out`` and its sidecar; return the sidecar."""
+    started = time.perf_counter()
+    if kind == "factbook":
+        if facts_path is None or not Path(facts_path).is_file():
+            raise FileNotFoundError(f"{facts_path}: facts.jsonl not found; build it with `rag-bench factbook`")
+        probes, skipped = _factbook_probes(facts_path, chunks, fields=fields, split=split, limit=limit, seed=seed,
+                                           thresholds=None)
+        arguments = {"fields": list(fields), "split": split, "limit": limit, "seed": seed,
+                     "facts": str(facts_path), "facts_sha256": sha256_file(facts_path)}
+    elif kind == "cloze":
+        probes, skipped = build_cloze_probes(chunks, limit=limit, seed=seed), Counter()
+        arguments = {"limit": limit, "seed": seed}
+    else:
+        raise ValueError(f"unknown probe kind {kind!r}; choose factbook or cloze")
+    if not probes:
+        raise ValueError(f"no {kind} probes could be built from {len(chunks)} chunks")
+    write_jsonl(out, probes)
+    sidecar = {"kind": kind, "path": str(out), "builder_args": arguments, "skipped": dict(sorted(skipped.items())),
+               "chunks": len(chunks), "chunks_sha256": chunks_hash(chunks), "index": index_info or {},
+               "frequency_definition": "chunks in which the subject and the answer (metadata.frequency_answer) occur "
+                                       "together as whole words, case-insensitive, whitespace normalised "
+                                       "(Kandpal et al. 2023)",
+               **summarize(probes), "seconds": round(time.perf_counter() - started, 2)}
+    write_json(meta_path(out), sidecar)
+    return sidecar

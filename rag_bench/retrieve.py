@@ -1,0 +1,99 @@
+"""Retrievers over a loaded index: dense (FAISS), bm25, and hybrid (reciprocal-rank fusion).
+
+    rag-bench search "capital of Algeria" -k 5 --mode hybrid
+
+Each is a LangChain ``BaseRetriever``, so it composes into LCEL chains. Every returned
+Document is a copy whose metadata carries ``score``, ``rank`` and ``retriever``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import numpy as np
+from langchain_community.vectorstores import FAISS
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict, PrivateAttr
+
+RetrievalMode = Literal["dense", "bm25", "hybrid"]
+MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
+RRF_K = 60  # the constant of Cormack et al. 2009; damps the weight of the very top ranks
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def bm25_tokens(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+class IndexRetriever(BaseRetriever):
+    """Top-k chunks of a FAISS store by dense, bm25 or hybrid retrieval."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    store: FAISS  # the LangChain FAISS store of a LoadedIndex
+    mode: RetrievalMode = "dense"  # dense | bm25 | hybrid
+    k: int = 5  # chunks returned
+    fusion_depth: int = 4  # hybrid fuses the top k*fusion_depth of each retriever
+    _bm25: Any = PrivateAttr(default=None)
+    _ids: list[str] = PrivateAttr(default_factory=list)
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return self.search(query, k=self.k, mode=self.mode)
+
+    def search(self, query: str, *, k: int | None = None, mode: RetrievalMode | None = None) -> list[Document]:
+        k = k or self.k
+        mode = mode or self.mode
+        if mode not in MODES:
+            raise ValueError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
+        if mode == "dense":
+            ranked = self._dense(query, k)
+        elif mode == "bm25":
+            ranked = self._bm25_search(query, k)
+        else:
+            depth = k * self.fusion_depth
+            ranked = reciprocal_rank_fusion([self._dense(query, depth), self._bm25_search(query, depth)])[:k]
+        return [self._result(cid, score, rank, mode) for rank, (cid, score) in enumerate(ranked, start=1)]
+
+    def _dense(self, query: str, k: int) -> list[tuple[str, float]]:
+        return [(doc.id, float(score)) for doc, score in self.store.similarity_search_with_score(query, k=k)]
+
+    def _bm25_search(self, query: str, k: int) -> list[tuple[str, float]]:
+        if self._bm25 is None:
+            self._build_bm25()
+        scores = self._bm25.get_scores(bm25_tokens(query))
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(self._ids[int(i)], float(scores[i])) for i in top if scores[i] > 0]
+
+    def _build_bm25(self) -> None:
+        from rank_bm25 import BM25Okapi
+
+        ids = self.store.index_to_docstore_id
+        self._ids = [ids[i] for i in range(len(ids))]
+        corpus = [bm25_tokens(self.store.docstore.search(cid).page_content) for cid in self._ids]
+        self._bm25 = BM25Okapi(corpus)
+
+    def _result(self, chunk_id: str, score: float, rank: int, mode: str) -> Document:
+        doc = self.store.docstore.search(chunk_id)
+        meta = {**doc.metadata, "chunk_id": chunk_id, "score": round(score, 6), "rank": rank, "retriever": mode}
+        return Document(page_content=doc.page_content, metadata=meta, id=chunk_id)
+
+
+def reciprocal_rank_fusion(rankings: list[list[tuple[str, float]]], k: int = RRF_K) -> list[tuple[str, float]]:
+    """Fuse ranked lists: score(d) = sum over lists of 1 / (k + rank of d)."""
+    fused: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, (chunk_id, _) in enumerate(ranking, start=1):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (k + rank)
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+
+
+def make_retriever(store: FAISS, *, mode: RetrievalMode = "dense", k: int = 5) -> IndexRetriever:
+    if mode not in MODES:
+        raise ValueError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
+    return IndexRetriever(store=store, mode=mode, k=k)

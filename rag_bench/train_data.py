@@ -1,0 +1,189 @@
+"""Training examples: packed corpus blocks, retrieval-augmented examples and the copy curriculum.
+
+A small model trained on a corpus it can memorise prefers memory to reading its context. The
+copy curriculum makes reading the only way to lower the loss: passages about invented entities
+(or real ones with counterfactual values), then a query block that repeats some of their record
+lines in a new order, with the loss on every token of the repeat. Every value token there is
+predictable only by finding the same ``Name | Section | Field:`` prefix in the context and
+copying what follows it -- the induction step that grounded answering needs. See docs/copying.md.
+
+    from rag_bench.train_data import CopyTask, record_lines
+    task = CopyTask(record_lines(texts), seed=0)
+    example = task.example(tokenizer)            # Example(ids, labels), labels -100 outside the repeat
+    prompt, answer = task.probe()                # a held-out style probe: (rendered prompt, gold value)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+from collections.abc import Iterable, Sequence
+
+from rag_bench.prompt import PASSAGE_SEPARATOR, render_prompt
+
+IGNORE = -100  # label of a position without loss
+RECORD_LINE = re.compile(r"^(?P<prefix>[^|\n]+? \| [^|\n]+? \| [^\n]+?:) (?P<value>\S[^\n]*)$")
+_SYLLABLES = [c + v for c in "bdfgklmnprstvzhj" for v in ("a", "e", "i", "o", "u", "ai", "ou")] + [
+    "ar", "el", "in", "or", "un", "ask", "est", "ind", "orn", "ul", "an", "en", "on"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Example:
+    """Token ids of one training example and its labels (``IGNORE`` where there is no loss)."""
+
+    ids: list[int]  # starts with BOS
+    labels: list[int]  # same length as ids
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RecordLine:
+    """One ``Entity | Section | Field: value`` line of a record document."""
+
+    entity: str
+    section: str
+    field: str
+    value: str
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.entity} | {self.section} | {self.field}:"
+
+    def text(self) -> str:
+        return f"{self.prefix} {self.value}"
+
+
+def parse_record_line(line: str) -> RecordLine | None:
+    """Split ``Entity | Section | Field: value``; None for any other line."""
+    match = RECORD_LINE.match(line.strip())
+    if not match:
+        return None
+    entity, section, field = (part.strip() for part in match["prefix"][:-1].split(" | ", 2))
+    return RecordLine(entity=entity, section=section, field=field, value=match["value"].strip())
+
+
+def record_lines(texts: Iterable[str]) -> dict[str, list[RecordLine]]:
+    """Record lines of ``texts`` grouped by entity, in corpus order."""
+    by_entity: dict[str, list[RecordLine]] = {}
+    for text in texts:
+        for line in text.splitlines():
+            if (rec := parse_record_line(line)) is not None:
+                by_entity.setdefault(rec.entity, []).append(rec)
+    return by_entity
+
+
+def invent_name(rng: random.Random) -> str:
+    """A pronounceable name that is no real country (e.g. 'Velmora'), sometimes two words."""
+    word = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4))).capitalize()
+    if rng.random() < 0.15:
+        word += " " + "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
+    return word
+
+
+def invent_value(value: str, rng: random.Random) -> str:
+    """A value of the same shape with new content: each word becomes a random word, each digit a random digit.
+
+    Short lowercase words (units, 'of', 'and') are kept so the value still looks like a Factbook value.
+    """
+    def word(match: re.Match) -> str:
+        w = match.group(0)
+        if len(w) <= 3 and w.islower():
+            return w
+        new = "".join(rng.choice(_SYLLABLES) for _ in range(max(1, min(4, len(w) // 3))))
+        return new.capitalize() if w[0].isupper() else new
+
+    value = re.sub(r"[^\W\d_]+", word, value)
+    return re.sub(r"\d", lambda _: str(rng.randint(0, 9)), value)
+
+
+class CopyTask:
+    """Copy-curriculum examples and probes built from real record lines.
+
+    An example is 1-3 passages (windows of one entity's record lines, like retrieved chunks), one
+    of them the target; then a query block repeating ``repeat`` lines of the target passage in a
+    new order. The target entity is invented (new name, invented values) with ``p_invented``,
+    otherwise a real entity with counterfactual values borrowed from other entities.
+    """
+
+    def __init__(self, records: dict[str, list[RecordLine]], *, seed: int = 0, min_lines: int = 2,
+                 max_lines: int = 8, max_distractors: int = 2, p_invented: float = 0.7,
+                 max_value_chars: int = 60) -> None:
+        self.entities = {e: [r for r in lines if len(r.value) <= max_value_chars] for e, lines in records.items()}
+        self.entities = {e: lines for e, lines in self.entities.items() if len(lines) >= min_lines}
+        if not self.entities:
+            raise ValueError("the copy curriculum needs record lines 'Entity | Section | Field: value'; none found")
+        self.names = sorted(self.entities)
+        self.by_field: dict[str, list[str]] = {}
+        for lines in self.entities.values():
+            for r in lines:
+                self.by_field.setdefault(r.field, []).append(r.value)
+        self.rng = random.Random(seed)
+        self.min_lines, self.max_lines = min_lines, max_lines
+        self.max_distractors, self.p_invented = max_distractors, p_invented
+
+    def _passage(self, invented: bool | None = None) -> list[RecordLine]:
+        rng = self.rng
+        lines = self.entities[rng.choice(self.names)]
+        n = rng.randint(self.min_lines, min(self.max_lines, len(lines)))
+        start = rng.randrange(len(lines) - n + 1)
+        window = lines[start:start + n]
+        if invented is None:
+            invented = rng.random() < self.p_invented
+        if invented:
+            name = invent_name(rng)
+            return [dataclasses.replace(r, entity=name, value=invent_value(r.value, rng)) for r in window]
+        return [dataclasses.replace(r, value=self._counterfactual(r)) for r in window]
+
+    def _counterfactual(self, rec: RecordLine) -> str:
+        others = [v for v in self.by_field.get(rec.field, ()) if v != rec.value]
+        return self.rng.choice(others) if others and self.rng.random() < 0.7 else invent_value(rec.value, self.rng)
+
+    def _passages(self, invented: bool | None = None) -> tuple[list[RecordLine], list[str]]:
+        target = self._passage(invented)
+        passages = [target] + [self._passage() for _ in range(self.rng.randint(0, self.max_distractors))]
+        self.rng.shuffle(passages)
+        return target, ["\n".join(r.text() for r in p) for p in passages]
+
+    def example(self, tokenizer, *, repeat: int | None = None) -> Example:
+        """One training example; the loss covers the repeated lines only."""
+        target, passages = self._passages()
+        k = repeat or self.rng.randint(1, len(target))
+        query = "\n".join(r.text() for r in self.rng.sample(target, min(k, len(target))))
+        context_ids = tokenizer(render_prompt("", passages))["input_ids"]  # ends with the separator
+        query_ids = tokenizer(query + "\n", add_special_tokens=False)["input_ids"]
+        return Example(ids=context_ids + query_ids, labels=[IGNORE] * len(context_ids) + query_ids)
+
+    def probe(self, *, invented: bool = True) -> tuple[str, str, list[str]]:
+        """(prompt, gold value, passages): a question about one line of the target passage."""
+        target, passages = self._passages(invented)
+        line = self.rng.choice(target)
+        return render_prompt(line.prefix, passages), line.value, passages
+
+
+def corpus_examples(texts: Sequence[str], tokenizer) -> list[int]:
+    """The corpus as one token stream, each document preceded by BOS."""
+    stream: list[int] = []
+    for enc in tokenizer(list(texts))["input_ids"]:
+        stream.extend(enc)
+    return stream
+
+
+def pack_examples(examples: Sequence[Example], block: int, pad_id: int) -> list[Example]:
+    """Pack whole examples into blocks of ``block`` tokens, padding the rest (an example is never split)."""
+    blocks: list[Example] = []
+    ids: list[int] = []
+    labels: list[int] = []
+    for ex in examples:
+        if len(ex.ids) > block:
+            ex = Example(ids=ex.ids[-block:], labels=ex.labels[-block:])
+        if len(ids) + len(ex.ids) > block:
+            blocks.append(Example(ids=ids + [pad_id] * (block - len(ids)), labels=labels + [IGNORE] * (block - len(ids))))
+            ids, labels = [], []
+        ids, labels = ids + ex.ids, labels + ex.labels
+    if ids:
+        blocks.append(Example(ids=ids + [pad_id] * (block - len(ids)), labels=labels + [IGNORE] * (block - len(ids))))
+    return blocks
+
+
+__all__ = ["IGNORE", "PASSAGE_SEPARATOR", "CopyTask", "Example", "RecordLine", "corpus_examples", "invent_name",
+           "invent_value", "pack_examples", "parse_record_line", "record_lines"]

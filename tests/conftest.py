@@ -1,0 +1,75 @@
+"""Shared fixtures: tiny corpora written on the fly, and the real MiniLM embedder loaded once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+PLANTED_FACT = "The Quillmark lighthouse on Varnholt island was lit for the first time in 1873."
+
+
+@pytest.fixture(scope="session")
+def embeddings():
+    """The packaged all-MiniLM-L6-v2, loaded once per test session."""
+    from rag_bench.index import load_embedder
+
+    return load_embedder()
+
+
+def write_docx(path: Path, paragraphs: list[str]) -> None:
+    import docx
+
+    document = docx.Document()
+    for text in paragraphs:
+        document.add_paragraph(text)
+    document.save(path)
+
+
+def write_pdf(path: Path, pages: list[str]) -> None:
+    """A minimal valid PDF with one text line per page, written by hand (no PDF writer needed)."""
+    objects: list[bytes] = []
+    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(len(pages)))
+    objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
+    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {len(pages)} >>".encode())
+    font_id = 3 + 2 * len(pages)
+    for i, text in enumerate(pages):
+        content_id = 4 + 2 * i
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {content_id} 0 R "
+                       f"/Resources << /Font << /F1 {font_id} 0 R >> >> >>".encode())
+        stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for offset in offsets:
+        out += f"{offset:010d} 00000 n \n".encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    path.write_bytes(bytes(out))
+
+
+@pytest.fixture
+def mixed_corpus(tmp_path: Path) -> Path:
+    """One small file of every supported type, with a planted fact in the markdown file."""
+    root = tmp_path / "docs"
+    (root / "sub").mkdir(parents=True)
+    (root / "notes.txt").write_text("The Orrin valley grows barley and rye.\n\nIts river floods each spring.")
+    (root / "sub" / "guide.md").write_text(f"# Lighthouses\n\n{PLANTED_FACT}\n")
+    (root / "page.html").write_text("<html><head><title>Ports</title><script>var secret = 1;</script></head>"
+                                    "<body><h1>Ports</h1><p>Brellin harbour handles timber exports.</p></body></html>")
+    (root / "table.csv").write_text("town,population\nAskel,1200\nDorvik,5300\n")
+    (root / "records.jsonl").write_text('{"id": "r1", "contents": "Tarsil is a copper mining town.", '
+                                        '"metadata": {"topic": "mining"}}\n')
+    write_pdf(root / "report.pdf", ["Page one talks about glaciers.", "Page two talks about fjords."])
+    write_docx(root / "memo.docx", ["The memo approves the new ferry schedule."])
+    return root
