@@ -1,4 +1,4 @@
-# make run   : create .venv, install, build the Factbook corpus and index on first use, serve the UI
+# make run   : create .venv, install, serve the UI (it builds the Factbook corpus and index on first use)
 # make test  : create .venv if needed, install, lint and run the tests
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -19,8 +19,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
+# The UI serves at once and builds the missing corpus and index in the background, with progress.
 run: $(VENV)/.installed
-	$(PY) -m rag_bench prepare
 	$(PY) ui.py --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.installed

@@ -1,77 +1,155 @@
-"""The rag_bench web page: search the human index (chat and experiments arrive with the UI issue).
+"""The rag_bench web page: chat with any generation (parametric against grounded), run collapse experiments,
+swap in your own corpus and compare results.
 
-    python ui.py --host 127.0.0.1 --port 7860 --data-dir data
+    python ui.py --host 127.0.0.1 --port 7860 --data-dir data            # also: make run
+    python ui.py --auth alice:secret                                       # or RAG_BENCH_AUTH=alice:secret
+    python ui.py --no-autostart                                            # do not start the quick experiment
 
-`build_demo()` returns the Blocks without launching, so tests and other apps can mount it.
+It serves at once. On first start it builds the Factbook corpus and index in the background and, unless
+--no-autostart, starts the `quick` collapse experiment, with progress in the banner; a restart finds the
+runs and the index that exist and rebuilds nothing. `build_demo()` returns the Blocks without launching.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import html
 import os
-from functools import lru_cache
+import signal
+import sys
 from pathlib import Path
 
 import gradio as gr
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-MAX_QUERY_CHARS = 1000
+from rag_bench import app_experiment, app_tabs
+from rag_bench.app_runs import AUTOSTART_RUN, RunQueue, bootstrap, collapse_job, run_view, tail
+from rag_bench.app_state import App, AppConfig, list_runs
 
-
-@lru_cache(maxsize=4)
-def _retriever(index_path: str):
-    from rag_bench.index import load_index
-    from rag_bench.retrieve import make_retriever
-
-    return make_retriever(load_index(index_path).store)
-
-
-def search_markdown(index_path: Path, query: str, k: int, mode: str) -> str:
-    """Ranked chunks as Markdown; a problem the user must fix becomes gr.Error."""
-    from rag_bench.index import IndexStoreError
-
-    query = (query or "").strip()
-    if not query:
-        raise gr.Error("Type a query first.")
-    if len(query) > MAX_QUERY_CHARS:
-        raise gr.Error(f"The query is {len(query)} characters; the limit is {MAX_QUERY_CHARS}.")
-    try:
-        docs = _retriever(str(index_path)).search(query, k=int(k), mode=mode)
-    except IndexStoreError as exc:
-        raise gr.Error(str(exc)) from None
-    if not docs:
-        return "No results."
-    rows = []
-    for doc in docs:
-        meta = doc.metadata
-        where = meta.get("source", "") + (f", page {meta['page']}" if meta.get("page") else "")
-        rows.append(f"**{meta['rank']}.** score {meta['score']:.3f} · `{where}`\n\n> {doc.page_content[:600]}")
-    return "\n\n".join(rows)
+CSS = """
+mark { background: #fde68a; padding: 0 2px; border-radius: 2px; }
+#model-notice { font-size: 0.92em; }
+"""
 
 
-def build_demo(data_dir: str | Path = "data", corpus: str = "factbook") -> gr.Blocks:
-    index_path = Path(data_dir) / "indexes" / corpus
+def banner_html(app: App, runner: RunQueue) -> tuple[str, dict]:
+    """What the whole page should know now: the first-start build, a running experiment, or that none exists."""
+    cfg = app.cfg
+    job = runner.current
+    prepare = runner.job("prepare")
+    if prepare is not None and prepare.state in ("queued", "running"):
+        last = html.escape(tail(prepare.console, 1) or "starting")
+        text = ("<b>First start: building the Factbook corpus and its search index</b> (a few minutes, once). "
+                f"Grounded answers and experiments wait for it. <code>{last}</code>")
+        return f'<div class="rb-banner">{text}</div>', gr.update(visible=False)
+    if prepare is not None and prepare.state == "failed":
+        last = html.escape(tail(prepare.console, 3))
+        return (f'<div class="rb-banner"><b>Building the Factbook index failed.</b> Run <code>rag-bench prepare'
+                f"</code> to see why.<pre>{last}</pre></div>", gr.update(visible=False))
+    if job is not None and job.kind == "collapse":
+        view = run_view(cfg, runner, job.id)
+        note = " Chat works as soon as generation 0 exists." if job.id == AUTOSTART_RUN else ""
+        return app_experiment.progress_html(view) + f"<small>{note}</small>", gr.update(visible=False)
+    if not list_runs(cfg.runs_path):
+        return ("<div class='rb-banner'>No experiment yet. The quick experiment trains generation 0 on the Factbook "
+                "and retrains it on its own text for 5 generations (about 20 minutes on 2 cores).</div>",
+                gr.update(visible=True))
+    return "", gr.update(visible=False)
+
+
+def build_demo(data_dir: str | Path = "data", corpus: str = "factbook", *, upload_root: str | Path = "",
+               collapse_command: list[str] | None = None, prepare_command: list[str] | None = None,
+               first_start: bool = False, autostart: bool = False, concurrency: int = 2,
+               max_upload_mb: float = 50.0) -> gr.Blocks:
+    """The page over ``data_dir``; ``first_start`` builds a missing Factbook index in the background and
+    ``autostart`` also starts the quick experiment when no run exists. Nothing is launched here.
+
+    ``collapse_command`` and ``prepare_command`` replace ``python -m rag_bench collapse|prepare`` (tests
+    pass a small stand-in script); the UI appends ``--preset``, ``--run-dir`` and the custom flags.
+    """
+    commands = {}
+    if collapse_command:
+        commands["collapse_command"] = tuple(collapse_command)
+    if prepare_command:
+        commands["prepare_command"] = tuple(prepare_command)
+    cfg = AppConfig(data_dir=str(data_dir), corpus=corpus, upload_root=str(upload_root or ""),
+                    concurrency=concurrency, max_upload_mb=max_upload_mb, **commands)
+    app, runner = App(cfg), RunQueue(cfg)
     with gr.Blocks(title="rag_bench") as demo:
-        gr.Markdown(f"# rag_bench\nSearch the human index `{corpus}` ({index_path}).")
+        active_corpus = gr.State(cfg.corpus)
+        gr.Markdown("## rag_bench · model collapse, closed-book against grounded")
         with gr.Row():
-            query = gr.Textbox(label="Query", placeholder="capital of Algeria", scale=4, max_length=MAX_QUERY_CHARS)
-            k = gr.Slider(1, 20, value=5, step=1, label="k")
-            mode = gr.Radio(["dense", "bm25", "hybrid"], value="dense", label="Retrieval")
-        results = gr.Markdown()
-        search = gr.Button("Search", variant="primary")
-        for trigger in (search.click, query.submit):
-            trigger(lambda q, kk, m: search_markdown(index_path, q, kk, m), [query, k, mode], results)
+            banner = gr.HTML(elem_id="banner", scale=5)
+            start_quick = gr.Button("Start the quick experiment", variant="primary", visible=False, scale=1)
+        timer = gr.Timer(2.0)
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                app_tabs.chat_tab(app, active_corpus, demo)
+            with gr.Tab("Experiment", id="experiment"):
+                app_tabs.experiment_tab(app, runner, active_corpus, demo, timer)
+            with gr.Tab("Corpus", id="corpus"):
+                app_tabs.corpus_tab(app, active_corpus, demo)
+            with gr.Tab("Results", id="results"):
+                app_tabs.results_tab(app, demo)
+
+        def quick(corpus_name: str):
+            runner.submit(collapse_job(cfg, AUTOSTART_RUN if corpus_name == "factbook" else f"quick-{corpus_name}",
+                                       preset="quick", corpus=corpus_name))
+            return banner_html(app, runner)
+
+        refresh_banner = {"fn": lambda: banner_html(app, runner), "outputs": [banner, start_quick],
+                          "api_visibility": "private", "concurrency_limit": None}
+        demo.load(**refresh_banner)
+        timer.tick(**refresh_banner)
+        start_quick.click(app_tabs.friendly(quick), active_corpus, [banner, start_quick], api_visibility="private")
+    demo.rag_app, demo.rag_runner = app, runner  # for main's shutdown and for tests
+    if first_start or autostart:
+        bootstrap(cfg, runner, autostart=autostart)
     return demo
 
 
-def main() -> None:
+def parse_auth(text: str | None) -> tuple[str, str] | None:
+    if not text:
+        return None
+    user, sep, password = text.partition(":")
+    if not sep or not user or not password:
+        raise SystemExit("--auth / RAG_BENCH_AUTH must be USER:PASSWORD")
+    return user, password
+
+
+def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
+           prevent_thread_lock: bool = False, quiet: bool = False):
+    """Queue with the configured concurrency and serve; only the data dir and upload root are readable."""
+    cfg = demo.rag_app.cfg
+    demo.queue(default_concurrency_limit=cfg.concurrency, max_size=64)
+    return demo.launch(server_name=host, server_port=port, auth=auth, share=False, show_error=False,
+                       allowed_paths=[str(cfg.data_path), str(cfg.upload_path)],
+                       max_file_size=int(cfg.max_upload_mb * 1_000_000), prevent_thread_lock=prevent_thread_lock,
+                       quiet=quiet, css=CSS, footer_links=["gradio"])
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: localhost only)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--data-dir", default="data")
-    args = parser.parse_args()
-    build_demo(args.data_dir).queue(default_concurrency_limit=2).launch(server_name=args.host, server_port=args.port)
+    parser.add_argument("--data-dir", default="data", help="corpora, indexes and runs live here")
+    parser.add_argument("--corpus", default="factbook", help="the corpus chat and new runs use at first")
+    parser.add_argument("--upload-root", default="", help="uploads and server folders to ingest (default DATA/uploads)")
+    parser.add_argument("--auth", default=os.environ.get("RAG_BENCH_AUTH"), help="USER:PASSWORD (or RAG_BENCH_AUTH)")
+    parser.add_argument("--concurrency", type=int, default=2, help="model calls served at once; the rest queue")
+    parser.add_argument("--max-upload-mb", type=float, default=50.0, help="largest file the Corpus tab accepts")
+    parser.add_argument("--no-autostart", action="store_true", help="do not start the quick experiment at first start")
+    args = parser.parse_args(argv)
+    demo = build_demo(args.data_dir, args.corpus, upload_root=args.upload_root, first_start=True,
+                      autostart=not args.no_autostart, concurrency=args.concurrency, max_upload_mb=args.max_upload_mb)
+    runner = demo.rag_runner
+    atexit.register(runner.shutdown)  # a run stopped here is resumed at the next start
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    launch(demo, host=args.host, port=args.port, auth=parse_auth(args.auth))
 
 
 if __name__ == "__main__":

@@ -210,3 +210,94 @@ class DecodeConfig(ConfigBase):
             raise ConfigError(f"repetition_penalty must be > 0, got {self.repetition_penalty}")
         if any(not s for s in self.stop):
             raise ConfigError("stop strings must be non-empty")
+
+
+# ---------------------------------------------------------------------------------------
+# Evaluation of one model (rag_bench.evaluate, rag_bench.diversity_eval)
+
+
+def _answer_decode() -> DecodeConfig:
+    return DecodeConfig(max_new_tokens=24, do_sample=False, stop=("\n",))
+
+
+def _continuation_decode() -> DecodeConfig:
+    # Pure sampling at temperature 1 shows the model's own distribution; greedy would hide its diversity.
+    return DecodeConfig(max_new_tokens=64, do_sample=True, temperature=1.0, top_p=1.0, top_k=0, stop=())
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EvalConfig(ConfigBase):
+    """How ``rag-bench eval`` scores one model: modes, retrieval, decoding, diversity prompts, histogram."""
+
+    modes: tuple[str, ...] = ("closed", "grounded")  # answer modes: closed | grounded | grounded_span
+    k: int = 3  # passages per grounded prompt (3 chunks of 500 characters fit 512 positions)
+    retrieval: Literal["dense", "bm25", "hybrid"] = "dense"  # retriever over the index
+    limit: int | None = None  # evaluate a seeded sample of this many probes (None: all)
+    decode: DecodeConfig = dataclasses.field(default_factory=_answer_decode)  # answers: greedy, stop at newline
+    batch_size: int = 32  # prompts per generation batch and texts per scoring batch (overrides decode.batch_size)
+    numeric_rel_tol: float = 0.01  # numeric_match tolerance, relative (number probes only)
+    diversity_prompts: int = 64  # human prompts continued for diversity and distribution (0: skip both)
+    diversity_prompt_words: int = 32  # words of a held-out text that make one prompt
+    continuation_decode: DecodeConfig = dataclasses.field(default_factory=_continuation_decode)  # continuations
+    rare_max_count: int = 3  # an n-gram seen at most this often in the human training texts is rare
+    heldout_max_texts: int = 0  # held-out texts scored for perplexity (0: all)
+    histogram_bins: int = 40  # log-spaced bins of the per-sequence perplexity histogram
+    histogram_range: tuple[float, float] = (1.0, 10_000.0)  # fixed edges, so generations overlay
+    seed: int = 0  # probe sample, prompt choice and sampling
+    cache_dir: str = ""  # retrieved contexts and reference scores; empty: beside the output (see evaluate)
+
+    def __post_init__(self) -> None:
+        allowed = ("closed", "grounded", "grounded_span")
+        if not self.modes or any(m not in allowed for m in self.modes) or len(set(self.modes)) != len(self.modes):
+            raise ConfigError(f"modes must be distinct names among {list(allowed)}, got {list(self.modes)}")
+        if self.k < 1 or self.batch_size < 1:
+            raise ConfigError(f"k and batch_size must be >= 1, got k={self.k}, batch_size={self.batch_size}")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit must be >= 1 or None, got {self.limit}")
+        if self.diversity_prompts < 0 or self.diversity_prompt_words < 1 or self.heldout_max_texts < 0:
+            raise ConfigError("diversity_prompts and heldout_max_texts must be >= 0, diversity_prompt_words >= 1")
+        if self.rare_max_count < 1 or self.histogram_bins < 1:
+            raise ConfigError("rare_max_count and histogram_bins must be >= 1")
+        low, high = self.histogram_range
+        if not 0 < low < high:
+            raise ConfigError(f"histogram_range must be 0 < low < high, got {self.histogram_range}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig(ConfigBase):
+    """``rag-bench train``: optimisation, evaluation, checkpoints and the training mixture of generation 0."""
+
+    model: ModelConfig = dataclasses.field(default_factory=lambda: ModelConfig.preset("base"))  # built from scratch
+    seed: int = 0  # model init, data order, copy curriculum
+    max_steps: int = 2000  # optimizer steps
+    max_minutes: float = 0.0  # stop (and checkpoint) after this wall time; 0 = no limit
+    batch_size: int = 16  # rows of n_positions tokens per optimizer step (all processes together)
+    grad_accum: int = 1  # micro-batches per step (same batch, less memory)
+    lr: float = 3e-3  # peak learning rate (small models copy sooner with a high rate)
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    warmup_steps: int = 100  # linear warm-up steps
+    weight_decay: float = 0.1  # AdamW decay of matrices (none on embeddings, norms, biases)
+    beta2: float = 0.95  # AdamW second-moment decay
+    grad_clip: float = 1.0  # clip the global gradient norm
+    bf16: bool = True  # bf16 autocast where the hardware supports it
+    eval_every: int = 200  # steps between held-out perplexity evaluations (the best is kept)
+    eval_max_texts: int = 200  # held-out texts scored per evaluation (0: all)
+    save_every: int = 200  # steps between resumable checkpoints in out_dir/last
+    probe_count: int = 100  # closed-book and copy probes scored at each evaluation (0: none)
+    retrieval_share: float = 0.0  # share of rows that are texts prefixed with neighbour passages
+    retrieval_examples: int = 5000  # texts sent to the neighbours function (one call at the start)
+    copy_share: float = 0.25  # share of rows from the copy curriculum (invented / counterfactual records)
+    copy_warmup_steps: int = 0  # steps of copy curriculum only, before the mixture
+    copy_max_lines: int = 6  # record lines per copy passage at most
+    copy_max_distractors: int = 2  # other passages beside the one holding the fact, at most
+
+    def __post_init__(self) -> None:
+        if min(self.max_steps, self.batch_size, self.grad_accum, self.eval_every, self.save_every) < 1:
+            raise ConfigError("max_steps, batch_size, grad_accum, eval_every and save_every must be >= 1")
+        if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1 or self.warmup_steps < 0:
+            raise ConfigError("lr must be > 0, min_lr_ratio in [0, 1], warmup_steps >= 0")
+        if not (0 <= self.retrieval_share <= 1 and 0 <= self.copy_share <= 1 and
+                self.retrieval_share + self.copy_share <= 1):
+            raise ConfigError("retrieval_share and copy_share must be in [0, 1] and sum to at most 1")
+        if self.copy_max_lines < 2 or self.copy_max_distractors < 0 or self.copy_warmup_steps < 0:
+            raise ConfigError("copy_max_lines must be >= 2, copy_max_distractors and copy_warmup_steps >= 0")

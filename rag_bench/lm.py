@@ -1,6 +1,8 @@
 """The causal LM of every generation: tokenizer, model, save/load, batched generation and scoring.
 
-    from rag_bench.config import DecodeConfig, ModelConfig
+    from transformers.utils import logging as hf_logging
+
+from rag_bench.config import DecodeConfig, ModelConfig
     from rag_bench.lm import LM, train_tokenizer
 
     tokenizer = train_tokenizer(texts, vocab_size=8192)
@@ -25,7 +27,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -40,6 +42,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerFast,
 )
+from transformers.utils import logging as hf_logging
 
 from rag_bench.config import DecodeConfig, ModelConfig
 from rag_bench.records import read_json, write_json
@@ -167,7 +170,8 @@ class LM:
             raise ModelLoadError(f"{path}: not a causal-LM model folder; missing {', '.join(missing)}")
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+            with _quiet_transformers():
+                model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
         except (OSError, ValueError, KeyError) as exc:
             raise ModelLoadError(f"{path}: could not load the model or tokenizer ({exc})") from exc
         config_file = path / MODEL_CONFIG_FILE
@@ -189,10 +193,13 @@ class LM:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
         try:
-            self.model.save_pretrained(tmp)
+            with _quiet_transformers():
+                self.model.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
             if self.config is not None:
                 write_json(tmp / MODEL_CONFIG_FILE, self.config.to_dict())
+            for item in [tmp, *tmp.iterdir()]:  # mkdtemp and safetensors create owner-only files
+                item.chmod(0o755 if item.is_dir() else 0o644)
             replace_dir(tmp, path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -232,6 +239,10 @@ class LM:
         if allowed_spans is not None and len(allowed_spans) != len(prompts):
             raise ValueError(f"allowed_spans has {len(allowed_spans)} entries for {len(prompts)} prompts")
         encoded = [self._encode_prompt(p, decode.max_new_tokens) for p in prompts]
+        if truncated := [dropped for _, dropped in encoded if dropped]:
+            log.warning("%d of %d prompts truncated from the left (up to %d tokens) to fit %d positions with %d new "
+                        "tokens", len(truncated), len(prompts), max(truncated), self.max_positions,
+                        decode.max_new_tokens)
         order = sorted(range(len(prompts)), key=lambda i: len(encoded[i][0]))  # similar lengths pad less
         results: list[Generation | None] = [None] * len(prompts)
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
@@ -253,8 +264,6 @@ class LM:
         room = self.max_positions - max_new_tokens
         dropped = max(0, len(ids) - room)
         if dropped:
-            log.warning("prompt of %d tokens truncated from the left by %d to fit %d positions with %d new tokens",
-                        len(ids), dropped, self.max_positions, max_new_tokens)
             ids = ids[dropped:]
         return ids, dropped
 
@@ -408,6 +417,18 @@ class SpanConstraint:
                          if j + m < len(self.contexts[row][p]) and self.contexts[row][p][j + m] == last]
             self._matches[key] = found
         return self._matches[key]
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """No per-shard progress bars for models of a few megabytes."""
+    was_active = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_active:
+            hf_logging.enable_progress_bar()
 
 
 def cut_at_stop(text: str, stop: Iterable[str]) -> str:

@@ -10,8 +10,9 @@ or a rare term). Each probe carries its ``source_chunk_id``, so a grounded model
 
 Fact frequency follows Kandpal et al. 2023 ("Large Language Models Struggle to Learn Long-Tail Knowledge"):
 the number of corpus chunks in which the subject and the answer occur together, as whole words, case-insensitive,
-with whitespace normalised. The probes are split at the frequency tertiles into tail / torso / head buckets; the
-thresholds are stored in every probe's metadata and in the sidecar ``<probes>.meta.json``.
+with whitespace normalised. The probes are split into tail / torso / head buckets of sizes as equal as the ties
+allow (``frequency_thresholds``); the thresholds are stored in every probe's metadata and in the sidecar
+``<probes>.meta.json``, which also holds the counts, the builder's arguments and the facts and chunk hashes.
 """
 
 from __future__ import annotations
@@ -28,7 +29,17 @@ from typing import Any
 import numpy as np
 from langchain_core.documents import Document
 
-from rag_bench.records import Probe, read_jsonl, sha256_file, sha256_text, write_json, write_jsonl
+from rag_bench.records import (
+    Probe,
+    RecordError,
+    iter_jsonl,
+    read_jsonl,
+    read_probes,
+    sha256_file,
+    sha256_text,
+    write_json,
+    write_jsonl,
+)
 
 BUCKETS = ("tail", "torso", "head")
 EXCLUDED_CODES = frozenset({"xx", "ee"})  # World and European Union: aggregates, not countries
@@ -285,8 +296,9 @@ def _factbook_probes(facts_path: str | Path, chunks: Sequence[Document], *, fiel
     by_doc: dict[str, list[Document]] = defaultdict(list)
     for chunk in chunks:
         by_doc[chunk.metadata.get("doc_id", "")].append(chunk)
-    wanted, skipped, probes, seen = set(fields), Counter(), [], set()
+    wanted, skipped, probes, seen, countries = set(fields), Counter(), [], set(), set()
     for number, fact in enumerate(read_jsonl(facts_path), start=1):
+        countries.add(fact.get("country", ""))
         if fact.get("field") not in wanted or fact.get("country_code") in EXCLUDED_CODES:
             continue
         if split != "all" and fact.get("split") != split:
@@ -318,11 +330,10 @@ def _factbook_probes(facts_path: str | Path, chunks: Sequence[Document], *, fiel
                       "frequency_answer": _frequency_answer(answer_type, answers),
                       "source_chunk_id": source.metadata["chunk_id"], "doc_id": fact.get("doc_id")}))
     probes = _sample(probes, limit, seed)
-    countries = sorted({p.metadata["country"] for p in probes})
     counter = ChunkCooccurrence(chunks)
     for probe in probes:
         name = probe.metadata["country"]
-        longer = [c for c in countries if c != name and name.casefold() in c.casefold()]
+        longer = sorted(c for c in countries if c != name and name.casefold() in c.casefold())
         probe.metadata["frequency"] = counter.count(name, probe.metadata["frequency_answer"], exclude=longer)
     return assign_buckets(probes, thresholds), skipped
 
@@ -348,28 +359,32 @@ def _sample(probes: list[Probe], limit: int | None, seed: int) -> list[Probe]:
 # ---------------------------------------------------------------------------------------
 # Cloze probes for any corpus
 
-_STOPWORDS = frozenset(
-    "a about above after again against all also an and any are as at be been before being below between both but by "
-    "can could did do does each for from further had has have he her here his how i if in into is it its itself more "
-    "most no nor not of off on once only or other our out over own same she should so some such than that the their "
-    "them then there these they this those through to too under until up very was we were what when where which "
-    "while who whom why will with would you your".split())
+_STOPWORDS = frozenset({
+    "a", "about", "above", "after", "again", "against", "all", "also", "an", "and", "any", "are", "as", "at", "be",
+    "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "each",
+    "for", "from", "further", "had", "has", "have", "he", "her", "here", "his", "how", "i", "if", "in", "into", "is",
+    "it", "its", "itself", "more", "most", "no", "nor", "not", "of", "off", "on", "once", "only", "or", "other",
+    "our", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their",
+    "them", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up",
+    "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with",
+    "would", "you", "your"
+})
 _SENTENCE = re.compile(r"(?:^|(?<=[.!?]\s))([A-Z][^\n]*?[.!?])(?=\s|$)", re.M)
 _NUMBER_SPAN = re.compile(r"(?<![\w.,-])\d[\d,]*(?:\.\d+)?%?(?![\w%]|[.,]\d)")
-_PROPER_SPAN = re.compile(r"(?<![\w'-])[A-Z][\w'’-]*(?: [A-Z][\w'’-]*)*")
+_PROPER_SPAN = re.compile(r"(?<![\w'’.-])[A-Z][\w-]*[a-zA-Z](?: [A-Z][\w-]*[a-zA-Z])*(?![\w'’-]|\.\w)")
 _TERM_SPAN = re.compile(r"(?<![\w'-])[a-z][a-z-]{5,}(?![\w'-])")
 
 
 def build_cloze_probes(chunks: Sequence[Document], *, limit: int | None = 1000, seed: int = 0,
                        min_prefix_words: int = 5, max_span_words: int = 5, rare_max_chunks: int = 2,
-                       subject_words: int = 2, thresholds: dict[str, int] | None = None) -> list[Probe]:
+                       thresholds: dict[str, int] | None = None) -> list[Probe]:
     """Cloze probes: a sentence prefix that ends right before a salient span, which is the answer.
 
     Salient spans are numbers, proper nouns (capitalised words not at the sentence start) and rare terms
     (a lowercase word of 6+ letters in at most ``rare_max_chunks`` chunks). Each sentence gives at most one
     probe, its last salient span after ``min_prefix_words`` words that the prefix does not already contain.
-    The subject is the ``subject_words`` rarest content words of the prefix (by chunk frequency): like
-    Kandpal's subject entity they name what the sentence is about, where frequent words would match everything.
+    The subject stands in for Kandpal's subject entity: the rarest (fewest chunks) capitalised word of the prefix,
+    the most specific name in it ("Karzai" rather than "Afghanistan"); without one, the rarest content word.
     """
     counter = ChunkCooccurrence(chunks)
     candidates: dict[tuple[str, str], Probe] = {}
@@ -379,19 +394,18 @@ def build_cloze_probes(chunks: Sequence[Document], *, limit: int | None = 1000, 
             if sentence.start() == 0 and meta.get("start_index", 0) > 0:
                 continue  # may be the tail of a sentence cut by the chunker
             probe = _cloze_from_sentence(sentence[1], sentence.start(1), chunk, counter, min_prefix_words,
-                                         max_span_words, rare_max_chunks, subject_words)
+                                         max_span_words, rare_max_chunks)
             if probe is not None:
                 candidates.setdefault((probe.prompt, probe.golden_answers[0]), probe)
     probes = _sample(list(candidates.values()), limit, seed)
     for probe in probes:
-        probe.metadata["frequency"] = counter.count(probe.metadata["subject"].split(), probe.golden_answers[0])
+        probe.metadata["frequency"] = counter.count(probe.metadata["subject"], probe.golden_answers[0])
         probe.metadata["frequency_answer"] = probe.golden_answers[0]
     return assign_buckets(probes, thresholds)
 
 
 def _cloze_from_sentence(sentence: str, offset: int, chunk: Document, counter: ChunkCooccurrence,
-                         min_prefix_words: int, max_span_words: int, rare_max_chunks: int,
-                         subject_words: int) -> Probe | None:
+                         min_prefix_words: int, max_span_words: int, rare_max_chunks: int) -> Probe | None:
     spans = [(m.start(), m.group(), "number") for m in _NUMBER_SPAN.finditer(sentence)]
     spans += [(m.start(), m.group(), "proper_noun") for m in _PROPER_SPAN.finditer(sentence) if m.start() > 0]
     spans += [(m.start(), m.group(), "rare_term") for m in _TERM_SPAN.finditer(sentence)
@@ -405,10 +419,12 @@ def _cloze_from_sentence(sentence: str, offset: int, chunk: Document, counter: C
         content = [w for w in dict.fromkeys(words) if len(w) >= 3 and w not in _STOPWORDS and not w.isdigit()]
         if not content:
             continue
-        subject = sorted(content, key=lambda w: (len(counter.postings.get(w, ())), words.index(w)))[:subject_words]
+        capitalised = {w.casefold() for w in _WORD.findall(prompt) if w[0].isupper()}
+        names = [w for w in content if w in capitalised]
+        subject = min(names or content, key=lambda w: (len(counter.postings.get(w, ())), words.index(w)))
         chunk_id = chunk.metadata["chunk_id"]
         return Probe(id=f"cloze/{chunk_id}/{offset + start}", prompt=prompt, golden_answers=(span,),
-                     metadata={"kind": "cloze", "subject": " ".join(subject), "field": span_type,
+                     metadata={"kind": "cloze", "subject": subject, "field": span_type,
                                "answer_type": "number" if span_type == "number" else "text",
                                "source_chunk_id": chunk_id, "source": chunk.metadata.get("source"),
                                "doc_id": chunk.metadata.get("doc_id"), "char_start": offset + start})
@@ -417,6 +433,17 @@ def _cloze_from_sentence(sentence: str, offset: int, chunk: Document, counter: C
 
 # ---------------------------------------------------------------------------------------
 # Files: the probes and their sidecar
+
+
+def load_probes(path: str | Path) -> list[Probe]:
+    """A user's QA JSONL, accepted as it is (``read_probes``); probe ids must be unique."""
+    probes = read_probes(path)
+    first_line: dict[str, int] = {}
+    for (number, _), probe in zip(iter_jsonl(path), probes, strict=True):
+        if probe.id in first_line:
+            raise RecordError(f"{path}:{number}: probe id {probe.id!r} already used on line {first_line[probe.id]}")
+        first_line[probe.id] = number
+    return probes
 
 
 def meta_path(probes_path: str | Path) -> Path:
@@ -448,19 +475,24 @@ def chunks_hash(chunks: Iterable[Document]) -> str:
 
 def make_probe_file(kind: str, chunks: Sequence[Document], out: str | Path, *, facts_path: str | Path | None = None,
                     fields: Sequence[str] = DEFAULT_FIELDS, split: str = "train", limit: int | None = None,
-                    seed: int = 0, index_info: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Build probes of ``kind`` ("factbook" or "cloze"), write ``out`` and its sidecar; return the sidecar."""
+                    seed: int = 0, thresholds: dict[str, int] | None = None,
+                    index_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build probes of ``kind`` ("factbook" or "cloze"), write ``out`` and its sidecar; return the sidecar.
+
+    ``thresholds`` (``{"tail_max": a, "torso_max": b}``) fixes the buckets; by default they are chosen from
+    the frequencies (see ``frequency_thresholds``).
+    """
     started = time.perf_counter()
     if kind == "factbook":
         if facts_path is None or not Path(facts_path).is_file():
             raise FileNotFoundError(f"{facts_path}: facts.jsonl not found; build it with `rag-bench factbook`")
         probes, skipped = _factbook_probes(facts_path, chunks, fields=fields, split=split, limit=limit, seed=seed,
-                                           thresholds=None)
-        arguments = {"fields": list(fields), "split": split, "limit": limit, "seed": seed,
+                                           thresholds=thresholds)
+        arguments = {"fields": list(fields), "split": split, "limit": limit, "seed": seed, "thresholds": thresholds,
                      "facts": str(facts_path), "facts_sha256": sha256_file(facts_path)}
     elif kind == "cloze":
-        probes, skipped = build_cloze_probes(chunks, limit=limit, seed=seed), Counter()
-        arguments = {"limit": limit, "seed": seed}
+        probes, skipped = build_cloze_probes(chunks, limit=limit, seed=seed, thresholds=thresholds), Counter()
+        arguments = {"limit": limit, "seed": seed, "thresholds": thresholds}
     else:
         raise ValueError(f"unknown probe kind {kind!r}; choose factbook or cloze")
     if not probes:

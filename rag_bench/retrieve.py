@@ -58,6 +58,19 @@ class IndexRetriever(BaseRetriever):
             ranked = reciprocal_rank_fusion([self._dense(query, depth), self._bm25_search(query, depth)])[:k]
         return [self._result(cid, score, rank, mode) for rank, (cid, score) in enumerate(ranked, start=1)]
 
+    def batch_search(self, queries: list[str], *, k: int | None = None,
+                     mode: RetrievalMode | None = None) -> list[list[Document]]:
+        """Many queries at once: dense retrieval embeds them in one batch and searches FAISS once."""
+        k, mode = k or self.k, mode or self.mode
+        if mode != "dense" or not queries:
+            return [self.search(q, k=k, mode=mode) for q in queries]
+        vectors = np.asarray(self.store.embedding_function.embed_documents(list(queries)), dtype="float32")
+        scores, rows = self.store.index.search(vectors, k)
+        ids = self.store.index_to_docstore_id
+        return [[self._result(ids[int(r)], float(s), rank, mode)
+                 for rank, (s, r) in enumerate(zip(row_scores, row_ids, strict=True), start=1) if r >= 0]
+                for row_scores, row_ids in zip(scores, rows, strict=True)]
+
     def _dense(self, query: str, k: int) -> list[tuple[str, float]]:
         return [(doc.id, float(score)) for doc, score in self.store.similarity_search_with_score(query, k=k)]
 

@@ -106,7 +106,7 @@ class CopyTask:
     """
 
     def __init__(self, records: dict[str, list[RecordLine]], *, seed: int = 0, min_lines: int = 2,
-                 max_lines: int = 8, max_distractors: int = 2, p_invented: float = 0.7,
+                 max_lines: int = 8, max_distractors: int = 2, p_invented: float = 0.7, p_borrow: float = 0.5,
                  max_value_chars: int = 60) -> None:
         self.entities = {e: [r for r in lines if len(r.value) <= max_value_chars] for e, lines in records.items()}
         self.entities = {e: lines for e, lines in self.entities.items() if len(lines) >= min_lines}
@@ -119,9 +119,10 @@ class CopyTask:
                 self.by_field.setdefault(r.field, []).append(r.value)
         self.rng = random.Random(seed)
         self.min_lines, self.max_lines = min_lines, max_lines
-        self.max_distractors, self.p_invented = max_distractors, p_invented
+        self.max_distractors, self.p_invented, self.p_borrow = max_distractors, p_invented, p_borrow
 
     def _passage(self, invented: bool | None = None) -> list[RecordLine]:
+        """A window of one entity's lines under a new name (invented) or its own, with every value changed."""
         rng = self.rng
         lines = self.entities[rng.choice(self.names)]
         n = rng.randint(self.min_lines, min(self.max_lines, len(lines)))
@@ -129,14 +130,18 @@ class CopyTask:
         window = lines[start:start + n]
         if invented is None:
             invented = rng.random() < self.p_invented
-        if invented:
-            name = invent_name(rng)
-            return [dataclasses.replace(r, entity=name, value=invent_value(r.value, rng)) for r in window]
-        return [dataclasses.replace(r, value=self._counterfactual(r)) for r in window]
+        name = invent_name(rng) if invented else window[0].entity
+        return [dataclasses.replace(r, entity=name, value=self._new_value(r)) for r in window]
 
-    def _counterfactual(self, rec: RecordLine) -> str:
-        others = [v for v in self.by_field.get(rec.field, ()) if v != rec.value]
-        return self.rng.choice(others) if others and self.rng.random() < 0.7 else invent_value(rec.value, self.rng)
+    def _new_value(self, rec: RecordLine) -> str:
+        """Another entity's value for the same field (counterfactual) or an invented value of the same shape."""
+        if self.rng.random() < self.p_borrow:
+            others = self.by_field.get(rec.field, ())
+            for _ in range(4):
+                value = self.rng.choice(others)
+                if value != rec.value:
+                    return value
+        return invent_value(rec.value, self.rng)
 
     def _passages(self, invented: bool | None = None) -> tuple[list[RecordLine], list[str]]:
         target = self._passage(invented)
@@ -160,12 +165,65 @@ class CopyTask:
         return render_prompt(line.prefix, passages), line.value, passages
 
 
-def corpus_examples(texts: Sequence[str], tokenizer) -> list[int]:
-    """The corpus as one token stream, each document preceded by BOS."""
+def corpus_stream(texts: Sequence[str], tokenizer) -> list[int]:
+    """The corpus as one token stream, each document preceded by BOS (EOS for tokenizers that add no BOS)."""
     stream: list[int] = []
+    separator = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     for enc in tokenizer(list(texts))["input_ids"]:
+        if not enc or enc[0] != separator:
+            enc = [separator, *enc]
         stream.extend(enc)
     return stream
+
+
+def text_segments(texts: Sequence[str], max_chars: int) -> list[str]:
+    """Texts cut at line ends into segments of at most ``max_chars`` (a longer line is its own segment)."""
+    segments = []
+    for text in texts:
+        current = ""
+        for line in text.splitlines():
+            if current and len(current) + 1 + len(line) > max_chars:
+                segments.append(current)
+                current = ""
+            current = f"{current}\n{line}" if current else line
+        if current.strip():
+            segments.append(current)
+    return segments
+
+
+def retrieval_examples(texts: Sequence[str], tokenizer, neighbours, *, block: int, max_examples: int, seed: int,
+                       segment_chars: int = 400) -> list[Example]:
+    """Segments of ``texts`` prefixed with their neighbours' passages through ``render_prompt``.
+
+    The loss covers the segment only. A segment's own chunk may be among its neighbours: copying
+    it is exactly what grounded answering asks of the model. Passages that do not fit in ``block``
+    are dropped from the end (the retriever ranks the best first).
+    """
+    segments = text_segments(texts, segment_chars)
+    random.Random(seed).shuffle(segments)
+    segments = segments[:max_examples]
+    passages_per_segment = neighbours(segments) if segments else []
+    if len(passages_per_segment) != len(segments):
+        raise ValueError(f"neighbours returned {len(passages_per_segment)} lists for {len(segments)} texts")
+    examples = []
+    for segment, passages in zip(segments, passages_per_segment, strict=True):
+        seg_ids = tokenizer(segment + "\n", add_special_tokens=False)["input_ids"][: block - 1]
+        passages = list(passages)
+        while True:
+            ctx_ids = tokenizer(render_prompt("", passages))["input_ids"] if passages else tokenizer("")["input_ids"]
+            if len(ctx_ids) + len(seg_ids) <= block or not passages:
+                break
+            passages.pop()
+        examples.append(Example(ids=ctx_ids + seg_ids, labels=[IGNORE] * len(ctx_ids) + seg_ids))
+    return examples
+
+
+def probe_lines(records: dict[str, list[RecordLine]], count: int, *, seed: int,
+                max_value_chars: int = 40) -> list[tuple[str, str]]:
+    """(record prefix, value) of ``count`` training facts with short values: closed-book probes."""
+    lines = [r for rs in records.values() for r in rs if len(r.value) <= max_value_chars]
+    rng = random.Random(seed)
+    return [(r.prefix, r.value) for r in rng.sample(lines, min(count, len(lines)))]
 
 
 def pack_examples(examples: Sequence[Example], block: int, pad_id: int) -> list[Example]:
@@ -173,17 +231,22 @@ def pack_examples(examples: Sequence[Example], block: int, pad_id: int) -> list[
     blocks: list[Example] = []
     ids: list[int] = []
     labels: list[int] = []
+
+    def close() -> None:
+        blocks.append(Example(ids=ids + [pad_id] * (block - len(ids)), labels=labels + [IGNORE] * (block - len(ids))))
+
     for ex in examples:
-        if len(ex.ids) > block:
+        if len(ex.ids) > block:  # keep the end: the part with the loss
             ex = Example(ids=ex.ids[-block:], labels=ex.labels[-block:])
         if len(ids) + len(ex.ids) > block:
-            blocks.append(Example(ids=ids + [pad_id] * (block - len(ids)), labels=labels + [IGNORE] * (block - len(ids))))
+            close()
             ids, labels = [], []
         ids, labels = ids + ex.ids, labels + ex.labels
     if ids:
-        blocks.append(Example(ids=ids + [pad_id] * (block - len(ids)), labels=labels + [IGNORE] * (block - len(ids))))
+        close()
     return blocks
 
 
-__all__ = ["IGNORE", "PASSAGE_SEPARATOR", "CopyTask", "Example", "RecordLine", "corpus_examples", "invent_name",
-           "invent_value", "pack_examples", "parse_record_line", "record_lines"]
+__all__ = ["IGNORE", "PASSAGE_SEPARATOR", "CopyTask", "Example", "RecordLine", "corpus_stream", "invent_name",
+           "invent_value", "pack_examples", "parse_record_line", "probe_lines", "record_lines", "retrieval_examples",
+           "text_segments"]

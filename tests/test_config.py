@@ -28,7 +28,7 @@ def test_every_config_is_frozen_keyword_only_with_defaults(cls):
 def test_from_file_names_the_bad_key(tmp_path: Path):
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps({"chunk_sise": 10}))
-    with pytest.raises(ConfigError, match="cfg.json: unknown key 'chunk_sise'"):
+    with pytest.raises(ConfigError, match=r"cfg\.json: unknown key 'chunk_sise'"):
         CorpusConfig.from_file(path)
     path.write_text(json.dumps({"chunk_size": "big"}))
     with pytest.raises(ConfigError, match="key 'chunk_size': expected int"):

@@ -1,0 +1,270 @@
+"""The Chat tab: one question, the parametric (closed-book) and the grounded answer side by side.
+
+    python ui.py    # then the Chat tab; or call the handlers directly:
+
+    from rag_bench.app_chat import ask
+    for left, right in ask(app, "Algeria | Government | Capital:", run="quick-factbook", generation="gen_0"):
+        ...                                   # gradio messages: closed-book left, grounded + citations right
+
+Each answer is a gradio 6 message dict; every retrieved passage follows the grounded answer as a collapsed
+"thought" message titled with its source, page and score, whose text marks the answer where it occurs.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+import random
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rag_bench.app_state import GEN_DIR, App, AppConfig, UserError, generations, read_json_or_none, resolve_inside
+from rag_bench.config import DecodeConfig
+
+EXAMPLES = ["Algeria | Government | Capital:", "France | Communications | Internet country code:",
+            "Japan | People and Society | Population - total:", "What is the capital of Algeria?"]
+MODE_TITLES = {"closed": "Parametric (closed-book)", "grounded": "Grounded (retrieval)"}
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]#~|])")
+
+Messages = list[dict[str, Any]]
+
+
+# ---------------------------------------------------------------------------------------
+# Which model
+
+
+def resolve_model(cfg: AppConfig, run: str | None, generation: str | None, folder: str = "") -> tuple[Path, str]:
+    """(model folder, short label) from a run and generation, or from a folder under the data or upload root."""
+    if folder and folder.strip():
+        for root in (cfg.data_path, cfg.upload_path):
+            try:
+                path = resolve_inside(root, folder, "model folder")
+            except UserError:
+                continue
+            if not (path / "config.json").is_file():
+                raise UserError(f"{folder}: not a model folder (no config.json); name a folder saved by LM.save")
+            return path, path.name if not GEN_DIR.match(path.parent.name) else path.parent.name
+        raise UserError(f"{folder}: model folders must lie inside {cfg.data_path} or {cfg.upload_path}")
+    if not run:
+        raise UserError("No model yet: pick a run with a trained generation (the Experiment tab starts one), "
+                        "or name a model folder.")
+    gens = generations(cfg.runs_path / run)
+    if not gens:
+        raise UserError(f"Run {run!r} has no trained generation yet; generation 0 appears when its training ends.")
+    if generation not in gens:
+        raise UserError(f"Run {run!r} has no generation {generation!r}; pick one of {', '.join(gens)}.")
+    return gens[generation], generation
+
+
+def _first(mapping: Any, *keys: str) -> Any:
+    """The first of ``keys`` found anywhere in a nested dict (manifests and configs differ in depth)."""
+    if not isinstance(mapping, dict):
+        return None
+    for key in keys:
+        if mapping.get(key) not in (None, "", {}, []):
+            return mapping[key]
+    for value in mapping.values():
+        found = _first(value, *keys)
+        if found is not None:
+            return found
+    return None
+
+
+def trained_on(model_dir: Path) -> str:
+    """What a generation was trained on, from its manifest and its run's config, said plainly."""
+    gen_dir = model_dir.parent
+    match = GEN_DIR.match(gen_dir.name)
+    if match is None:
+        return "unknown (a model folder outside a run: no manifest says what it was trained on)"
+    number = int(match.group(1))
+    run_dir = next((p for p in gen_dir.parents if (p / "config.json").is_file() or (p / "status.json").is_file()),
+                   gen_dir.parent)
+    manifest = read_json_or_none(gen_dir / "manifest.json") or {}
+    run_cfg = read_json_or_none(run_dir / "config.json") or {}
+    corpus = _first(manifest, "corpus_name", "corpus") or _first(run_cfg, "corpus_name", "corpus") or "factbook"
+    corpus = corpus if isinstance(corpus, str) else "factbook"
+    strategy = _first(manifest, "strategy") or "/".join(gen_dir.relative_to(run_dir).parts[:-1]) or \
+        _first(run_cfg, "strategy")
+    tokens = _first(manifest, "train_tokens", "tokens")
+    if number == 0:
+        text = f"the human training split of the `{corpus}` corpus"
+    else:
+        text = f"text written by generation {number - 1}"
+        if strategy:
+            text += f" under the `{strategy}` strategy"
+    if isinstance(tokens, int):
+        text += f", {tokens / 1e6:.2f}M tokens"
+    return text
+
+
+def describe_model(app: App, model_dir: Path, label: str, corpus: str) -> str:
+    """The notice above the chat: size, training data and generation of the model being asked."""
+    lm, _ = app.lm(model_dir)
+    arch = lm.config.arch if lm.config else type(lm.model).__name__
+    size = f"`{lm.config.name}` {arch}" if lm.config else arch
+    match = GEN_DIR.match(model_dir.parent.name)
+    gen = f"generation {match.group(1)}" if match else "a model folder"
+    return (f"**Model:** {gen} (`{label}`), {size} with {lm.num_parameters / 1e6:.2f}M parameters and "
+            f"{lm.max_positions} positions. **Trained on:** {trained_on(model_dir)}. "
+            f"Closed-book answers come from its weights alone; grounded answers put the top-k passages of "
+            f"the `{corpus}` index before the question.")
+
+
+# ---------------------------------------------------------------------------------------
+# Answers as messages
+
+
+def check_question(cfg: AppConfig, question: str) -> str:
+    question = (question or "").strip()
+    if not question:
+        raise UserError("Type a question first, e.g. a record prefix such as 'Algeria | Government | Capital:'.")
+    if len(question) > cfg.max_question_chars:
+        raise UserError(f"The question has {len(question)} characters; the limit is {cfg.max_question_chars}.")
+    return question
+
+
+def decode_config(temperature: float, max_new_tokens: int) -> DecodeConfig:
+    """Greedy at temperature 0, else sampling with a fresh seed (the same question may then differ)."""
+    if not 1 <= int(max_new_tokens) <= 1024:
+        raise UserError(f"max new tokens must be between 1 and 1024, got {max_new_tokens}")
+    if float(temperature) <= 0:
+        return DecodeConfig(max_new_tokens=int(max_new_tokens))
+    return DecodeConfig(max_new_tokens=int(max_new_tokens), do_sample=True, temperature=float(temperature),
+                        seed=random.randrange(1 << 31))
+
+
+def markdown_text(text: str) -> str:
+    """Corpus text shown literally: no HTML, no Markdown emphasis or headings."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", html.escape(text, quote=False))
+
+
+def highlight(text: str, answer: str) -> str:
+    """``text`` as literal Markdown with each occurrence of ``answer`` (case-insensitive) in <mark>."""
+    answer = answer.strip()
+    if not answer:
+        return markdown_text(text)
+    parts = re.split(f"({re.escape(answer)})", text, flags=re.IGNORECASE)
+    return "".join(f"<mark>{markdown_text(p)}</mark>" if i % 2 else markdown_text(p) for i, p in enumerate(parts))
+
+
+def source_title(source: dict[str, Any]) -> str:
+    """Where a passage comes from: country and section for the Factbook, else file (and page)."""
+    if source.get("country"):
+        where = " · ".join(str(source[k]) for k in ("country", "section") if source.get(k))
+    else:
+        where = Path(str(source.get("source", "unknown source"))).name
+    if source.get("page"):
+        where += f", page {source['page']}"
+    score = source.get("score")
+    return f"[{source.get('rank', '?')}] {where}" + (f" · score {score:.3f}" if isinstance(score, float) else "")
+
+
+def citation(source: dict[str, Any], answer: str) -> dict[str, Any]:
+    return {"role": "assistant", "content": highlight(str(source.get("text", "")), answer),
+            "metadata": {"title": source_title(source), "status": "done"}}
+
+
+def answer_message(text: str, footer: str) -> dict[str, Any]:
+    body = f"**{markdown_text(text)}**" if text.strip() else "_(no answer: the model stopped at once)_"
+    return {"role": "assistant", "content": f"{body}\n\n<sub>{html.escape(footer)}</sub>"}
+
+
+def check_room(lm: Any, decode: DecodeConfig) -> None:
+    if decode.max_new_tokens >= lm.max_positions:
+        raise UserError(f"max new tokens ({decode.max_new_tokens}) must be below the model's "
+                        f"{lm.max_positions} positions")
+
+
+def answer_messages(app: App, question: str, model_dir: Path, label: str, mode: str, *, corpus: str, k: int,
+                    retrieval: str, decode: DecodeConfig) -> Messages:
+    """One answer (and, grounded, its citations) as gradio messages."""
+    from rag_bench.answer import closed_book, grounded
+
+    lm, lock = app.lm(model_dir)
+    check_room(lm, decode)
+    started = time.perf_counter()
+    if mode == "closed":
+        with lock:
+            result = closed_book(lm, [question], decode=decode)[0]
+        return [answer_message(result.text, f"{label} · closed-book · {time.perf_counter() - started:.1f} s")]
+    try:
+        retriever = app.retriever(corpus, retrieval)
+    except UserError as exc:
+        return [{"role": "assistant", "content": f"⚠️ No grounded answer: {exc}"}]
+    with lock:
+        result = grounded(lm, retriever, [question], k=int(k), decode=decode)[0]
+    footer = (f"{label} · grounded on {corpus} ({retrieval}, k={int(k)}) · {result.prompt_tokens} prompt tokens"
+              + (f", {result.truncated_tokens} cut" if result.truncated_tokens else "")
+              + f" · {time.perf_counter() - started:.1f} s")
+    return [answer_message(result.text, footer)] + [citation(s, result.text) for s in result.sources]
+
+
+def ask(app: App, question: str, run: str | None = None, generation: str | None = None, folder: str = "",
+        corpus: str = "factbook", k: int = 3, retrieval: str = "dense", temperature: float = 0.0,
+        max_new_tokens: int = 32, compare: bool = False, generation_b: str | None = None,
+        compare_mode: str = "closed", left: Messages | None = None,
+        right: Messages | None = None) -> Iterator[tuple[Messages, Messages]]:
+    """Yield (left, right) chat histories: the question, then each answer as soon as it is ready.
+
+    Normally left is closed-book and right grounded, of one model; with ``compare`` both sides answer in
+    ``compare_mode``, left from ``generation`` and right from ``generation_b``.
+    """
+    question = check_question(app.cfg, question)
+    decode = decode_config(temperature, max_new_tokens)
+    model_a, label_a = resolve_model(app.cfg, run, generation, folder)
+    if compare:
+        model_b, label_b = resolve_model(app.cfg, run, generation_b)
+        sides = [(model_a, label_a, compare_mode), (model_b, label_b, compare_mode)]
+    else:
+        sides = [(model_a, label_a, "closed"), (model_a, label_a, "grounded")]
+    for model_dir, _, _ in sides:  # load errors surface before the question is shown
+        check_room(app.lm(model_dir)[0], decode)
+    histories = [list(left or []), list(right or [])]
+    for history in histories:
+        history += [{"role": "user", "content": markdown_text(question)},
+                    {"role": "assistant", "content": "_answering…_"}]
+    yield list(histories[0]), list(histories[1])  # copies: each step is a snapshot
+    for history, (model_dir, label, mode) in zip(histories, sides, strict=True):
+        history[-1:] = answer_messages(app, question, model_dir, label, mode, corpus=corpus, k=k,
+                                       retrieval=retrieval, decode=decode)
+        yield list(histories[0]), list(histories[1])
+
+
+# ---------------------------------------------------------------------------------------
+# Record-prefix helper (the Factbook model answers best to the line prefix it was trained on)
+
+
+@functools.lru_cache(maxsize=2)
+def _facts(path: str, stamp: int) -> dict[str, dict[str, str]]:
+    table: dict[str, dict[str, str]] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                fact = json.loads(line)
+                table.setdefault(fact["country"], {}).setdefault(fact["field"], fact["record_prefix"])
+            except (ValueError, KeyError, TypeError):
+                continue  # the helper only suggests prefixes; a bad line costs one suggestion
+    return table
+
+
+def facts_table(cfg: AppConfig, corpus: str) -> dict[str, dict[str, str]]:
+    path = cfg.data_path / "corpora" / corpus / "facts.jsonl"
+    if not path.is_file():
+        return {}
+    return _facts(str(path), path.stat().st_mtime_ns)
+
+
+def prefix_fields(cfg: AppConfig, corpus: str, country: str) -> list[str]:
+    """The fields of a country, the probed ones (capital, population, ...) first."""
+    from rag_bench.probes import FIELD_ANSWERS
+
+    fields = facts_table(cfg, corpus).get(country or "", {})
+    return [f for f in FIELD_ANSWERS if f in fields] + sorted(f for f in fields if f not in FIELD_ANSWERS)
+
+
+def record_prefix(cfg: AppConfig, corpus: str, country: str, field: str) -> str:
+    return facts_table(cfg, corpus).get(country or "", {}).get(field or "", "")

@@ -1,0 +1,140 @@
+"""The Experiment tab's handlers: start, cancel, resume and follow a collapse run.
+
+    from rag_bench.app_experiment import start_run, cancel_run, resume_run, progress_html
+    run_id, message = start_run(cfg, runner, preset="quick", corpus="factbook")
+    progress_html(run_view(cfg, runner, run_id))     # a bar with the stage and the ETA
+
+Runs go through the server's one RunQueue, so a second start waits for the first instead of sharing the cores.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rag_bench.app_runs import RunQueue, collapse_job, mark_cancelled, resume_job, run_view
+from rag_bench.app_state import AppConfig, UserError, check_name, list_runs
+
+PRESETS = ("quick", "full", "paper")
+STRATEGIES = ("replace", "mix:0.1", "accumulate", "accumulate-subsample", "filter", "watermark", "grounded")
+MODEL_SIZES = ("preset default", "tiny", "small", "base", "large")
+DECODINGS = ("preset default", "beam", "sample")
+LIVE = ("queued", "starting", "running")
+FOLLOW_POLL_SECONDS = 1.0
+
+
+def format_duration(seconds: Any) -> str:
+    if not isinstance(seconds, int | float) or seconds < 0:
+        return "unknown"
+    seconds = int(seconds)
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds // 3600} h {round(seconds % 3600 / 60)} min"
+
+
+def start_run(cfg: AppConfig, runner: RunQueue, *, name: str = "", preset: str = "quick", generations: int = 0,
+              strategies: list[str] | None = None, model_size: str = "", decoding: str = "",
+              corpus: str = "factbook") -> tuple[str, str]:
+    """Queue a new run; returns its id and what happened, for the page."""
+    if preset not in PRESETS:
+        raise UserError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+    unknown = [s for s in strategies or [] if s not in STRATEGIES]
+    if unknown:
+        raise UserError(f"Unknown strategy {unknown[0]!r}; choose from {', '.join(STRATEGIES)}.")
+    if not 0 <= int(generations or 0) <= 100:
+        raise UserError(f"generations must be between 1 and 100 (0 keeps the preset's), got {generations}")
+    corpus = check_name(corpus, "corpus")
+    if corpus != "factbook" and not (cfg.indexes_path / corpus / "CURRENT").is_file():
+        raise UserError(f"The corpus {corpus!r} has no index yet; ingest it in the Corpus tab first.")
+    run_id = check_name(name.strip() if name and name.strip() else
+                        f"{preset}-{corpus}-{time.strftime('%Y%m%d-%H%M%S')}", "run name")
+    if (cfg.runs_path / run_id).exists() or runner.position(run_id) is not None:
+        raise UserError(f"A run named {run_id!r} exists already; resume it, or choose another name.")
+    settings = {"preset": preset, "generations": int(generations or 0), "strategies": tuple(strategies or ()),
+                "model_size": "" if model_size in ("", MODEL_SIZES[0]) else model_size,
+                "decoding": "" if decoding in ("", DECODINGS[0]) else decoding, "corpus": corpus}
+    ahead = runner.submit(collapse_job(cfg, run_id, **settings))
+    return run_id, (f"Started {run_id}." if ahead == 0 else f"Queued {run_id} behind {ahead} job(s).")
+
+
+def cancel_run(cfg: AppConfig, runner: RunQueue, run_id: str) -> str:
+    if not run_id:
+        raise UserError("Pick a run to cancel.")
+    done = runner.cancel(check_name(run_id, "run"))
+    mark_cancelled(cfg, run_id)
+    return f"{run_id}: {done}. Resume it to continue where it stopped."
+
+
+def resume_run(cfg: AppConfig, runner: RunQueue, run_id: str) -> str:
+    if not run_id:
+        raise UserError("Pick a run to resume.")
+    view = run_view(cfg, runner, check_name(run_id, "run"))
+    if view["state"] in LIVE:
+        raise UserError(f"{run_id} is {view['state']} already.")
+    if view["state"] == "done":
+        raise UserError(f"{run_id} has finished; there is nothing to resume.")
+    ahead = runner.submit(resume_job(cfg, run_id))
+    return f"Resuming {run_id}." if ahead == 0 else f"Queued the resume of {run_id} behind {ahead} job(s)."
+
+
+def default_run(cfg: AppConfig, runner: RunQueue) -> str | None:
+    """The run to show first: the one running, else the newest."""
+    current = runner.current
+    if current is not None and current.kind == "collapse":
+        return current.id
+    runs = list_runs(cfg.runs_path)
+    return runs[0] if runs else None
+
+
+def progress_text(view: dict[str, Any]) -> str:
+    """One line: state, stage, generation, strategy, per cent and ETA."""
+    parts = [view["state"]]
+    if view["state"] == "queued":
+        parts.append(f"{view['position']} job(s) ahead")
+    if view.get("stage"):
+        parts.append(str(view["stage"]))
+    if view.get("generations"):
+        parts.append(f"generation {view.get('generation', '?')} of {view['generations']}")
+    if view.get("strategy"):
+        parts.append(f"strategy {view['strategy']}")
+    if isinstance(view.get("fraction"), int | float):
+        parts.append(f"{100 * view['fraction']:.0f}%")
+    if view["state"] == "running":
+        parts.append(f"ETA {format_duration(view.get('eta_seconds'))}")
+    if view.get("error"):
+        parts.append(f"error: {view['error']}")
+    return " · ".join(parts)
+
+
+def progress_html(view: dict[str, Any] | None) -> str:
+    if view is None:
+        return "<p>No run yet. Start one below.</p>"
+    fraction = view.get("fraction") if isinstance(view.get("fraction"), int | float) else 0.0
+    fraction = 1.0 if view["state"] == "done" else max(0.0, min(1.0, float(fraction)))
+    color = {"failed": "#d9534f", "cancelled": "#999", "interrupted": "#f0ad4e"}.get(view["state"], "#3b82f6")
+    hint = " Resume continues where it stopped." if view.get("resumable") else ""
+    return (f'<div class="rb-run"><b>{html.escape(view["run_id"])}</b>: {html.escape(progress_text(view))}.{hint}'
+            f'<div style="background:#e5e7eb;border-radius:4px;height:10px;margin-top:6px">'
+            f'<div style="background:{color};width:{100 * fraction:.1f}%;height:10px;border-radius:4px"></div>'
+            f"</div></div>")
+
+
+def follow_run(cfg: AppConfig, runner: RunQueue, run_id: str | None,
+               progress: Callable[..., Any] | None = None) -> Iterator[tuple[str, str]]:
+    """Yield (progress HTML, log tail) until the run stops; ``progress`` gets the fraction, stage and ETA."""
+    if not run_id:
+        yield progress_html(None), ""
+        return
+    while True:
+        view = run_view(cfg, runner, run_id)
+        if progress is not None and view["state"] in LIVE:
+            fraction = view["fraction"] if isinstance(view["fraction"], int | float) else None
+            progress(fraction, desc=progress_text(view))
+        yield progress_html(view), view["log"]
+        if view["state"] not in LIVE:
+            return
+        time.sleep(FOLLOW_POLL_SECONDS)

@@ -1,0 +1,306 @@
+"""Background processes of the web UI: one collapse run (or index build) at a time, queued, cancellable.
+
+    from rag_bench.app_runs import RunQueue, collapse_job
+    runner = RunQueue(cfg)
+    runner.submit(collapse_job(cfg, "quick-factbook", preset="quick"))
+    run_view(cfg, runner, "quick-factbook")     # state, stage, fraction, ETA, log tail
+
+A run is the subprocess ``python -m rag_bench collapse --preset P --run-dir DATA/runs/<id> ...``; its progress
+is read from ``status.json`` and ``log.txt`` (docs/runs.md), so the page stays responsive while it trains, and
+a server restart finds it again. Cancelling terminates the process; resuming runs the same command again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rag_bench.app_state import AppConfig, UserError, check_name, list_runs, read_json_or_none
+from rag_bench.records import write_json
+
+AUTOSTART_RUN = "quick-factbook"  # the run first start makes when none exists
+TERMINATE_GRACE_SECONDS = 10.0  # after SIGTERM, SIGKILL follows
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FINISHED = ("done", "failed", "cancelled")
+
+
+@dataclasses.dataclass(kw_only=True)
+class Job:
+    """One subprocess the queue runs."""
+
+    id: str  # the run id, or "prepare"
+    kind: str  # collapse | prepare
+    argv: list[str]  # the command, never through a shell
+    run_dir: Path | None = None  # where status.json and log.txt appear (collapse only)
+    console: Path  # the process's stdout and stderr
+    state: str = "queued"  # queued | running | done | failed | cancelled
+    returncode: int | None = None  # exit code once finished
+    started: float | None = None  # time.time() at start
+    ended: float | None = None  # time.time() at the end
+    cancel_requested: bool = False  # set by cancel(): a non-zero exit then means cancelled, not failed
+    process: subprocess.Popen | None = dataclasses.field(default=None, repr=False)
+
+
+def collapse_argv(cfg: AppConfig, run_dir: Path, *, preset: str = "quick", generations: int = 0,
+                  strategies: tuple[str, ...] = (), model_size: str = "", decoding: str = "",
+                  corpus: str = "factbook") -> list[str]:
+    """The collapse command of docs/runs.md; a custom setting is passed only when the user chose one."""
+    argv = [*cfg.collapse_command, "--preset", preset, "--run-dir", str(run_dir), "--data-dir", str(cfg.data_path)]
+    if generations:
+        argv += ["--generations", str(int(generations))]
+    if strategies:
+        argv += ["--strategy", ",".join(strategies)]
+    if model_size:
+        argv += ["--model-size", model_size]
+    if decoding:
+        argv += ["--decoding", decoding]
+    if corpus != "factbook":
+        argv += ["--corpus", corpus]
+    return argv
+
+
+def command_file(cfg: AppConfig, run_id: str) -> Path:
+    """How the UI started a run, so that it can resume it after a restart."""
+    return cfg.ui_path / "runs" / f"{run_id}.json"
+
+
+def collapse_job(cfg: AppConfig, run_id: str, **settings: Any) -> Job:
+    """A new run with ``settings`` (see ``collapse_argv``); its command is saved for resuming."""
+    run_id = check_name(run_id, "run name")
+    run_dir = cfg.runs_path / run_id
+    argv = collapse_argv(cfg, run_dir, **settings)
+    write_json(command_file(cfg, run_id), {"argv": argv, "settings": settings, "created": time.time()})
+    return Job(id=run_id, kind="collapse", argv=argv, run_dir=run_dir, console=cfg.ui_path / "logs" / f"{run_id}.txt")
+
+
+def resume_job(cfg: AppConfig, run_id: str) -> Job:
+    """The same command again (the collapse run skips what it finished)."""
+    run_id = check_name(run_id, "run name")
+    saved = read_json_or_none(command_file(cfg, run_id)) or {}
+    if saved.get("settings") is not None:
+        argv = collapse_argv(cfg, cfg.runs_path / run_id, **saved["settings"])
+    else:  # a run started from the command line: its run dir holds the resolved config
+        argv = [*cfg.collapse_command, "--run-dir", str(cfg.runs_path / run_id), "--data-dir", str(cfg.data_path)]
+    write_json(command_file(cfg, run_id), {**saved, "argv": argv, "cancelled_by_user": False})
+    return Job(id=run_id, kind="collapse", argv=argv, run_dir=cfg.runs_path / run_id,
+               console=cfg.ui_path / "logs" / f"{run_id}.txt")
+
+
+def prepare_job(cfg: AppConfig) -> Job:
+    return Job(id="prepare", kind="prepare", argv=[*cfg.prepare_command, "--data-dir", str(cfg.data_path)],
+               console=cfg.ui_path / "logs" / "prepare.txt")
+
+
+class RunQueue:
+    """Runs jobs one after another in a worker thread; ``submit`` never blocks."""
+
+    def __init__(self, cfg: AppConfig) -> None:
+        self.cfg = cfg
+        self._queue: list[Job] = []
+        self._jobs: dict[str, Job] = {}
+        self._current: Job | None = None
+        self._cond = threading.Condition()
+        self._worker: threading.Thread | None = None
+        self._closed = False
+
+    def submit(self, job: Job) -> int:
+        """Queue ``job``; returns how many jobs run before it (0: it starts now)."""
+        with self._cond:
+            if self._closed:
+                raise UserError("The server is shutting down.")
+            if any(j.id == job.id for j in self._active()):
+                raise UserError(f"{job.id} is already running or queued.")
+            self._queue.append(job)
+            self._jobs[job.id] = job
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="rag-bench-runs", daemon=True)
+                self._worker.start()
+            self._cond.notify_all()
+            return len(self._active()) - 1
+
+    def _active(self) -> list[Job]:
+        return ([self._current] if self._current else []) + self._queue
+
+    def job(self, job_id: str) -> Job | None:
+        with self._cond:
+            return self._jobs.get(job_id)
+
+    def position(self, job_id: str) -> int | None:
+        """0 while running, n when n jobs run before it, None when neither."""
+        with self._cond:
+            ids = [j.id for j in self._active()]
+            return ids.index(job_id) if job_id in ids else None
+
+    @property
+    def current(self) -> Job | None:
+        return self._current
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                job = self._current = self._queue.pop(0)
+            self._run(job)
+            with self._cond:
+                self._current = None
+                if job.kind == "prepare" and job.state == "failed":
+                    for waiting in self._queue:  # every run needs the corpus and index this failed to build
+                        waiting.state, waiting.ended = "failed", time.time()
+                    self._queue.clear()
+
+    def _run(self, job: Job) -> None:
+        job.console.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+               "PYTHONUNBUFFERED": "1"}
+        job.started = time.time()
+        with open(job.console, "a", encoding="utf-8") as console:
+            console.write(f"\n$ {' '.join(job.argv)}\n")
+            console.flush()
+            try:
+                job.process = subprocess.Popen(job.argv, stdout=console, stderr=subprocess.STDOUT,
+                                               stdin=subprocess.DEVNULL, cwd=REPO_ROOT, env=env)
+            except OSError as exc:
+                console.write(f"could not start: {exc}\n")
+                job.state, job.returncode, job.ended = "failed", -1, time.time()
+                return
+            job.state = "running"
+            job.returncode = job.process.wait()
+        job.ended = time.time()
+        if job.returncode == 0:
+            job.state = "done"
+        else:
+            job.state = "cancelled" if job.cancel_requested else "failed"
+
+    def cancel(self, job_id: str) -> str:
+        """Drop a queued job, or terminate the running one (SIGTERM, then SIGKILL after a grace period)."""
+        with self._cond:
+            queued = next((j for j in self._queue if j.id == job_id), None)
+            if queued is not None:
+                self._queue.remove(queued)
+                queued.state, queued.ended = "cancelled", time.time()
+                return "removed from the queue"
+            job = self._current if self._current and self._current.id == job_id else None
+        if job is None or job.process is None:
+            raise UserError(f"{job_id} is not running on this server.")
+        job.cancel_requested = True
+        stop_process(job.process)
+        return "stopped"
+
+    def shutdown(self) -> None:
+        """Stop the worker and the process it runs (the run can be resumed at the next start)."""
+        with self._cond:
+            self._closed = True
+            self._queue.clear()
+            job = self._current
+            self._cond.notify_all()
+        if job is not None and job.process is not None:
+            job.cancel_requested = True
+            stop_process(job.process)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(TERMINATE_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def tail(path: Path, lines: int = 30, max_bytes: int = 65536) -> str:
+    """The last ``lines`` lines of a text file (a progress bar's carriage returns keep only its last state)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - max_bytes))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    rows = [next((piece for piece in reversed(row.split("\r")) if piece.strip()), "")
+            for row in text.replace("\r\n", "\n").split("\n")]
+    return "\n".join([row for row in rows if row.strip()][-lines:])
+
+
+def run_view(cfg: AppConfig, runner: RunQueue, run_id: str) -> dict[str, Any]:
+    """Everything the page shows about a run: status.json merged with what this server knows of its process."""
+    run_dir = cfg.runs_path / run_id
+    status = read_json_or_none(run_dir / "status.json") or {}
+    if not isinstance(status, dict):
+        status = {}
+    job = runner.job(run_id)
+    position = runner.position(run_id)
+    state = status.get("state") or "unknown"
+    if position:
+        state = "queued"
+    elif position == 0:  # this server runs it now; a state left by an earlier process is stale until rewritten
+        state = "running" if state == "running" else "starting"
+    elif job is not None and job.state in ("failed", "cancelled") and state not in FINISHED:
+        state = job.state  # the process ended without saying so (killed, or crashed before writing status)
+    elif state == "running" and position is None and not pid_alive(status.get("pid")):
+        state = "interrupted"
+    saved = read_json_or_none(command_file(cfg, run_id)) or {}
+    log = tail(run_dir / "log.txt")
+    if job is not None and (not log or state in ("failed", "starting")):
+        log = (log + "\n" if log else "") + tail(job.console, 15)
+    return {
+        "run_id": run_id, "state": state, "stage": status.get("stage", ""), "fraction": status.get("fraction"),
+        "eta_seconds": status.get("eta_seconds"), "generation": status.get("generation"),
+        "generations": status.get("generations"), "strategy": status.get("strategy"),
+        "error": status.get("error"), "position": position, "log": log,
+        "cancelled_by_user": bool(saved.get("cancelled_by_user")),
+        "resumable": state in ("cancelled", "interrupted", "failed") and position is None,
+    }
+
+
+def mark_cancelled(cfg: AppConfig, run_id: str) -> None:
+    """Remember that the user stopped this run, so that first start does not resume it."""
+    saved = read_json_or_none(command_file(cfg, run_id)) or {}
+    write_json(command_file(cfg, run_id), {**saved, "cancelled_by_user": True})
+
+
+def needs_prepare(cfg: AppConfig) -> bool:
+    from rag_bench.index import current_version
+
+    corpus = cfg.data_path / "corpora" / "factbook" / "corpus.jsonl"
+    return not corpus.is_file() or current_version(cfg.indexes_path / "factbook") is None
+
+
+def bootstrap(cfg: AppConfig, runner: RunQueue, *, autostart: bool = True) -> list[str]:
+    """First start: build what is missing, then start (or resume) the quick experiment when no run exists."""
+    queued = []
+    if needs_prepare(cfg):
+        runner.submit(prepare_job(cfg))
+        queued.append("prepare")
+    if not autostart:
+        return queued
+    runs = list_runs(cfg.runs_path)
+    if not runs:
+        runner.submit(collapse_job(cfg, AUTOSTART_RUN, preset="quick"))
+        queued.append(AUTOSTART_RUN)
+    elif AUTOSTART_RUN in runs:
+        view = run_view(cfg, runner, AUTOSTART_RUN)
+        if view["state"] == "interrupted" and not view["cancelled_by_user"]:
+            runner.submit(resume_job(cfg, AUTOSTART_RUN))
+            queued.append(AUTOSTART_RUN)
+    return queued

@@ -1,0 +1,261 @@
+"""``rag-bench train``: train generation 0 from scratch (or fine-tune ``--base-model``) on a corpus.
+
+    from rag_bench.config import DecodeConfig, TrainConfig
+    from rag_bench.train import train
+    model_dir = train(TrainConfig(), train_texts=texts, heldout_texts=heldout, out_dir="runs/r1/gen_0",
+                      neighbours=retriever_fn)          # -> runs/r1/gen_0/model (best held-out perplexity)
+
+Each optimizer step sees ``batch_size`` rows of ``n_positions`` tokens: packed corpus blocks,
+retrieval-augmented examples (passages from ``neighbours`` rendered with the answering prompt,
+loss on the text only) and copy-curriculum examples (see train_data). Every batch is a pure
+function of (seed, step), so a run resumed from ``out_dir/last`` sees the same data as one that
+never stopped. ``torchrun`` / ``accelerate launch`` run it data-parallel without code changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from rag_bench.config import DecodeConfig, TrainConfig
+from rag_bench.lm import LM, autocast, pick_device, replace_dir, train_tokenizer
+from rag_bench.records import read_json, read_jsonl, write_json, write_jsonl
+from rag_bench.train_data import (
+    CopyTask,
+    Example,
+    corpus_stream,
+    pack_examples,
+    probe_lines,
+    record_lines,
+    retrieval_examples,
+)
+
+Neighbours = Callable[[list[str]], list[list[str]]]  # texts -> passages to place before each text
+STATE_FILE = "trainer_state.pt"
+
+
+def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequence[str], out_dir: str | Path,
+          neighbours: Neighbours | None = None, base_model: str | Path | None = None) -> Path:
+    """Train (resuming from ``out_dir/last`` when it exists) and return ``out_dir/model``, the best checkpoint."""
+    out_dir = Path(out_dir)
+    if not heldout_texts:
+        raise ValueError("train needs held-out texts: their perplexity picks the best checkpoint")
+    rank, world, device = _distributed_setup()
+    started = time.perf_counter()
+    last = out_dir / "last"
+    state = None
+    if (last / STATE_FILE).is_file():
+        lm = LM.load(last, device=device)
+        state = torch.load(last / STATE_FILE, weights_only=False)
+        print(f"resuming from {last} at step {state['step']}")
+    elif base_model is not None:
+        lm = LM.from_pretrained_folder(base_model, device=device)
+    else:
+        lm = LM.build(cfg.model, train_tokenizer(train_texts, cfg.model.vocab_size), seed=cfg.seed, device=device)
+    block = min(cfg.model.n_positions, lm.max_positions)
+    data = _Batches(cfg, lm, train_texts, block, neighbours)
+    timings = {"setup_s": time.perf_counter() - started}
+    model = lm.model.train()
+    ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    optimizer = _optimizer(model, cfg)
+    log_rows, best_ppl, step = [], math.inf, 0
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        step, best_ppl, log_rows = state["step"], state["best_ppl"], read_jsonl(last / "train_log.jsonl")
+        torch.set_rng_state(state["torch_rng"])
+        timings = state["timings"]
+    micro = max(1, cfg.batch_size // (world * cfg.grad_accum))
+    deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=rank != 0, desc="train", unit="step")
+    window_tokens, window_s = 0, 0.0
+    while step < cfg.max_steps and time.perf_counter() < deadline:
+        step_started = time.perf_counter()
+        rows = data.batch(step)[rank::world]
+        lr = _lr(cfg, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss_sum = 0.0
+        for start in range(0, len(rows), micro):
+            chunk = rows[start:start + micro]
+            ids = torch.tensor([r.ids for r in chunk], device=lm.device)
+            labels = torch.tensor([r.labels for r in chunk], device=lm.device)
+            with autocast(lm.device) if cfg.bf16 else contextlib.nullcontext():
+                loss = ddp_model(input_ids=ids, labels=labels).loss * len(chunk) / len(rows)
+            loss.backward()
+            loss_sum += float(loss)
+            window_tokens += ids.numel() * world
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        step_s = time.perf_counter() - step_started
+        window_s += step_s
+        timings["train_s"] = timings.get("train_s", 0.0) + step_s
+        tokens_per_s = window_tokens / window_s
+        row = {"step": step, "loss": round(loss_sum, 4), "lr": lr, "grad_norm": round(grad_norm, 3),
+               "tokens_per_s": round(tokens_per_s)}
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{tokens_per_s:.0f}")
+        if window_s > 30:  # tokens/s over the last half minute or so, not since the start
+            window_tokens, window_s = 0, 0.0
+        finished = step >= cfg.max_steps or time.perf_counter() >= deadline
+        if step % cfg.eval_every == 0 or finished:
+            row.update(_evaluate(lm, data, heldout_texts, cfg, timings))
+            tqdm.write(json.dumps(row))
+            if rank == 0 and row["heldout_ppl"] < best_ppl:
+                best_ppl, row["best"] = row["heldout_ppl"], True
+        log_rows.append(row)
+        timings.update(steps=step, tokens_per_s=round(tokens_per_s), parameters=lm.num_parameters)
+        if rank == 0 and row.get("best"):
+            _save_checkpoint(lm, cfg, log_rows, timings, out_dir / "model", None)
+        if rank == 0 and (step % cfg.save_every == 0 or finished):
+            state = {"optimizer": optimizer.state_dict(), "step": step, "best_ppl": best_ppl,
+                     "torch_rng": torch.get_rng_state(), "timings": timings}
+            _save_checkpoint(lm, cfg, log_rows, timings, last, state)
+    bar.close()
+    if world > 1:
+        dist.barrier()
+    if rank == 0 and not (out_dir / "model").is_dir():  # e.g. resumed after the last step
+        _save_checkpoint(lm, cfg, log_rows, timings, out_dir / "model", None)
+    return out_dir / "model"
+
+
+def _evaluate(lm: LM, data: _Batches, heldout_texts: Sequence[str], cfg: TrainConfig, timings: dict) -> dict:
+    started = time.perf_counter()
+    lm.model.eval()
+    texts = list(heldout_texts[: cfg.eval_max_texts] if cfg.eval_max_texts else heldout_texts)
+    scores = {"heldout_ppl": round(lm.perplexity(texts, batch_size=cfg.batch_size), 4)} if texts else {}
+    scores.update(data.probe_scores(lm))
+    lm.model.train()
+    timings["eval_s"] = timings.get("eval_s", 0.0) + time.perf_counter() - started
+    return scores
+
+
+class _Batches:
+    """The rows of every step: corpus blocks, retrieval-augmented rows and copy rows, by (seed, step)."""
+
+    def __init__(self, cfg: TrainConfig, lm: LM, texts: Sequence[str], block: int, neighbours: Neighbours | None):
+        self.cfg, self.block, self.tok = cfg, block, lm.tokenizer
+        self._orders: dict[tuple[int, int], list[int]] = {}
+        self.pad = lm.tokenizer.pad_token_id
+        stream = corpus_stream(texts, lm.tokenizer)
+        self.corpus = [stream[i:i + block] for i in range(0, len(stream) - block + 1, block)]
+        if not self.corpus:
+            raise ValueError(f"the training texts hold {len(stream)} tokens, fewer than one block of {block}")
+        self.retrieval: list[Example] = []
+        if cfg.retrieval_share > 0:
+            if neighbours is None:
+                raise ValueError("retrieval_share > 0 needs a neighbours function (the index's retriever)")
+            self.retrieval = pack_examples(retrieval_examples(texts, lm.tokenizer, neighbours, block=block,
+                                                              max_examples=cfg.retrieval_examples,
+                                                              seed=cfg.seed), block, self.pad)
+        records = record_lines(texts)
+        self.copy = CopyTask(records, seed=cfg.seed, max_lines=cfg.copy_max_lines,
+                             max_distractors=cfg.copy_max_distractors) if cfg.copy_share > 0 else None
+        self.probes = probe_lines(records, cfg.probe_count, seed=cfg.seed) if cfg.probe_count else []
+        self.copy_probes = []
+        if cfg.probe_count and records:
+            probe_task = CopyTask(records, seed=cfg.seed + 7919, max_lines=cfg.copy_max_lines,
+                                  max_distractors=cfg.copy_max_distractors)
+            self.copy_probes = [probe_task.probe(invented=True)[:2] for _ in range(cfg.probe_count)]
+
+    def batch(self, step: int) -> list[Example]:
+        cfg = self.cfg
+        copy_share = 1.0 if step < cfg.copy_warmup_steps else cfg.copy_share
+        n_copy = round(copy_share * cfg.batch_size) if self.copy else 0
+        n_retrieval = min(round(cfg.retrieval_share * cfg.batch_size), cfg.batch_size - n_copy) if self.retrieval else 0
+        rows = [Example(ids=b, labels=b) for b in self._take(self.corpus, step, cfg.batch_size - n_copy - n_retrieval)]
+        rows += self._take(self.retrieval, step, n_retrieval)
+        if n_copy:
+            self.copy.rng.seed(cfg.seed * 1_000_003 + step)
+            copy_rows: list[Example] = []
+            while len(copy_rows) < n_copy:
+                copy_rows += pack_examples([self.copy.example(self.tok) for _ in range(8)], self.block, self.pad)
+            rows += copy_rows[:n_copy]
+        return rows
+
+    def _take(self, pool: list, step: int, n: int) -> list:
+        """Rows ``step*n .. step*n+n`` of an endless sequence of seeded per-epoch permutations of ``pool``."""
+        out = []
+        for index in range(step * n, step * n + n):
+            epoch, offset = divmod(index, len(pool))
+            key = (id(pool), epoch)
+            if key not in self._orders:
+                order = list(range(len(pool)))
+                random.Random(self.cfg.seed * 7_919 + epoch).shuffle(order)
+                self._orders = {k: v for k, v in self._orders.items() if k[0] != id(pool)} | {key: order}
+            out.append(pool[self._orders[key][offset]])
+        return out
+
+    def probe_scores(self, lm: LM) -> dict[str, float]:
+        """Closed-book EM on training facts and copy EM on invented entities (held-out names)."""
+        scores = {}
+        for name, pairs in (("closed_book_em", self.probes), ("copy_em", self.copy_probes)):
+            if pairs:
+                answers = lm.generate([p for p, _ in pairs], _PROBE_DECODE)
+                scores[name] = sum(a.strip() == g for a, (_, g) in zip(answers, pairs, strict=True)) / len(pairs)
+        return scores
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on embeddings, norms and biases (decaying them only hurts small models)."""
+    decay, no_decay = [], []
+    for name, param in {id(p): (n, p) for n, p in model.named_parameters()}.values():
+        is_embedding = any(k in name for k in ("wte", "wpe", "embed_tokens", "lm_head"))
+        (decay if param.dim() >= 2 and not is_embedding else no_decay).append(param)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, cfg.beta2))
+
+
+def _lr(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr_ratio * lr`` at ``max_steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _save_checkpoint(lm: LM, cfg: TrainConfig, log_rows: list[dict], timings: dict, path: Path,
+                     state: dict | None) -> None:
+    """Model, tokenizer, config, log and timings (and the trainer state for ``last``), swapped in atomically."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    lm.save(tmp)
+    write_json(tmp / "train_config.json", cfg.to_dict())
+    write_jsonl(tmp / "train_log.jsonl", log_rows)
+    write_json(tmp / "timings.json", timings)
+    if state is not None:
+        torch.save(state, tmp / STATE_FILE)
+    replace_dir(tmp, path)
+
+
+def _distributed_setup() -> tuple[int, int, torch.device]:
+    """(rank, world size, device); joins the process group torchrun / accelerate launch describe in the environment."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = pick_device()
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return (dist.get_rank() if world > 1 else 0), world, device
+
+
+def load_train_log(model_dir: str | Path) -> list[dict]:
+    return read_jsonl(Path(model_dir) / "train_log.jsonl")
+
+
+def load_timings(model_dir: str | Path) -> dict:
+    return read_json(Path(model_dir) / "timings.json")
+
+
+_PROBE_DECODE = DecodeConfig(max_new_tokens=24, batch_size=64)  # greedy, up to the newline

@@ -1,0 +1,83 @@
+"""Closed-book and grounded answering: one prompt, one generator, the LCEL chain and its sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from langchain_core.runnables import RunnableLambda
+
+from rag_bench.answer import answer, answer_chain, closed_book, grounded
+from rag_bench.config import DecodeConfig, ModelConfig
+from rag_bench.corpus import load_corpus
+from rag_bench.index import load_index, update_index
+from rag_bench.lm import LM, train_tokenizer
+from rag_bench.prompt import render_prompt
+from rag_bench.retrieve import make_retriever
+from tests.conftest import PLANTED_FACT
+
+QUESTION = "When was the Quillmark lighthouse first lit?"
+
+
+@pytest.fixture(scope="module")
+def tiny_lm() -> LM:
+    texts = [PLANTED_FACT, "The Orrin valley grows barley and rye.", "Brellin harbour handles timber exports."] * 20
+    return LM.build(ModelConfig.preset("tiny"), train_tokenizer(texts, vocab_size=300), seed=0)
+
+
+@pytest.fixture
+def retriever(mixed_corpus: Path, tmp_path: Path, embeddings):
+    update_index(tmp_path / "idx", load_corpus(mixed_corpus, progress=False), embeddings=embeddings, progress=False)
+    return make_retriever(load_index(tmp_path / "idx", embeddings=embeddings).store, k=3)
+
+
+DECODE = DecodeConfig(max_new_tokens=6, batch_size=4)
+
+
+def test_closed_book_prompt_is_the_question_alone(tiny_lm: LM):
+    answers = closed_book(tiny_lm, ["Askel | People | Population:", "Dorvik | People | Population:"], decode=DECODE)
+    assert [a.prompt for a in answers] == ["Askel | People | Population:", "Dorvik | People | Population:"]
+    assert all(a.mode == "closed" and a.sources == [] and a.truncated_tokens == 0 for a in answers)
+    assert all("\n" not in a.text for a in answers)  # cut at the stop string
+
+
+def test_grounded_puts_the_best_passage_next_to_the_question(tiny_lm: LM, retriever):
+    (ans,) = grounded(tiny_lm, retriever, [QUESTION], k=3, decode=DECODE)
+    assert ans.mode == "grounded" and len(ans.sources) == 3
+    assert [s["rank"] for s in ans.sources] == [1, 2, 3]
+    assert PLANTED_FACT in ans.sources[0]["text"]
+    assert ans.sources[0]["source"] == "sub/guide.md" and ans.sources[0]["chunk_id"]
+    passages = [s["text"] for s in reversed(ans.sources)]
+    assert ans.prompt == render_prompt(QUESTION, passages)
+    assert ans.prompt.index(PLANTED_FACT) > ans.prompt.index(ans.sources[2]["text"].strip())
+
+
+def test_span_constrained_answer_is_a_span_of_the_context(tiny_lm: LM, retriever):
+    questions = [QUESTION, "Which harbour exports timber?", "What does the Orrin valley grow?"]
+    answers = grounded(tiny_lm, retriever, questions, k=2, decode=DECODE, span_constrained=True)
+    for ans in answers:
+        assert ans.mode == "grounded_span" and ans.text
+        assert any(ans.text in s["text"] for s in ans.sources), (ans.text, ans.sources)
+
+
+def test_the_chain_composes_and_batches(tiny_lm: LM, retriever):
+    chain = answer_chain(tiny_lm, retriever=retriever, k=2, decode=DECODE) | RunnableLambda(
+        lambda out: (out["question"], len(out["docs"]), out["generation"].text))
+    single = chain.invoke(QUESTION)
+    batched = chain.batch([QUESTION, "Which harbour exports timber?"])
+    assert single == batched[0] and batched[1][1] == 2  # greedy decoding: batch and single agree
+
+
+def test_long_question_is_truncated_from_the_left_and_reported(tiny_lm: LM):
+    question = "word " * 400 + "Askel | People | Population:"
+    (ans,) = closed_book(tiny_lm, [question], decode=DECODE)
+    assert ans.truncated_tokens > 0
+    assert ans.prompt_tokens + DECODE.max_new_tokens <= tiny_lm.max_positions
+
+
+def test_mode_dispatch_and_errors(tiny_lm: LM, retriever):
+    assert answer(tiny_lm, [QUESTION], "grounded", retriever=retriever, decode=DECODE)[0].sources
+    with pytest.raises(ValueError, match="unknown answer mode"):
+        answer(tiny_lm, [QUESTION], "psychic")
+    with pytest.raises(ValueError, match="needs a retriever"):
+        answer(tiny_lm, [QUESTION], "grounded_span")

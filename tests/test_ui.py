@@ -1,0 +1,510 @@
+"""The web UI: handlers as plain functions, the run queue over a stand-in collapse script, and the launched app
+called with gradio_client (one client, then 8 at once).
+
+    .venv/bin/pytest -q tests/test_ui.py
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import socket
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rag_bench.app_state import App, AppConfig, UserError, check_tree_inside, resolve_inside
+
+pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # pandas 3 deprecations inside gradio
+
+PLANTED_LINES = [
+    "Varnholt | Government | Capital: Quillmark",
+    "Varnholt | People and Society | Population - total: 48,200",
+    "Orrinland | Government | Capital: Brellin",
+    "Orrinland | Communications | Internet country code: .or",
+]
+PLANTED_PROSE = "The Quillmark lighthouse on Varnholt island was lit for the first time in 1873."
+
+FAKE_COLLAPSE = r'''
+"""A stand-in for `rag-bench collapse` that keeps the progress contract of docs/runs.md."""
+import argparse, json, os, signal, sys, time
+from pathlib import Path
+
+p = argparse.ArgumentParser()
+for flag in ("--preset", "--run-dir", "--data-dir", "--strategy", "--model-size", "--decoding", "--corpus"):
+    p.add_argument(flag, default="")
+p.add_argument("--generations", type=int, default=3)
+args = p.parse_args()
+run = Path(args.run_dir)
+run.mkdir(parents=True, exist_ok=True)
+step = float(os.environ.get("FAKE_STEP_SECONDS", "0.05"))
+strategy = args.strategy or "replace"
+
+def write(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+def status(state, g, fraction, stage, error=None):
+    write(run / "status.json", {"state": state, "stage": stage, "generation": g, "generations": args.generations,
+                                "strategy": strategy, "fraction": fraction, "eta_seconds": 7, "pid": os.getpid(),
+                                "updated": "now", "error": error})
+
+def log(text):
+    with open(run / "log.txt", "a") as fh:
+        fh.write(text + "\n")
+
+def stop(signum, frame):
+    status("cancelled", None, None, "cancelled")
+    log("cancelled")
+    sys.exit(143)
+
+signal.signal(signal.SIGTERM, stop)
+write(run / "config.json", {"preset": args.preset, "strategy": strategy, "corpus": args.corpus or "factbook"})
+log(f"argv {' '.join(sys.argv[1:])}")
+for g in range(args.generations):
+    results = run / f"gen_{g}" / "eval" / "results.json"
+    if results.exists():
+        log(f"gen {g}: done before, skipped")
+        continue
+    status("running", g, g / args.generations, f"gen {g}: train")
+    log(f"gen {g}: train")
+    time.sleep(step)
+    em = max(0.0, 0.5 - 0.1 * g)
+    write(results, {"schema": "rag_bench.results/1", "metrics": {
+        "closed": {"all": {"exact_match": {"value": em, "higher_is_better": True, "n": 10}}},
+        "grounded": {"all": {"exact_match": {"value": 0.8, "higher_is_better": True, "n": 10}}}}})
+(run / "report").mkdir(exist_ok=True)
+(run / "report" / "report.html").write_text("<html><body>report</body></html>")
+(run / "report" / "exact_match.csv").write_text("generation,value\n0,0.5\n")
+status("done", args.generations - 1, 1.0, "done")
+log("done")
+'''
+
+FAKE_PREPARE = r'''
+import sys
+from pathlib import Path
+data = Path(sys.argv[sys.argv.index("--data-dir") + 1])
+(data / "corpora" / "factbook").mkdir(parents=True, exist_ok=True)
+(data / "corpora" / "factbook" / "corpus.jsonl").write_text("{}\n")
+(data / "indexes" / "factbook").mkdir(parents=True, exist_ok=True)
+(data / "indexes" / "factbook" / "CURRENT").write_text("v1\n")
+print("prepared")
+'''
+
+
+def write_results(gen_dir: Path, closed: float, grounded: float) -> None:
+    metrics = {mode: {bucket: {"exact_match": {"value": value, "higher_is_better": True, "n": 4},
+                               "token_f1": {"value": value / 2, "higher_is_better": True, "n": 4}}
+                      for bucket in ("all", "tail")} for mode, value in (("closed", closed), ("grounded", grounded))}
+    (gen_dir / "eval").mkdir(parents=True, exist_ok=True)
+    (gen_dir / "eval" / "results.json").write_text(json.dumps({"schema": "rag_bench.results/1", "metrics": metrics}))
+
+
+def make_tiny_data(root: Path) -> Path:
+    """A data dir with a planted 'factbook' index, a facts file and a run 'r' of two tiny generations."""
+    from rag_bench.cli import ingest
+    from rag_bench.config import ModelConfig
+    from rag_bench.lm import LM, train_tokenizer
+
+    data = root / "data"
+    planted = root / "planted"
+    planted.mkdir(parents=True)
+    for country in ("Varnholt", "Orrinland"):
+        lines = [line for line in PLANTED_LINES if line.startswith(country)]
+        (planted / f"{country.lower()}.txt").write_text("\n\n".join(lines) + "\n")
+    (planted / "lighthouse.md").write_text(f"# Lighthouses\n\n{PLANTED_PROSE}\n")
+    for i, topic in enumerate(("barley and rye", "timber exports", "copper mines", "ferry schedules")):
+        (planted / f"notes_{i}.txt").write_text(f"The valley economy depends on {topic}.\n")
+    ingest(str(planted), data_dir=data, name="factbook", progress=False)
+    corpus_dir = data / "corpora" / "factbook"
+    corpus_dir.mkdir(parents=True)
+    (corpus_dir / "corpus.jsonl").write_text(json.dumps({"id": "d1", "contents": PLANTED_LINES[0]}) + "\n")
+    with open(corpus_dir / "facts.jsonl", "w") as fh:
+        for line in PLANTED_LINES:
+            prefix, value = line.split(": ", 1)
+            country, section, field = prefix.split(" | ")
+            fh.write(json.dumps({"country": country, "section": section, "field": field, "value": value,
+                                 "record_prefix": prefix + ":"}) + "\n")
+    tokenizer = train_tokenizer(PLANTED_LINES * 20 + [PLANTED_PROSE] * 5, vocab_size=300)
+    for generation, (closed, grounded) in enumerate(((0.5, 0.9), (0.3, 0.85))):
+        gen_dir = data / "runs" / "r" / f"gen_{generation}"
+        LM.build(ModelConfig.preset("tiny"), tokenizer, seed=generation).save(gen_dir / "model")
+        write_results(gen_dir, closed, grounded)
+    (data / "runs" / "r" / "report").mkdir()
+    (data / "runs" / "r" / "report" / "report.html").write_text("<html><body>report</body></html>")
+    return data
+
+
+def fake_command(folder: Path, name: str, source: str) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / f"{name}.py"
+    script.write_text(source)
+    return [sys.executable, str(script)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    return make_tiny_data(tmp_path_factory.mktemp("ui"))
+
+
+@pytest.fixture(scope="module")
+def app(tiny_data) -> App:
+    return App(AppConfig(data_dir=str(tiny_data)))
+
+
+# ---------------------------------------------------------------------------------------
+# Paths
+
+
+def test_resolve_inside_refuses_paths_and_links_that_leave_the_root(tmp_path):
+    root = tmp_path / "root"
+    (root / "docs").mkdir(parents=True)
+    assert resolve_inside(root, "docs") == (root / "docs").resolve()
+    for outside in ("..", "../x", "/etc", str(tmp_path)):
+        with pytest.raises(UserError, match="outside"):
+            resolve_inside(root, outside)
+    (root / "escape").symlink_to(tmp_path)
+    with pytest.raises(UserError, match="outside"):
+        resolve_inside(root, "escape")
+    (root / "docs" / "passwd").symlink_to("/etc/passwd")
+    with pytest.raises(UserError, match="leads outside"):
+        check_tree_inside(root / "docs", root)
+
+
+# ---------------------------------------------------------------------------------------
+# Chat
+
+
+def test_ask_streams_closed_then_grounded_with_cited_sources(app):
+    from rag_bench.app_chat import ask
+
+    steps = list(ask(app, "Varnholt | Government | Capital:", "r", "gen_0", k=2, retrieval="bm25"))
+    assert len(steps) == 3  # the question, then each answer as it is ready
+    first_left, first_right = steps[0]
+    assert first_left[-1]["content"] == first_right[-1]["content"] == "_answering…_"
+    left, right = steps[-1]
+    assert [m["role"] for m in left] == ["user", "assistant"]
+    assert "gen_0 · closed-book" in left[1]["content"]
+    assert "gen_0 · grounded on factbook (bm25, k=2)" in right[1]["content"]
+    citations = [m for m in right if m.get("metadata")]
+    assert len(citations) == 2 and all(c["metadata"]["status"] == "done" for c in citations)
+    assert citations[0]["metadata"]["title"].startswith("[1] varnholt.txt · score ")
+    assert "Quillmark" in citations[0]["content"]
+    # history accumulates within the session
+    again = list(ask(app, "Orrinland | Government | Capital:", "r", "gen_0", left=left, right=right))[-1]
+    assert len(again[0]) == 4 and again[1][: len(right)] == right
+
+
+def test_ask_refuses_bad_input_with_what_to_fix_and_survives_free_questions(app):
+    from rag_bench.app_chat import ask
+
+    with pytest.raises(UserError, match="Type a question"):
+        next(ask(app, "   ", "r", "gen_0"))
+    with pytest.raises(UserError, match="limit is 500"):
+        next(ask(app, "x" * 501, "r", "gen_0"))
+    with pytest.raises(UserError, match="no generation 'gen_9'"):
+        next(ask(app, "q", "r", "gen_9"))
+    with pytest.raises(UserError, match="below the model's 128 positions"):
+        list(ask(app, "q", "r", "gen_0", max_new_tokens=200))
+    with pytest.raises(UserError, match="must lie inside"):
+        next(ask(app, "q", folder="/etc"))
+    left, right = list(ask(app, "What is the capital of Varnholt? <b>*bold*</b>", "r", "gen_0", temperature=0.8))[-1]
+    assert left[0]["content"].startswith("What is the capital") and "&lt;b&gt;" in left[0]["content"]
+    assert right[1]["role"] == "assistant"
+
+
+def test_compare_two_generations_in_one_mode(app):
+    from rag_bench.app_chat import ask
+
+    left, right = list(ask(app, "Varnholt | Government | Capital:", "r", "gen_0", compare=True, generation_b="gen_1",
+                           compare_mode="grounded", k=1))[-1]
+    assert "gen_0 · grounded" in left[1]["content"] and "gen_1 · grounded" in right[1]["content"]
+    assert left[2]["metadata"] and right[2]["metadata"]
+
+
+def test_missing_index_leaves_the_closed_book_answer_and_explains(tiny_data):
+    from rag_bench.app_chat import ask
+
+    left, right = list(ask(App(AppConfig(data_dir=str(tiny_data))), "q", "r", "gen_0", corpus="nope"))[-1]
+    assert "closed-book" in left[1]["content"]
+    assert right[1]["content"].startswith("⚠️ No grounded answer: The corpus 'nope' has no index yet")
+
+
+def test_highlight_marks_the_answer_and_keeps_corpus_text_literal():
+    from rag_bench.app_chat import highlight, source_title
+
+    assert highlight("Capital: Algiers; algiers *x*", " Algiers ") == \
+        "Capital: <mark>Algiers</mark>; <mark>algiers</mark> \\*x\\*"
+    assert highlight("<script>", "") == "&lt;script&gt;"
+    assert source_title({"rank": 2, "country": "Algeria", "section": "Government", "score": 0.5}) == \
+        "[2] Algeria · Government · score 0.500"
+    assert source_title({"rank": 1, "source": "/x/report.pdf", "page": 3}) == "[1] report.pdf, page 3"
+
+
+def test_model_notice_says_size_training_data_and_generation(app, tiny_data):
+    from rag_bench.app_chat import describe_model, resolve_model
+
+    model_dir, label = resolve_model(app.cfg, "r", "gen_1")
+    notice = describe_model(app, model_dir, label, "factbook")
+    assert "generation 1 (`gen_1`)" in notice and "`tiny` gpt2" in notice and "M parameters" in notice
+    assert "text written by generation 0 under the `replace` strategy" not in notice  # no manifest, no claim
+    assert "text written by generation 0" in notice
+    (tiny_data / "runs" / "r" / "gen_1" / "manifest.json").write_text(json.dumps({"strategy": "replace",
+                                                                                 "train_tokens": 1_500_000}))
+    assert "under the `replace` strategy, 1.50M tokens" in describe_model(app, model_dir, label, "factbook")
+    folder_dir, _ = resolve_model(app.cfg, None, None, "runs/r/gen_0/model")
+    assert "human training split" in describe_model(app, folder_dir, "gen_0", "factbook")
+
+
+def test_record_prefix_helper(app):
+    from rag_bench.app_chat import facts_table, prefix_fields, record_prefix
+
+    assert sorted(facts_table(app.cfg, "factbook")) == ["Orrinland", "Varnholt"]
+    assert prefix_fields(app.cfg, "factbook", "Varnholt") == ["Capital", "Population - total"]  # probed fields first
+    assert record_prefix(app.cfg, "factbook", "Varnholt", "Capital") == "Varnholt | Government | Capital:"
+    assert facts_table(app.cfg, "no-such-corpus") == {}
+
+
+# ---------------------------------------------------------------------------------------
+# Corpus
+
+
+def test_upload_checks_type_and_size_then_ingests_and_lists_the_index(tmp_path, tiny_data):
+    from rag_bench.app_corpus import index_table, ingest_uploads
+
+    cfg = AppConfig(data_dir=str(tiny_data), upload_root=str(tmp_path / "uploads"), max_upload_mb=0.001)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    (incoming / "memo.txt").write_text("The Tarsil copper mine reopened in 1991.")
+    (incoming / "tool.exe").write_bytes(b"MZ")
+    (incoming / "huge.md").write_text("x" * 2000)
+    (incoming / "empty.txt").write_text("")
+    paths = [str(incoming / n) for n in ("memo.txt", "tool.exe", "huge.md", "empty.txt")]
+    progress_calls = []
+    rows, summary = ingest_uploads(cfg, "acme", paths, lambda *a, **k: progress_calls.append((a, k)))
+    by_file = {row[1]: row for row in rows}
+    assert by_file["tool.exe"][0] == "refused" and "type .exe is not accepted" in by_file["tool.exe"][2]
+    assert by_file["huge.md"][0] == "refused" and "over the 0.001 MB limit" in by_file["huge.md"][2]
+    assert by_file["memo.txt"][0] == "ingested" and by_file["empty.txt"][0] == "skipped"
+    assert "Ingested 1 file(s) and skipped 1 into the corpus **acme**" in summary and progress_calls
+    assert (tmp_path / "uploads" / "acme" / "memo.txt").is_file()
+    table = {row[0]: row for row in index_table(cfg)}
+    assert table["acme"][1] == 1 and table["acme"][3] == "all-MiniLM-L6-v2"
+    with pytest.raises(UserError, match="No file was accepted"):
+        ingest_uploads(cfg, "acme", [str(incoming / "tool.exe")])
+    with pytest.raises(UserError, match="default corpus"):
+        ingest_uploads(cfg, "factbook", [str(incoming / "memo.txt")])
+    with pytest.raises(UserError, match=r"corpus name '\.\./x' is not allowed"):
+        ingest_uploads(cfg, "../x", [str(incoming / "memo.txt")])
+
+
+def test_server_folder_must_stay_inside_the_upload_root(tmp_path, tiny_data):
+    from rag_bench.app_corpus import ingest_server_folder
+
+    root = tmp_path / "root"
+    (root / "docs").mkdir(parents=True)
+    (root / "docs" / "a.txt").write_text("Brellin harbour handles timber exports.")
+    cfg = AppConfig(data_dir=str(tiny_data), upload_root=str(root))
+    with pytest.raises(UserError, match="outside the allowed folder"):
+        ingest_server_folder(cfg, "leak", str(tmp_path))
+    with pytest.raises(UserError, match="no such folder"):
+        ingest_server_folder(cfg, "leak", "missing")
+    with pytest.raises(UserError, match="not a pattern"):
+        ingest_server_folder(cfg, "leak", "docs/*")
+    (root / "docs" / "secret.txt").symlink_to(tiny_data / "corpora" / "factbook" / "facts.jsonl")
+    with pytest.raises(UserError, match="leads outside"):
+        ingest_server_folder(cfg, "leak", "docs")
+    (root / "docs" / "secret.txt").unlink()
+    rows, _ = ingest_server_folder(cfg, "harbour", "docs")
+    assert rows == [["ingested", "a.txt", "1 chunks from 1 document(s)"]]
+    (root / "other").mkdir()
+    (root / "other" / "b.txt").write_text("Something else.")
+    with pytest.raises(UserError, match="was built from"):
+        ingest_server_folder(cfg, "harbour", "other")
+
+
+# ---------------------------------------------------------------------------------------
+# Experiment: the run queue over a stand-in collapse script
+
+
+def wait_for(predicate, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_runs_start_queue_cancel_and_resume(tmp_path, monkeypatch):
+    from rag_bench.app_experiment import cancel_run, follow_run, resume_run, start_run
+    from rag_bench.app_runs import RunQueue, run_view
+
+    monkeypatch.setenv("FAKE_STEP_SECONDS", "0.4")
+    cfg = AppConfig(data_dir=str(tmp_path / "data"),
+                    collapse_command=tuple(fake_command(tmp_path, "collapse", FAKE_COLLAPSE)))
+    runner = RunQueue(cfg)
+    try:
+        first, message = start_run(cfg, runner, name="slow", generations=20, strategies=["replace", "mix:0.1"],
+                                   model_size="tiny")
+        assert (first, message) == ("slow", "Started slow.")
+        _, message = start_run(cfg, runner, name="next", generations=2)
+        assert message == "Queued next behind 1 job(s)."
+        assert run_view(cfg, runner, "next")["state"] == "queued"
+        with pytest.raises(UserError, match="exists already"):
+            start_run(cfg, runner, name="slow")
+        view = wait_for(lambda: (v := run_view(cfg, runner, "slow"))["state"] == "running" and "gen 1" in v["log"]
+                        and v)
+        assert view["strategy"] == "replace,mix:0.1" and view["generations"] == 20 and 0 < view["fraction"] < 1
+        assert "--strategy replace,mix:0.1 --model-size tiny" in view["log"]
+        assert cancel_run(cfg, runner, "slow") == "slow: stopped. Resume it to continue where it stopped."
+        view = wait_for(lambda: (v := run_view(cfg, runner, "slow"))["state"] == "cancelled" and v)
+        assert view["resumable"]
+        steps = list(follow_run(cfg, runner, "next", progress=lambda *a, **k: None))
+        assert "done" in steps[-1][0] and "done" in steps[-1][1]
+        monkeypatch.setenv("FAKE_STEP_SECONDS", "0.01")
+        assert resume_run(cfg, runner, "slow") == "Resuming slow."
+        view = wait_for(lambda: (v := run_view(cfg, runner, "slow"))["state"] == "done" and v)
+        assert "gen 0: done before, skipped" in (tmp_path / "data" / "runs" / "slow" / "log.txt").read_text()
+        with pytest.raises(UserError, match="nothing to resume"):
+            resume_run(cfg, runner, "slow")
+    finally:
+        runner.shutdown()
+
+
+def test_a_crashed_run_shows_its_console_and_a_killed_one_is_resumable(tmp_path):
+    from rag_bench.app_runs import RunQueue, collapse_job, run_view
+
+    crash = fake_command(tmp_path, "crash", "import sys\nprint('boom: no such preset')\nsys.exit(2)\n")
+    cfg = AppConfig(data_dir=str(tmp_path / "data"), collapse_command=tuple(crash))
+    runner = RunQueue(cfg)
+    runner.submit(collapse_job(cfg, "bad", preset="quick"))
+    view = wait_for(lambda: (v := run_view(cfg, runner, "bad"))["state"] == "failed" and v)
+    assert "boom: no such preset" in view["log"] and view["resumable"]
+    killed = cfg.runs_path / "killed"
+    killed.mkdir(parents=True)
+    (killed / "status.json").write_text(json.dumps({"state": "running", "pid": 2**22 + 7, "fraction": 0.5}))
+    assert run_view(cfg, runner, "killed")["state"] == "interrupted"
+    runner.shutdown()
+
+
+def test_first_start_builds_then_starts_quick_and_a_restart_rebuilds_nothing(tmp_path, monkeypatch):
+    from rag_bench.app_runs import AUTOSTART_RUN, RunQueue, bootstrap, run_view
+
+    monkeypatch.setenv("FAKE_STEP_SECONDS", "0.01")
+    cfg = AppConfig(data_dir=str(tmp_path / "data"),
+                    collapse_command=tuple(fake_command(tmp_path, "collapse", FAKE_COLLAPSE)),
+                    prepare_command=tuple(fake_command(tmp_path, "prepare", FAKE_PREPARE)))
+    runner = RunQueue(cfg)
+    assert bootstrap(cfg, runner, autostart=True) == ["prepare", AUTOSTART_RUN]
+    wait_for(lambda: run_view(cfg, runner, AUTOSTART_RUN)["state"] == "done")
+    assert runner.job("prepare").state == "done"
+    runner.shutdown()
+    restarted = RunQueue(cfg)
+    assert bootstrap(cfg, restarted, autostart=True) == []
+    status = cfg.runs_path / AUTOSTART_RUN / "status.json"
+    status.write_text(json.dumps({"state": "running", "pid": 2**22 + 7}))  # as if killed mid-run
+    assert bootstrap(cfg, restarted, autostart=True) == [AUTOSTART_RUN]
+    wait_for(lambda: run_view(cfg, restarted, AUTOSTART_RUN)["state"] == "done")
+    assert bootstrap(cfg, restarted, autostart=False) == []
+    restarted.shutdown()
+
+
+# ---------------------------------------------------------------------------------------
+# Results
+
+
+def test_results_table_plot_and_downloads(app, tiny_data):
+    from rag_bench.app_results import downloads, plot_frame, results_frame, run_table
+
+    frame = results_frame(app.cfg, ["r"])
+    assert len(frame) == 2 * 2 * 2 * 2  # generations x modes x buckets x metrics
+    lines = plot_frame(frame, metric="exact_match", bucket="tail")
+    assert lines.to_dict("list") == {"generation": [0, 1, 0, 1], "value": [0.5, 0.3, 0.9, 0.85],
+                                     "series": ["closed", "closed", "grounded", "grounded"]}
+    table = run_table(frame, "all")
+    assert table.columns.tolist()[:3] == ["strategy", "generation", "closed exact_match"]
+    files = [Path(f).name for f in downloads(app.cfg, ["r"])]
+    assert files == ["report.html", "r-results.json", "compare-r.csv"]
+    exported = json.loads((tiny_data / "ui" / "exports" / "r-results.json").read_text())
+    assert sorted(exported) == ["gen_0", "gen_1"]
+
+
+# ---------------------------------------------------------------------------------------
+# The launched app
+
+
+@pytest.fixture(scope="module")
+def served(tiny_data, tmp_path_factory):
+    import ui
+
+    scripts = tmp_path_factory.mktemp("scripts")
+    demo = ui.build_demo(tiny_data, collapse_command=fake_command(scripts, "collapse", FAKE_COLLAPSE))
+    port = free_port()
+    ui.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.rag_runner.shutdown()
+    demo.close()
+
+
+def chat(url: str, question: str, **settings):
+    from gradio_client import Client
+
+    args = {"question": question, "run": "r", "generation": "gen_0", "model_folder": "", "k": 2,
+            "retrieval": "dense", "temperature": 0, "max_new_tokens": 8, "compare": False,
+            "generation_b": "gen_1", "compare_mode": "closed", "left": [], "right": [], **settings}
+    return Client(url, verbose=False).predict(**args, api_name="/ask")
+
+
+def test_launched_app_answers_both_ways_with_sources_over_gradio_client(served):
+    from gradio_client.exceptions import AppError
+
+    left, right = chat(served, "Varnholt | Government | Capital:")
+    text = lambda message: message["content"][0]["text"]  # noqa: E731
+    assert [m["role"] for m in left] == ["user", "assistant"] and "gen_0 · closed-book" in text(left[1])
+    assert "gen_0 · grounded on factbook (dense, k=2)" in text(right[1])
+    sources = [m for m in right if m["metadata"]]
+    assert len(sources) == 2 and sources[0]["metadata"]["title"].startswith("[1] varnholt.txt")
+    assert "Quillmark" in text(sources[0])
+    with pytest.raises(AppError, match="Type a question first"):
+        chat(served, "  ")
+
+
+def test_eight_clients_chatting_at_once_all_get_answers(served):
+    questions = [f"{country} | Government | Capital:" for country in ("Varnholt", "Orrinland")] * 4
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda q: chat(served, q, retrieval="hybrid"), questions))
+    assert len(results) == 8
+    for question, (left, right) in zip(questions, results, strict=True):
+        assert left[0]["content"][0]["text"].startswith(question.split(" |")[0])
+        assert "closed-book" in left[1]["content"][0]["text"] and "grounded" in right[1]["content"][0]["text"]
+        assert sum(1 for m in right if m["metadata"]) == 2
+
+
+def test_no_file_outside_the_data_dir_is_served(served, tiny_data):
+    for path in ("/etc/passwd", str(Path(__file__).resolve())):
+        response = httpx.get(f"{served}gradio_api/file={path}")
+        assert response.status_code in (403, 404) and "root:" not in response.text
+    inside = httpx.get(f"{served}gradio_api/file={tiny_data / 'runs' / 'r' / 'report' / 'report.html'}")
+    assert inside.status_code == 200 and "report" in inside.text
+
+
+def test_auth_is_parsed_from_user_colon_password():
+    import ui
+
+    assert ui.parse_auth("alice:se:cret") == ("alice", "se:cret")
+    assert ui.parse_auth(None) is None
+    with pytest.raises(SystemExit, match="USER:PASSWORD"):
+        ui.parse_auth("alice")
