@@ -1,1 +1,56 @@
-"""rag_bench: measure model collapse and what grounding protects, side by side."""
+"""rag_bench: measure model collapse and what retrieval grounding protects, side by side.
+
+    import rag_bench as rb
+    corpus = rb.load_corpus("./docs")                                  # files -> chunks
+    rb.update_index("data/indexes/docs", corpus)                       # FAISS, incremental
+    retriever = rb.make_retriever(rb.load_index("data/indexes/docs").store, mode="hybrid", k=3)
+    lm = rb.LM.load("data/runs/quick/gen_0/model")
+    rb.closed_book(lm, ["Algeria | Government | Capital:"])
+    rb.grounded(lm, retriever, ["Algeria | Government | Capital:"], k=3)
+
+The names below are the public API; the modules behind them are internal and may move.
+Imports are lazy so that `rag-bench --help` does not pay for torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    # configs
+    "ConfigError": "config", "CorpusConfig": "config", "IndexConfig": "config", "ModelConfig": "config",
+    "TrainConfig": "config", "DecodeConfig": "config", "EvalConfig": "config", "CollapseConfig": "config",
+    # records
+    "CorpusRecord": "records", "Probe": "records", "read_corpus": "records", "read_probes": "records",
+    # corpus and index
+    "load_corpus": "corpus", "CorpusError": "corpus",
+    "update_index": "index", "load_index": "index", "load_embedder": "index", "IndexStoreError": "index",
+    "make_retriever": "retrieve",
+    # models and answers
+    "LM": "lm", "train_tokenizer": "lm", "render_prompt": "prompt", "train": "train",
+    "closed_book": "answer", "grounded": "answer", "grounded_chain": "answer", "Answer": "answer",
+    # evaluation
+    "get_metric": "metrics", "list_metrics": "metrics", "diversity_report": "diversity",
+    "build_factbook_probes": "probes", "build_cloze_probes": "probes", "load_probes": "probes",
+    "evaluate": "evaluate",
+    # experiments
+    "run_collapse": "collapse", "write_report": "report", "theory_report": "theory",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rag_bench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"rag_bench.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, "__version__"])

@@ -296,6 +296,10 @@ def _cmd_eval(args: argparse.Namespace) -> None:
                  "modes": tuple(m.strip() for m in args.modes.split(",") if m.strip()) if args.modes else None}
     cfg = cfg.replace(**{key: value for key, value in overrides.items() if value is not None})
     load_eval_probes(args.probes)  # a malformed probe file fails here, before any model or index is loaded
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.heldout is not None and not args.heldout.is_file():
         raise CliError(f"{args.heldout}: --heldout corpus JSONL not found")
     index_path = args.index or index_dir(args.data_dir, args.name)
@@ -361,6 +365,8 @@ def _add_eval(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="prompts per generation batch")
     p.add_argument("--cache-dir", default=None, help="retrieval and reference-score cache")
     p.add_argument("--config", type=Path, default=None, help="an EvalConfig JSON file; flags override it")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default torch's; 1 is often faster on cores shared with other jobs)")
     p.set_defaults(func=_cmd_eval)
 
 
@@ -483,3 +489,56 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+# ---------------------------------------------------------------------------------------
+# The collapse experiment (rag_bench.collapse)
+
+
+def _cmd_collapse(args: argparse.Namespace) -> None:
+    from rag_bench.collapse import RunCancelled, default_run_dir, resolve_config, run_collapse
+    from rag_bench.collapse_data import InputError
+    from rag_bench.run_status import RunLocked
+
+    strategies = tuple(s.strip() for item in args.strategy or () for s in item.split(",") if s.strip())
+    overrides = {"generations": args.generations, "strategies": strategies or None, "seed": args.seed,
+                 "model_size": args.model_size, "decoding": args.decoding, "corpus": args.corpus,
+                 "base_model": str(args.base_model) if args.base_model else None}
+    cfg = resolve_config(config_file=args.config, preset=args.preset, run_dir=args.run_dir,
+                         overrides={k: v for k, v in overrides.items() if v is not None})
+    run_dir = args.run_dir or default_run_dir(cfg, args.data_dir)
+    print(f"run folder: {run_dir}  (the same command resumes it)", flush=True)
+    try:
+        run_collapse(cfg, run_dir=run_dir, data_dir=args.data_dir)
+    except (InputError, RunLocked) as exc:
+        raise CliError(str(exc)) from None
+    except RunCancelled:
+        print("cancelled; run the same command to resume", file=sys.stderr)
+        raise SystemExit(143) from None
+    print(f"done: {run_dir}")
+
+
+def _add_collapse(sub) -> None:
+    p = _parser(sub, "collapse", "retrain a model generation after generation on its own text, per data strategy",
+                "rag-bench collapse --preset quick\n"
+                "  rag-bench collapse --preset quick --strategy replace --strategy mix:0.1 --generations 3 "
+                "--run-dir data/runs/r2\n"
+                "  rag-bench collapse --run-dir data/runs/r2          # resume after a kill or a cancel")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--config", type=Path, default=None, help="a CollapseConfig JSON file")
+    source.add_argument("--preset", default=None, help="tiny | quick | full | paper")
+    p.add_argument("--run-dir", type=Path, default=None, help="run folder (default DATA_DIR/runs/<preset>-<corpus>)")
+    p.add_argument("--generations", type=int, default=None, help="models per strategy, generation 0 included")
+    p.add_argument("--strategy", action="append", default=None,
+                   help="replace | mix:P | accumulate | accumulate-subsample | filter[:perplexity|dedup] | "
+                        "watermark[:C] | grounded; repeat the flag or separate with commas")
+    p.add_argument("--model-size", default=None, help="model preset of every generation: tiny | small | base | large")
+    p.add_argument("--decoding", choices=["beam", "sample"], default=None,
+                   help="the writer: 5-way beam search with repetition penalty, or pure sampling")
+    p.add_argument("--seed", type=int, default=None, help="seed of the whole run (generation 0 included)")
+    p.add_argument("--corpus", default=None, help="corpus and index name under DATA_DIR (default factbook)")
+    p.add_argument("--base-model", type=Path, default=None, help="a local HF causal-LM folder to fine-tune")
+    p.set_defaults(func=_cmd_collapse)
+
+
+SUBCOMMANDS.append(_add_collapse)

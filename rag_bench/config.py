@@ -301,3 +301,180 @@ class TrainConfig(ConfigBase):
             raise ConfigError("retrieval_share and copy_share must be in [0, 1] and sum to at most 1")
         if self.copy_max_lines < 2 or self.copy_max_distractors < 0 or self.copy_warmup_steps < 0:
             raise ConfigError("copy_max_lines must be >= 2, copy_max_distractors and copy_warmup_steps >= 0")
+
+
+# ---------------------------------------------------------------------------------------
+# The collapse experiment (rag_bench.collapse): generations, data strategies, presets
+
+STRATEGY_KINDS = ("replace", "mix", "accumulate", "accumulate-subsample", "filter", "watermark", "grounded")
+FILTER_KINDS = ("perplexity", "dedup")
+
+
+def parse_strategy(text: str) -> tuple[str, str]:
+    """``"mix:0.1"`` -> ``("mix", "0.1")``; ``"replace"`` -> ``("replace", "")``. Raises ConfigError naming the problem.
+
+    ``mix:p`` keeps a share p of human data; ``filter[:perplexity|dedup]``; ``watermark[:c]`` sets the
+    contamination ratio of the web pool. The other kinds take no parameter.
+    """
+    kind, _, param = str(text).partition(":")
+    if kind not in STRATEGY_KINDS:
+        raise ConfigError(f"strategies: unknown strategy {text!r}; choose from {list(STRATEGY_KINDS)} "
+                          "(mix needs a share, e.g. 'mix:0.1')")
+    if kind in ("mix", "watermark") and (param or kind == "mix"):
+        try:
+            share = float(param)
+        except ValueError:
+            raise ConfigError(f"strategies: {text!r} needs a share p in [0, 1], e.g. '{kind}:0.1'") from None
+        if not 0.0 <= share <= 1.0:
+            raise ConfigError(f"strategies: p of {text!r} must be in [0, 1], got {share}")
+    elif kind == "filter" and param and param not in FILTER_KINDS:
+        raise ConfigError(f"strategies: {text!r}: filter by one of {list(FILTER_KINDS)}")
+    elif kind not in ("mix", "watermark", "filter") and param:
+        raise ConfigError(f"strategies: {text!r}: {kind} takes no parameter")
+    return kind, param
+
+
+def _writer_decode() -> DecodeConfig:
+    # Shumailov et al. 2024 wrote with 5-way beam search; the presets say which decoding they use.
+    return DecodeConfig(max_new_tokens=64, num_beams=5, repetition_penalty=1.2, do_sample=False, stop=(),
+                        batch_size=64)
+
+
+def _next_train() -> TrainConfig:
+    return TrainConfig(max_steps=200, warmup_steps=20, eval_every=200, save_every=50)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CollapseConfig(ConfigBase):
+    """``rag-bench collapse``: generations retrained on their own text, under data strategies (rag_bench.collapse)."""
+
+    name: str = "custom"  # the preset it came from; default run folder DATA_DIR/runs/<name>-<corpus>
+    corpus: str = "factbook"  # DATA_DIR/corpora/<corpus>/corpus.jsonl, records with metadata.split train|heldout
+    index: str = ""  # DATA_DIR/indexes/<index>: human index of grounded eval and of the grounded writer ("": corpus)
+    probes: str = ""  # probe JSONL ("": DATA_DIR/probes/<index>-factbook.jsonl)
+    countries: tuple[str, ...] = ()  # keep documents and probes of these metadata.country_code values (empty: all)
+    kinds: tuple[str, ...] = ()  # keep documents of these metadata.kind values, e.g. ["record"] (empty: all)
+    generations: int = 5  # models per strategy, generation 0 included: gen_0 .. gen_<generations-1>
+    strategies: tuple[str, ...] = ("replace", "accumulate")  # see parse_strategy; all share one generation 0
+    init: Literal["scratch", "previous", "base"] = "previous"  # gen n+1 starts as: a fresh model, gen n, base_model
+    base_model: str = ""  # a local HF causal-LM folder: generation 0 fine-tunes it; init=base restarts from it
+    seed: int = 0  # every seed of the run derives from it (training, decoding, pool sampling)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # generation 0 on the human training split
+    next_train: TrainConfig = dataclasses.field(default_factory=_next_train)  # generations >= 1 (model size from train)
+    next_epochs: float = 0.0  # > 0: later generations take this many passes over their pool, not next_train.max_steps
+    prompt_tokens: int = 64  # k: each human training block's first k tokens prompt the writer
+    decode: DecodeConfig = dataclasses.field(default_factory=_writer_decode)  # the writer; max_new_tokens is m
+    score_synthetic: bool = True  # perplexity of every synthetic text under generation 0 (filter needs it)
+    filter_by: Literal["perplexity", "dedup"] = "perplexity"  # what plain 'filter' does
+    filter_keep: float = 0.8  # perplexity filter: share of synthetic texts kept, lowest perplexity first
+    dedup_ngram: int = 4  # near-duplicate filter: word n-grams compared
+    dedup_threshold: float = 0.5  # a text sharing at least this share of its n-grams with a kept text is dropped
+    contamination: float = 0.5  # watermark: share of synthetic tokens in the web pool (human tokens fill the rest)
+    watermark_bias: float = 2.0  # green-list logit bias delta (Kirchenbauer et al.)
+    watermark_greenlist: float = 0.25  # green-list share gamma of the vocabulary
+    watermark_z: float = 4.0  # detector z-score threshold: texts above it are removed
+    watermark_key: int = 15485863  # hashing key of the green lists
+    grounded_k: int = 2  # human passages in the grounded writer's context (held-out chunks never)
+    neighbours_k: int = 2  # pool passages placed before retrieval-augmented training rows (BM25 over the pool)
+    segment_chars: int = 1000  # human texts are sampled in segments of at most this many characters (line ends)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)  # every generation, both modes
+    threads: int = 0  # torch threads; 0: all cores on an idle machine, 1 when others load it (contention is ~10x)
+    report: bool = True  # write the report (rag_bench.report) at the end of the run
+
+    def __post_init__(self) -> None:
+        if self.generations < 1:
+            raise ConfigError(f"generations must be >= 1, got {self.generations}")
+        if not self.strategies:
+            raise ConfigError("strategies: give at least one strategy")
+        for text in self.strategies:
+            parse_strategy(text)
+        if len(set(self.strategies)) != len(self.strategies):
+            raise ConfigError(f"strategies: each strategy once, got {list(self.strategies)}")
+        if self.init == "base" and not self.base_model:
+            raise ConfigError("init: 'base' needs base_model (a local Hugging Face causal-LM folder)")
+        if self.prompt_tokens < 1:
+            raise ConfigError(f"prompt_tokens must be >= 1, got {self.prompt_tokens}")
+        if self.next_epochs < 0:
+            raise ConfigError(f"next_epochs must be >= 0, got {self.next_epochs}")
+        for key in ("filter_keep", "dedup_threshold", "contamination", "watermark_greenlist"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"{key} must be in [0, 1], got {getattr(self, key)}")
+        if self.filter_keep == 0.0 or self.dedup_ngram < 1:
+            raise ConfigError("filter_keep must be > 0 and dedup_ngram >= 1")
+        if min(self.grounded_k, self.neighbours_k) < 1 or self.segment_chars < 50 or self.threads < 0:
+            raise ConfigError("grounded_k and neighbours_k must be >= 1, segment_chars >= 50, threads >= 0")
+
+    def resolved_index(self) -> str:
+        return self.index or self.corpus
+
+
+def _quick_countries() -> tuple[str, ...]:
+    # 16 countries with their full records (about 12 probes each): large enough for about 190 probes,
+    # small enough that one generation trains, writes and evaluates in a couple of minutes on 2 cores.
+    return ("ag", "bg", "bl", "ca", "ci", "eg", "fi", "gh", "ja", "ke", "mx", "np", "pe", "sw", "th", "vm")
+
+
+COLLAPSE_PRESETS: dict[str, typing.Callable[[], CollapseConfig]] = {}
+
+
+def collapse_preset(name: str, **overrides: Any) -> CollapseConfig:
+    """A named CollapseConfig (``tiny``, ``quick``, ``full``, ``paper``) with ``overrides`` applied."""
+    if name not in COLLAPSE_PRESETS:
+        raise ConfigError(f"unknown collapse preset {name!r}; choose from {sorted(COLLAPSE_PRESETS)}")
+    return COLLAPSE_PRESETS[name]().replace(**overrides)
+
+
+def _tiny_preset() -> CollapseConfig:
+    model = ModelConfig.preset("tiny")
+    train = TrainConfig(model=model, max_steps=40, batch_size=8, warmup_steps=5, eval_every=20, save_every=10,
+                        eval_max_texts=8, probe_count=0, retrieval_share=0.25, retrieval_examples=64, copy_share=0.25)
+    return CollapseConfig(
+        name="tiny", generations=2, strategies=("replace", "accumulate"), init="previous", train=train,
+        next_train=train.replace(max_steps=8, warmup_steps=2, eval_every=8, save_every=4),
+        prompt_tokens=16, decode=DecodeConfig(max_new_tokens=16, do_sample=True, stop=(), batch_size=64),
+        watermark_bias=4.0, watermark_z=3.0,  # 16-token texts carry little watermark; a stronger one is still seen
+        eval=EvalConfig(limit=12, diversity_prompts=4, diversity_prompt_words=8, heldout_max_texts=8, batch_size=16,
+                        continuation_decode=_continuation_decode().replace(max_new_tokens=16)))
+
+
+def _quick_preset() -> CollapseConfig:
+    # Sized by measurement on 2 shared cores (one torch thread, two other busy processes): the small model trains
+    # at about 4.5k tokens/s, writes about 3k tokens/s by sampling, and one evaluation takes about 10 s. With 127k
+    # human tokens that is ~7.5 min for generation 0 (250 steps, ~16 epochs), ~30 s per later training (16 steps,
+    # one pass over a replace pool), ~40 s per write and ~10 s per evaluation: about 18 minutes in all.
+    model = ModelConfig.preset("small")
+    train = TrainConfig(model=model, max_steps=250, batch_size=16, lr=3e-3, warmup_steps=25, eval_every=125,
+                        save_every=50, eval_max_texts=100, probe_count=50, retrieval_share=0.25,
+                        retrieval_examples=2000, copy_share=0.25)
+    return CollapseConfig(
+        name="quick", countries=_quick_countries(), kinds=("record",), generations=5,
+        strategies=("replace", "accumulate"), init="previous", train=train,
+        next_train=train.replace(max_steps=16, lr=1e-3, warmup_steps=2, eval_every=16, save_every=8),
+        decode=DecodeConfig(max_new_tokens=64, do_sample=True, temperature=1.0, stop=(), batch_size=128),
+        score_synthetic=False,  # 40% of a write; the eval's reference perplexities give Shumailov's histogram
+        eval=EvalConfig(diversity_prompts=32, heldout_max_texts=60, batch_size=64))
+
+
+def _full_preset() -> CollapseConfig:
+    train = TrainConfig(model=ModelConfig.preset("base"), max_steps=4000, retrieval_share=0.25, copy_share=0.25)
+    return CollapseConfig(
+        name="full", generations=10, strategies=tuple(s if s != "mix" else "mix:0.1" for s in STRATEGY_KINDS),
+        init="previous", train=train, next_train=train.replace(max_steps=800, lr=1e-3, warmup_steps=50,
+                                                               eval_every=800, save_every=200),
+        eval=EvalConfig(diversity_prompts=128))
+
+
+def _paper_preset() -> CollapseConfig:
+    # Shumailov et al. 2024 (OPT-125m on wikitext2): 64-token blocks continued for 64 tokens with 5-way beam
+    # search, every generation fine-tuned from the pretrained base; 5 epochs without original data.
+    # The base model must be given (--base-model PATH); the vocabulary and model size are then its own.
+    train = TrainConfig(max_steps=1000, batch_size=16, lr=2e-5, warmup_steps=50, weight_decay=0.0, eval_every=250,
+                        save_every=250, probe_count=100, retrieval_share=0.0, copy_share=0.0)
+    return CollapseConfig(
+        name="paper", generations=10, strategies=("replace", "mix:0.1"), init="base", base_model="<set --base-model>",
+        train=train, next_train=train, next_epochs=5.0, prompt_tokens=64,
+        decode=DecodeConfig(max_new_tokens=64, num_beams=5, repetition_penalty=3.0, stop=(), batch_size=16),
+        eval=EvalConfig(diversity_prompts=256))
+
+
+COLLAPSE_PRESETS.update(tiny=_tiny_preset, quick=_quick_preset, full=_full_preset, paper=_paper_preset)

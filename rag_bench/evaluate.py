@@ -19,6 +19,11 @@ probes' own ``metadata.bucket`` (``tail``/``torso``/``head``; ``all`` holds ever
   retrieved chunk), exact match when retrieval hit and when it missed;
 * prompt_truncated: share of prompts cut from the left to fit the model's positions (lower is better).
 
+``results["gap"]["grounded-closed"][bucket]`` is grounded minus closed-book exact match. Fit
+(``results["fit"]``), diversity and distribution (``results["diversity"|"distribution"][mode|"human"]``) are
+described in ``rag_bench.diversity_eval``; ``results["timings"]`` splits the time into retrieval, generation
+and scoring per mode.
+
 Retrieved contexts and reference scores are cached (see ``rag_bench.eval_inputs``); the cache defaults to
 ``<run>/cache`` when ``out_dir`` is ``<run>/gen_<k>/eval``, so every generation of a run shares it, and to
 ``<out_dir>/../cache`` otherwise.

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 BOS_TOKEN = "<|endoftext|>"  # begins every prompt and separates packed training documents
 PAD_TOKEN = "<|pad|>"
 MODEL_CONFIG_FILE = "rag_bench_model.json"  # the resolved ModelConfig beside a model built here
+# GPT-2's pre-tokenisation pattern with ":?" after a run of letters
+PRETOKENIZE_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+:?| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
                 "pytorch_model.bin", "pytorch_model.bin.index.json")
 
@@ -78,9 +80,16 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 8192, *, min_frequency: int = 2) -> PreTrainedTokenizerFast:
-    """Byte-level BPE (GPT-2 pre-tokenisation) trained on ``texts``; prepends BOS, pads on the left."""
+    """Byte-level BPE trained on ``texts``; prepends BOS, pads on the left.
+
+    Pre-tokenisation is GPT-2's except that a word keeps a colon right after it, so a record field
+    and its colon (`` Capital:``) can become one token: the last token of a question then names
+    the field, and copying its value from a passage is a single induction step (see docs/copying.md).
+    """
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_PATTERN), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
                                   special_tokens=[BOS_TOKEN, PAD_TOKEN],

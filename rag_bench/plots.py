@@ -60,7 +60,7 @@ def _line(ax, points, *, colour, style="-", label=None, marker="o") -> None:
     gens = [p[0] for p in points]
     ax.plot(gens, [p[1] for p in points], linestyle=style, marker=marker, markersize=4, color=colour, label=label)
     if any(p[4] > 1 for p in points):
-        ax.fill_between(gens, [p[2] for p in points], [p[3] for p in points], color=colour, alpha=0.15, lw=0)
+        ax.fill_between(gens, [p[2] for p in points], [p[3] for p in points], color=colour, alpha=0.25, lw=0)
 
 
 def _generation_axis(ax) -> None:
@@ -103,14 +103,14 @@ def panel_grid(rows: list[dict[str, Any]], *, panel_keys: tuple[str, str], title
     second = ordered({r[panel_keys[1]] for r in rows}, orders.get(panel_keys[1], ()))
     present = {(r[panel_keys[0]], r[panel_keys[1]]) for r in rows}
     panels = [(a, b) for a in first for b in second if (a, b) in present]
-    ncols = ncols or len(second)
+    ncols = min(ncols or len(second), len(panels))
     nrows = -(-len(panels) // ncols)
     by_panel: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_panel[(row[panel_keys[0]], row[panel_keys[1]])].append(row)
     colours = strategy_colours(r["strategy"] for r in rows)
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols + 0.6, 2.6 * nrows + 1.0), squeeze=False,
+        fig, axes = plt.subplots(nrows, ncols, figsize=(max(3.2 * ncols + 0.6, 7.5), 2.6 * nrows + 1.0), squeeze=False,
                                  layout="constrained")
         for ax in axes.ravel()[len(panels):]:
             ax.set_axis_off()
@@ -198,7 +198,7 @@ def histogram_figure(rows: Sequence[dict[str, Any]]) -> Figure:
     last = max(g for by_gen in curves.values() for g in by_gen)
     cmap = plt.get_cmap("viridis")
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(len(modes), len(strategies), figsize=(4.2 * len(strategies) + 0.5,
+        fig, axes = plt.subplots(len(modes), len(strategies), figsize=(max(4.2 * len(strategies) + 0.5, 7.5),
                                  3.0 * len(modes) + 0.9), squeeze=False, sharex=True, layout="constrained")
         for i, mode in enumerate(modes):
             for j, strategy in enumerate(strategies):
@@ -211,13 +211,27 @@ def histogram_figure(rows: Sequence[dict[str, Any]]) -> Figure:
                     edges, counts = human[min(human)]
                     _histogram_curve(ax, edges, counts, colour="black", label="human text", style=":")
                 ax.set_xscale("log")
+                ax.set_xlim(*_occupied_range(curves))
                 ax.set_title(f"{strategy} · {mode}")
-                ax.set_xlabel("perplexity under generation 0")
+                if i == len(modes) - 1:
+                    ax.set_xlabel("perplexity under generation 0")
                 if j == 0:
                     ax.set_ylabel("share of continuations")
         fig.suptitle(title)
         _legend(fig, axes)
     return fig
+
+
+def _occupied_range(curves) -> tuple[float, float]:
+    """From the lowest to the highest bin edge that holds any count, so the curves fill the panel."""
+    lows, highs = [], []
+    for by_gen in curves.values():
+        for edges, counts in by_gen.values():
+            filled = [i for i, c in enumerate(counts) if c > 0]
+            if filled:
+                lows.append(edges[filled[0]])
+                highs.append(edges[filled[-1] + 1])
+    return (min(lows), max(highs)) if lows else (1.0, 10.0)
 
 
 def _histogram_curve(ax, edges, counts, *, colour, label, style="-") -> None:

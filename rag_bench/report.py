@@ -68,8 +68,15 @@ def _mapping(value: Any, path: Path, where: str) -> dict[str, Any]:
     return value
 
 
+def _load(path: Path) -> Any:
+    try:
+        return read_json(path)
+    except RecordError as exc:
+        raise ReportError(str(exc)) from None
+
+
 def _check_results(path: Path) -> dict[str, Any]:
-    data = read_json(path)
+    data = _load(path)
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         got = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise ReportError(f"{path}: not a {SCHEMA} results file (schema {got!r})")
@@ -87,7 +94,7 @@ def _check_results(path: Path) -> dict[str, Any]:
 def _read_optional(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    data = read_json(path)
+    data = _load(path)
     if not isinstance(data, dict):
         raise ReportError(f"{path}: expected a JSON object")
     return data
@@ -129,14 +136,14 @@ def find_results(run_dir: str | Path) -> tuple[list[Evaluated], list[str]]:
     if not found:
         raise ReportError(f"{run_dir}: no gen_<k>/eval/results.json found under this run folder")
     folders = sorted({f for f, *_ in found if f})
-    own_start = {(f, seed) for f, seed, generation, *_ in found if f and generation == 0}
+    own_start = {f for f, _, generation, *_ in found if f and generation == 0}
     named = _run_strategy(run_dir)
     entries = []
     for folder, seed, generation, path, manifest in found:
         if folder:
             strategies = [folder]
         elif folders and generation == 0:  # the shared generation 0 starts every strategy's series
-            strategies = [f for f in folders if (f, seed) not in own_start]
+            strategies = [f for f in folders if f not in own_start]
         else:
             own = manifest.get("strategy")
             strategies = [own if isinstance(own, str) else named or "run"]
@@ -205,11 +212,13 @@ def tidy_rows(entries: Sequence[Evaluated]) -> dict[str, list[dict[str, Any]]]:
 # Writing the report folder
 
 FIGURES = (  # file stem, caption; the rows of tidy_rows()[stem] feed both the PNG and the CSV
-    ("exact_match", "Exact match against generation, per mode (rows), frequency bucket (columns) and strategy."),
+    ("exact_match", "Exact match against generation, per mode (rows), frequency bucket (columns) and strategy. "
+                    "With several seeds a line is their mean and its band spans their min to max."),
     ("heldout_perplexity", "Perplexity of held-out human text against generation, per strategy."),
     ("diversity", "Each diversity metric of the continuations against generation; human text in black."),
     ("perplexity_histograms", "Per-sequence perplexity of each generation's continuations under generation 0 "
-                              "(Shumailov et al. 2024, Fig. 1): one panel per strategy and mode."),
+                              "(Shumailov et al. 2024, Fig. 1): one panel per strategy and mode; values outside "
+                              "the fixed bins are counted in the end bins."),
     ("gap", "Grounded minus closed-book exact match against generation, per bucket."),
 )
 DRAW = {"exact_match": plots.exact_match_figure, "heldout_perplexity": plots.perplexity_figure,
@@ -286,6 +295,8 @@ def _html(title: str, summary: list[str], tables, figures: list[tuple[str, str]]
 
 def _publish(out_dir: Path, build) -> Path:
     """Build the folder aside with ``build(tmp)`` and swap it in; refuse to replace a folder that is no report."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ReportError(f"{out_dir}: exists and is not a folder")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not any((out_dir / f).is_file() for f in REPORT_FILES):
         raise ReportError(f"{out_dir}: exists and holds no {REPORT_FILES[0]}; refusing to replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -296,7 +307,12 @@ def _publish(out_dir: Path, build) -> Path:
         os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a report is for everyone who can read the run
         if out_dir.exists():
             os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
+        try:
+            os.replace(tmp, out_dir)
+        except OSError:
+            if old.exists():  # put the previous report back rather than leave none
+                os.replace(old, out_dir)
+            raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
@@ -341,13 +357,13 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
                   f"Collapse report: {run_dir.name}", theory_config)
 
 
-def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, seeds: bool = False,
-                 theory_config: TheoryConfig | None = None) -> Path:
-    """One report over several runs. ``seeds``: the runs are replicates, pooled by strategy (mean and spread);
-    otherwise each run's strategies are separate series named ``<run>/<strategy>``."""
+def collect_runs(run_dirs: Sequence[str | Path], *, seeds: bool = False) -> tuple[list[Evaluated], list[str]]:
+    """The results of several runs. ``seeds``: the runs are replicates of one experiment, pooled by strategy
+    (seed from a seed_<s> folder, else the run's config.json "seed", else its position); otherwise each run's
+    strategies are separate series named ``<run>/<strategy>``."""
     run_dirs = [Path(d) for d in run_dirs]
     if not run_dirs:
-        raise ReportError("compare_runs needs at least one run folder")
+        raise ReportError("no run folder given")
     names = [d.name for d in run_dirs]
     labels = names if len(set(names)) == len(names) else [str(d) for d in run_dirs]
     entries, pending = [], []
@@ -361,5 +377,12 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, seeds: 
                 e = dataclasses.replace(e, strategy=f"{label}/{e.strategy}")
             entries.append(dataclasses.replace(e, run=label))
         pending += [f"{label}: {note}" for note in notes]
-    title = "Collapse report: " + ", ".join(labels) + (" (seeds pooled)" if seeds else "")
+    return entries, pending
+
+
+def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, seeds: bool = False,
+                 theory_config: TheoryConfig | None = None) -> Path:
+    """One report over several runs on one set of plots (see ``collect_runs`` for ``seeds``); returns ``out_dir``."""
+    entries, pending = collect_runs(run_dirs, seeds=seeds)
+    title = "Collapse report: " + ", ".join(sorted({e.run for e in entries})) + (" (seeds pooled)" if seeds else "")
     return _write(entries, pending, Path(out_dir), title, theory_config)

@@ -58,8 +58,8 @@ def change_se(a: Cell, b: Cell, *, binomial: bool) -> float:
     return max(seed, binom)
 
 
-def _spread(cell: Cell) -> str:
-    return f"; {len(cell)} seeds, {min(v for v, _ in cell):.3f} to {max(v for v, _ in cell):.3f}" if len(cell) > 1 \
+def _spread(cell: Cell, fmt: str = ".3f") -> str:
+    return f"; {len(cell)} seeds, {min(v for v, _ in cell):{fmt}} to {max(v for v, _ in cell):{fmt}}" if len(cell) > 1 \
         else ""
 
 
@@ -68,7 +68,7 @@ def _describe(label: str, a_gen: int, a: Cell, b_gen: int, b: Cell, *, binomial:
     delta, se = seed_mean(b) - seed_mean(a), change_se(a, b, binomial=binomial)
     n = f", n={b[0][1]}" if binomial and b[0][1] else ""
     text = (f"{label}: {seed_mean(a):{fmt}} at generation {a_gen} -> {seed_mean(b):{fmt}} at generation {b_gen}"
-            f"{n}{_spread(b)}")
+            f"{n}{_spread(b, fmt)}")
     if se == 0:
         return text + " (no seed spread or standard error to judge this change against)"
     verdict = ("fell" if delta < 0 else "rose") if abs(delta) > Z * se else "did not change beyond noise"
@@ -121,9 +121,9 @@ def summarize(figure_rows: dict[str, list[dict[str, Any]]], theory: dict[str, An
         by = _values(ppl, s, "", "heldout", "heldout_perplexity")
         if first in by and last in by and first != last:
             steps = [seed_mean(by[g]) for g in sorted(by)]
-            trend = ("it rose at every step" if all(b > a for a, b in itertools.pairwise(steps)) else
-                     "it fell at every step" if all(b < a for a, b in itertools.pairwise(steps)) else
-                     "the steps went both ways")
+            ups = sum(b > a for a, b in itertools.pairwise(steps))
+            downs = sum(b < a for a, b in itertools.pairwise(steps))
+            trend = f"between evaluated generations it rose {ups} and fell {downs} of {len(steps) - 1} times"
             lines.append(_describe(f"{s}, held-out human perplexity", first, by[first], last, by[last],
                                    binomial=False, fmt=".2f") + f"; {trend}.")
     lines += _across(em, strategies)

@@ -31,10 +31,10 @@ from rag_bench.config import DecodeConfig, TrainConfig
 from rag_bench.lm import LM, autocast, pick_device, replace_dir, train_tokenizer
 from rag_bench.records import read_json, read_jsonl, write_json, write_jsonl
 from rag_bench.train_data import (
+    IGNORE,
     CopyTask,
     Example,
     corpus_stream,
-    pack_examples,
     probe_lines,
     record_lines,
     retrieval_examples,
@@ -85,10 +85,10 @@ def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequen
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss_sum = 0.0
+        rows.sort(key=lambda r: len(r.ids))  # copy and retrieval rows are shorter than a block: pad less
         for start in range(0, len(rows), micro):
             chunk = rows[start:start + micro]
-            ids = torch.tensor([r.ids for r in chunk], device=lm.device)
-            labels = torch.tensor([r.labels for r in chunk], device=lm.device)
+            ids, labels = _pad(chunk, lm.tokenizer.pad_token_id, lm.device)
             with autocast(lm.device) if cfg.bf16 else contextlib.nullcontext():
                 loss = ddp_model(input_ids=ids, labels=labels).loss * len(chunk) / len(rows)
             loss.backward()
@@ -156,9 +156,8 @@ class _Batches:
         if cfg.retrieval_share > 0:
             if neighbours is None:
                 raise ValueError("retrieval_share > 0 needs a neighbours function (the index's retriever)")
-            self.retrieval = pack_examples(retrieval_examples(texts, lm.tokenizer, neighbours, block=block,
-                                                              max_examples=cfg.retrieval_examples,
-                                                              seed=cfg.seed), block, self.pad)
+            self.retrieval = retrieval_examples(texts, lm.tokenizer, neighbours, block=block,
+                                                max_examples=cfg.retrieval_examples, seed=cfg.seed)
         records = record_lines(texts)
         self.copy = CopyTask(records, seed=cfg.seed, max_lines=cfg.copy_max_lines,
                              max_distractors=cfg.copy_max_distractors) if cfg.copy_share > 0 else None
@@ -178,10 +177,7 @@ class _Batches:
         rows += self._take(self.retrieval, step, n_retrieval)
         if n_copy:
             self.copy.rng.seed(cfg.seed * 1_000_003 + step)
-            copy_rows: list[Example] = []
-            while len(copy_rows) < n_copy:
-                copy_rows += pack_examples([self.copy.example(self.tok) for _ in range(8)], self.block, self.pad)
-            rows += copy_rows[:n_copy]
+            rows += [self.copy.example(self.tok, max_tokens=self.block) for _ in range(n_copy)]
         return rows
 
     def _take(self, pool: list, step: int, n: int) -> list:
@@ -205,6 +201,14 @@ class _Batches:
                 answers = lm.generate([p for p, _ in pairs], _PROBE_DECODE)
                 scores[name] = sum(a.strip() == g for a, (_, g) in zip(answers, pairs, strict=True)) / len(pairs)
         return scores
+
+
+def _pad(rows: list[Example], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad rows to the longest; padding comes after the text, so a causal model needs no mask."""
+    width = max(len(r.ids) for r in rows)
+    ids = torch.tensor([r.ids + [pad_id] * (width - len(r.ids)) for r in rows], device=device)
+    labels = torch.tensor([r.labels + [IGNORE] * (width - len(r.labels)) for r in rows], device=device)
+    return ids, labels
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -149,14 +149,16 @@ class CopyTask:
         self.rng.shuffle(passages)
         return target, ["\n".join(r.text() for r in p) for p in passages]
 
-    def example(self, tokenizer, *, repeat: int | None = None) -> Example:
-        """One training example; the loss covers the repeated lines only."""
+    def example(self, tokenizer, *, repeat: int | None = None, max_tokens: int | None = None) -> Example:
+        """One training example; the loss covers the repeated lines only. Cut from the left to ``max_tokens``."""
         target, passages = self._passages()
         k = repeat or self.rng.randint(1, len(target))
         query = "\n".join(r.text() for r in self.rng.sample(target, min(k, len(target))))
         context_ids = tokenizer(render_prompt("", passages))["input_ids"]  # ends with the separator
         query_ids = tokenizer(query + "\n", add_special_tokens=False)["input_ids"]
-        return Example(ids=context_ids + query_ids, labels=[IGNORE] * len(context_ids) + query_ids)
+        ids, labels = context_ids + query_ids, [IGNORE] * len(context_ids) + query_ids
+        cut = max(0, len(ids) - max_tokens) if max_tokens else 0
+        return Example(ids=ids[cut:], labels=labels[cut:])
 
     def probe(self, *, invented: bool = True) -> tuple[str, str, list[str]]:
         """(prompt, gold value, passages): a question about one line of the target passage."""
@@ -226,27 +228,6 @@ def probe_lines(records: dict[str, list[RecordLine]], count: int, *, seed: int,
     return [(r.prefix, r.value) for r in rng.sample(lines, min(count, len(lines)))]
 
 
-def pack_examples(examples: Sequence[Example], block: int, pad_id: int) -> list[Example]:
-    """Pack whole examples into blocks of ``block`` tokens, padding the rest (an example is never split)."""
-    blocks: list[Example] = []
-    ids: list[int] = []
-    labels: list[int] = []
-
-    def close() -> None:
-        blocks.append(Example(ids=ids + [pad_id] * (block - len(ids)), labels=labels + [IGNORE] * (block - len(ids))))
-
-    for ex in examples:
-        if len(ex.ids) > block:  # keep the end: the part with the loss
-            ex = Example(ids=ex.ids[-block:], labels=ex.labels[-block:])
-        if len(ids) + len(ex.ids) > block:
-            close()
-            ids, labels = [], []
-        ids, labels = ids + ex.ids, labels + ex.labels
-    if ids:
-        close()
-    return blocks
-
-
 __all__ = ["IGNORE", "PASSAGE_SEPARATOR", "CopyTask", "Example", "RecordLine", "corpus_stream", "invent_name",
-           "invent_value", "pack_examples", "parse_record_line", "probe_lines", "record_lines", "retrieval_examples",
+           "invent_value", "parse_record_line", "probe_lines", "record_lines", "retrieval_examples",
            "text_segments"]

@@ -1,0 +1,185 @@
+"""The fixed inputs of a collapse run (human texts, probes, the gen-0 cache key) and small helpers of its steps.
+
+    from rag_bench.collapse_data import prepare_inputs
+    inputs = prepare_inputs(cfg, run_dir="data/runs/quick-factbook", data_dir="data")
+    inputs.train_texts, inputs.heldout_texts, inputs.probes_path
+
+The human training and held-out texts come from ``DATA_DIR/corpora/<corpus>/corpus.jsonl`` (its
+``metadata.split``; a corpus without one holds out 5% of documents by a hash of their id), or, for a
+folder ingested with ``rag-bench ingest`` (no JSONL), from the index's chunks, restricted to
+``countries`` and ``kinds``. They are written to ``RUN/data/human_{train,heldout}.jsonl`` on the first
+start, and a resumed run reads those copies, so every generation sees the same human data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from rag_bench.config import CollapseConfig, TrainConfig
+from rag_bench.eval_inputs import is_heldout_chunk
+from rag_bench.index import current_version
+from rag_bench.records import (
+    CorpusRecord,
+    read_corpus,
+    read_json,
+    read_jsonl,
+    sha256_file,
+    sha256_text,
+    write_json,
+    write_jsonl,
+)
+from rag_bench.train_data import CopyTask, record_lines
+
+GEN0_CACHE_FORMAT = "rag_bench.gen0/1"
+
+
+class InputError(ValueError):
+    """A missing corpus, index, probe file or base model; the message names the path and the config key."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunInputs:
+    """Human texts and probes of a run, with their files and hashes."""
+
+    train_texts: list[str]  # human training split (what generation 0 trains on)
+    heldout_texts: list[str]  # human held-out split (perplexity, diversity prompts; never trained on)
+    train_path: Path  # RUN/data/human_train.jsonl
+    heldout_path: Path  # RUN/data/human_heldout.jsonl
+    probes_path: Path  # RUN/data/probes.jsonl (restricted to the run's countries)
+    index_path: Path  # DATA_DIR/indexes/<index>
+
+
+def check_inputs(cfg: CollapseConfig, data_dir: Path) -> None:
+    """Refuse before any work when something the run needs is missing, naming the config key."""
+    index = data_dir / "indexes" / cfg.resolved_index()
+    if not (index / "CURRENT").is_file():
+        raise InputError(f"index: {index} holds no index; build it with `rag-bench prepare` or `rag-bench ingest`")
+    probes = probes_source(cfg, data_dir)
+    if not probes.is_file():
+        raise InputError(f"probes: {probes} not found; build it with `rag-bench probes` (--kind cloze for your "
+                         "own documents)")
+    if cfg.base_model and not Path(cfg.base_model).is_dir():
+        raise InputError(f"base_model: {cfg.base_model} is not a folder (give --base-model PATH of a local HF model)")
+
+
+def probes_source(cfg: CollapseConfig, data_dir: Path) -> Path:
+    """``probes``, else DATA_DIR/probes/<index>-factbook.jsonl, else <index>-cloze.jsonl (an ingested corpus)."""
+    if cfg.probes:
+        return Path(cfg.probes)
+    factbook = data_dir / "probes" / f"{cfg.resolved_index()}-factbook.jsonl"
+    cloze = factbook.with_name(f"{cfg.resolved_index()}-cloze.jsonl")
+    return cloze if cloze.is_file() and not factbook.is_file() else factbook
+
+
+def human_records(cfg: CollapseConfig, data_dir: Path) -> tuple[list[CorpusRecord], str]:
+    """The corpus JSONL's records, or, for a corpus ingested from a folder (no JSONL), the index's chunks."""
+    corpus = data_dir / "corpora" / cfg.corpus / "corpus.jsonl"
+    if corpus.is_file():
+        return read_corpus(corpus), str(corpus)
+    version = current_version(data_dir / "indexes" / cfg.resolved_index())
+    rows = read_jsonl(version / "docstore.jsonl")
+    return [CorpusRecord(id=r["id"], contents=r["text"], metadata=r.get("metadata") or {}) for r in rows], \
+        f"{version}/docstore.jsonl"
+
+
+def _keep(record_meta: dict[str, Any], cfg: CollapseConfig) -> bool:
+    if cfg.countries and record_meta.get("country_code") not in cfg.countries:
+        return False
+    return not (cfg.kinds and record_meta.get("kind") not in cfg.kinds)
+
+
+def prepare_inputs(cfg: CollapseConfig, *, run_dir: Path, data_dir: Path) -> RunInputs:
+    """Write RUN/data once (human splits and probes) and return the texts; later calls read the copies."""
+    folder = run_dir / "data"
+    train_path, heldout_path = folder / "human_train.jsonl", folder / "human_heldout.jsonl"
+    probes_path = folder / "probes.jsonl"
+    if not (train_path.is_file() and heldout_path.is_file()):
+        records, corpus = human_records(cfg, data_dir)
+        records = [r for r in records if _keep(r.metadata, cfg)]
+        if not records:
+            raise InputError(f"countries/kinds: no document of {corpus} has country_code in {list(cfg.countries)} "
+                             f"and kind in {list(cfg.kinds)}")
+        has_split = any("split" in r.metadata for r in records)
+        held = [(r.metadata.get("split") == "heldout") if has_split else is_heldout_chunk(r.id) for r in records]
+        train = [r for r, h in zip(records, held, strict=True) if not h]
+        heldout = [r for r, h in zip(records, held, strict=True) if h]
+        if not train or not heldout:
+            raise InputError(f"corpus: {corpus} leaves {len(train)} training and {len(heldout)} held-out documents "
+                             "for this run; both splits must be non-empty")
+        write_jsonl(heldout_path, heldout)
+        write_jsonl(train_path, train)  # written last: its presence means both are complete
+    if not probes_path.is_file():
+        source = probes_source(cfg, data_dir)
+        rows = [r for r in read_jsonl(source) if not cfg.countries
+                or (r.get("metadata") or {}).get("country_code") in cfg.countries]
+        if not rows:
+            raise InputError(f"probes: {source} holds no probe of the countries {list(cfg.countries)}")
+        sidecar = source.with_name(source.stem + ".meta.json")
+        meta = read_json(sidecar) if sidecar.is_file() else {}
+        write_json(probes_path.with_name("probes.meta.json"),
+                   {**meta, "source": str(source), "source_sha256": sha256_file(source),
+                    "countries": list(cfg.countries), "probes_in_run": len(rows)})
+        write_jsonl(probes_path, rows)
+    return RunInputs(train_texts=[r["contents"] for r in read_jsonl(train_path)],
+                     heldout_texts=[r["contents"] for r in read_jsonl(heldout_path)], train_path=train_path,
+                     heldout_path=heldout_path, probes_path=probes_path,
+                     index_path=data_dir / "indexes" / cfg.resolved_index())
+
+
+def gen0_cache_key(cfg: CollapseConfig, inputs: RunInputs) -> tuple[str, dict[str, Any]]:
+    """The hash naming ``DATA_DIR/gen0_cache/<key>``: everything that determines generation 0's weights."""
+    base = str(Path(cfg.base_model).resolve()) if cfg.base_model else ""
+    base_sha = ""
+    if base:
+        weights = sorted(p for p in Path(base).iterdir() if p.suffix in (".safetensors", ".bin"))
+        base_sha = sha256_text("".join(sha256_file(p) for p in weights))
+    material = {"format": GEN0_CACHE_FORMAT, "train": cfg.train.replace(seed=cfg.seed).to_dict(),
+                "base_model": base, "base_model_weights_sha256": base_sha, "neighbours_k": cfg.neighbours_k,
+                "human_train_sha256": sha256_file(inputs.train_path),
+                "human_heldout_sha256": sha256_file(inputs.heldout_path)}
+    return sha256_text(json.dumps(material, sort_keys=True))[:16], material
+
+
+# ---------------------------------------------------------------------------------------
+# Small helpers of the steps (rag_bench.collapse_steps)
+
+
+def stable_seed(*parts: Any) -> int:
+    """A 31-bit seed from any parts (run seed, step, generation, strategy): the same on every resume."""
+    return int(hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
+
+
+def copy_model(src: Path, dst: Path) -> None:
+    """Copy a model folder into place atomically (a temporary sibling, then a rename)."""
+    for stale in dst.parent.glob(f".{dst.name}.copy-*"):  # left by a process killed while copying
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = dst.with_name(f".{dst.name}.copy-{os.getpid()}")
+    shutil.copytree(src, tmp)
+    if dst.exists():
+        shutil.rmtree(dst)
+    os.replace(tmp, dst)
+
+
+def next_steps(cfg: CollapseConfig, pool_tokens: int, block: int) -> int:
+    """Optimizer steps of a generation >= 1: fixed, or ``next_epochs`` passes over its pool."""
+    if cfg.next_epochs <= 0:
+        return cfg.next_train.max_steps
+    return max(1, math.ceil(cfg.next_epochs * pool_tokens / (cfg.next_train.batch_size * block)))
+
+
+def copy_guard(tcfg: TrainConfig, texts: list[str]) -> tuple[TrainConfig, str]:
+    """Turn the copy curriculum and its probes off when the texts hold too few record lines to build them."""
+    if not (tcfg.copy_share > 0 or tcfg.probe_count > 0):
+        return tcfg, "off"
+    try:
+        CopyTask(record_lines(texts), seed=0, max_lines=tcfg.copy_max_lines, max_distractors=tcfg.copy_max_distractors)
+    except ValueError:
+        return tcfg.replace(copy_share=0.0, copy_warmup_steps=0, probe_count=0), "off: too few record lines in the pool"
+    return tcfg, "on: built from the training texts" if tcfg.copy_share > 0 else "probes only"

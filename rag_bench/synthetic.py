@@ -1,0 +1,203 @@
+"""What generation n writes for generation n+1: human prompts continued by the model, optionally watermarked.
+
+    from rag_bench.synthetic import prompt_blocks, write_synthetic
+    prompts = prompt_blocks(human_train_texts, lm.tokenizer, prompt_tokens=64, new_tokens=64)
+    stats = write_synthetic(lm, prompts, decode, out="runs/r1/gen_0/synthetic.jsonl", generation=0, seed=0)
+
+The human training split is one BOS-separated token stream (as in training). It is cut into blocks of
+``new_tokens`` tokens; each block's first ``prompt_tokens`` tokens (running into the next block when
+k > m) prompt the model, which writes exactly ``new_tokens`` more, so the synthetic corpus holds as many
+tokens as the human one (Shumailov et al. 2024: k = m = 64). End-of-document tokens the model writes are
+kept as document boundaries: a continuation is split there into several records. Only the continuation
+is written, never the prompt, so a pool of synthetic records holds no human text.
+
+The corpus is written in parts (``.<name>.parts/part_<i>.jsonl``), each atomically and with its own seed,
+so a killed writer resumes at the first missing part and writes the same text it would have written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import WatermarkDetector, WatermarkingConfig
+
+from rag_bench.config import DecodeConfig
+from rag_bench.lm import LM, autocast
+from rag_bench.prompt import render_prompt
+from rag_bench.records import read_json, read_jsonl, write_json, write_jsonl
+from rag_bench.train_data import corpus_stream
+
+PART_PROMPTS = 512  # prompts per part file: the unit of resumption
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PromptBlock:
+    """One writer prompt: the first k tokens of a human training block, and passages for the grounded writer."""
+
+    index: int  # position of the block in the human token stream
+    ids: list[int]  # the prompt's token ids
+    passages: tuple[str, ...] = ()  # human passages placed before the prompt (grounded writer)
+
+
+def prompt_blocks(texts: Sequence[str], tokenizer: Any, *, prompt_tokens: int, new_tokens: int) -> list[PromptBlock]:
+    """One prompt per ``new_tokens``-token block of the human stream, so the continuations match its size."""
+    stream = corpus_stream(texts, tokenizer)
+    starts = range(0, max(0, len(stream) - prompt_tokens) + 1, new_tokens)
+    return [PromptBlock(index=i, ids=stream[s:s + prompt_tokens]) for i, s in enumerate(starts)
+            if len(stream[s:s + prompt_tokens]) == prompt_tokens]
+
+
+def watermarking_config(*, bias: float, greenlist: float, key: int) -> WatermarkingConfig:
+    """Kirchenbauer et al.'s green-list watermark, seeded by the previous token (transformers' "lefthash")."""
+    return WatermarkingConfig(greenlist_ratio=greenlist, bias=bias, hashing_key=key, seeding_scheme="lefthash",
+                              context_width=1)
+
+
+def continue_prompts(lm: LM, prompts: Sequence[PromptBlock], decode: DecodeConfig, *, seed: int,
+                     watermark: WatermarkingConfig | None = None) -> list[list[int]]:
+    """``decode.max_new_tokens`` new token ids per prompt, in order; end-of-document does not stop a row."""
+    tok = lm.tokenizer
+    room = lm.max_positions - decode.max_new_tokens
+    if room < 1:
+        raise ValueError(f"max_new_tokens={decode.max_new_tokens} leaves no room for a prompt in "
+                         f"{lm.max_positions} positions")
+    inputs = []
+    for block in prompts:
+        ids = list(block.ids)
+        if block.passages:  # same layout as retrieval-augmented training: passages, blank line, then the text
+            ids = tok(render_prompt("", block.passages))["input_ids"] + ids
+        if len(ids) > room:  # keep the prompt's end; the passages go first
+            ids = ids[-room:]
+        inputs.append(ids)
+    kwargs: dict[str, Any] = {"max_new_tokens": decode.max_new_tokens,
+                              "do_sample": decode.do_sample, "num_beams": decode.num_beams,
+                              "repetition_penalty": decode.repetition_penalty, "pad_token_id": tok.pad_token_id,
+                              "eos_token_id": []}  # BOS = EOS separates documents; keep writing past it
+    if decode.do_sample:
+        kwargs.update(temperature=decode.temperature, top_p=decode.top_p, top_k=decode.top_k or None)
+    else:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    if watermark is not None:
+        kwargs["watermarking_config"] = watermark
+    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
+    out: list[list[int]] = [[] for _ in inputs]
+    with torch.random.fork_rng(devices=[lm.device] if lm.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        for start in range(0, len(order), decode.batch_size):
+            idx = order[start:start + decode.batch_size]
+            padded = tok.pad({"input_ids": [inputs[i] for i in idx]}, padding=True, return_tensors="pt").to(lm.device)
+            width = padded["input_ids"].shape[1]
+            with torch.inference_mode(), autocast(lm.device):
+                generated = lm.model.generate(**padded, **kwargs)
+            for i, row in zip(idx, generated[:, width:].tolist(), strict=True):
+                out[i] = row
+    return out
+
+
+def split_documents(ids: Sequence[int], separator: int) -> list[list[int]]:
+    """Token ids cut at the document separator (BOS/EOS); empty pieces dropped."""
+    pieces, current = [], []
+    for t in ids:
+        if t == separator:
+            if current:
+                pieces.append(current)
+            current = []
+        else:
+            current.append(t)
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def write_synthetic(lm: LM, prompts: Sequence[PromptBlock], decode: DecodeConfig, *, out: str | Path,
+                    generation: int, seed: int, writer: str = "plain", watermark: WatermarkingConfig | None = None,
+                    scorer: LM | None = None, on_part: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Write the continuations of ``prompts`` to ``out`` (corpus JSONL); resumable part by part.
+
+    ``scorer`` (generation 0) adds each record's perplexity under it as ``metadata.gen0_ppl``. ``on_part(done,
+    total)`` is called after every part. Returns counts and timings.
+    """
+    out = Path(out)
+    parts_dir = out.with_name(f".{out.name}.parts")
+    tok = lm.tokenizer
+    separator = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    n_parts = max(1, -(-len(prompts) // PART_PROMPTS))
+    started, written_now = time.perf_counter(), 0
+    for part in range(n_parts):
+        path = parts_dir / f"part_{part:05d}.jsonl"
+        if not path.is_file():
+            chunk = prompts[part * PART_PROMPTS:(part + 1) * PART_PROMPTS]
+            new_ids = continue_prompts(lm, chunk, decode, seed=seed * 1_000_003 + part, watermark=watermark)
+            rows = []
+            for block, ids in zip(chunk, new_ids, strict=True):
+                for j, piece in enumerate(split_documents(ids, separator)):
+                    text = tok.decode(piece, skip_special_tokens=True)
+                    if text.strip():
+                        rows.append({"id": f"gen{generation}/{writer}/{block.index}/{j}", "contents": text,
+                                     "metadata": {"source": "synthetic", "generation": generation, "writer": writer,
+                                                  "prompt_block": block.index, "tokens": len(piece),
+                                                  "grounded_passages": len(block.passages),
+                                                  "watermarked": watermark is not None}})
+            if scorer is not None and rows:
+                for row, ppl in zip(rows, scorer.sequence_perplexities([r["contents"] for r in rows], batch_size=64),
+                                    strict=True):
+                    row["metadata"]["gen0_ppl"] = round(ppl, 4)
+            write_jsonl(path, rows)
+            written_now += len(chunk)
+        if on_part is not None:
+            on_part(part + 1, n_parts)
+    rows = [row for part in range(n_parts) for row in read_jsonl(parts_dir / f"part_{part:05d}.jsonl")]
+    write_jsonl(out, rows)
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    return {"records": len(rows), "prompts": len(prompts), "tokens": sum(r["metadata"]["tokens"] for r in rows),
+            "new_tokens_per_prompt": decode.max_new_tokens, "writer": writer, "seconds": time.perf_counter() - started,
+            "prompts_written_this_session": written_now}
+
+
+def grounded_blocks(prompts: Sequence[PromptBlock], tokenizer: Any, retriever: Any, docstore: Any, *, k: int,
+                    heldout_ids: set[str], cache: Path) -> list[PromptBlock]:
+    """``prompts`` with k human passages each: never a held-out chunk, nor the chunk that holds the prompt itself.
+
+    The chosen chunk ids are cached in ``cache`` (JSON) under a hash of the prompts, since every
+    generation of a run continues the same prompts.
+    """
+    key = hashlib.sha256(repr([(p.index, p.ids) for p in prompts]).encode()).hexdigest()[:16]
+    stored = read_json(cache) if cache.is_file() else {}
+    if stored.get("key") != key or stored.get("k") != k:
+        texts = [tokenizer.decode(p.ids, skip_special_tokens=True) for p in prompts]
+        chosen = []
+        for start in range(0, len(texts), 256):
+            batch = texts[start:start + 256]
+            for text, docs in zip(batch, retriever.batch_search(batch, k=k + 4), strict=True):
+                folded = " ".join(text.split())
+                keep = [d for d in docs if d.metadata.get("split") != "heldout"
+                        and d.metadata.get("doc_id") not in heldout_ids
+                        and d.metadata.get("chunk_id") not in heldout_ids
+                        and folded not in " ".join(d.page_content.split())]
+                chosen.append([d.metadata["chunk_id"] for d in keep[:k]])
+        stored = {"key": key, "k": k, "chunk_ids": chosen}
+        write_json(cache, stored)
+    return [dataclasses.replace(p, passages=tuple(docstore.search(c).page_content for c in ids))
+            for p, ids in zip(prompts, stored["chunk_ids"], strict=True)]
+
+
+def watermark_z_scores(lm: LM, texts: Sequence[str], watermark: WatermarkingConfig) -> list[float]:
+    """The detector's z-score of each text (re-tokenised with the writer's tokenizer); 0 for a text too short."""
+    detector = WatermarkDetector(model_config=lm.model.config, device=str(lm.device), watermarking_config=watermark,
+                                 max_cache_size=4096)
+    scores = []
+    for text in texts:
+        ids = lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) < 2:
+            scores.append(0.0)
+            continue
+        result = detector(torch.tensor([ids], device=lm.device), z_threshold=0.0, return_dict=True)
+        scores.append(float(result.z_score[0]))
+    return scores

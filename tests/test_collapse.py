@@ -1,0 +1,192 @@
+"""The collapse loop on a 3-country Factbook: layout, purity, each strategy's pool, validation, cache, kill+resume."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from rag_bench.cli import ingest, main
+from rag_bench.collapse import run_collapse
+from rag_bench.config import collapse_preset
+from rag_bench.index import load_index
+from rag_bench.probes import make_probe_file
+from rag_bench.records import read_json, read_jsonl, sha256_file
+
+REPO = Path(__file__).resolve().parents[1]
+COUNTRIES = ["ck", "kt", "pc"]  # Cocos (Keeling) Islands, Christmas Island, Pitcairn: small, with probes
+ALL = ("replace", "mix:0.5", "accumulate", "accumulate-subsample", "filter", "filter:dedup", "watermark", "grounded")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """DATA_DIR with a 3-country Factbook corpus (20% held out), its index and its probes."""
+    data = tmp_path_factory.mktemp("data")
+    spec = importlib.util.spec_from_file_location("factbook_build", REPO / "corpora" / "factbook" / "build.py")
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    builder.build(data / "corpora" / "factbook", countries=COUNTRIES, heldout_fraction=0.2, progress=False)
+    ingest(str(data / "corpora" / "factbook" / "corpus.jsonl"), data_dir=data, name="factbook", progress=False)
+    make_probe_file("factbook", load_index(data / "indexes" / "factbook").chunks, data / "probes" /
+                    "factbook-factbook.jsonl", facts_path=data / "corpora" / "factbook" / "facts.jsonl")
+    return data
+
+
+@pytest.fixture(scope="module")
+def tiny_run(data_dir: Path) -> Path:
+    """Two generations of every strategy, sharing one generation 0."""
+    threads = torch.get_num_threads()
+    try:
+        return run_collapse(collapse_preset("tiny", strategies=ALL), run_dir=data_dir / "runs" / "all",
+                            data_dir=data_dir, echo=False)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def contents(path: Path) -> list[str]:
+    return [r["contents"] for r in read_jsonl(path)]
+
+
+def test_a_tiny_run_writes_the_layout(tiny_run: Path):
+    status = read_json(tiny_run / "status.json")
+    assert status["state"] == "done" and status["fraction"] == 1.0 and status["error"] is None
+    assert {"stage", "generation", "generations", "strategy", "eta_seconds", "pid", "updated"} <= set(status)
+    assert "gen 1 grounded: train: finished" in (tiny_run / "log.txt").read_text()
+    assert read_json(tiny_run / "config.json")["strategies"] == list(ALL)
+    g0 = tiny_run / "gen_0"
+    for name in ("model/model.safetensors", "model/tokenizer.json", "eval/results.json", "eval/samples_closed.jsonl",
+                 "eval/samples_grounded.jsonl", "synthetic.jsonl", "synthetic_watermark.jsonl",
+                 "synthetic_grounded.jsonl", "manifest.json"):
+        assert (g0 / name).is_file(), name
+    manifest = read_json(g0 / "manifest.json")
+    assert set(manifest["steps"]) == {"train", "eval", "write_plain", "write_watermark", "write_grounded"}
+    assert manifest["outputs"]["synthetic"]["sha256"] == sha256_file(g0 / "synthetic.jsonl")
+    assert manifest["inputs"]["train_texts"]["tokens"] > 0 and manifest["timings"]["train_s"] > 0
+    for folder in ("replace", "mix-0.5", "accumulate", "accumulate-subsample", "filter", "filter-dedup", "watermark",
+                   "grounded"):
+        gen = tiny_run / folder / "gen_1"
+        assert (gen / "model" / "config.json").is_file() and (gen / "eval" / "results.json").is_file()
+        assert not (gen / "synthetic.jsonl").exists()  # the last generation writes nothing
+        assert not (gen / "last").exists()  # optimizer state is dropped once the step is done
+        manifest = read_json(gen / "manifest.json")
+        assert set(manifest["steps"]) == {"pool", "train", "eval"}
+        assert manifest["inputs"]["train_texts"]["sha256"] == sha256_file(gen / "pool.jsonl")
+        assert manifest["seeds"]["train"] and manifest["config"]["init_from"] == "gen_0/model"
+        assert read_json(gen / "eval" / "results.json")["schema"] == "rag_bench.results/1"
+
+
+def test_replace_trains_only_on_the_previous_generations_text(tiny_run: Path):
+    manifest = read_json(tiny_run / "replace" / "gen_1" / "manifest.json")
+    synthetic = tiny_run / "gen_0" / "synthetic.jsonl"
+    assert manifest["inputs"]["pool_sources"] == {"gen_0/synthetic.jsonl": sha256_file(synthetic)}
+    assert read_json(tiny_run / "gen_0" / "manifest.json")["outputs"]["synthetic"]["sha256"] == sha256_file(synthetic)
+    inputs = manifest["inputs"]
+    assert inputs["neighbours"] == {"source": "train_texts", "passages_k": 2, "enabled": True}
+    assert inputs["copy_curriculum"]["source"] == "train_texts"
+    assert inputs["heldout_texts"]["use"].startswith("measurement only")
+    pool = read_jsonl(tiny_run / "replace" / "gen_1" / "pool.jsonl")
+    assert {r["metadata"]["source"] for r in pool} == {"synthetic"} and manifest["pool"]["human_tokens"] == 0
+    assert set(contents(tiny_run / "replace" / "gen_1" / "pool.jsonl")) <= set(contents(synthetic))
+    human_lines = {line for text in contents(tiny_run / "data" / "human_train.jsonl") for line in text.splitlines()
+                   if len(line) > 40}
+    assert not any(line in text for text in contents(synthetic) for line in human_lines)
+    accumulate = read_json(tiny_run / "accumulate" / "gen_1" / "manifest.json")["inputs"]["pool_sources"]
+    assert "data/human_train.jsonl" in accumulate  # the other strategies do name the human file
+
+
+def test_each_strategy_builds_its_pool(tiny_run: Path):
+    pools = {name: read_json(tiny_run / name / "gen_1" / "manifest.json")["pool"]
+             for name in ("mix-0.5", "accumulate", "accumulate-subsample", "filter", "filter-dedup", "watermark")}
+    budget = pools["mix-0.5"]["budget_tokens"]
+    assert pools["mix-0.5"]["human_share"] == pytest.approx(0.5, abs=0.1)
+    assert pools["accumulate"]["human_tokens"] == pytest.approx(budget, rel=0.01)
+    assert pools["accumulate"]["synthetic_tokens"] == pytest.approx(budget, rel=0.05)
+    assert budget <= pools["accumulate-subsample"]["tokens"] < 1.2 * budget
+    assert 0 < pools["accumulate-subsample"]["human_share"] < 1
+    assert pools["filter"]["filter"]["kept_share_units"] == pytest.approx(0.8, abs=0.01)
+    assert pools["filter-dedup"]["filter"]["by"] == "dedup"
+    assert 0 < pools["filter-dedup"]["filter"]["kept_share_units"] <= 1
+    wm = pools["watermark"]["watermark"]
+    assert {"precision", "recall", "flagged", "synthetic", "human", "z_threshold"} <= set(wm)
+    assert wm["recall"] > 0.5 and wm["precision"] > 0.8
+    grounded = read_jsonl(tiny_run / "gen_0" / "synthetic_grounded.jsonl")
+    assert sum(r["metadata"]["grounded_passages"] > 0 for r in grounded) > 0.95 * len(grounded)
+    heldout = {r["id"] for r in read_jsonl(tiny_run / "data" / "human_heldout.jsonl")}
+    docstore = load_index(tiny_run.parent.parent / "indexes" / "factbook").store.docstore
+    used = {c for ids in read_json(tiny_run / "cache" / "writer_passages.json")["chunk_ids"] for c in ids}
+    assert used and not any(docstore.search(c).metadata["doc_id"] in heldout for c in used)
+
+
+def test_an_invalid_config_is_refused_naming_the_key(data_dir: Path, tmp_path: Path, capsys):
+    for flags, key in ((["--strategy", "bogus"], "strategies"), (["--strategy", "mix:1.5"], "strategies"),
+                       (["--generations", "0"], "generations")):
+        run = tmp_path / key
+        assert main(["collapse", "--preset", "tiny", "--data-dir", str(data_dir), "--run-dir", str(run), *flags]) == 2
+        assert key in capsys.readouterr().err
+        assert not run.exists()  # refused before any work
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"strategies": ["replace"], "filter_keep": 1.5}')
+    assert main(["collapse", "--config", str(bad), "--data-dir", str(data_dir), "--run-dir", str(tmp_path / "b")]) == 2
+    assert "filter_keep" in capsys.readouterr().err
+
+
+def test_generation_0_is_shared_through_the_cache(tiny_run: Path, data_dir: Path):
+    threads = torch.get_num_threads()
+    try:
+        other = run_collapse(collapse_preset("tiny", generations=1, strategies=("replace",), report=False),
+                             run_dir=data_dir / "runs" / "other", data_dir=data_dir, echo=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert "generation 0 taken from the cache" in (other / "log.txt").read_text()
+    weights = "gen_0/model/model.safetensors"
+    assert sha256_file(other / weights) == sha256_file(tiny_run / weights)
+
+
+def snapshot(run: Path) -> dict[str, tuple[int, str]]:
+    """mtime and sha256 of every file a finished step wrote (models, pools, synthetic text, eval results)."""
+    out = {}
+    for manifest_path in run.rglob("manifest.json"):
+        gen, steps = manifest_path.parent, read_json(manifest_path).get("steps", {})
+        names = [("model", "train"), ("pool.jsonl", "pool"), ("eval/results.json", "eval"),
+                 ("synthetic.jsonl", "write_plain"), ("synthetic.jsonl", "write")]
+        for name, step in names:
+            if step in steps:
+                for path in [gen / name] if (gen / name).is_file() else sorted((gen / name).rglob("*")):
+                    out[str(path.relative_to(run))] = (path.stat().st_mtime_ns, sha256_file(path))
+    return out
+
+
+def test_sigkill_mid_run_resumes_without_recomputing_finished_steps(tiny_run: Path, data_dir: Path):
+    run = data_dir / "runs" / "killed"
+    command = [sys.executable, "-m", "rag_bench", "collapse", "--preset", "tiny", "--generations", "3",
+               "--strategy", "replace", "--run-dir", str(run), "--data-dir", str(data_dir)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    gen1 = run / "replace" / "gen_1" / "manifest.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if gen1.is_file() and "train" in read_json(gen1).get("steps", {}):
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    before = snapshot(run)
+    assert "gen_0/eval/results.json" in before and any(k.startswith("replace/gen_1/model/") for k in before)
+    assert read_json(run / "status.json")["state"] == "running"  # a SIGKILL leaves no time to say otherwise
+    assert subprocess.run(command, cwd=REPO, env=env, capture_output=True, timeout=300).returncode == 0
+    after = snapshot(run)
+    assert {k: after[k] for k in before} == before
+    sessions = (run / "log.txt").read_text().split(f"run {run} (pid ")
+    assert len(sessions) == 3  # two starts
+    log = sessions[-1]
+    assert "gen 0: train" not in log and "gen 1 replace: train" not in log and "gen 2 replace: train" in log
+    assert read_json(run / "status.json")["state"] == "done"
+    assert (run / "replace" / "gen_2" / "eval" / "results.json").is_file()

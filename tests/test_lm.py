@@ -1,0 +1,185 @@
+"""Tokenizer, model build/save/load, generation options, span-constrained decoding and scoring."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from rag_bench.config import ConfigError, DecodeConfig, ModelConfig
+from rag_bench.lm import LM, ModelLoadError, count_parameters, cut_at_stop, train_tokenizer
+
+LINES = [f"Land{i} | Government | Capital: {city}" for i, city in enumerate(
+    ["Orvane", "Belmuth", "Carsk", "Dunmere", "Eskaville", "Farrow", "Gellin", "Hoxley"])]
+TEXTS = ["\n".join(LINES[i:i + 3]) for i in range(len(LINES))] * 4
+GREEDY = DecodeConfig(max_new_tokens=8, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer(TEXTS, vocab_size=320)
+
+
+@pytest.fixture(scope="module")
+def fitted_lm(tokenizer) -> LM:
+    """A tiny GPT-2 that has overfitted the planted lines (a few seconds of training)."""
+    lm = LM.build(ModelConfig.preset("tiny"), tokenizer, seed=0, device="cpu")
+    rows = [tokenizer(line + "\n")["input_ids"] for line in LINES]  # each line a document, as in closed-book
+    width = max(map(len, rows))
+    ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in rows])
+    labels = torch.tensor([r + [-100] * (width - len(r)) for r in rows])
+    opt = torch.optim.AdamW(lm.model.parameters(), lr=1e-2)
+    lm.model.train()
+    for _ in range(80):
+        loss = lm.model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    lm.model.eval()
+    return lm
+
+
+def test_tokenizer_round_trip_and_bos(tokenizer):
+    text = "Côte d'Ivoire | Economy | GDP: $1,234 (2023 est.)\n\nnaïve ümlaut 東京"
+    ids = tokenizer(text)["input_ids"]
+    assert ids[0] == tokenizer.bos_token_id
+    assert tokenizer.decode(ids, skip_special_tokens=True) == text
+    assert tokenizer.padding_side == "left" and tokenizer.pad_token_id != tokenizer.eos_token_id
+
+
+def test_a_field_and_its_colon_become_one_token(tokenizer):
+    tokens = tokenizer.tokenize("Land3 | Government | Capital: Dunmere")
+    assert "ĠCapital:" in tokens  # the question's last token names the field (see docs/copying.md)
+
+
+def test_presets_and_parameter_count(tokenizer, capsys):
+    lm = LM.build(ModelConfig.preset("tiny"), tokenizer, device="cpu")
+    assert f"{lm.num_parameters / 1e6:.2f}M parameters" in capsys.readouterr().out
+    assert lm.num_parameters == count_parameters(lm.model) < sum(p.numel() for p in lm.model.parameters()) + 1
+    assert lm.max_positions == ModelConfig.preset("tiny").n_positions
+    llama = LM.build(ModelConfig.preset("tiny", arch="llama"), tokenizer, device="cpu")
+    assert type(llama.model).__name__ == "LlamaForCausalLM"
+    with pytest.raises(ConfigError, match="unknown model preset 'huge'"):
+        ModelConfig.preset("huge")
+    with pytest.raises(ConfigError, match="divisible"):
+        ModelConfig(n_embd=100, n_head=3)
+
+
+def test_save_load_round_trip_is_exact(fitted_lm, tmp_path):
+    path = fitted_lm.save(tmp_path / "model")
+    fitted_lm.save(path)  # overwriting an existing folder is a swap, not a merge
+    loaded = LM.load(path, device="cpu")
+    assert loaded.config == fitted_lm.config
+    prompts = [LINES[0].split(":")[0] + ":", LINES[5]]
+    assert loaded.generate(prompts, GREEDY) == fitted_lm.generate(prompts, GREEDY)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+def test_wrong_model_path_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError, match=str(tmp_path / "nope")):
+        LM.load(tmp_path / "nope")
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text("{}")
+    with pytest.raises(ModelLoadError, match=r"half: not a causal-LM model folder; missing weights"):
+        LM.load(tmp_path / "half")
+
+
+def test_a_local_llama_folder_loads_as_base_model(tokenizer, tmp_path):
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "llama")
+    tokenizer.save_pretrained(tmp_path / "llama")
+    lm = LM.from_pretrained_folder(tmp_path / "llama", device="cpu")
+    assert lm.config is None and lm.max_positions == 64
+    assert len(lm.generate(["Land1 | Government | Capital:"], GREEDY)) == 1
+
+
+def test_greedy_recalls_the_planted_fact_and_stops_at_the_newline(fitted_lm):
+    out = fitted_lm.generate(["Land2 | Government | Capital:", "Land6 | Government | Capital:"], GREEDY)
+    assert out == [" Carsk", " Gellin"]
+
+
+def test_greedy_is_deterministic_and_left_padding_does_not_change_answers(fitted_lm):
+    short, long = "Land2 | Government | Capital:", "\n".join(LINES[:4]) + "\nLand4 | Government | Capital:"
+    alone = fitted_lm.generate([short], GREEDY) + fitted_lm.generate([long], GREEDY)
+    together = fitted_lm.generate([short, long], GREEDY)
+    assert together == alone == fitted_lm.generate([short, long], GREEDY)
+
+
+def test_sampling_is_repeatable_with_a_seed(fitted_lm):
+    decode = DecodeConfig(max_new_tokens=12, do_sample=True, temperature=1.5, top_k=50, top_p=0.95, stop=(), seed=3)
+    prompts = ["Land"] * 6
+    first = fitted_lm.generate(prompts, decode)
+    assert fitted_lm.generate(prompts, decode) == first
+    assert fitted_lm.generate(prompts, decode.replace(seed=4)) != first
+    assert len(set(first)) > 1  # rows of one batch draw different samples
+
+
+def test_beam_search_and_repetition_penalty(fitted_lm):
+    beams = fitted_lm.generate(["Land2 | Government | Capital:"], GREEDY.replace(num_beams=3))
+    assert beams == [" Carsk"]
+    penalised = fitted_lm.generate(["Land2 | Government | Capital:"], GREEDY.replace(repetition_penalty=1.3))
+    assert isinstance(penalised[0], str)
+
+
+def test_stop_sequences_cut_the_text_before_the_stop():
+    assert cut_at_stop(" Carsk\nLand3", ("\n",)) == " Carsk"
+    assert cut_at_stop(" Carsk | x", ("\n", " |")) == " Carsk"
+    assert cut_at_stop("abc", ()) == "abc"
+
+
+def test_without_stop_generation_runs_to_max_new_tokens(fitted_lm):
+    (gen,) = fitted_lm.generate_detailed(["Land2 | Government | Capital:"], GREEDY.replace(stop=()))
+    assert gen.new_tokens == GREEDY.max_new_tokens and "\n" in gen.text
+
+
+def test_over_long_prompt_is_truncated_from_the_left_and_reported(fitted_lm):
+    prompt = "\n".join(LINES * 20) + "\nLand2 | Government | Capital:"
+    (gen,) = fitted_lm.generate_detailed([prompt], GREEDY)
+    assert gen.truncated_tokens > 0
+    assert gen.prompt_tokens + GREEDY.max_new_tokens == fitted_lm.max_positions
+    assert gen.text == " Carsk"  # the question at the end survived
+    with pytest.raises(ValueError, match="no room for a prompt"):
+        fitted_lm.generate(["x"], GREEDY.replace(max_new_tokens=fitted_lm.max_positions))
+
+
+def test_span_constrained_answers_are_spans_of_the_context(fitted_lm):
+    contexts = [["Nowhere | Government | Capital: Zanzibarra"], ["Qux | Government | Capital: Belmuth\nFoo"]]
+    prompts = ["Land2 | Government | Capital:", "Qux | Government | Capital:"]
+    answers = fitted_lm.generate(prompts, GREEDY, allowed_spans=contexts)
+    for answer, (context,) in zip(answers, contexts, strict=True):
+        assert answer and answer in context
+    beams = fitted_lm.generate(prompts, GREEDY.replace(num_beams=2), allowed_spans=contexts)
+    assert all(a and a in c[0] for a, c in zip(beams, contexts, strict=True))
+
+
+def test_perplexity_uses_sliding_windows_consistently(fitted_lm):
+    text = "\n".join(LINES)
+    (nll, n), = fitted_lm.token_nll([text])
+    assert n == len(fitted_lm.tokenizer(text)["input_ids"]) - 1
+    long_text = "\n".join(LINES * 10)
+    (_, long_n), = fitted_lm.token_nll([long_text], stride=32)
+    assert long_n == len(fitted_lm.tokenizer(long_text)["input_ids"]) - 1  # every token scored once
+    assert fitted_lm.perplexity([text]) == pytest.approx(math.exp(nll / n), rel=1e-6)
+    assert fitted_lm.perplexity([text]) < fitted_lm.perplexity(["zq xv wj kk pf"])
+    seq = fitted_lm.sequence_perplexities([text, ""])
+    assert seq[0] == pytest.approx(math.exp(nll / n), rel=1e-6) and math.isnan(seq[1])
+    planted, wrong = fitted_lm.score(["Land2 | Government | Capital:"] * 2, [" Carsk", " Hoxley"])
+    assert planted > wrong
+
+
+def test_generate_refuses_a_single_string(fitted_lm):
+    with pytest.raises(TypeError, match="sequence of strings"):
+        fitted_lm.generate("Land2 | Government | Capital:", GREEDY)
+    with pytest.raises(ValueError, match="allowed_spans has 1 entries for 2 prompts"):
+        fitted_lm.generate(["a", "b"], GREEDY, allowed_spans=[["a"]])
+
+
+def test_saved_model_folder_is_readable_by_others(fitted_lm, tmp_path: Path):
+    path = fitted_lm.save(tmp_path / "m")
+    assert path.stat().st_mode & 0o755 == 0o755
+    assert all(p.stat().st_mode & 0o644 == 0o644 for p in path.iterdir())
