@@ -138,9 +138,9 @@ def run_collapse(cfg: CollapseConfig, *, run_dir: str | Path, data_dir: str | Pa
     progress = None
     try:
         with _sigterm_cancels():
-            write_json(run_dir / "config.json", cfg.to_dict())
             threads = set_threads(cfg.threads)
             inputs = prepare_inputs(cfg, run_dir=run_dir, data_dir=data_dir)
+            write_json(run_dir / "config.json", cfg.to_dict())
             runner = StepRunner(cfg, run_dir=run_dir, data_dir=data_dir, inputs=inputs)
             steps = runner.plan()
             progress = RunProgress(run_dir, total_weight=sum(s.weight for s in steps), generations=cfg.generations,
@@ -161,9 +161,9 @@ def run_collapse(cfg: CollapseConfig, *, run_dir: str | Path, data_dir: str | Pa
             runner.write_report()
             progress.close("done", stage="done")
             progress.log("run finished")
-    except RunCancelled:
+    except (RunCancelled, KeyboardInterrupt) as exc:
         if progress is not None:
-            progress.log("cancelled (SIGTERM); the same command resumes the run")
+            progress.log(f"cancelled ({exc or 'interrupted'}); the same command resumes the run")
             progress.close("cancelled", stage="cancelled")
         raise
     except BaseException as exc:

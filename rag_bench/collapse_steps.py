@@ -203,9 +203,9 @@ class StepRunner:
     def train_gen0(self) -> None:
         cfg, texts = self.cfg, self.inputs.train_texts
         tcfg, copy_state = copy_guard(cfg.train.replace(seed=cfg.seed), texts)
-        neighbours = PoolNeighbours(texts, k=cfg.neighbours_k) if tcfg.retrieval_share > 0 else None
 
         def train_into(out_dir: Path) -> None:
+            neighbours = PoolNeighbours(texts, k=cfg.neighbours_k) if tcfg.retrieval_share > 0 else None
             train(tcfg, train_texts=texts, heldout_texts=self.inputs.heldout_texts, out_dir=out_dir,
                   neighbours=neighbours, base_model=cfg.base_model or None)
 
@@ -234,7 +234,7 @@ class StepRunner:
                         "run_config_sha256": sha256_file(self.run_dir / "config.json")},
             seeds={"train": tcfg.seed},
             inputs={"train_texts": human, "neighbours": {"source": "train_texts", "passages_k": cfg.neighbours_k,
-                                                         "enabled": neighbours is not None},
+                                                         "enabled": tcfg.retrieval_share > 0},
                     "copy_curriculum": {"source": "train_texts", "state": copy_state},
                     "heldout_texts": {**self.file_info(self.inputs.heldout_path), "use": "checkpoint selection"}},
             gen0_cache={"key": key, "path": str(cache)},

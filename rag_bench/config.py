@@ -456,23 +456,29 @@ def _quick_preset() -> CollapseConfig:
 
 
 def _full_preset() -> CollapseConfig:
+    # Estimated from the rates measured for `quick` and the figures in docs for the base model (about 4.5k training
+    # tokens/s on 2 idle cores): generation 0 ~2 h, 63 later trainings ~13 h, 59 beam-search writes of 1.9M tokens
+    # ~33 h (~13 h with --decoding sample), 64 evaluations ~3 h: about two days on 2 CPU cores, a few hours on a GPU.
     train = TrainConfig(model=ModelConfig.preset("base"), max_steps=4000, retrieval_share=0.25, copy_share=0.25)
     return CollapseConfig(
         name="full", generations=10, strategies=tuple(s if s != "mix" else "mix:0.1" for s in STRATEGY_KINDS),
-        init="previous", train=train, next_train=train.replace(max_steps=800, lr=1e-3, warmup_steps=50,
-                                                               eval_every=800, save_every=200),
+        init="previous", train=train, next_train=train.replace(max_steps=400, lr=1e-3, warmup_steps=40,
+                                                               eval_every=400, save_every=100),
         eval=EvalConfig(diversity_prompts=128))
 
 
 def _paper_preset() -> CollapseConfig:
-    # Shumailov et al. 2024 (OPT-125m on wikitext2): 64-token blocks continued for 64 tokens with 5-way beam
-    # search, every generation fine-tuned from the pretrained base; 5 epochs without original data.
-    # The base model must be given (--base-model PATH); the vocabulary and model size are then its own.
-    train = TrainConfig(max_steps=1000, batch_size=16, lr=2e-5, warmup_steps=50, weight_decay=0.0, eval_every=250,
-                        save_every=250, probe_count=100, retrieval_share=0.0, copy_share=0.0)
+    # Shumailov et al. 2024 (OPT-125m on wikitext2): 64-token training blocks; each block's 64 tokens continued for
+    # 64 more with 5-way beam search (and a repetition penalty); every generation fine-tuned from the pretrained
+    # base for 5 epochs. The base model must be given (--base-model PATH, e.g. a local OPT-125m); its vocabulary
+    # and size are then its own, and n_positions=64 here only sets the training block. The learning rate is a
+    # usual fine-tuning rate, not taken from the paper.
+    train = TrainConfig(model=ModelConfig.preset("base", n_positions=64), max_steps=1000, batch_size=32, lr=2e-5,
+                        warmup_steps=50, weight_decay=0.0, eval_every=250, save_every=250, probe_count=100,
+                        retrieval_share=0.0, copy_share=0.0)
     return CollapseConfig(
         name="paper", generations=10, strategies=("replace", "mix:0.1"), init="base", base_model="<set --base-model>",
-        train=train, next_train=train, next_epochs=5.0, prompt_tokens=64,
+        train=train, next_train=train, next_epochs=5.0, prompt_tokens=64, score_synthetic=True,
         decode=DecodeConfig(max_new_tokens=64, num_beams=5, repetition_penalty=3.0, stop=(), batch_size=16),
         eval=EvalConfig(diversity_prompts=256))
 

@@ -16,12 +16,14 @@ killed midway leaves the previous index loadable and whole.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -40,9 +42,23 @@ from rag_bench.records import sha256_file, write_json, write_text_atomic
 
 FORMAT = "rag_bench.index/1"
 
-# On 2 cores a single query with OpenMP's default threads has been measured ~50x slower than
-# with one thread (thread start-up dominates a flat search of a few MB).
-faiss.omp_set_num_threads(1)
+
+
+@contextlib.contextmanager
+def single_thread_search() -> Iterator[None]:
+    """FAISS with one OpenMP thread for the duration of a search, then as before.
+
+    On 2 cores a single query with OpenMP's default threads was measured 25-50x slower than with
+    one (thread start-up dominates a flat search of a few MB). It is scoped rather than set at
+    import because FAISS and torch share one OpenMP runtime: a global setting would also pin
+    training and embedding in the same process to one thread.
+    """
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 class IndexStoreError(ValueError):

@@ -18,6 +18,8 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
+from rag_bench.index import single_thread_search
+
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
 RRF_K = 60  # the constant of Cormack et al. 2009; damps the weight of the very top ranks
@@ -65,14 +67,17 @@ class IndexRetriever(BaseRetriever):
         if mode != "dense" or not queries:
             return [self.search(q, k=k, mode=mode) for q in queries]
         vectors = np.asarray(self.store.embedding_function.embed_documents(list(queries)), dtype="float32")
-        scores, rows = self.store.index.search(vectors, k)
+        scores, rows = self.store.index.search(vectors, k)  # a batch uses every thread it is given
         ids = self.store.index_to_docstore_id
         return [[self._result(ids[int(r)], float(s), rank, mode)
                  for rank, (s, r) in enumerate(zip(row_scores, row_ids, strict=True), start=1) if r >= 0]
                 for row_scores, row_ids in zip(scores, rows, strict=True)]
 
     def _dense(self, query: str, k: int) -> list[tuple[str, float]]:
-        return [(doc.id, float(score)) for doc, score in self.store.similarity_search_with_score(query, k=k)]
+        vector = self.store.embedding_function.embed_query(query)
+        with single_thread_search():
+            found = self.store.similarity_search_with_score_by_vector(vector, k=k)
+        return [(doc.id, float(score)) for doc, score in found]
 
     def _bm25_search(self, query: str, k: int) -> list[tuple[str, float]]:
         if self._bm25 is None:

@@ -45,8 +45,13 @@ STATE_FILE = "trainer_state.pt"
 
 
 def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequence[str], out_dir: str | Path,
-          neighbours: Neighbours | None = None, base_model: str | Path | None = None) -> Path:
-    """Train (resuming from ``out_dir/last`` when it exists) and return ``out_dir/model``, the best checkpoint."""
+          neighbours: Neighbours | None = None, base_model: str | Path | None = None,
+          until_step: int | None = None) -> Path:
+    """Train (resuming from ``out_dir/last`` when it exists) and return ``out_dir/model``, the best checkpoint.
+
+    ``until_step`` ends this call after that step with a checkpoint, as an interruption would; calling
+    again resumes. ``max_minutes`` does the same by wall time.
+    """
     out_dir = Path(out_dir)
     if not heldout_texts:
         raise ValueError("train needs held-out texts: their perplexity picks the best checkpoint")
@@ -78,7 +83,8 @@ def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequen
     deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
     bar = tqdm(total=cfg.max_steps, initial=step, disable=rank != 0, desc="train", unit="step")
     window_tokens, window_s = 0, 0.0
-    while step < cfg.max_steps and time.perf_counter() < deadline:
+    stop_step = min(cfg.max_steps, until_step or cfg.max_steps)
+    while step < stop_step and time.perf_counter() < deadline:
         step_started = time.perf_counter()
         rows = data.batch(step)[rank::world]
         lr = _lr(cfg, step)
@@ -92,7 +98,7 @@ def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequen
             with autocast(lm.device) if cfg.bf16 else contextlib.nullcontext():
                 loss = ddp_model(input_ids=ids, labels=labels).loss * len(chunk) / len(rows)
             loss.backward()
-            loss_sum += float(loss)
+            loss_sum += float(loss.detach())
             window_tokens += ids.numel() * world
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
         optimizer.step()
@@ -108,7 +114,7 @@ def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequen
         bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{tokens_per_s:.0f}")
         if window_s > 30:  # tokens/s over the last half minute or so, not since the start
             window_tokens, window_s = 0, 0.0
-        finished = step >= cfg.max_steps or time.perf_counter() >= deadline
+        finished = step >= stop_step or time.perf_counter() >= deadline
         if step % cfg.eval_every == 0 or finished:
             row.update(_evaluate(lm, data, heldout_texts, cfg, timings))
             tqdm.write(json.dumps(row))

@@ -80,17 +80,22 @@ def invent_name(rng: random.Random) -> str:
     return word
 
 
-def invent_value(value: str, rng: random.Random) -> str:
-    """A value of the same shape with new content: each word becomes a random word, each digit a random digit.
+def invent_value(value: str, rng: random.Random, words: Sequence[str] = ()) -> str:
+    """A value of the same shape with new content: each word replaced, each digit a random digit.
 
-    Short lowercase words (units, 'of', 'and') are kept so the value still looks like a Factbook value.
+    Words come from ``words`` (e.g. the corpus's own, so the value tokenises like real text) or are
+    made of random syllables; short lowercase words (units, 'of', 'and') are kept so the value
+    still looks like a Factbook value.
     """
     def word(match: re.Match) -> str:
         w = match.group(0)
         if len(w) <= 3 and w.islower():
             return w
-        new = "".join(rng.choice(_SYLLABLES) for _ in range(max(1, min(4, len(w) // 3))))
-        return new.capitalize() if w[0].isupper() else new
+        if words:
+            new = rng.choice(words)
+        else:
+            new = "".join(rng.choice(_SYLLABLES) for _ in range(max(1, min(4, len(w) // 3))))
+        return new.capitalize() if w[0].isupper() else new.lower()
 
     value = re.sub(r"[^\W\d_]+", word, value)
     return re.sub(r"\d", lambda _: str(rng.randint(0, 9)), value)
@@ -114,9 +119,12 @@ class CopyTask:
             raise ValueError("the copy curriculum needs record lines 'Entity | Section | Field: value'; none found")
         self.names = sorted(self.entities)
         self.by_field: dict[str, list[str]] = {}
+        words: set[str] = set()
         for lines in self.entities.values():
             for r in lines:
                 self.by_field.setdefault(r.field, []).append(r.value)
+                words.update(w for w in re.findall(r"[^\W\d_]+", r.value) if len(w) > 3)
+        self.words = sorted(words)
         self.rng = random.Random(seed)
         self.min_lines, self.max_lines = min_lines, max_lines
         self.max_distractors, self.p_invented, self.p_borrow = max_distractors, p_invented, p_borrow
@@ -141,7 +149,7 @@ class CopyTask:
                 value = self.rng.choice(others)
                 if value != rec.value:
                     return value
-        return invent_value(rec.value, self.rng)
+        return invent_value(rec.value, self.rng, self.words)
 
     def _passages(self, invented: bool | None = None) -> tuple[list[RecordLine], list[str]]:
         target = self._passage(invented)
@@ -163,7 +171,9 @@ class CopyTask:
     def probe(self, *, invented: bool = True) -> tuple[str, str, list[str]]:
         """(prompt, gold value, passages): a question about one line of the target passage."""
         target, passages = self._passages(invented)
-        line = self.rng.choice(target)
+        prefixes = [r.prefix for r in target]
+        unique = [r for r in target if prefixes.count(r.prefix) == 1] or target
+        line = self.rng.choice(unique)
         return render_prompt(line.prefix, passages), line.value, passages
 
 

@@ -190,3 +190,46 @@ def test_sigkill_mid_run_resumes_without_recomputing_finished_steps(tiny_run: Pa
     assert "gen 0: train" not in log and "gen 1 replace: train" not in log and "gen 2 replace: train" in log
     assert read_json(run / "status.json")["state"] == "done"
     assert (run / "replace" / "gen_2" / "eval" / "results.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def llama_folder(tmp_path_factory, data_dir: Path) -> Path:
+    """A small random Llama with its own tokenizer, saved as any local Hugging Face model would be."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rag_bench.lm import train_tokenizer
+
+    texts = contents(data_dir / "corpora" / "factbook" / "corpus.jsonl")
+    tokenizer = train_tokenizer(texts, 400)
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=160,
+                                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                                         max_position_embeddings=128, bos_token_id=tokenizer.bos_token_id,
+                                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+    folder = tmp_path_factory.mktemp("llama")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("init", ["scratch", "base"])
+def test_generation_1_starts_from_a_fresh_model_or_the_base_model(init: str, data_dir: Path, llama_folder: Path):
+    base = str(llama_folder) if init == "base" else ""
+    threads = torch.get_num_threads()
+    try:
+        run = run_collapse(collapse_preset("tiny", strategies=("replace",), init=init, base_model=base, report=False),
+                           run_dir=data_dir / "runs" / f"init-{init}", data_dir=data_dir, echo=False)
+    finally:
+        torch.set_num_threads(threads)
+    manifest = read_json(run / "replace" / "gen_1" / "manifest.json")
+    assert manifest["config"]["init"] == init
+    gen0 = read_json(run / "gen_0" / "model" / "config.json")
+    gen1 = read_json(run / "replace" / "gen_1" / "model" / "config.json")
+    assert gen1["architectures"] == gen0["architectures"]
+    if init == "base":
+        assert manifest["config"]["init_from"] == str(llama_folder) and gen0["architectures"] == ["LlamaForCausalLM"]
+        assert read_json(run / "gen_0" / "manifest.json")["config"]["base_model"] == str(llama_folder)
+    else:
+        assert manifest["config"]["init_from"] == "replace/gen_1/init"
+        assert not (run / "replace" / "gen_1" / "init").exists()  # removed once trained
+        assert gen0["architectures"] == ["GPT2LMHeadModel"]

@@ -1,0 +1,127 @@
+"""The training loop: planted-fact recall, copying from context, base-model fine-tuning, resume, outputs."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from rag_bench.config import DecodeConfig, ModelConfig, TrainConfig
+from rag_bench.lm import LM, train_tokenizer
+from rag_bench.prompt import render_prompt
+from rag_bench.records import read_json, read_jsonl
+from rag_bench.train import train
+
+PLANTED = "Quillmark | Government | Capital: Varnholt"
+FILLER = [f"Town{i} | Economy | Exports: {w}" for i, w in enumerate(["barley", "timber", "copper", "wool", "salt"])]
+TEXTS = [f"{PLANTED}\n" + "\n".join(FILLER[i:] + FILLER[:i]) for i in range(len(FILLER))]
+HELDOUT = ["Town9 | Economy | Exports: barley and wool"]
+DECODE = DecodeConfig(max_new_tokens=8)
+QUICK = TrainConfig(model=ModelConfig.preset("tiny"), max_steps=40, batch_size=4, lr=1e-2, warmup_steps=5,
+                    eval_every=20, save_every=20, probe_count=0, copy_share=0.0, weight_decay=0.0)
+
+
+def test_a_tiny_model_overfits_a_planted_fact_and_recalls_it_closed_book(tmp_path):
+    model_dir = train(QUICK, train_texts=TEXTS, heldout_texts=HELDOUT, out_dir=tmp_path / "run")
+    lm = LM.load(model_dir, device="cpu")
+    assert lm.generate(["Quillmark | Government | Capital:"], DECODE) == [" Varnholt"]
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "train_config.json", "train_log.jsonl",
+                 "timings.json", "rag_bench_model.json"):
+        assert (model_dir / name).is_file(), name
+    log = read_jsonl(model_dir / "train_log.jsonl")
+    assert [row["step"] for row in log] == list(range(1, len(log) + 1)) and "heldout_ppl" in log[-1]
+    assert log[-1]["loss"] < log[0]["loss"]
+    assert TrainConfig.from_file(model_dir / "train_config.json") == QUICK
+    assert read_json(model_dir / "timings.json")["tokens_per_s"] > 0
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
+    cfg = QUICK.replace(max_steps=8, eval_every=4, save_every=4, copy_share=0.5, copy_max_lines=3)
+    train(cfg, train_texts=TEXTS, heldout_texts=HELDOUT, out_dir=tmp_path / "straight")
+    train(cfg, train_texts=TEXTS, heldout_texts=HELDOUT, out_dir=tmp_path / "resumed", until_step=4)
+    assert read_jsonl(tmp_path / "resumed" / "last" / "train_log.jsonl")[-1]["step"] == 4
+    train(cfg, train_texts=TEXTS, heldout_texts=HELDOUT, out_dir=tmp_path / "resumed")
+    straight = load_file(tmp_path / "straight" / "last" / "model.safetensors")
+    resumed = load_file(tmp_path / "resumed" / "last" / "model.safetensors")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    losses = [[row["loss"] for row in read_jsonl(tmp_path / run / "last" / "train_log.jsonl")]
+              for run in ("straight", "resumed")]
+    assert losses[0] == losses[1] and len(losses[0]) == 8
+
+
+def test_a_local_llama_folder_is_fine_tuned_instead_of_trained_from_scratch(tmp_path):
+    tokenizer = train_tokenizer(TEXTS, vocab_size=300)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=96)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    cfg = QUICK.replace(max_steps=6, eval_every=3, save_every=3)
+    model_dir = train(cfg, train_texts=TEXTS, heldout_texts=HELDOUT, out_dir=tmp_path / "run",
+                      base_model=tmp_path / "base")
+    lm = LM.load(model_dir, device="cpu")
+    assert type(lm.model).__name__ == "LlamaForCausalLM" and lm.max_positions == 96
+    assert lm.tokenizer.get_vocab() == tokenizer.get_vocab()  # the base model's tokenizer is kept
+    log = read_jsonl(model_dir / "train_log.jsonl")
+    assert log[-1]["loss"] < log[0]["loss"]
+
+
+def test_retrieval_share_needs_a_neighbours_function_and_uses_it(tmp_path):
+    cfg = QUICK.replace(max_steps=2, eval_every=2, retrieval_share=0.5, retrieval_examples=3)
+    with pytest.raises(ValueError, match="neighbours function"):
+        train(cfg, train_texts=TEXTS, heldout_texts=HELDOUT, out_dir=tmp_path / "a")
+    seen = []
+
+    def neighbours(texts):
+        seen.extend(texts)
+        return [[FILLER[0]] for _ in texts]
+
+    train(cfg, train_texts=TEXTS, heldout_texts=HELDOUT, out_dir=tmp_path / "b", neighbours=neighbours)
+    assert len(seen) == 3
+    with pytest.raises(ValueError, match="held-out texts"):
+        train(cfg, train_texts=TEXTS, heldout_texts=[], out_dir=tmp_path / "c", neighbours=neighbours)
+
+
+# ---------------------------------------------------------------------------------------
+# Copying: a fact the model never saw, answered from the passage in front of the question
+
+SECTIONS = {"Capital": "Government", "Flag": "Government", "Currency": "Economy", "Language": "People"}
+SYLLABLES = ["ka", "lo", "mi", "ren", "sa", "tu", "vel", "zor", "dra", "ne", "po", "qui"]
+
+
+def _name(rng: random.Random) -> str:
+    return "".join(rng.choice(SYLLABLES) for _ in range(3)).capitalize()
+
+
+def _records(rng: random.Random, words: list[str], n: int) -> list[str]:
+    docs = []
+    for _ in range(n):
+        name = _name(rng)
+        docs.append("\n".join(f"{name} | {section} | {field}: {rng.choice(words)}"
+                               for field, section in SECTIONS.items()))
+    return docs
+
+
+def test_a_tiny_model_answers_from_the_passage_a_fact_it_never_saw(tmp_path):
+    rng = random.Random(0)
+    words = sorted({_name(rng).capitalize() for _ in range(60)})
+    texts = _records(rng, words, 200)
+    cfg = TrainConfig(model=ModelConfig.preset("tiny"), max_steps=500, batch_size=32, lr=1e-2, warmup_steps=30,
+                      weight_decay=0.0, eval_every=500, save_every=500, probe_count=0, copy_share=1.0,
+                      copy_max_lines=4, copy_max_distractors=0)
+    lm = LM.load(train(cfg, train_texts=texts, heldout_texts=texts[:2], out_dir=tmp_path / "run"), device="cpu")
+    seen = "\n".join(texts)
+    prompts, golds = [], []
+    for doc in _records(random.Random(1), words, 40):
+        lines = doc.splitlines()
+        line = lines[rng.randrange(len(lines))]
+        question, value = line.split(": ")
+        assert line not in seen
+        prompts.append(render_prompt(question + ":", [doc]))
+        golds.append(" " + value)
+    answers = lm.generate(prompts, DECODE)
+    exact = sum(a == g for a, g in zip(answers, golds, strict=True)) / len(golds)
+    assert exact >= 0.8, list(zip(answers, golds, strict=True))[:5]

@@ -1,0 +1,115 @@
+"""Training examples: record parsing, the copy curriculum, retrieval-augmented rows, the corpus stream."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from rag_bench.lm import train_tokenizer
+from rag_bench.prompt import render_prompt
+from rag_bench.train_data import (
+    IGNORE,
+    CopyTask,
+    corpus_stream,
+    invent_value,
+    parse_record_line,
+    probe_lines,
+    record_lines,
+    retrieval_examples,
+)
+
+RECORDS = {
+    "Algeria": ["Capital: Algiers", "Currency: Algerian dinar", "Area - total: 2,381,740 sq km", "Coastline: 998 km"],
+    "Chad": ["Capital: N'Djamena", "Currency: CFA franc", "Area - total: 1,284,000 sq km", "Coastline: 0 km"],
+    "Peru": ["Capital: Lima", "Currency: nuevo sol", "Area - total: 1,285,216 sq km", "Coastline: 2,414 km"],
+}
+TEXTS = ["\n".join(f"{name} | Facts | {line}" for line in lines) for name, lines in RECORDS.items()]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer(TEXTS * 3 + ["Some prose without records. It has two sentences."], vocab_size=400)
+
+
+def test_record_lines_are_parsed_and_other_lines_ignored():
+    rec = parse_record_line("Algeria | Government | Capital: Algiers")
+    assert (rec.entity, rec.section, rec.field, rec.value) == ("Algeria", "Government", "Capital", "Algiers")
+    assert rec.prefix == "Algeria | Government | Capital:" and rec.text() == "Algeria | Government | Capital: Algiers"
+    assert parse_record_line("Chad | Economy | GDP: $1 (2020): est.").value == "$1 (2020): est."
+    assert parse_record_line("Algiers is the capital: a city.") is None
+    grouped = record_lines([*TEXTS, "no record here"])
+    assert sorted(grouped) == ["Algeria", "Chad", "Peru"] and len(grouped["Chad"]) == 4
+
+
+def test_invented_values_keep_the_shape_of_the_original():
+    rng = random.Random(0)
+    value = invent_value("2,381,740 sq km (2020 est.)", rng)
+    assert re.fullmatch(r"\d,\d{3},\d{3} sq km \(\d{4} est\.\)", value) and value != "2,381,740 sq km (2020 est.)"
+    assert invent_value("Algiers", rng, ["harbour"]) == "Harbour"
+
+
+def test_copy_example_repeats_lines_of_its_context_with_loss_on_the_repeat_only(tokenizer):
+    task = CopyTask(record_lines(TEXTS), seed=1, max_lines=4, max_distractors=1)
+    for _ in range(20):
+        ex = task.example(tokenizer)
+        assert len(ex.ids) == len(ex.labels) and ex.ids[0] == tokenizer.bos_token_id
+        first = next(i for i, label in enumerate(ex.labels) if label != IGNORE)
+        assert all(label == IGNORE for label in ex.labels[:first])
+        assert ex.labels[first:] == ex.ids[first:]
+        context = tokenizer.decode(ex.ids[:first], skip_special_tokens=True)
+        query = tokenizer.decode(ex.ids[first:])
+        assert context.endswith("\n\n")
+        for line in query.strip().splitlines():  # every repeated line, value included, is in the context
+            assert line in context
+    short = task.example(tokenizer, max_tokens=16)
+    assert len(short.ids) <= 16
+
+
+def test_copy_probes_ask_about_a_fact_only_the_context_holds():
+    task = CopyTask(record_lines(TEXTS), seed=2, max_lines=4, max_distractors=2)
+    real_facts = {line for text in TEXTS for line in text.splitlines()}
+    for _ in range(20):
+        prompt, gold, passages = task.probe(invented=True)
+        question = prompt.rsplit("\n\n", 1)[1]
+        assert prompt == render_prompt(question, passages)
+        assert f"{question} {gold}" in prompt and f"{question} {gold}" not in real_facts
+        assert question.split(" | ")[0] not in RECORDS  # an invented entity
+        assert prompt.count(question + " ") == 1  # the prefix is unambiguous in the context
+
+
+def test_copy_task_needs_record_lines():
+    with pytest.raises(ValueError, match="record lines"):
+        CopyTask(record_lines(["just prose"]))
+
+
+def test_retrieval_examples_put_neighbours_before_the_text(tokenizer):
+    calls = []
+
+    def neighbours(texts):
+        calls.append(list(texts))
+        return [["Peru | Facts | Capital: Lima", "x " * 500] for _ in texts]
+
+    examples = retrieval_examples(TEXTS, tokenizer, neighbours, block=128, max_examples=2, seed=0, segment_chars=60)
+    assert len(calls) == 1 and len(calls[0]) == 2 and len(examples) == 2
+    for ex, segment in zip(examples, calls[0], strict=True):
+        assert len(ex.ids) <= 128  # the over-long second passage was dropped
+        first = next(i for i, label in enumerate(ex.labels) if label != IGNORE)
+        assert tokenizer.decode(ex.ids[:first], skip_special_tokens=True) == "Peru | Facts | Capital: Lima\n\n"
+        assert tokenizer.decode(ex.ids[first:]) == segment + "\n"
+    with pytest.raises(ValueError, match="neighbours returned 0 lists for 2 texts"):
+        retrieval_examples(TEXTS, tokenizer, lambda texts: [], block=128, max_examples=2, seed=0)
+
+
+def test_corpus_stream_separates_documents_with_bos(tokenizer):
+    stream = corpus_stream(TEXTS, tokenizer)
+    assert stream.count(tokenizer.bos_token_id) == len(TEXTS) and stream[0] == tokenizer.bos_token_id
+    assert tokenizer.decode(stream, skip_special_tokens=True) == "".join(TEXTS)
+
+
+def test_probe_lines_are_training_facts_with_short_values():
+    probes = probe_lines(record_lines(TEXTS), 5, seed=0, max_value_chars=12)
+    assert len(probes) == 5
+    facts = {line for text in TEXTS for line in text.splitlines()}
+    assert all(f"{prefix} {value}" in facts and len(value) <= 12 for prefix, value in probes)
