@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from rag_bench.lm import train_tokenizer  # noqa: E402
-from rag_bench.records import read_corpus  # noqa: E402
+from rag_bench.lm import train_tokenizer
+from rag_bench.records import read_corpus
 
 
 def corpus_figures(corpus_path: Path, *, vocab_size: int = 8192) -> dict:
