@@ -534,6 +534,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of the script")
     parser.add_argument("--config", help="JSON file of BenchConfig fields")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="override one field")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="time single queries on the built Factbook index only (index_latency.json)")
     parser.add_argument("--memory-phase", choices=MEMORY_PHASES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     fields = json.loads(Path(args.config).read_text()) if args.config else {}
@@ -558,6 +560,14 @@ def main(argv: list[str] | None = None) -> dict | None:
     res["corpus_chunks"] = total
     queries = load_queries(cfg, chunks, cfg.queries + cfg.warmup)
     print(f"index benchmark: {mode} of {total} chunks, {len(queries)} queries, load {res['load_start']}", flush=True)
+    if args.latency_only:
+        res["latency"], _, _ = bench_latency(cfg, Path(cfg.index), queries)
+        res["load_end"] = [round(x, 2) for x in os.getloadavg()]
+        out = Path(cfg.out).with_name("index_latency.json")
+        write_json(out, {k: res[k] for k in ("config", "machine", "load_start", "latency", "load_end")})
+        print(json.dumps(res["latency"], indent=1))
+        print(f"\nwrote {out}")
+        return res
     with tempfile.TemporaryDirectory(prefix="index_bench_") as tmp:
         res["build"], res["quality"] = bench_build(cfg, chunks, queries, Path(tmp))
         index_dir = Path(cfg.index)

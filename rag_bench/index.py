@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from importlib import metadata as importlib_metadata
@@ -44,21 +45,30 @@ FORMAT = "rag_bench.index/1"
 
 
 
+_SINGLE_QUERY_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def single_thread_search() -> Iterator[None]:
-    """FAISS with one OpenMP thread for the duration of a search, then as before.
+    """One torch and one FAISS thread for the duration of a single query, then as before.
 
-    On 2 cores a single query with OpenMP's default threads was measured 25-50x slower than with
-    one (thread start-up dominates a flat search of a few MB). It is scoped rather than set at
-    import because FAISS and torch share one OpenMP runtime: a global setting would also pin
-    training and embedding in the same process to one thread.
+    On 2 cores a single query with the default threads was measured 2-25x slower than with one,
+    in CPU time as well as wall time (thread start-up dominates a 10-token MiniLM forward and a
+    flat search of a few MB). It is scoped rather than set at import because FAISS and torch
+    share one OpenMP runtime: a global setting would pin training in the same process to one
+    thread too. The lock keeps concurrent queries from restoring each other's settings.
     """
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
+    import torch
+
+    with _SINGLE_QUERY_LOCK:
+        torch_before, faiss_before = torch.get_num_threads(), faiss.omp_get_max_threads()
+        torch.set_num_threads(1)
+        faiss.omp_set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(torch_before)
+            faiss.omp_set_num_threads(faiss_before)
 
 
 class IndexStoreError(ValueError):

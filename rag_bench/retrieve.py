@@ -74,8 +74,8 @@ class IndexRetriever(BaseRetriever):
                 for row_scores, row_ids in zip(scores, rows, strict=True)]
 
     def _dense(self, query: str, k: int) -> list[tuple[str, float]]:
-        vector = self.store.embedding_function.embed_query(query)
         with single_thread_search():
+            vector = self.store.embedding_function.embed_query(query)
             found = self.store.similarity_search_with_score_by_vector(vector, k=k)
         return [(doc.id, float(score)) for doc, score in found]
 

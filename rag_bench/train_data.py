@@ -186,6 +186,25 @@ class CopyTask:
         return render_prompt(line.prefix, passages), line.value, passages
 
 
+def repeat_example(rng: random.Random, vocab_size: int, *, skip_ids: Sequence[int] = (), bos_id: int | None = None,
+                   min_len: int = 8, max_len: int = 32) -> Example:
+    """Random tokens, then the same tokens again, with the loss on the repeat.
+
+    Nothing but an induction head (find the earlier occurrence of the current token, copy the token
+    after it) predicts the repeat, so these rows build the circuit without the shortcuts that
+    record-copy rows alone allow (copying the first line, guessing from the field's usual values).
+    """
+    skip = set(skip_ids)
+    n = rng.randint(min_len, max_len)
+    seq = []
+    while len(seq) < n:
+        token = rng.randrange(vocab_size)
+        if token not in skip:
+            seq.append(token)
+    head = [bos_id] if bos_id is not None else []
+    return Example(ids=head + seq + seq, labels=[IGNORE] * (len(head) + n + 1) + seq[1:])
+
+
 def corpus_stream(texts: Sequence[str], tokenizer) -> list[int]:
     """The corpus as one token stream, each document preceded by BOS (EOS for tokenizers that add no BOS)."""
     stream: list[int] = []
@@ -248,5 +267,5 @@ def probe_lines(records: dict[str, list[RecordLine]], count: int, *, seed: int,
 
 
 __all__ = ["IGNORE", "PASSAGE_SEPARATOR", "CopyTask", "Example", "RecordLine", "corpus_stream", "invent_name",
-           "invent_value", "parse_record_line", "probe_lines", "record_lines", "retrieval_examples",
+           "invent_value", "parse_record_line", "probe_lines", "record_lines", "repeat_example", "retrieval_examples",
            "text_segments"]
