@@ -286,9 +286,7 @@ class TrainConfig(ConfigBase):
     probe_count: int = 100  # closed-book and copy probes scored at each evaluation (0: none)
     retrieval_share: float = 0.0  # share of rows that are texts prefixed with neighbour passages
     retrieval_examples: int = 5000  # texts sent to the neighbours function (one call at the start)
-    copy_share: float = 0.25  # share of rows from the copy curriculum (random repeats + invented records)
-    copy_repeat_share: float = 0.5  # share of copy rows that are random-token repeats (they form induction heads)
-    copy_loss_on: Literal["values", "lines"] = "values"  # loss on the copied values only, or on whole lines
+    copy_share: float = 0.25  # share of rows from the copy curriculum (invented / counterfactual records)
     copy_warmup_steps: int = 0  # steps of copy curriculum only, before the mixture
     copy_max_lines: int = 6  # record lines per copy passage at most
     copy_max_distractors: int = 2  # other passages beside the one holding the fact, at most
@@ -301,8 +299,6 @@ class TrainConfig(ConfigBase):
         if not (0 <= self.retrieval_share <= 1 and 0 <= self.copy_share <= 1 and
                 self.retrieval_share + self.copy_share <= 1):
             raise ConfigError("retrieval_share and copy_share must be in [0, 1] and sum to at most 1")
-        if not 0 <= self.copy_repeat_share <= 1:
-            raise ConfigError(f"copy_repeat_share must be in [0, 1], got {self.copy_repeat_share}")
         if self.copy_max_lines < 2 or self.copy_max_distractors < 0 or self.copy_warmup_steps < 0:
             raise ConfigError("copy_max_lines must be >= 2, copy_max_distractors and copy_warmup_steps >= 0")
 

@@ -37,7 +37,6 @@ from rag_bench.train_data import (
     corpus_stream,
     probe_lines,
     record_lines,
-    repeat_example,
     retrieval_examples,
 )
 
@@ -92,7 +91,9 @@ def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequen
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss_sum = 0.0
-        for chunk in _micro_batches(rows, micro):
+        rows.sort(key=lambda r: len(r.ids))  # copy and retrieval rows are shorter than a block: pad less
+        for start in range(0, len(rows), micro):
+            chunk = rows[start:start + micro]
             ids, labels = _pad(chunk, lm.tokenizer.pad_token_id, lm.device)
             with autocast(lm.device) if cfg.bf16 else contextlib.nullcontext():
                 loss = ddp_model(input_ids=ids, labels=labels).loss * len(chunk) / len(rows)
@@ -164,15 +165,8 @@ class _Batches:
             self.retrieval = retrieval_examples(texts, lm.tokenizer, neighbours, block=block,
                                                 max_examples=cfg.retrieval_examples, seed=cfg.seed)
         records = record_lines(texts)
-        self.copy = None
-        if cfg.copy_share > 0 and records:
-            self.copy = CopyTask(records, seed=cfg.seed, max_lines=cfg.copy_max_lines,
-                                 max_distractors=cfg.copy_max_distractors, loss_on=cfg.copy_loss_on)
-        elif cfg.copy_share > 0:
-            print("no 'Entity | Section | Field: value' record lines in the corpus: copy rows are random repeats only")
-        self.rng = random.Random(cfg.seed)
-        self.skip_ids = [i for i in (lm.tokenizer.bos_token_id, lm.tokenizer.pad_token_id, lm.tokenizer.eos_token_id)
-                         if i is not None]
+        self.copy = CopyTask(records, seed=cfg.seed, max_lines=cfg.copy_max_lines,
+                             max_distractors=cfg.copy_max_distractors) if cfg.copy_share > 0 else None
         self.probes = probe_lines(records, cfg.probe_count, seed=cfg.seed) if cfg.probe_count else []
         self.copy_probes = []
         if cfg.probe_count and records:
@@ -183,18 +177,13 @@ class _Batches:
     def batch(self, step: int) -> list[Example]:
         cfg = self.cfg
         copy_share = 1.0 if step < cfg.copy_warmup_steps else cfg.copy_share
-        n_copy = round(copy_share * cfg.batch_size)
+        n_copy = round(copy_share * cfg.batch_size) if self.copy else 0
         n_retrieval = min(round(cfg.retrieval_share * cfg.batch_size), cfg.batch_size - n_copy) if self.retrieval else 0
         rows = [Example(ids=b, labels=b) for b in self._take(self.corpus, step, cfg.batch_size - n_copy - n_retrieval)]
         rows += self._take(self.retrieval, step, n_retrieval)
         if n_copy:
-            self.rng.seed(cfg.seed * 1_000_003 + step)
-            n_repeat = n_copy if self.copy is None else round(cfg.copy_repeat_share * n_copy)
-            rows += [repeat_example(self.rng, len(self.tok), skip_ids=self.skip_ids, bos_id=self.tok.bos_token_id,
-                                    max_len=min(32, (self.block - 1) // 2)) for _ in range(n_repeat)]
-            if self.copy is not None:
-                self.copy.rng.seed(cfg.seed * 1_000_003 + step)
-                rows += [self.copy.example(self.tok, max_tokens=self.block) for _ in range(n_copy - n_repeat)]
+            self.copy.rng.seed(cfg.seed * 1_000_003 + step)
+            rows += [self.copy.example(self.tok, max_tokens=self.block) for _ in range(n_copy)]
         return rows
 
     def _take(self, pool: list, step: int, n: int) -> list:
@@ -218,16 +207,6 @@ class _Batches:
                 answers = lm.generate([p for p, _ in pairs], _PROBE_DECODE)
                 scores[name] = sum(a.strip() == g for a, (_, g) in zip(answers, pairs, strict=True)) / len(pairs)
         return scores
-
-
-def _micro_batches(rows: list[Example], size: int) -> list[list[Example]]:
-    """At most ``size`` rows each, grouped by length: short copy rows are not padded to a full block."""
-    chunks: list[list[Example]] = []
-    for row in sorted(rows, key=lambda r: len(r.ids)):
-        if not chunks or len(chunks[-1]) == size or len(row.ids) > 1.5 * len(chunks[-1][0].ids) + 16:
-            chunks.append([])
-        chunks[-1].append(row)
-    return chunks
 
 
 def _pad(rows: list[Example], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
