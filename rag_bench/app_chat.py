@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import html
 import json
+import numbers
 import random
 import re
 import time
@@ -22,7 +23,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rag_bench.app_state import GEN_DIR, App, AppConfig, UserError, generations, read_json_or_none, resolve_inside
+from rag_bench.app_state import (
+    GEN_DIR,
+    App,
+    AppConfig,
+    UserError,
+    check_name,
+    generations,
+    read_json_or_none,
+    resolve_inside,
+)
 from rag_bench.config import DecodeConfig
 
 EXAMPLES = ["Algeria | Government | Capital:", "France | Communications | Internet country code:",
@@ -52,7 +62,7 @@ def resolve_model(cfg: AppConfig, run: str | None, generation: str | None, folde
     if not run:
         raise UserError("No model yet: pick a run with a trained generation (the Experiment tab starts one), "
                         "or name a model folder.")
-    gens = generations(cfg.runs_path / run)
+    gens = generations(cfg.runs_path / check_name(run, "run"))
     if not gens:
         raise UserError(f"Run {run!r} has no trained generation yet; generation 0 appears when its training ends.")
     if generation not in gens:
@@ -89,13 +99,19 @@ def trained_on(model_dir: Path) -> str:
     corpus = corpus if isinstance(corpus, str) else "factbook"
     strategy = _first(manifest, "strategy") or "/".join(gen_dir.relative_to(run_dir).parts[:-1]) or \
         _first(run_cfg, "strategy")
-    tokens = _first(manifest, "train_tokens", "tokens")
+    pool = manifest.get("pool") if isinstance(manifest.get("pool"), dict) else {}
+    tokens = pool.get("tokens") or _first(manifest, "train_tokens", "tokens")
+    share = pool.get("human_share")
     if number == 0:
         text = f"the human training split of the `{corpus}` corpus"
+    elif isinstance(share, int | float) and share > 0:  # mix, accumulate: human text stays in the pool
+        writers = (f"generations 0 to {number - 1}" if number > 1 and str(strategy).startswith("accumulate")
+                   else f"generation {number - 1}")  # accumulate keeps every generation's text, mix the last
+        text = f"a pool of {share:.0%} human `{corpus}` text and {1 - share:.0%} text written by {writers}"
     else:
         text = f"text written by generation {number - 1}"
-        if strategy:
-            text += f" under the `{strategy}` strategy"
+    if number and strategy:
+        text += f" under the `{strategy}` strategy"
     if isinstance(tokens, int):
         text += f", {tokens / 1e6:.2f}M tokens"
     return text
@@ -143,11 +159,16 @@ def markdown_text(text: str) -> str:
 
 
 def highlight(text: str, answer: str) -> str:
-    """``text`` as literal Markdown with each occurrence of ``answer`` (case-insensitive) in <mark>."""
+    """``text`` as literal Markdown with each whole-word occurrence of ``answer`` (case-insensitive) in <mark>.
+
+    Whole words, so that a short answer ("E", "nm") does not light up the inside of every word.
+    """
     answer = answer.strip()
     if not answer:
         return markdown_text(text)
-    parts = re.split(f"({re.escape(answer)})", text, flags=re.IGNORECASE)
+    pattern = (r"(?<!\w)" if answer[0].isalnum() or answer[0] == "_" else "") + re.escape(answer) + \
+        (r"(?!\w)" if answer[-1].isalnum() or answer[-1] == "_" else "")
+    parts = re.split(f"({pattern})", text, flags=re.IGNORECASE)
     return "".join(f"<mark>{markdown_text(p)}</mark>" if i % 2 else markdown_text(p) for i, p in enumerate(parts))
 
 
@@ -160,7 +181,8 @@ def source_title(source: dict[str, Any]) -> str:
     if source.get("page"):
         where += f", page {source['page']}"
     score = source.get("score")
-    return f"[{source.get('rank', '?')}] {where}" + (f" · score {score:.3f}" if isinstance(score, float) else "")
+    numeric = isinstance(score, numbers.Real) and not isinstance(score, bool)  # numpy floats from FAISS too
+    return f"[{source.get('rank', '?')}] {where}" + (f" · score {float(score):.3f}" if numeric else "")
 
 
 def citation(source: dict[str, Any], answer: str) -> dict[str, Any]:

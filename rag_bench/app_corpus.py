@@ -6,7 +6,9 @@
 
 Uploads are copied to UPLOAD_ROOT/<name>/ and that folder is ingested, so a later upload adds to the same
 index. Only the configured file types and sizes are accepted, and a server folder must lie inside the upload
-root with no link leading out of it.
+root with no link leading out of it. Each ingest also (re)builds the corpus's cloze probes
+(DATA/probes/<name>-cloze.jsonl, as `rag-bench probes --kind cloze --name <name>`), so that the quick
+experiment can run on the new corpus from the page alone.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from rag_bench.app_state import (
 Progress = Callable[..., Any]
 INGEST_COLUMNS = ["status", "file", "detail"]
 INDEX_COLUMNS = ["corpus", "chunks", "files", "embedder", "dtype", "chunk size", "built", "MB", "source"]
+CLOZE_PROBES = 1000  # probes kept per ingested corpus (a seeded sample), as the cloze builder's default
 
 
 def _no_progress(*args: Any, **kwargs: Any) -> None:
@@ -87,15 +90,45 @@ def ingest_path(cfg: AppConfig, name: str, folder: Path, progress: Progress = _n
         _, report = ingest(str(folder), data_dir=cfg.data_path, name=name, progress=True)
     except (CorpusError, IndexStoreError) as exc:
         raise UserError(str(exc)) from None
+    progress(0.9, desc="building cloze probes")
+    probes = cloze_probes(cfg, name)
     rows = [["ingested", _short(f["path"], folder), f"{f['chunks']} chunks from {f['documents']} document(s)"]
             for f in report["ingested"]]
     rows += [["skipped", _short(f["path"], folder), f["reason"]] for f in report["skipped"]]
     chunks = report["chunks"]
     summary = (f"Ingested {len(report['ingested'])} file(s) and skipped {len(report['skipped'])} into the corpus "
                f"**{name}**: {chunks['total']} chunks in the index ({chunks['embedded']} embedded now, "
-               f"{chunks['kept']} kept) in {time.perf_counter() - started:.1f} s. "
+               f"{chunks['kept']} kept) and {probes} cloze probes for experiments, in "
+               f"{time.perf_counter() - started:.1f} s. "
                f"Pick it as the active corpus to chat with it or run an experiment on it.")
     return rows, summary
+
+
+def cloze_probes(cfg: AppConfig, name: str) -> int:
+    """Build DATA/probes/<name>-cloze.jsonl from the live index (what a collapse run on it evaluates); the count.
+
+    Without them a run on an ingested corpus stops at once ("probes: ... not found"); with too few chunks for
+    any probe, the run is refused with that reason.
+    """
+    from rag_bench.index import load_index
+    from rag_bench.probes import make_probe_file
+    from rag_bench.records import sha256_file
+
+    loaded = load_index(cfg.indexes_path / check_name(name, "corpus"))
+    info = {"path": str(cfg.indexes_path / name), "version": loaded.path.name,
+            "corpus_hash": loaded.manifest.get("corpus_hash"),
+            "manifest_sha256": sha256_file(loaded.path / "manifest.json")}
+    out = cfg.data_path / "probes" / f"{name}-cloze.jsonl"
+    try:
+        return make_probe_file("cloze", loaded.chunks, out, limit=CLOZE_PROBES, seed=0, index_info=info)["probes"]
+    except ValueError:  # no sentence with a salient span: chat still works, experiments cannot
+        return 0
+
+
+def has_probes(cfg: AppConfig, name: str) -> bool:
+    """Whether a collapse run on ``name`` finds probes (rag_bench.collapse_data.probes_source looks for these)."""
+    folder = cfg.data_path / "probes"
+    return any((folder / f"{name}-{kind}.jsonl").is_file() for kind in ("factbook", "cloze"))
 
 
 def _short(path: str, folder: Path) -> str:

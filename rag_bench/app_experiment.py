@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from rag_bench.app_corpus import cloze_probes, has_probes
 from rag_bench.app_runs import RunQueue, collapse_job, mark_cancelled, resume_job, run_view
 from rag_bench.app_state import AppConfig, UserError, check_name, list_runs
 
-PRESETS = ("quick", "full", "paper")
+PRESETS = ("tiny", "quick", "full", "paper")  # rag_bench.config.COLLAPSE_PRESETS
 STRATEGIES = ("replace", "mix:0.1", "accumulate", "accumulate-subsample", "filter", "watermark", "grounded")
 MODEL_SIZES = ("preset default", "tiny", "small", "base", "large")
 DECODINGS = ("preset default", "beam", "sample")
@@ -38,7 +39,7 @@ def format_duration(seconds: Any) -> str:
 
 def start_run(cfg: AppConfig, runner: RunQueue, *, name: str = "", preset: str = "quick", generations: int = 0,
               strategies: list[str] | None = None, model_size: str = "", decoding: str = "",
-              corpus: str = "factbook") -> tuple[str, str]:
+              corpus: str = "factbook", seed: int | float | None = None) -> tuple[str, str]:
     """Queue a new run; returns its id and what happened, for the page."""
     if preset not in PRESETS:
         raise UserError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
@@ -47,16 +48,22 @@ def start_run(cfg: AppConfig, runner: RunQueue, *, name: str = "", preset: str =
         raise UserError(f"Unknown strategy {unknown[0]!r}; choose from {', '.join(STRATEGIES)}.")
     if not 0 <= int(generations or 0) <= 100:
         raise UserError(f"generations must be between 1 and 100 (0 keeps the preset's), got {generations}")
+    if seed is not None and (seed != int(seed) or not 0 <= int(seed) < 2**31):
+        raise UserError(f"seed must be a whole number from 0 to {2**31 - 1}, or empty for the preset's; got {seed}")
     corpus = check_name(corpus, "corpus")
     if corpus != "factbook" and not (cfg.indexes_path / corpus / "CURRENT").is_file():
         raise UserError(f"The corpus {corpus!r} has no index yet; ingest it in the Corpus tab first.")
+    if corpus != "factbook" and not has_probes(cfg, corpus) and cloze_probes(cfg, corpus) == 0:
+        raise UserError(f"No probe could be built from the corpus {corpus!r} (no sentence ends in a number, name or "
+                        "rare term); add documents in the Corpus tab, or give probes with `rag-bench probes`.")
     run_id = check_name(name.strip() if name and name.strip() else
                         f"{preset}-{corpus}-{time.strftime('%Y%m%d-%H%M%S')}", "run name")
     if (cfg.runs_path / run_id).exists() or runner.position(run_id) is not None:
         raise UserError(f"A run named {run_id!r} exists already; resume it, or choose another name.")
     settings = {"preset": preset, "generations": int(generations or 0), "strategies": tuple(strategies or ()),
                 "model_size": "" if model_size in ("", MODEL_SIZES[0]) else model_size,
-                "decoding": "" if decoding in ("", DECODINGS[0]) else decoding, "corpus": corpus}
+                "decoding": "" if decoding in ("", DECODINGS[0]) else decoding, "corpus": corpus,
+                "seed": None if seed is None else int(seed)}
     ahead = runner.submit(collapse_job(cfg, run_id, **settings))
     return run_id, (f"Started {run_id}." if ahead == 0 else f"Queued {run_id} behind {ahead} job(s).")
 
@@ -95,10 +102,12 @@ def progress_text(view: dict[str, Any]) -> str:
     parts = [view["state"]]
     if view["state"] == "queued":
         parts.append(f"{view['position']} job(s) ahead")
-    if view.get("stage"):
+    if view.get("stage") and view["stage"] != view["state"]:
         parts.append(str(view["stage"]))
-    if view.get("generations"):
-        parts.append(f"generation {view.get('generation', '?')} of {view['generations']}")
+    if view.get("generations") and isinstance(view.get("generation"), int) and view["state"] != "done":
+        parts.append(f"generation {view['generation']} of {view['generations']}")
+    elif view.get("generations"):
+        parts.append(f"{view['generations']} generations")
     if view.get("strategy"):
         parts.append(f"strategy {view['strategy']}")
     if isinstance(view.get("fraction"), int | float):

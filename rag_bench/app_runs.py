@@ -48,11 +48,16 @@ class Job:
 
 def collapse_argv(cfg: AppConfig, run_dir: Path, *, preset: str = "quick", generations: int = 0,
                   strategies: tuple[str, ...] = (), model_size: str = "", decoding: str = "",
-                  corpus: str = "factbook") -> list[str]:
-    """The collapse command of docs/runs.md; a custom setting is passed only when the user chose one."""
+                  corpus: str = "factbook", seed: int | None = None) -> list[str]:
+    """The collapse command of docs/runs.md; a custom setting is passed only when the user chose one.
+
+    Every flag is one that ``rag-bench collapse`` accepts (tests/test_ui.py parses the result with its parser).
+    """
     argv = [*cfg.collapse_command, "--preset", preset, "--run-dir", str(run_dir), "--data-dir", str(cfg.data_path)]
     if generations:
         argv += ["--generations", str(int(generations))]
+    if seed is not None:
+        argv += ["--seed", str(int(seed))]
     if strategies:
         argv += ["--strategy", ",".join(strategies)]
     if model_size:
@@ -79,13 +84,20 @@ def collapse_job(cfg: AppConfig, run_id: str, **settings: Any) -> Job:
 
 
 def resume_job(cfg: AppConfig, run_id: str) -> Job:
-    """The same command again (the collapse run skips what it finished)."""
+    """The run again (the collapse run skips what it finished).
+
+    Once the run folder holds its resolved config.json, that is what resumes it (``--run-dir`` alone): a preset
+    edited since the start would otherwise be refused as a change of settings. Before, the saved settings are used.
+    """
     run_id = check_name(run_id, "run name")
+    run_dir = cfg.runs_path / run_id
     saved = read_json_or_none(command_file(cfg, run_id)) or {}
-    if saved.get("settings") is not None:
-        argv = collapse_argv(cfg, cfg.runs_path / run_id, **saved["settings"])
-    else:  # a run started from the command line: its run dir holds the resolved config
-        argv = [*cfg.collapse_command, "--run-dir", str(cfg.runs_path / run_id), "--data-dir", str(cfg.data_path)]
+    if (run_dir / "config.json").is_file():
+        argv = [*cfg.collapse_command, "--run-dir", str(run_dir), "--data-dir", str(cfg.data_path)]
+    elif saved.get("settings") is not None:  # stopped before the run wrote its config
+        argv = collapse_argv(cfg, run_dir, **saved["settings"])
+    else:
+        raise UserError(f"{run_id}: no config.json in {run_dir} and no settings saved by this page; start a new run")
     write_json(command_file(cfg, run_id), {**saved, "argv": argv, "cancelled_by_user": False})
     return Job(id=run_id, kind="collapse", argv=argv, run_dir=cfg.runs_path / run_id,
                console=cfg.ui_path / "logs" / f"{run_id}.txt")
@@ -244,7 +256,7 @@ def tail(path: Path, lines: int = 30, max_bytes: int = 65536) -> str:
 
 def run_view(cfg: AppConfig, runner: RunQueue, run_id: str) -> dict[str, Any]:
     """Everything the page shows about a run: status.json merged with what this server knows of its process."""
-    run_dir = cfg.runs_path / run_id
+    run_dir = cfg.runs_path / check_name(run_id, "run")
     status = read_json_or_none(run_dir / "status.json") or {}
     if not isinstance(status, dict):
         status = {}

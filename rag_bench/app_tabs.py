@@ -7,6 +7,7 @@ and app_results. Nothing here computes; it lays out components and turns user er
 from __future__ import annotations
 
 import functools
+import html
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -99,7 +100,7 @@ def chat_tab(app: App, corpus: gr.State, demo: gr.Blocks) -> None:
         return gr.update(choices=runs, value=value)
 
     def load_generations(run_id: str | None, current: str | None, current_b: str | None):
-        gens = list(generations(cfg.runs_path / run_id)) if run_id else []
+        gens = list(generations(cfg.runs_path / run_id)) if run_id in chat_runs(app) else []
         first = current if current in gens else (gens[0] if gens else None)
         last = current_b if current_b in gens else (gens[-1] if gens else None)
         return gr.update(choices=gens, value=first), gr.update(choices=gens, value=last)
@@ -169,6 +170,7 @@ def experiment_tab(app: App, runner: RunQueue, corpus: gr.State, demo: gr.Blocks
             name = gr.Textbox(label="Run name (empty: preset-corpus-time)", scale=2)
             preset = gr.Radio(list(app_experiment.PRESETS), value="quick", label="Preset", scale=2)
             gens = gr.Number(label="Generations (0 = preset's)", value=0, precision=0, minimum=0, maximum=100, scale=1)
+            seed = gr.Number(label="Seed (empty = preset's)", value=None, precision=0, minimum=0, scale=1)
         with gr.Row():
             strategies = gr.CheckboxGroup(list(app_experiment.STRATEGIES), label="Strategies (none = preset's)")
             model_size = gr.Dropdown(list(app_experiment.MODEL_SIZES), value="preset default", label="Model size")
@@ -177,9 +179,11 @@ def experiment_tab(app: App, runner: RunQueue, corpus: gr.State, demo: gr.Blocks
         start = gr.Button("Start", variant="primary")
     with gr.Accordion("Results of this run", open=True):
         bucket = gr.Dropdown(label="Bucket", choices=[], allow_custom_value=True, scale=1)
-        table = gr.Dataframe(label="Metrics by generation", interactive=False, wrap=True)
-        plot = gr.LinePlot(x="generation", y="value", color="series", title="exact match by generation", height=300)
-        gallery = gr.Gallery(label="Report figures", columns=3, height=320, visible=False)
+        table = gr.Dataframe(label="Metrics by generation", interactive=False, elem_id="run-table")
+        plot = gr.LinePlot(x="generation", y="value", color="series", title="exact match by generation", height=300,
+                           elem_id="run-plot")
+        gallery = gr.Gallery(label="Report figures", columns=2, height=560, object_fit="contain", visible=False,
+                             elem_id="run-figures")
 
     def runs_update(current: str | None):
         runs = list_runs(cfg.runs_path)
@@ -189,7 +193,10 @@ def experiment_tab(app: App, runner: RunQueue, corpus: gr.State, demo: gr.Blocks
     def show(run_id: str | None):
         if not run_id:
             return app_experiment.progress_html(None), ""
-        view = run_view(cfg, runner, run_id)
+        try:
+            view = run_view(cfg, runner, run_id)
+        except UserError as exc:  # a typed run name: said in place, since the timer repeats this every tick
+            return f"<p>{html.escape(str(exc))}</p>", ""
         return app_experiment.progress_html(view), view["log"]
 
     @friendly
@@ -205,10 +212,10 @@ def experiment_tab(app: App, runner: RunQueue, corpus: gr.State, demo: gr.Blocks
                 gr.update(value=images, visible=bool(images)))
 
     @friendly
-    def do_start(run_name, preset_name, n, chosen, size, decode, corpus_name):
+    def do_start(run_name, preset_name, n, seed_value, chosen, size, decode, corpus_name):
         run_id, text = app_experiment.start_run(cfg, runner, name=run_name, preset=preset_name, generations=n or 0,
                                                 strategies=chosen, model_size=size, decoding=decode,
-                                                corpus=corpus_name)
+                                                corpus=corpus_name, seed=seed_value)
         return gr.update(choices=[*list_runs(cfg.runs_path), run_id], value=run_id), text
 
     @friendly
@@ -224,6 +231,8 @@ def experiment_tab(app: App, runner: RunQueue, corpus: gr.State, demo: gr.Blocks
     shown = gr.State(None)  # (run, evaluated generations) last drawn: redraw only when a generation is added
 
     def results_if_new(run_id: str | None, bucket_name: str | None, seen):
+        if run_id and run_id not in list_runs(cfg.runs_path):  # a typed name: `show` says what is wrong
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
         now = (run_id, len(app_results.results_files(cfg.runs_path / run_id)) if run_id else 0)
         if now == seen:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
@@ -233,7 +242,7 @@ def experiment_tab(app: App, runner: RunQueue, corpus: gr.State, demo: gr.Blocks
                concurrency_limit=None)
     follow_args = {"fn": do_follow, "inputs": picked, "outputs": [status, log], "concurrency_limit": None,
                    "api_visibility": "private"}
-    start.click(do_start, [name, preset, gens, strategies, model_size, decoding, corpus], [picked, message],
+    start.click(do_start, [name, preset, gens, seed, strategies, model_size, decoding, corpus], [picked, message],
                 api_name="start_run").then(**follow_args)
     follow.click(**follow_args)
     cancel.click(friendly(lambda run_id: app_experiment.cancel_run(cfg, runner, run_id)), picked, message,

@@ -179,7 +179,8 @@ def copy_guard(tcfg: TrainConfig, texts: list[str]) -> tuple[TrainConfig, str]:
     if not (tcfg.copy_share > 0 or tcfg.probe_count > 0):
         return tcfg, "off"
     try:
-        CopyTask(record_lines(texts), seed=0, max_lines=tcfg.copy_max_lines, max_distractors=tcfg.copy_max_distractors)
+        CopyTask(record_lines(texts), seed=0, min_lines=tcfg.copy_min_lines, max_lines=tcfg.copy_max_lines,
+                 max_distractors=tcfg.copy_max_distractors, max_value_chars=tcfg.copy_max_value_chars)
     except ValueError:
         return tcfg.replace(copy_share=0.0, copy_warmup_steps=0, probe_count=0), "off: too few record lines in the pool"
     return tcfg, "on: built from the training texts" if tcfg.copy_share > 0 else "probes only"

@@ -156,7 +156,7 @@ class ModelConfig(ConfigBase):
     """The causal LM built from scratch; ``ModelConfig.preset("base")`` gives a named size."""
 
     name: str = "small"  # preset the sizes came from, recorded in reports
-    arch: Literal["gpt2", "llama"] = "gpt2"  # GPT2LMHeadModel (learned positions) or LlamaForCausalLM (RoPE)
+    arch: Literal["lfm2", "llama", "gpt2"] = "lfm2"  # short-conv + attention hybrid (learns to copy), Llama or GPT-2
     vocab_size: int = 8192  # byte-level BPE vocabulary trained on the corpus
     n_layer: int = 4  # transformer blocks
     n_head: int = 4  # attention heads per block
@@ -231,7 +231,7 @@ class EvalConfig(ConfigBase):
 
     modes: tuple[str, ...] = ("closed", "grounded")  # answer modes: closed | grounded | grounded_span
     k: int = 3  # passages per grounded prompt (3 chunks of 500 characters fit 512 positions)
-    retrieval: Literal["dense", "bm25", "hybrid"] = "dense"  # retriever over the index
+    retrieval: Literal["dense", "bm25", "hybrid"] = "bm25"  # bm25: recall@3 0.95 on Factbook probes, dense MiniLM 0.70
     limit: int | None = None  # evaluate a seeded sample of this many probes (None: all)
     decode: DecodeConfig = dataclasses.field(default_factory=_answer_decode)  # answers: greedy, stop at newline
     batch_size: int = 32  # prompts per generation batch and texts per scoring batch (overrides decode.batch_size)
@@ -271,9 +271,9 @@ class TrainConfig(ConfigBase):
     seed: int = 0  # model init, data order, copy curriculum
     max_steps: int = 2000  # optimizer steps
     max_minutes: float = 0.0  # stop (and checkpoint) after this wall time; 0 = no limit
-    batch_size: int = 16  # rows of n_positions tokens per optimizer step (all processes together)
+    batch_size: int = 32  # rows per optimizer step (all processes together): blocks, retrieval and copy rows
     grad_accum: int = 1  # micro-batches per step (same batch, less memory)
-    lr: float = 3e-3  # peak learning rate (small models copy sooner with a high rate)
+    lr: float = 4e-3  # peak learning rate (small models copy sooner with a high rate)
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
     warmup_steps: int = 100  # linear warm-up steps
     weight_decay: float = 0.1  # AdamW decay of matrices (none on embeddings, norms, biases)
@@ -286,10 +286,15 @@ class TrainConfig(ConfigBase):
     probe_count: int = 100  # closed-book and copy probes scored at each evaluation (0: none)
     retrieval_share: float = 0.0  # share of rows that are texts prefixed with neighbour passages
     retrieval_examples: int = 5000  # texts sent to the neighbours function (one call at the start)
-    copy_share: float = 0.25  # share of rows from the copy curriculum (invented / counterfactual records)
-    copy_warmup_steps: int = 0  # steps of copy curriculum only, before the mixture
-    copy_max_lines: int = 6  # record lines per copy passage at most
-    copy_max_distractors: int = 2  # other passages beside the one holding the fact, at most
+    copy_share: float = 0.375  # share of rows from the copy curriculum (invented / counterfactual records)
+    copy_repeat_share: float = 0.0  # share of copy rows that are random-token repeats (docs/copying.md: no help here)
+    copy_loss_on: Literal["values", "lines"] = "values"  # loss on the copied values only, or on whole lines
+    copy_warmup_steps: int = 600  # steps of copy curriculum only, before the mixture (when copy_share > 0)
+    copy_lr_hold: bool = True  # keep the peak rate through the copy warm-up (copying appears late, at a high rate)
+    copy_min_lines: int = 1  # record lines per copy passage at least (one-line passages bootstrap copying)
+    copy_max_lines: int = 3  # record lines per copy passage at most
+    copy_max_value_chars: int = 30  # record lines with longer values are left out of the copy curriculum
+    copy_max_distractors: int = 0  # other passages beside the one holding the fact, at most
 
     def __post_init__(self) -> None:
         if min(self.max_steps, self.batch_size, self.grad_accum, self.eval_every, self.save_every) < 1:
@@ -299,8 +304,12 @@ class TrainConfig(ConfigBase):
         if not (0 <= self.retrieval_share <= 1 and 0 <= self.copy_share <= 1 and
                 self.retrieval_share + self.copy_share <= 1):
             raise ConfigError("retrieval_share and copy_share must be in [0, 1] and sum to at most 1")
-        if self.copy_max_lines < 2 or self.copy_max_distractors < 0 or self.copy_warmup_steps < 0:
-            raise ConfigError("copy_max_lines must be >= 2, copy_max_distractors and copy_warmup_steps >= 0")
+        if not 0 <= self.copy_repeat_share <= 1:
+            raise ConfigError(f"copy_repeat_share must be in [0, 1], got {self.copy_repeat_share}")
+        if not 1 <= self.copy_min_lines <= self.copy_max_lines or self.copy_max_lines < 2:
+            raise ConfigError("copy_min_lines must be >= 1 and <= copy_max_lines, and copy_max_lines >= 2")
+        if self.copy_max_distractors < 0 or self.copy_warmup_steps < 0 or self.copy_max_value_chars < 1:
+            raise ConfigError("copy_max_distractors and copy_warmup_steps must be >= 0, copy_max_value_chars >= 1")
 
 
 # ---------------------------------------------------------------------------------------
@@ -341,7 +350,7 @@ def _writer_decode() -> DecodeConfig:
 
 
 def _next_train() -> TrainConfig:
-    return TrainConfig(max_steps=200, warmup_steps=20, eval_every=200, save_every=50)
+    return TrainConfig(max_steps=200, warmup_steps=20, eval_every=200, save_every=50, copy_warmup_steps=0)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -427,7 +436,8 @@ def collapse_preset(name: str, **overrides: Any) -> CollapseConfig:
 def _tiny_preset() -> CollapseConfig:
     model = ModelConfig.preset("tiny")
     train = TrainConfig(model=model, max_steps=40, batch_size=8, warmup_steps=5, eval_every=20, save_every=10,
-                        eval_max_texts=8, probe_count=0, retrieval_share=0.25, retrieval_examples=64, copy_share=0.25)
+                        eval_max_texts=8, probe_count=0, retrieval_share=0.25, retrieval_examples=64, copy_share=0.25,
+                        copy_warmup_steps=0)
     return CollapseConfig(
         name="tiny", generations=2, strategies=("replace", "accumulate"), init="previous", train=train,
         next_train=train.replace(max_steps=8, warmup_steps=2, eval_every=8, save_every=4),
@@ -442,14 +452,18 @@ def _quick_preset() -> CollapseConfig:
     # at about 4.5k tokens/s, writes about 3k tokens/s by sampling, and one evaluation takes about 10 s. With 127k
     # human tokens that is ~7.5 min for generation 0 (250 steps, ~16 epochs), ~30 s per later training (16 steps,
     # one pass over a replace pool), ~40 s per write and ~10 s per evaluation: about 18 minutes in all.
+    # Generation 0 first learns to read (400 steps of the copy curriculum alone, where the small LFM2's copying
+    # appears; docs/copying.md), then 150 steps of the mixture.
     model = ModelConfig.preset("small")
-    train = TrainConfig(model=model, max_steps=250, batch_size=16, lr=3e-3, warmup_steps=25, eval_every=125,
-                        save_every=50, eval_max_texts=100, probe_count=50, retrieval_share=0.25,
-                        retrieval_examples=2000, copy_share=0.25)
+    train = TrainConfig(model=model, max_steps=550, batch_size=32, lr=5e-3, warmup_steps=30, eval_every=110,
+                        save_every=50, eval_max_texts=100, probe_count=50, retrieval_share=0.125,
+                        retrieval_examples=2000, copy_share=0.375, copy_warmup_steps=400, copy_max_lines=3,
+                        copy_max_value_chars=30, copy_max_distractors=0)
     return CollapseConfig(
         name="quick", countries=_quick_countries(), kinds=("record",), generations=5,
         strategies=("replace", "accumulate"), init="previous", train=train,
-        next_train=train.replace(max_steps=16, lr=1e-3, warmup_steps=2, eval_every=16, save_every=8),
+        next_train=train.replace(max_steps=16, batch_size=16, lr=1e-3, warmup_steps=2, eval_every=16, save_every=8,
+                                 copy_warmup_steps=0),
         decode=DecodeConfig(max_new_tokens=64, do_sample=True, temperature=1.0, stop=(), batch_size=128),
         score_synthetic=False,  # 40% of a write; the eval's reference perplexities give Shumailov's histogram
         eval=EvalConfig(diversity_prompts=32, heldout_max_texts=60, batch_size=64))
@@ -459,11 +473,11 @@ def _full_preset() -> CollapseConfig:
     # Estimated from the rates measured for `quick` and the figures in docs for the base model (about 4.5k training
     # tokens/s on 2 idle cores): generation 0 ~2 h, 63 later trainings ~13 h, 59 beam-search writes of 1.9M tokens
     # ~33 h (~13 h with --decoding sample), 64 evaluations ~3 h: about two days on 2 CPU cores, a few hours on a GPU.
-    train = TrainConfig(model=ModelConfig.preset("base"), max_steps=4000, retrieval_share=0.25, copy_share=0.25)
+    train = TrainConfig(model=ModelConfig.preset("base"), max_steps=4000, retrieval_share=0.125)
     return CollapseConfig(
         name="full", generations=10, strategies=tuple(s if s != "mix" else "mix:0.1" for s in STRATEGY_KINDS),
         init="previous", train=train, next_train=train.replace(max_steps=400, lr=1e-3, warmup_steps=40,
-                                                               eval_every=400, save_every=100),
+                                                               eval_every=400, save_every=100, copy_warmup_steps=0),
         eval=EvalConfig(diversity_prompts=128))
 
 

@@ -49,6 +49,7 @@ from rag_bench.config import EvalConfig
 from rag_bench.diversity import rare_ngrams
 from rag_bench.diversity_eval import generation_eval, human_prompts
 from rag_bench.eval_inputs import ContextRetriever, load_eval_probes, retrieve_contexts
+from rag_bench.eval_tables import exact_match_by_field, most_frequent_answers
 from rag_bench.lm import LM
 from rag_bench.metrics import accuracy_by_retrieval, get_metric, perplexity_from_nll, retrieval_recall, supported
 from rag_bench.records import Probe, write_json, write_jsonl
@@ -216,6 +217,7 @@ def evaluate(lm: LM | str | Path, probes: str | Path | Sequence[Probe], *, retri
         index_ids = set(store_ids.values()) if store_ids is not None else set()
 
     metrics: dict[str, Any] = {}
+    by_field: dict[str, Any] = {}
     for mode in cfg.modes:
         tick = time.perf_counter()
         answers = answer_probes(lm, selected, mode, cfg, retriever=context_retriever, progress=progress)
@@ -224,10 +226,15 @@ def evaluate(lm: LM | str | Path, probes: str | Path | Sequence[Probe], *, retri
                                rel_tol=cfg.numeric_rel_tol)
                   for a, p in zip(answers, selected, strict=True)]
         metrics[mode] = aggregate(selected, scores)
+        by_field[mode] = exact_match_by_field(selected, scores)
         write_jsonl(out_dir / f"samples_{mode}.jsonl",
                     (_sample_row(p, a, s) for p, a, s in zip(selected, answers, scores, strict=True)))
         timings["modes"][mode] = {"generation_s": generated - tick, "scoring_s": time.perf_counter() - generated,
                                   "probes": len(selected)}
+
+    baseline = [{name: get_metric(name).fn(prediction, list(p.golden_answers)) for name in ACCURACY}
+                for prediction, p in zip(most_frequent_answers(selected), selected, strict=True)]
+    by_field["most_frequent_answer"] = exact_match_by_field(selected, baseline)
 
     tick = time.perf_counter()
     fit = heldout_fit(lm, heldout_texts, cfg, progress=progress) if heldout_texts else {}
@@ -275,6 +282,8 @@ def evaluate(lm: LM | str | Path, probes: str | Path | Sequence[Probe], *, retri
         "buckets": [b for b in BUCKETS if any(b in by_bucket for by_bucket in metrics.values())],
         "metrics": metrics,
         "gap": exact_match_gaps(metrics),
+        "baselines": {"most_frequent_answer": aggregate(selected, baseline)},
+        "by_field": by_field,
         "fit": fit,
         "diversity": generation["diversity"],
         "distribution": generation["distribution"],
@@ -284,18 +293,6 @@ def evaluate(lm: LM | str | Path, probes: str | Path | Sequence[Probe], *, retri
     }
     write_json(out_dir / "results.json", results)
     return results
-
-
-def format_table(results: dict[str, Any], metric: str = "exact_match") -> str:
-    """A plain-text table of one metric by mode (rows) and bucket (columns), with n per bucket."""
-    buckets = results["buckets"]
-    lines = [f"{metric:<16}" + "".join(f"{b:>10}" for b in buckets)]
-    for mode, by_bucket in results["metrics"].items():
-        cells = [by_bucket.get(b, {}).get(metric, {}).get("value") for b in buckets]
-        lines.append(f"{mode:<16}" + "".join(f"{v:>10.3f}" if v is not None else f"{'-':>10}" for v in cells))
-    first = next(iter(results["metrics"].values()))
-    lines.append(f"{'n':<16}" + "".join(f"{first.get(b, {}).get(metric, {}).get('n', 0):>10}" for b in buckets))
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------

@@ -37,6 +37,8 @@ from transformers import (
     AutoTokenizer,
     GPT2Config,
     GPT2LMHeadModel,
+    Lfm2Config,
+    Lfm2ForCausalLM,
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedModel,
@@ -103,7 +105,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8192, *, min_frequen
 
 
 def build_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
-    """A randomly initialised GPT-2 or Llama of ``cfg``'s size for ``tokenizer``'s vocabulary."""
+    """A randomly initialised LFM2, Llama or GPT-2 of ``cfg``'s size for ``tokenizer``'s vocabulary."""
     common = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id,
               "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id,
               "tie_word_embeddings": cfg.tie_embeddings}
@@ -111,6 +113,17 @@ def build_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast) -> PreTrai
         config = GPT2Config(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, n_positions=cfg.n_positions,
                             resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout, **common)
         return GPT2LMHeadModel(config)
+    if cfg.arch == "lfm2":
+        # Even blocks are gated short convolutions, odd ones attention: a convolution hands each position its
+        # previous tokens, so the next attention block can match and copy ("induction") without first learning a
+        # previous-token head -- see docs/copying.md (H3, Zoology). Without causal-conv1d, torch's conv1d runs it.
+        config = Lfm2Config(num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
+                            num_key_value_heads=cfg.n_head, hidden_size=cfg.n_embd,
+                            intermediate_size=_llama_ffn_width(cfg.n_embd), block_auto_adjust_ff_dim=False,
+                            layer_types=["conv" if i % 2 == 0 else "full_attention" for i in range(cfg.n_layer)],
+                            max_position_embeddings=cfg.n_positions,
+                            rope_parameters={"rope_type": "default", "rope_theta": 10_000.0}, **common)
+        return Lfm2ForCausalLM(config)
     config = LlamaConfig(num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head, num_key_value_heads=cfg.n_head,
                          hidden_size=cfg.n_embd, intermediate_size=_llama_ffn_width(cfg.n_embd),
                          max_position_embeddings=cfg.n_positions, attention_dropout=cfg.dropout, **common)
@@ -293,6 +306,8 @@ class LM:
             kwargs["prefix_allowed_tokens_fn"] = SpanConstraint(
                 [self._span_token_ids(s) for s in spans], prompt_len, self._stop_token_ids(decode.stop),
                 self.tokenizer.eos_token_id)
+        # one precision at every batch size, so an answer does not depend on the batch it was asked in; bf16
+        # costs batch 1 about a third of its speed (weights re-cast each step; bench/generate_bench.py)
         with torch.inference_mode(), autocast(self.device):
             out = self.model.generate(**padded, **kwargs)
         new = out[:, prompt_len:].tolist()

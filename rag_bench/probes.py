@@ -10,8 +10,8 @@ or a rare term). Each probe carries its ``source_chunk_id``, so a grounded model
 
 Fact frequency follows Kandpal et al. 2023 ("Large Language Models Struggle to Learn Long-Tail Knowledge"):
 the number of corpus chunks in which the subject and the answer occur together, as whole words, case-insensitive,
-with whitespace normalised. The probes are split into tail / torso / head buckets of sizes as equal as the ties
-allow (``frequency_thresholds``); the thresholds are stored in every probe's metadata and in the sidecar
+with whitespace normalised, counted by ``rag_bench.frequency``. The probes are split into tail / torso / head
+buckets of sizes as equal as the ties allow; the thresholds are stored in every probe's metadata and in the sidecar
 ``<probes>.meta.json``, which also holds the counts, the builder's arguments and the facts and chunk hashes.
 """
 
@@ -29,6 +29,17 @@ from typing import Any
 import numpy as np
 from langchain_core.documents import Document
 
+from rag_bench.frequency import (
+    BUCKET_RULE,
+    BUCKETS,
+    FREQUENCY_DEFINITION,
+    WORD,
+    ChunkCooccurrence,
+    assign_buckets,
+    normalize_text,
+    phrase_pattern,
+)
+from rag_bench.prompt import PASSAGE_SEPARATOR
 from rag_bench.records import (
     Probe,
     RecordError,
@@ -40,10 +51,9 @@ from rag_bench.records import (
     write_json,
     write_jsonl,
 )
+from rag_bench.train_data import CopyTask, record_lines
 
-BUCKETS = ("tail", "torso", "head")
 EXCLUDED_CODES = frozenset({"xx", "ee"})  # World and European Union: aggregates, not countries
-_WORD = re.compile(r"\w+")
 
 
 # ---------------------------------------------------------------------------------------
@@ -185,95 +195,6 @@ def factbook_answers(field: str, value: str) -> tuple[str, list[str]]:
 
 
 # ---------------------------------------------------------------------------------------
-# Fact frequency: chunks where the subject and the answer occur together
-
-
-def normalize_text(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
-class ChunkCooccurrence:
-    """Whole-word phrase search over chunks, through an inverted index of word tokens.
-
-    ``count(subject, answer)`` intersects the posting sets of the phrases' tokens, then checks each
-    phrase as whole words on the few candidate chunks, so thousands of probes over ~25k chunks take seconds.
-    ``exclude`` phrases are blanked before the subject is searched: "Guinea" must not match "Equatorial Guinea".
-    """
-
-    def __init__(self, chunks: Sequence[Document]):
-        self.texts = [normalize_text(c.page_content) for c in chunks]
-        self.postings: dict[str, set[int]] = defaultdict(set)
-        for i, text in enumerate(self.texts):
-            for token in set(_WORD.findall(text)):
-                self.postings[token].add(i)
-        self._cache: dict[tuple[str, tuple[str, ...]], frozenset[int]] = {}
-
-    def chunks_with(self, phrase: str, exclude: Sequence[str] = ()) -> frozenset[int]:
-        key = (normalize_text(phrase), tuple(normalize_text(e) for e in exclude))
-        if key not in self._cache:
-            tokens = _WORD.findall(key[0])
-            found: set[int] = set()
-            if tokens:
-                posting = sorted((self.postings.get(t, set()) for t in set(tokens)), key=len)
-                pattern = _phrase_pattern(key[0])
-                masks = [_phrase_pattern(e) for e in key[1] if key[0] in e]
-                for i in set.intersection(*posting):
-                    text = self.texts[i]
-                    for mask in masks:
-                        text = mask.sub(" ", text)
-                    if pattern.search(text):
-                        found.add(i)
-            self._cache[key] = frozenset(found)
-        return self._cache[key]
-
-    def count(self, subject: str | Sequence[str], answer: str, exclude: Sequence[str] = ()) -> int:
-        """Chunks holding every subject phrase and the answer, each as whole words."""
-        subjects = [subject] if isinstance(subject, str) else list(subject)
-        sets = [self.chunks_with(s, exclude) for s in subjects] + [self.chunks_with(answer)]
-        return len(frozenset.intersection(*sets))
-
-
-def _phrase_pattern(phrase: str) -> re.Pattern[str]:
-    return re.compile(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)")
-
-
-def frequency_thresholds(frequencies: Sequence[int]) -> dict[str, int]:
-    """Cut points among the observed values that make tail / torso / head as equal in size as possible.
-
-    tail: frequency <= tail_max; torso: tail_max < frequency <= torso_max; head: above. Without ties these are
-    the tertiles; with many ties (most Factbook facts occur in one chunk) the tertiles would coincide and leave a
-    bucket empty, so the pair minimising the squared deviation of the bucket sizes from n/3 is chosen instead.
-    """
-    if not frequencies:
-        return {"tail_max": 0, "torso_max": 0}
-    values, counts = np.unique(np.asarray(frequencies), return_counts=True)
-    cumulative, n = np.cumsum(counts), len(frequencies)
-    best = None
-    for i in range(len(values)):
-        for j in range(i, len(values)):
-            sizes = (cumulative[i], cumulative[j] - cumulative[i], n - cumulative[j])
-            cost = sum((size - n / 3) ** 2 for size in sizes)
-            if best is None or cost < best[0]:
-                best = (cost, i, j)
-    return {"tail_max": int(values[best[1]]), "torso_max": int(values[best[2]])}
-
-
-def bucket_of(frequency: int, thresholds: dict[str, int]) -> str:
-    if frequency <= thresholds["tail_max"]:
-        return "tail"
-    return "torso" if frequency <= thresholds["torso_max"] else "head"
-
-
-def assign_buckets(probes: list[Probe], thresholds: dict[str, int] | None = None) -> list[Probe]:
-    """Set ``bucket`` and ``bucket_thresholds`` from ``frequency`` (tertiles unless thresholds are given)."""
-    thresholds = thresholds or frequency_thresholds([p.metadata["frequency"] for p in probes])
-    for probe in probes:
-        probe.metadata.update(bucket=bucket_of(probe.metadata["frequency"], thresholds),
-                              bucket_thresholds=dict(thresholds))
-    return probes
-
-
-# ---------------------------------------------------------------------------------------
 # Factbook probes
 
 
@@ -317,7 +238,7 @@ def _factbook_probes(facts_path: str | Path, chunks: Sequence[Document], *, fiel
         if source is None or prefix in seen:
             skipped["line in no chunk" if source is None else "duplicate prefix"] += 1
             continue
-        if not _phrase_pattern(normalize_text(answers[0])).search(normalize_text(value)):
+        if not phrase_pattern(normalize_text(answers[0])).search(normalize_text(value)):
             skipped["answer not whole words of the value"] += 1
             continue
         seen.add(prefix)
@@ -412,14 +333,14 @@ def _cloze_from_sentence(sentence: str, offset: int, chunk: Document, counter: C
               if len(counter.postings.get(m.group(), ())) <= rare_max_chunks]
     for start, span, span_type in sorted(spans, reverse=True):
         prompt = sentence[:start].rstrip()
-        words = _WORD.findall(prompt.casefold())
+        words = WORD.findall(prompt.casefold())
         if (len(words) < min_prefix_words or len(span.split()) > max_span_words
-                or _phrase_pattern(normalize_text(span)).search(normalize_text(prompt))):
+                or phrase_pattern(normalize_text(span)).search(normalize_text(prompt))):
             continue
         content = [w for w in dict.fromkeys(words) if len(w) >= 3 and w not in _STOPWORDS and not w.isdigit()]
         if not content:
             continue
-        capitalised = {w.casefold() for w in _WORD.findall(prompt) if w[0].isupper()}
+        capitalised = {w.casefold() for w in WORD.findall(prompt) if w[0].isupper()}
         names = [w for w in content if w in capitalised]
         subject = min(names or content, key=lambda w: (len(counter.postings.get(w, ())), words.index(w)))
         chunk_id = chunk.metadata["chunk_id"]
@@ -433,6 +354,31 @@ def _cloze_from_sentence(sentence: str, offset: int, chunk: Document, counter: C
 
 # ---------------------------------------------------------------------------------------
 # Files: the probes and their sidecar
+
+
+def build_copy_probes(chunks: Sequence[Document], *, limit: int = 500, seed: int = 0, max_lines: int = 6,
+                      max_distractors: int = 2) -> list[Probe]:
+    """Invented-entity probes: can the model read a fact it cannot know from the passages in its prompt?
+
+    Each prompt holds a window of 2-``max_lines`` record lines of a real entity, renamed to an invented
+    one with every value changed (another entity's value for the field, or an invented one of the same
+    shape), and up to ``max_distractors`` other such passages; the question is one line's prefix. Score
+    them closed-book (``rag-bench eval --modes closed``): the passages are already in the prompt.
+    """
+    records = record_lines(chunk.page_content for chunk in chunks)
+    if not records:
+        raise ValueError("copy probes need record lines 'Entity | Section | Field: value'; none in the chunks")
+    task = CopyTask(records, seed=seed, min_lines=2, max_lines=max_lines, max_distractors=max_distractors,
+                    p_invented=1.0, max_value_chars=40)
+    probes = []
+    for i in range(limit):
+        prompt, value, passages = task.probe(invented=True)
+        entity, section, field = prompt.rsplit(PASSAGE_SEPARATOR, 1)[1][:-1].split(" | ", 2)
+        target = next(p for p in passages if f"{entity} | {section} | {field}: {value}" in p)
+        probes.append(Probe(id=f"copy/{i}", prompt=prompt, golden_answers=(value,), metadata={
+            "subject": entity, "section": section, "field": field, "frequency": 0, "answer_type": "text",
+            "passages": len(passages), "target_lines": target.count("\n") + 1}))
+    return probes
 
 
 def load_probes(path: str | Path) -> list[Probe]:
@@ -460,7 +406,7 @@ def summarize(probes: Sequence[Probe]) -> dict[str, Any]:
         "probes": len(probes),
         "buckets": {b: sum(p.metadata.get("bucket") == b for p in probes) for b in BUCKETS},
         "bucket_thresholds": thresholds,
-        "bucket_rule": "tail: frequency <= tail_max; torso: tail_max < frequency <= torso_max; head: above",
+        "bucket_rule": BUCKET_RULE,
         "frequency": {"min": min(freqs), "median": float(np.median(freqs)), "max": max(freqs)} if freqs else {},
         "fields": dict(sorted(Counter(p.metadata.get("field", "") for p in probes).items())),
         "answer_types": dict(sorted(Counter(p.metadata.get("answer_type", "") for p in probes).items())),
@@ -476,11 +422,12 @@ def chunks_hash(chunks: Iterable[Document]) -> str:
 def make_probe_file(kind: str, chunks: Sequence[Document], out: str | Path, *, facts_path: str | Path | None = None,
                     fields: Sequence[str] = DEFAULT_FIELDS, split: str = "train", limit: int | None = None,
                     seed: int = 0, thresholds: dict[str, int] | None = None,
-                    index_info: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Build probes of ``kind`` ("factbook" or "cloze"), write ``out`` and its sidecar; return the sidecar.
+                    index_info: dict[str, Any] | None = None, copy_shape: tuple[int, int] = (6, 2)) -> dict[str, Any]:
+    """Build probes of ``kind`` ("factbook", "cloze" or "copy"), write ``out`` and its sidecar; return the sidecar.
 
     ``thresholds`` (``{"tail_max": a, "torso_max": b}``) fixes the buckets; by default they are chosen from
-    the frequencies (see ``frequency_thresholds``).
+    the frequencies (see ``rag_bench.frequency.frequency_thresholds``). ``copy_shape`` is (lines per passage
+    at most, distractor passages at most) of copy probes.
     """
     started = time.perf_counter()
     if kind == "factbook":
@@ -490,19 +437,21 @@ def make_probe_file(kind: str, chunks: Sequence[Document], out: str | Path, *, f
                                            thresholds=thresholds)
         arguments = {"fields": list(fields), "split": split, "limit": limit, "seed": seed, "thresholds": thresholds,
                      "facts": str(facts_path), "facts_sha256": sha256_file(facts_path)}
+    elif kind == "copy":
+        probes, skipped = build_copy_probes(chunks, limit=limit or 500, seed=seed, max_lines=copy_shape[0],
+                                            max_distractors=copy_shape[1]), Counter()
+        arguments = {"limit": limit or 500, "seed": seed, "max_lines": copy_shape[0], "max_distractors": copy_shape[1]}
     elif kind == "cloze":
         probes, skipped = build_cloze_probes(chunks, limit=limit, seed=seed, thresholds=thresholds), Counter()
         arguments = {"limit": limit, "seed": seed, "thresholds": thresholds}
     else:
-        raise ValueError(f"unknown probe kind {kind!r}; choose factbook or cloze")
+        raise ValueError(f"unknown probe kind {kind!r}; choose factbook, cloze or copy")
     if not probes:
         raise ValueError(f"no {kind} probes could be built from {len(chunks)} chunks")
     write_jsonl(out, probes)
     sidecar = {"kind": kind, "path": str(out), "builder_args": arguments, "skipped": dict(sorted(skipped.items())),
                "chunks": len(chunks), "chunks_sha256": chunks_hash(chunks), "index": index_info or {},
-               "frequency_definition": "chunks in which the subject and the answer (metadata.frequency_answer) occur "
-                                       "together as whole words, case-insensitive, whitespace normalised "
-                                       "(Kandpal et al. 2023)",
+               "frequency_definition": FREQUENCY_DEFINITION,
                **summarize(probes), "seconds": round(time.perf_counter() - started, 2)}
     write_json(meta_path(out), sidecar)
     return sidecar

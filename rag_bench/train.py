@@ -37,6 +37,7 @@ from rag_bench.train_data import (
     corpus_stream,
     probe_lines,
     record_lines,
+    repeat_example,
     retrieval_examples,
 )
 
@@ -91,9 +92,7 @@ def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequen
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss_sum = 0.0
-        rows.sort(key=lambda r: len(r.ids))  # copy and retrieval rows are shorter than a block: pad less
-        for start in range(0, len(rows), micro):
-            chunk = rows[start:start + micro]
+        for chunk in _micro_batches(rows, micro):
             ids, labels = _pad(chunk, lm.tokenizer.pad_token_id, lm.device)
             with autocast(lm.device) if cfg.bf16 else contextlib.nullcontext():
                 loss = ddp_model(input_ids=ids, labels=labels).loss * len(chunk) / len(rows)
@@ -165,25 +164,38 @@ class _Batches:
             self.retrieval = retrieval_examples(texts, lm.tokenizer, neighbours, block=block,
                                                 max_examples=cfg.retrieval_examples, seed=cfg.seed)
         records = record_lines(texts)
-        self.copy = CopyTask(records, seed=cfg.seed, max_lines=cfg.copy_max_lines,
-                             max_distractors=cfg.copy_max_distractors) if cfg.copy_share > 0 else None
+        self.copy = None
+        if cfg.copy_share > 0 and records:
+            self.copy = CopyTask(records, seed=cfg.seed, min_lines=cfg.copy_min_lines, max_lines=cfg.copy_max_lines,
+                                 max_distractors=cfg.copy_max_distractors, max_value_chars=cfg.copy_max_value_chars,
+                                 loss_on=cfg.copy_loss_on)
+        elif cfg.copy_share > 0:
+            print("no 'Entity | Section | Field: value' record lines in the corpus: copy rows are random repeats only")
+        self.rng = random.Random(cfg.seed)
+        self.skip_ids = [i for i in (lm.tokenizer.bos_token_id, lm.tokenizer.pad_token_id, lm.tokenizer.eos_token_id)
+                         if i is not None]
         self.probes = probe_lines(records, cfg.probe_count, seed=cfg.seed) if cfg.probe_count else []
         self.copy_probes = []
         if cfg.probe_count and records:
-            probe_task = CopyTask(records, seed=cfg.seed + 7919, max_lines=cfg.copy_max_lines,
-                                  max_distractors=cfg.copy_max_distractors)
+            probe_task = CopyTask(records, seed=cfg.seed + 7919, min_lines=2, max_lines=max(2, cfg.copy_max_lines),
+                                  max_distractors=cfg.copy_max_distractors, max_value_chars=cfg.copy_max_value_chars)
             self.copy_probes = [probe_task.probe(invented=True)[:2] for _ in range(cfg.probe_count)]
 
     def batch(self, step: int) -> list[Example]:
         cfg = self.cfg
-        copy_share = 1.0 if step < cfg.copy_warmup_steps else cfg.copy_share
-        n_copy = round(copy_share * cfg.batch_size) if self.copy else 0
+        copy_share = 1.0 if cfg.copy_share > 0 and step < cfg.copy_warmup_steps else cfg.copy_share
+        n_copy = round(copy_share * cfg.batch_size)
         n_retrieval = min(round(cfg.retrieval_share * cfg.batch_size), cfg.batch_size - n_copy) if self.retrieval else 0
         rows = [Example(ids=b, labels=b) for b in self._take(self.corpus, step, cfg.batch_size - n_copy - n_retrieval)]
         rows += self._take(self.retrieval, step, n_retrieval)
         if n_copy:
-            self.copy.rng.seed(cfg.seed * 1_000_003 + step)
-            rows += [self.copy.example(self.tok, max_tokens=self.block) for _ in range(n_copy)]
+            self.rng.seed(cfg.seed * 1_000_003 + step)
+            n_repeat = n_copy if self.copy is None else round(cfg.copy_repeat_share * n_copy)
+            rows += [repeat_example(self.rng, len(self.tok), skip_ids=self.skip_ids, bos_id=self.tok.bos_token_id,
+                                    max_len=min(32, (self.block - 1) // 2)) for _ in range(n_repeat)]
+            if self.copy is not None:
+                self.copy.rng.seed(cfg.seed * 1_000_003 + step)
+                rows += [self.copy.example(self.tok, max_tokens=self.block) for _ in range(n_copy - n_repeat)]
         return rows
 
     def _take(self, pool: list, step: int, n: int) -> list:
@@ -209,6 +221,16 @@ class _Batches:
         return scores
 
 
+def _micro_batches(rows: list[Example], size: int) -> list[list[Example]]:
+    """At most ``size`` rows each, grouped by length: short copy rows are not padded to a full block."""
+    chunks: list[list[Example]] = []
+    for row in sorted(rows, key=lambda r: len(r.ids)):
+        if not chunks or len(chunks[-1]) == size or len(row.ids) > 2 * len(chunks[-1][0].ids) + 64:
+            chunks.append([])
+        chunks[-1].append(row)
+    return chunks
+
+
 def _pad(rows: list[Example], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad rows to the longest; padding comes after the text, so a causal model needs no mask."""
     width = max(len(r.ids) for r in rows)
@@ -228,10 +250,13 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimize
 
 
 def _lr(cfg: TrainConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay to ``min_lr_ratio * lr`` at ``max_steps``."""
+    """Linear warm-up, the peak held through the copy warm-up (``copy_lr_hold``), then cosine to ``min_lr_ratio``."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    start = cfg.warmup_steps
+    if cfg.copy_lr_hold and cfg.copy_share > 0:
+        start = max(start, cfg.copy_warmup_steps)
+    progress = min(1.0, max(0, step - start) / max(1, cfg.max_steps - start))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 

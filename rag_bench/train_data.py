@@ -112,7 +112,7 @@ class CopyTask:
 
     def __init__(self, records: dict[str, list[RecordLine]], *, seed: int = 0, min_lines: int = 2,
                  max_lines: int = 8, max_distractors: int = 2, p_invented: float = 0.7, p_borrow: float = 0.5,
-                 max_value_chars: int = 60) -> None:
+                 max_value_chars: int = 60, loss_on: str = "values") -> None:
         self.entities = {e: [r for r in lines if len(r.value) <= max_value_chars] for e, lines in records.items()}
         self.entities = {e: lines for e, lines in self.entities.items() if len(lines) >= min_lines}
         if not self.entities:
@@ -128,6 +128,9 @@ class CopyTask:
         self.rng = random.Random(seed)
         self.min_lines, self.max_lines = min_lines, max_lines
         self.max_distractors, self.p_invented, self.p_borrow = max_distractors, p_invented, p_borrow
+        if loss_on not in ("values", "lines"):
+            raise ValueError(f"loss_on must be 'values' or 'lines', got {loss_on!r}")
+        self.loss_on = loss_on
 
     def _passage(self, invented: bool | None = None) -> list[RecordLine]:
         """A window of one entity's lines under a new name (invented) or its own, with every value changed."""
@@ -158,13 +161,19 @@ class CopyTask:
         return target, ["\n".join(r.text() for r in p) for p in passages]
 
     def example(self, tokenizer, *, repeat: int | None = None, max_tokens: int | None = None) -> Example:
-        """One training example; the loss covers the repeated lines only. Cut from the left to ``max_tokens``."""
+        """One training example: the loss covers the repeated lines (``loss_on="lines"``) or only their values.
+
+        Cut from the left to ``max_tokens``.
+        """
         target, passages = self._passages()
         k = repeat or self.rng.randint(1, len(target))
-        query = "\n".join(r.text() for r in self.rng.sample(target, min(k, len(target))))
-        context_ids = tokenizer(render_prompt("", passages))["input_ids"]  # ends with the separator
-        query_ids = tokenizer(query + "\n", add_special_tokens=False)["input_ids"]
-        ids, labels = context_ids + query_ids, [IGNORE] * len(context_ids) + query_ids
+        ids = tokenizer(render_prompt("", passages))["input_ids"]  # ends with the separator
+        labels = [IGNORE] * len(ids)
+        for rec in self.rng.sample(target, min(k, len(target))):
+            prefix = tokenizer(rec.prefix, add_special_tokens=False)["input_ids"]
+            value = tokenizer(f" {rec.value}\n", add_special_tokens=False)["input_ids"]
+            ids += prefix + value
+            labels += (prefix if self.loss_on == "lines" else [IGNORE] * len(prefix)) + value
         cut = max(0, len(ids) - max_tokens) if max_tokens else 0
         return Example(ids=ids[cut:], labels=labels[cut:])
 
@@ -175,6 +184,25 @@ class CopyTask:
         unique = [r for r in target if prefixes.count(r.prefix) == 1] or target
         line = self.rng.choice(unique)
         return render_prompt(line.prefix, passages), line.value, passages
+
+
+def repeat_example(rng: random.Random, vocab_size: int, *, skip_ids: Sequence[int] = (), bos_id: int | None = None,
+                   min_len: int = 8, max_len: int = 32) -> Example:
+    """Random tokens, then the same tokens again, with the loss on the repeat.
+
+    Nothing but an induction head (find the earlier occurrence of the current token, copy the token
+    after it) predicts the repeat, so these rows build the circuit without the shortcuts that
+    record-copy rows alone allow (copying the first line, guessing from the field's usual values).
+    """
+    skip = set(skip_ids)
+    n = rng.randint(min_len, max_len)
+    seq = []
+    while len(seq) < n:
+        token = rng.randrange(vocab_size)
+        if token not in skip:
+            seq.append(token)
+    head = [bos_id] if bos_id is not None else []
+    return Example(ids=head + seq + seq, labels=[IGNORE] * (len(head) + n + 1) + seq[1:])
 
 
 def corpus_stream(texts: Sequence[str], tokenizer) -> list[int]:
@@ -239,5 +267,5 @@ def probe_lines(records: dict[str, list[RecordLine]], count: int, *, seed: int,
 
 
 __all__ = ["IGNORE", "PASSAGE_SEPARATOR", "CopyTask", "Example", "RecordLine", "corpus_stream", "invent_name",
-           "invent_value", "parse_record_line", "probe_lines", "record_lines", "retrieval_examples",
+           "invent_value", "parse_record_line", "probe_lines", "record_lines", "repeat_example", "retrieval_examples",
            "text_segments"]

@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from rag_bench.cli import build_parser, main
+from rag_bench.cli_train import index_neighbours
 from tests.conftest import PLANTED_FACT
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,3 +78,75 @@ def test_ingest_and_search_make_no_network_call(mixed_corpus: Path, tmp_path: Pa
 def test_python_dash_m_entry_point():
     done = subprocess.run([sys.executable, "-m", "rag_bench", "--help"], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0 and "ingest" in done.stdout
+
+
+# ---------------------------------------------------------------------------------------
+# rag-bench train
+
+EXPORTS = ["barley", "timber", "copper", "wool", "salt"]
+TRAIN_LINES = [f"Town{i} | Economy | Exports: {w}" for i, w in enumerate(EXPORTS)]
+HELDOUT_LINE = "Zanzibar | Economy | Exports: cloves"
+
+
+def tiny_corpus(path: Path) -> Path:
+    """Six record documents in the project's corpus format, one of them held out by metadata.split."""
+    rows = [{"id": f"doc{i}", "contents": "\n".join(TRAIN_LINES[i:] + TRAIN_LINES[:i]), "metadata": {"split": "train"}}
+            for i in range(5)]
+    rows.append({"id": "doc5", "contents": HELDOUT_LINE, "metadata": {"split": "heldout"}})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+TRAIN_FLAGS = ["--model-size", "tiny", "--max-steps", "4", "--arch", "gpt2"]
+
+
+def test_train_writes_a_checkpoint_folder_and_resumes(tmp_path: Path, capsys):
+    torch.set_num_threads(1)
+    corpus, out = tiny_corpus(tmp_path / "corpus.jsonl"), tmp_path / "gen0"
+    assert main(["train", "--corpus", str(corpus), "--out", str(out), *TRAIN_FLAGS, "--data-dir", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    model = out / "model"
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "train_config.json", "train_log.jsonl",
+                 "timings.json"):
+        assert (model / name).is_file(), name
+    timings = json.loads((model / "timings.json").read_text())
+    assert f"{timings['parameters']:,} parameters" in printed and str(model) in printed
+    assert "5 training and 1 held-out documents" in printed
+    cfg = json.loads((model / "train_config.json").read_text())
+    assert cfg["max_steps"] == 4 and cfg["model"]["name"] == "tiny" and cfg["model"]["arch"] == "gpt2"
+    assert json.loads((model / "config.json").read_text())["model_type"] == "gpt2"
+    # the same command again resumes from OUT/last at its last step instead of starting over
+    assert main(["train", "--corpus", str(corpus), "--out", str(out), *TRAIN_FLAGS, "--data-dir", str(tmp_path)]) == 0
+    assert "resuming from" in capsys.readouterr().out
+
+
+def test_train_with_a_wrong_base_model_path_is_a_clear_error(tmp_path: Path, capsys):
+    corpus = tiny_corpus(tmp_path / "corpus.jsonl")
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    (not_a_model / "notes.txt").write_text("hello")
+    assert main(["train", "--corpus", str(corpus), "--out", str(tmp_path / "ft"), "--base-model", str(not_a_model),
+                 "--max-steps", "2", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert str(not_a_model) in err and "not a causal-LM model folder" in err
+    assert not (tmp_path / "ft" / "model").exists()
+
+
+def test_train_with_a_missing_corpus_is_a_clear_error(tmp_path: Path, capsys):
+    assert main(["train", "--data-dir", str(tmp_path), *TRAIN_FLAGS]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "corpora" / "factbook" / "corpus.jsonl") in err and "not found" in err
+
+
+def test_train_with_an_index_takes_neighbour_passages_from_it(tmp_path: Path, capsys):
+    torch.set_num_threads(1)
+    corpus = tiny_corpus(tmp_path / "corpus.jsonl")
+    assert main(["ingest", str(corpus), "--name", "towns", "--data-dir", str(tmp_path)]) == 0
+    out = tmp_path / "rag"
+    assert main(["train", "--corpus", str(corpus), "--out", str(out), *TRAIN_FLAGS, "--index", "towns",
+                 "--retrieval-share", "0.5", "--data-dir", str(tmp_path)]) == 0
+    assert "passages from the index towns" in capsys.readouterr().out
+    # the held-out document is the best match of its own text, and is never offered as a neighbour
+    (passages,) = index_neighbours(tmp_path / "indexes" / "towns", k=2)([HELDOUT_LINE])
+    assert len(passages) == 2 and not any("Zanzibar" in p for p in passages)
+    assert json.loads((out / "model" / "train_config.json").read_text())["retrieval_share"] == 0.5

@@ -232,4 +232,6 @@ def test_generation_1_starts_from_a_fresh_model_or_the_base_model(init: str, dat
     else:
         assert manifest["config"]["init_from"] == "replace/gen_1/init"
         assert not (run / "replace" / "gen_1" / "init").exists()  # removed once trained
-        assert gen0["architectures"] == ["GPT2LMHeadModel"]
+        arch = collapse_preset("tiny").train.model.arch
+        assert gen0["architectures"] == [{"lfm2": "Lfm2ForCausalLM", "llama": "LlamaForCausalLM",
+                                          "gpt2": "GPT2LMHeadModel"}[arch]]

@@ -25,7 +25,7 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def fitted_lm(tokenizer) -> LM:
-    """A tiny GPT-2 that has overfitted the planted lines (a few seconds of training)."""
+    """A tiny model that has overfitted the planted lines (a few seconds of training)."""
     lm = LM.build(ModelConfig.preset("tiny"), tokenizer, seed=0, device="cpu")
     rows = [tokenizer(line + "\n")["input_ids"] for line in LINES]  # each line a document, as in closed-book
     width = max(map(len, rows))
@@ -60,8 +60,11 @@ def test_presets_and_parameter_count(tokenizer, capsys):
     assert f"{lm.num_parameters / 1e6:.2f}M parameters" in capsys.readouterr().out
     assert lm.num_parameters == count_parameters(lm.model) < sum(p.numel() for p in lm.model.parameters()) + 1
     assert lm.max_positions == ModelConfig.preset("tiny").n_positions
-    llama = LM.build(ModelConfig.preset("tiny", arch="llama"), tokenizer, device="cpu")
-    assert type(llama.model).__name__ == "LlamaForCausalLM"
+    assert type(lm.model).__name__ == "Lfm2ForCausalLM"  # short convolutions + attention (see docs/copying.md)
+    assert lm.model.config.layer_types == ["conv", "full_attention"]
+    for arch, name in (("llama", "LlamaForCausalLM"), ("gpt2", "GPT2LMHeadModel")):
+        other = LM.build(ModelConfig.preset("tiny", arch=arch), tokenizer, device="cpu")
+        assert type(other.model).__name__ == name and other.max_positions == lm.max_positions
     with pytest.raises(ConfigError, match="unknown model preset 'huge'"):
         ModelConfig.preset("huge")
     with pytest.raises(ConfigError, match="divisible"):

@@ -1,4 +1,4 @@
-"""Tests of rag_bench.probes: Factbook probes, fact frequency and buckets, cloze probes, user QA JSONL, the CLI.
+"""Tests of rag_bench.probes: Factbook probes and their frequencies, cloze probes, user QA JSONL, the CLI.
 
     .venv/bin/pytest tests/test_probes.py -q
 
@@ -18,15 +18,13 @@ from langchain_core.documents import Document
 
 from rag_bench.cli import index_dir, ingest, main
 from rag_bench.corpus import load_corpus
+from rag_bench.frequency import bucket_of
 from rag_bench.index import load_index
 from rag_bench.probes import (
-    ChunkCooccurrence,
-    assign_buckets,
-    bucket_of,
     build_cloze_probes,
+    build_copy_probes,
     build_factbook_probes,
     factbook_answers,
-    frequency_thresholds,
     load_probes,
     make_probe_file,
     meta_path,
@@ -159,28 +157,7 @@ def test_factbook_probes_are_deterministic(factbook):
     assert [p.id for p in first] != [p.id for p in other]
 
 
-# --- Frequency and buckets ---------------------------------------------------------------------
-
-
-def test_frequency_on_hand_made_chunks():
-    texts = [
-        "Algeria | Government | Capital: Algiers",  # 0: subject and answer
-        "The French captured ALGIERS in 1830;\n  algeria   became independent in 1962.",  # 1: case, whitespace
-        "Algiers is a port.",  # 2: no subject
-        "Algeria exports gas.",  # 3: no answer
-        "Algeria is not Algiersville.",  # 4: the answer only inside a longer word
-        "Equatorial Guinea borders Gabon.",  # 5: "Guinea" only inside "Equatorial Guinea"
-        "Guinea and Gabon, and Kuwait\nCity.",  # 6
-    ]
-    counter = ChunkCooccurrence([Document(page_content=t) for t in texts])
-    assert counter.count("Algeria", "Algiers") == 2  # chunks 0 and 1
-    assert counter.count("algeria", "1962") == 1  # chunk 1
-    assert counter.count("Algeria", "1830") == 1
-    assert counter.count("Guinea", "Gabon") == 2  # chunks 5 and 6 without exclusion
-    assert counter.count("Guinea", "Gabon", exclude=["Equatorial Guinea"]) == 1  # chunk 6 only
-    assert counter.count("Guinea", "Kuwait City") == 1  # the line break counts as a space
-    assert counter.count(["Algeria", "French"], "1962") == 1
-    assert counter.count("Algeria", "Oran") == 0
+# --- Frequencies of Factbook probes (the counter itself: tests/test_frequency.py) ----------------
 
 
 def test_factbook_frequency_matches_a_brute_force_count(factbook, probes):
@@ -202,18 +179,6 @@ def test_factbook_frequency_matches_a_brute_force_count(factbook, probes):
         assert probe.metadata["frequency"] == expected, probe.id
 
 
-def test_thresholds_balance_tied_frequencies():
-    # 12 probes, six seen once: tail <= 1 (6 probes), torso 2..4 (3), head 5..7 (3) is the most even split.
-    assert frequency_thresholds([1] * 6 + [2, 3, 4, 5, 6, 7]) == {"tail_max": 1, "torso_max": 4}
-    assert frequency_thresholds(list(range(1, 10))) == {"tail_max": 3, "torso_max": 6}  # no ties: tertiles
-    assert frequency_thresholds([5, 5, 5]) == {"tail_max": 5, "torso_max": 5}
-    fixed = {"tail_max": 2, "torso_max": 10}
-    assert [bucket_of(f, fixed) for f in (0, 2, 3, 10, 11)] == ["tail", "tail", "torso", "torso", "head"]
-    probes = [Probe(id=str(f), prompt="p", golden_answers=("a",), metadata={"frequency": f}) for f in (1, 3, 30)]
-    assert [p.metadata["bucket"] for p in assign_buckets(probes, fixed)] == ["tail", "torso", "head"]
-    assert probes[0].metadata["bucket_thresholds"] == fixed
-
-
 def test_probe_file_and_sidecar(factbook, tmp_path):
     facts, chunks = factbook
     out = tmp_path / "probes" / "factbook.jsonl"
@@ -232,6 +197,22 @@ def test_probe_file_and_sidecar(factbook, tmp_path):
 
 
 # --- Cloze probes on an ingested company corpus ---------------------------------------------------
+
+
+def test_copy_probes_ask_an_invented_entity_whose_fact_is_only_in_the_prompt(factbook):
+    _, chunks = factbook
+    probes = build_copy_probes(chunks, limit=40, seed=3)
+    corpus = "\n".join(c.page_content for c in chunks)
+    assert len(probes) == 40 and len({p.id for p in probes}) == 40
+    for probe in probes:
+        *passages, question = probe.prompt.split("\n\n")
+        entity, section, field = question[:-1].split(" | ")
+        assert [probe.metadata[k] for k in ("subject", "section", "field")] == [entity, section, field]
+        assert f"{entity} |" not in corpus  # invented: memory cannot answer
+        line = f"{question} {probe.golden_answers[0]}"
+        assert sum(line in p.splitlines() for p in passages) == 1  # the fact is in exactly one passage
+        assert sum(q.startswith(question) for p in passages for q in p.splitlines()) == 1  # one line matches
+    assert [p.prompt for p in build_copy_probes(chunks, limit=40, seed=3)] == [p.prompt for p in probes]
 
 
 def test_cloze_probes_end_right_before_a_span_of_their_chunk(company_index):

@@ -20,8 +20,8 @@ FILLER = [f"Town{i} | Economy | Exports: {w}" for i, w in enumerate(["barley", "
 TEXTS = [f"{PLANTED}\n" + "\n".join(FILLER[i:] + FILLER[:i]) for i in range(len(FILLER))]
 HELDOUT = ["Town9 | Economy | Exports: barley and wool"]
 DECODE = DecodeConfig(max_new_tokens=8)
-QUICK = TrainConfig(model=ModelConfig.preset("tiny"), max_steps=40, batch_size=4, lr=1e-2, warmup_steps=5,
-                    eval_every=20, save_every=20, probe_count=0, copy_share=0.0, weight_decay=0.0)
+QUICK = TrainConfig(model=ModelConfig.preset("tiny"), max_steps=80, batch_size=4, lr=1e-2, warmup_steps=5,
+                    eval_every=80, save_every=40, probe_count=0, copy_share=0.0, weight_decay=0.0)
 
 
 def test_a_tiny_model_overfits_a_planted_fact_and_recalls_it_closed_book(tmp_path):
@@ -105,23 +105,36 @@ def _records(rng: random.Random, words: list[str], n: int) -> list[str]:
     return docs
 
 
-def test_a_tiny_model_answers_from_the_passage_a_fact_it_never_saw(tmp_path):
+@pytest.fixture
+def one_thread():
+    """Two torch threads on two shared cores are slower than one (oversubscription); restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_a_tiny_model_answers_from_the_passage_a_fact_it_never_saw(tmp_path, one_thread):
     rng = random.Random(0)
     words = sorted({_name(rng).capitalize() for _ in range(60)})
     texts = _records(rng, words, 200)
-    cfg = TrainConfig(model=ModelConfig.preset("tiny"), max_steps=500, batch_size=32, lr=1e-2, warmup_steps=30,
-                      weight_decay=0.0, eval_every=500, save_every=500, probe_count=0, copy_share=1.0,
-                      copy_max_lines=4, copy_max_distractors=0)
+    # copy curriculum only, with the loss on whole repeated lines: every prefix token is a copy too
+    cfg = TrainConfig(model=ModelConfig.preset("tiny", arch="gpt2"), max_steps=500, batch_size=32, lr=1e-2,
+                      warmup_steps=30, weight_decay=0.0, eval_every=500, save_every=500, probe_count=0,
+                      copy_share=1.0, copy_loss_on="lines", copy_min_lines=2, copy_max_lines=4,
+                      copy_max_value_chars=60, copy_max_distractors=0)
     lm = LM.load(train(cfg, train_texts=texts, heldout_texts=texts[:2], out_dir=tmp_path / "run"), device="cpu")
     seen = "\n".join(texts)
-    prompts, golds = [], []
-    for doc in _records(random.Random(1), words, 40):
-        lines = doc.splitlines()
-        line = lines[rng.randrange(len(lines))]
+    prompts, questions, golds = [], [], []
+    for doc in _records(random.Random(1), words, 40):  # new entities; their facts were never trained on
+        line = rng.choice(doc.splitlines())
         question, value = line.split(": ")
         assert line not in seen
-        prompts.append(render_prompt(question + ":", [doc]))
+        prompts.append(render_prompt(question + ":", [doc]))  # the passage is the entity's whole record
+        questions.append(question + ":")
         golds.append(" " + value)
     answers = lm.generate(prompts, DECODE)
     exact = sum(a == g for a, g in zip(answers, golds, strict=True)) / len(golds)
     assert exact >= 0.8, list(zip(answers, golds, strict=True))[:5]
+    closed = lm.generate(questions, DECODE)  # the same questions without the passage: memory cannot answer
+    assert sum(a == g for a, g in zip(closed, golds, strict=True)) / len(golds) <= 0.1

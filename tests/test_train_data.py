@@ -17,6 +17,7 @@ from rag_bench.train_data import (
     parse_record_line,
     probe_lines,
     record_lines,
+    repeat_example,
     retrieval_examples,
 )
 
@@ -50,21 +51,30 @@ def test_invented_values_keep_the_shape_of_the_original():
     assert invent_value("Algiers", rng, ["harbour"]) == "Harbour"
 
 
-def test_copy_example_repeats_lines_of_its_context_with_loss_on_the_repeat_only(tokenizer):
-    task = CopyTask(record_lines(TEXTS), seed=1, max_lines=4, max_distractors=1)
-    for _ in range(20):
-        ex = task.example(tokenizer)
-        assert len(ex.ids) == len(ex.labels) and ex.ids[0] == tokenizer.bos_token_id
-        first = next(i for i, label in enumerate(ex.labels) if label != IGNORE)
-        assert all(label == IGNORE for label in ex.labels[:first])
-        assert ex.labels[first:] == ex.ids[first:]
-        context = tokenizer.decode(ex.ids[:first], skip_special_tokens=True)
-        query = tokenizer.decode(ex.ids[first:])
-        assert context.endswith("\n\n")
-        for line in query.strip().splitlines():  # every repeated line, value included, is in the context
-            assert line in context
+def test_copy_example_repeats_lines_of_its_context_with_loss_on_the_values(tokenizer):
+    for loss_on in ("values", "lines"):
+        task = CopyTask(record_lines(TEXTS), seed=1, max_lines=4, max_distractors=1, loss_on=loss_on)
+        for _ in range(20):
+            ex = task.example(tokenizer)
+            assert len(ex.ids) == len(ex.labels) and ex.ids[0] == tokenizer.bos_token_id
+            context, query = tokenizer.decode(ex.ids, skip_special_tokens=True).rsplit("\n\n", 1)
+            for line in query.strip().splitlines():  # every repeated line, value included, is in the context
+                assert line in context
+            scored = tokenizer.decode([t for t, label in zip(ex.ids, ex.labels, strict=True) if label != IGNORE])
+            if loss_on == "lines":
+                assert scored == query
+            else:  # only the values (and their newlines) are scored: each is found only by matching its prefix
+                assert scored == "".join(" " + line.split(": ", 1)[1] + "\n" for line in query.strip().splitlines())
     short = task.example(tokenizer, max_tokens=16)
     assert len(short.ids) <= 16
+    with pytest.raises(ValueError, match="loss_on"):
+        CopyTask(record_lines(TEXTS), loss_on="answers")
+
+
+def test_repeat_rows_are_random_tokens_twice_with_loss_on_the_repeat():
+    ex = repeat_example(random.Random(0), 50, skip_ids=[0, 1], bos_id=0, min_len=5, max_len=5)
+    assert ex.ids[0] == 0 and ex.ids[1:6] == ex.ids[6:11] and not {0, 1} & set(ex.ids[1:])
+    assert ex.labels[:7] == [IGNORE] * 7 and ex.labels[7:] == ex.ids[7:]  # the first repeated token is a guess
 
 
 def test_copy_probes_ask_about_a_fact_only_the_context_holds():

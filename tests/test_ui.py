@@ -34,14 +34,18 @@ import argparse, json, os, signal, sys, time
 from pathlib import Path
 
 p = argparse.ArgumentParser()
-for flag in ("--preset", "--run-dir", "--data-dir", "--strategy", "--model-size", "--decoding", "--corpus"):
+for flag in ("--preset", "--run-dir", "--data-dir", "--strategy", "--model-size", "--decoding", "--corpus", "--seed"):
     p.add_argument(flag, default="")
-p.add_argument("--generations", type=int, default=3)
+p.add_argument("--generations", type=int, default=0)
 args = p.parse_args()
 run = Path(args.run_dir)
 run.mkdir(parents=True, exist_ok=True)
 step = float(os.environ.get("FAKE_STEP_SECONDS", "0.05"))
-strategy = args.strategy or "replace"
+saved = json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else {}
+if not args.preset and not saved:
+    sys.exit("give --preset NAME (or --run-dir of an existing run to resume it)")
+strategy = args.strategy or saved.get("strategy") or "replace"
+args.generations = args.generations or saved.get("generations") or 3
 
 def write(path, data):
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +68,8 @@ def stop(signum, frame):
     sys.exit(143)
 
 signal.signal(signal.SIGTERM, stop)
-write(run / "config.json", {"preset": args.preset, "strategy": strategy, "corpus": args.corpus or "factbook"})
+write(run / "config.json", {"preset": args.preset or saved.get("preset"), "strategy": strategy,
+                            "generations": args.generations, "corpus": args.corpus or saved.get("corpus", "factbook")})
 log(f"argv {' '.join(sys.argv[1:])}")
 for g in range(args.generations):
     results = run / f"gen_{g}" / "eval" / "results.json"
@@ -219,6 +224,8 @@ def test_ask_refuses_bad_input_with_what_to_fix_and_survives_free_questions(app)
         list(ask(app, "q", "r", "gen_0", max_new_tokens=200))
     with pytest.raises(UserError, match="must lie inside"):
         next(ask(app, "q", folder="/etc"))
+    with pytest.raises(UserError, match=r"run '\.\./r' is not allowed"):  # a typed run name cannot leave runs/
+        next(ask(app, "q", "../r", "gen_0"))
     left, right = list(ask(app, "What is the capital of Varnholt? <b>*bold*</b>", "r", "gen_0", temperature=0.8))[-1]
     assert left[0]["content"].startswith("What is the capital") and "&lt;b&gt;" in left[0]["content"]
     assert right[1]["role"] == "assistant"
@@ -247,6 +254,8 @@ def test_highlight_marks_the_answer_and_keeps_corpus_text_literal():
     assert highlight("Capital: Algiers; algiers *x*", " Algiers ") == \
         "Capital: <mark>Algiers</mark>; <mark>algiers</mark> \\*x\\*"
     assert highlight("<script>", "") == "&lt;script&gt;"
+    assert highlight("Ebene east: E", "e") == "Ebene east: <mark>E</mark>"  # whole words only
+    assert highlight("area: 10 sq km.", "10 sq km.") == "area: <mark>10 sq km.</mark>"
     assert source_title({"rank": 2, "country": "Algeria", "section": "Government", "score": 0.5}) == \
         "[2] Algeria · Government · score 0.500"
     assert source_title({"rank": 1, "source": "/x/report.pdf", "page": 3}) == "[1] report.pdf, page 3"
@@ -254,15 +263,21 @@ def test_highlight_marks_the_answer_and_keeps_corpus_text_literal():
 
 def test_model_notice_says_size_training_data_and_generation(app, tiny_data):
     from rag_bench.app_chat import describe_model, resolve_model
+    from rag_bench.config import ModelConfig
 
     model_dir, label = resolve_model(app.cfg, "r", "gen_1")
     notice = describe_model(app, model_dir, label, "factbook")
-    assert "generation 1 (`gen_1`)" in notice and "`tiny` gpt2" in notice and "M parameters" in notice
+    arch = ModelConfig.preset("tiny").arch
+    assert "generation 1 (`gen_1`)" in notice and f"`tiny` {arch}" in notice and "M parameters" in notice
     assert "text written by generation 0 under the `replace` strategy" not in notice  # no manifest, no claim
     assert "text written by generation 0" in notice
     (tiny_data / "runs" / "r" / "gen_1" / "manifest.json").write_text(json.dumps({"strategy": "replace",
                                                                                  "train_tokens": 1_500_000}))
     assert "under the `replace` strategy, 1.50M tokens" in describe_model(app, model_dir, label, "factbook")
+    pool = {"strategy": "mix:0.1", "human_share": 0.1, "tokens": 250_000}  # as the collapse run writes it
+    (tiny_data / "runs" / "r" / "gen_1" / "manifest.json").write_text(json.dumps({"pool": pool}))
+    assert ("a pool of 10% human `factbook` text and 90% text written by generation 0 under the `mix:0.1` "
+            "strategy, 0.25M tokens") in describe_model(app, model_dir, label, "factbook")
     folder_dir, _ = resolve_model(app.cfg, None, None, "runs/r/gen_0/model")
     assert "human training split" in describe_model(app, folder_dir, "gen_0", "factbook")
 
@@ -281,7 +296,7 @@ def test_record_prefix_helper(app):
 
 
 def test_upload_checks_type_and_size_then_ingests_and_lists_the_index(tmp_path, tiny_data):
-    from rag_bench.app_corpus import index_table, ingest_uploads
+    from rag_bench.app_corpus import has_probes, index_table, ingest_uploads
 
     cfg = AppConfig(data_dir=str(tiny_data), upload_root=str(tmp_path / "uploads"), max_upload_mb=0.001)
     incoming = tmp_path / "incoming"
@@ -298,6 +313,10 @@ def test_upload_checks_type_and_size_then_ingests_and_lists_the_index(tmp_path, 
     assert by_file["huge.md"][0] == "refused" and "over the 0.001 MB limit" in by_file["huge.md"][2]
     assert by_file["memo.txt"][0] == "ingested" and by_file["empty.txt"][0] == "skipped"
     assert "Ingested 1 file(s) and skipped 1 into the corpus **acme**" in summary and progress_calls
+    # its cloze probes are built too, so a collapse run on it finds what to evaluate
+    assert "and 1 cloze probes for experiments" in summary and has_probes(cfg, "acme")
+    probe = json.loads((tiny_data / "probes" / "acme-cloze.jsonl").read_text())
+    assert (probe["prompt"], probe["golden_answers"]) == ("The Tarsil copper mine reopened in", ["1991"])
     assert (tmp_path / "uploads" / "acme" / "memo.txt").is_file()
     table = {row[0]: row for row in index_table(cfg)}
     assert table["acme"][1] == 1 and table["acme"][3] == "all-MiniLM-L6-v2"
@@ -348,6 +367,67 @@ def wait_for(predicate, timeout: float = 30.0):
     raise AssertionError("timed out")
 
 
+def parse_collapse(cfg: AppConfig, argv: list[str]):
+    """``argv`` as the real `rag-bench collapse` parses it, then resolved into a config as that command does."""
+    from rag_bench.cli import build_parser
+    from rag_bench.collapse import resolve_config
+
+    assert argv[: len(cfg.collapse_command)] == list(cfg.collapse_command)
+    args = build_parser().parse_args(["collapse", *argv[len(cfg.collapse_command):]])
+    strategies = tuple(s for item in args.strategy or () for s in item.split(","))
+    overrides = {"generations": args.generations, "strategies": strategies or None, "seed": args.seed,
+                 "model_size": args.model_size, "decoding": args.decoding, "corpus": args.corpus}
+    resolved = resolve_config(preset=args.preset, run_dir=args.run_dir,
+                              overrides={k: v for k, v in overrides.items() if v is not None})
+    return args, resolved
+
+
+def test_collapse_argv_is_what_the_collapse_command_accepts(tmp_path):
+    from rag_bench.app_experiment import DECODINGS, MODEL_SIZES, PRESETS, STRATEGIES
+    from rag_bench.app_runs import collapse_argv, collapse_job, resume_job
+
+    cfg = AppConfig(data_dir=str(tmp_path / "data"))
+    run_dir = cfg.runs_path / "r1"
+    argv = collapse_argv(cfg, run_dir, preset="quick", generations=3, strategies=("replace", "mix:0.1"),
+                         model_size="tiny", decoding="sample", corpus="acme", seed=7)
+    args, resolved = parse_collapse(cfg, argv)
+    assert (args.preset, args.run_dir, args.data_dir) == ("quick", run_dir, cfg.data_path)
+    assert (args.generations, args.seed, args.model_size) == (3, 7, "tiny")
+    assert (args.decoding, args.corpus) == ("sample", "acme")
+    assert resolved.strategies == ("replace", "mix:0.1") and resolved.generations == 3 and resolved.seed == 7
+    assert resolved.train.model.name == "tiny" and resolved.decode.do_sample and resolved.corpus == "acme"
+    args, _ = parse_collapse(cfg, collapse_argv(cfg, run_dir))  # the defaults: nothing but the preset and folders
+    assert (args.generations, args.strategy, args.model_size, args.decoding, args.corpus, args.seed) == (None,) * 6
+    for preset in PRESETS:  # every choice the page offers is one the command takes
+        assert parse_collapse(cfg, collapse_argv(cfg, run_dir, preset=preset))[0].preset == preset
+    for strategy in STRATEGIES:
+        assert parse_collapse(cfg, collapse_argv(cfg, run_dir, strategies=(strategy,)))[1].strategies == (strategy,)
+    for size in MODEL_SIZES[1:]:
+        assert parse_collapse(cfg, collapse_argv(cfg, run_dir, model_size=size))[1].train.model.name == size
+    for decoding in DECODINGS[1:]:
+        assert parse_collapse(cfg, collapse_argv(cfg, run_dir, decoding=decoding))[0].decoding == decoding
+    # a resume: the saved settings until the run wrote config.json, then --run-dir alone
+    job = collapse_job(cfg, "r1", preset="quick", generations=2)
+    assert resume_job(cfg, "r1").argv == job.argv
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps(parse_collapse(cfg, job.argv)[1].to_dict()))
+    args, resolved = parse_collapse(cfg, resume_job(cfg, "r1").argv)
+    assert args.preset is None and args.run_dir == run_dir and resolved.generations == 2
+    with pytest.raises(UserError, match=r"no config\.json"):
+        resume_job(cfg, "never-started")
+
+
+def test_progress_line_says_stage_generation_and_eta():
+    from rag_bench.app_experiment import progress_html, progress_text
+
+    running = {"run_id": "r", "state": "running", "stage": "gen 2: train", "generation": 2, "generations": 5,
+               "strategy": "replace", "fraction": 0.43, "eta_seconds": 512, "position": 0}
+    assert progress_text(running) == "running · gen 2: train · generation 2 of 5 · strategy replace · 43% · ETA 9 min"
+    done = {**running, "state": "done", "stage": "done", "generation": None, "fraction": 1.0, "strategy": None}
+    assert progress_text(done) == "done · 5 generations · 100%"  # as docs/runs.md's status.json leaves a done run
+    assert 'width:100.0%' in progress_html(done) and "<b>r</b>" in progress_html(done)
+
+
 def test_runs_start_queue_cancel_and_resume(tmp_path, monkeypatch):
     from rag_bench.app_experiment import cancel_run, follow_run, resume_run, start_run
     from rag_bench.app_runs import RunQueue, run_view
@@ -377,7 +457,10 @@ def test_runs_start_queue_cancel_and_resume(tmp_path, monkeypatch):
         monkeypatch.setenv("FAKE_STEP_SECONDS", "0.01")
         assert resume_run(cfg, runner, "slow") == "Resuming slow."
         view = wait_for(lambda: (v := run_view(cfg, runner, "slow"))["state"] == "done" and v)
-        assert "gen 0: done before, skipped" in (tmp_path / "data" / "runs" / "slow" / "log.txt").read_text()
+        log = (tmp_path / "data" / "runs" / "slow" / "log.txt").read_text()
+        assert "gen 0: done before, skipped" in log
+        # resumed from the run's own config.json, so its 20 generations and strategies carry over
+        assert "argv --run-dir" in log and view["generations"] == 20 and view["strategy"] == "replace,mix:0.1"
         with pytest.raises(UserError, match="nothing to resume"):
             resume_run(cfg, runner, "slow")
     finally:
@@ -397,6 +480,8 @@ def test_a_crashed_run_shows_its_console_and_a_killed_one_is_resumable(tmp_path)
     killed.mkdir(parents=True)
     (killed / "status.json").write_text(json.dumps({"state": "running", "pid": 2**22 + 7, "fraction": 0.5}))
     assert run_view(cfg, runner, "killed")["state"] == "interrupted"
+    with pytest.raises(UserError, match="not allowed"):  # status.json and log.txt are read only inside runs/
+        run_view(cfg, runner, "../killed")
     runner.shutdown()
 
 

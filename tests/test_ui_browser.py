@@ -1,20 +1,19 @@
 """End to end in a real browser: Debian's headless Chromium driven by Playwright (never a downloaded browser).
 
     .venv/bin/pytest -q tests/test_ui_browser.py    # skips without /usr/bin/chromium; fails so under CI=true
-    .venv/bin/python tests/test_ui_browser.py --out docs/screenshots  # README screenshots over a tiny fixture
-    .venv/bin/python tests/test_ui_browser.py --out docs/screenshots --data-dir data   # ... over real runs
+    .venv/bin/python tests/test_ui_browser.py --data-dir data --run quick-factbook --out docs/screenshots
 
 It types a question, waits for the closed-book and the grounded answer, opens a citation and saves
-screenshots of the Chat and Experiment tabs.
+screenshots of the Chat and Experiment tabs: the test over a tiny fixture (into tests/artifacts/), the
+command over a finished run of the real data dir (the README's screenshots; it starts no run and builds nothing).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
+import re
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -43,10 +42,16 @@ def browser_missing() -> str | None:
     return None
 
 
-def capture(url: str, out: Path, question: str, *, run: str | None = None, k: int | None = None) -> dict[str, Path]:
-    """Ask ``question`` in the Chat tab, open the first citation, then show the Experiment tab; returns screenshots."""
+def capture(url: str, out: Path, question: str, *, run: str | None = None, k: int | None = None,
+            figures: bool = False) -> dict[str, Path]:
+    """Ask ``question`` in the Chat tab, open the first citation, then show the Experiment tab; returns screenshots.
+
+    ``run`` picks the run in both tabs (else the page's default, the newest); the Experiment tab then waits for
+    that run's results table and, with ``figures``, for its report's figures.
+    """
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=TIMEOUT_MS)  # loading a real model and its index takes longer than the 5 s default
     out.mkdir(parents=True, exist_ok=True)
     shots = {"chat": out / "chat.png", "experiment": out / "experiment.png"}
     with sync_playwright() as pw:
@@ -57,9 +62,8 @@ def capture(url: str, out: Path, question: str, *, run: str | None = None, k: in
             page.goto(url)
             expect(page.locator("#model-notice")).to_contain_text("parameters")
             if run:
-                dropdown = page.locator("#chat-run input")
-                dropdown.fill(run)
-                dropdown.press("Enter")
+                pick(page, "#chat-run", run)
+                expect(page.locator("#model-notice")).to_contain_text("generation 0")
             if k is not None:
                 page.get_by_text("Retrieval and decoding").click()
                 page.locator("#chat-k input[type=number]").fill(str(k))
@@ -79,17 +83,35 @@ def capture(url: str, out: Path, question: str, *, run: str | None = None, k: in
             page.wait_for_timeout(1000)  # the accordion slides open
             page.screenshot(path=str(shots["chat"]))
             page.get_by_role("tab", name="Experiment").click()
+            if run:
+                pick(page, "#exp-run", run)
+                expect(page.locator("#run-status")).to_contain_text(run)
+                expect(page.locator("#run-table")).to_contain_text("exact_match")
+                if figures:
+                    expect(page.locator("#run-figures img").first).to_be_visible()
             expect(page.locator("#run-status")).to_contain_text("·")
-            page.wait_for_timeout(2500)  # one tick of the progress timer
+            page.wait_for_timeout(2500)  # one tick of the progress timer; the plots draw
             page.screenshot(path=str(shots["experiment"]), full_page=True)
         finally:
             browser.close()
     return shots
 
 
+def pick(page, elem_id: str, value: str) -> None:
+    """Choose ``value`` in a gradio Dropdown: open its list and click the option (not one that only starts so)."""
+    from playwright.sync_api import expect
+
+    box = page.locator(f"{elem_id} input")
+    box.click()
+    options = page.locator('li[data-testid="dropdown-option"]')
+    options.filter(has_text=re.compile(rf"(^|\s){re.escape(value)}\s*$")).first.click()
+    expect(box).to_have_value(value)
+
+
 def serve(data_dir: Path, collapse_command: list[str] | None = None):
     import ui
 
+    # no first start: serving never builds an index or starts a run (the screenshots of real data take no CPU)
     demo = ui.build_demo(data_dir, collapse_command=collapse_command)
     port = free_port()
     ui.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
@@ -124,58 +146,30 @@ def test_browser_chat_answers_both_ways_opens_a_citation_and_shows_the_experimen
         assert path.stat().st_size > 10_000 and path.read_bytes()[:4] == b"\x89PNG"
 
 
-def teach_tiny_models(data: Path, steps: int = 600) -> None:
-    """For README screenshots only: fit the fixture's tiny models to the planted records so they answer."""
-    import torch
-    from test_ui import PLANTED_LINES
-
-    from rag_bench.lm import LM
-    from rag_bench.prompt import render_prompt
-
-    for generation, model_dir in enumerate(sorted((data / "runs" / "r").glob("gen_*/model"))):
-        lm = LM.load(model_dir)
-        lines = PLANTED_LINES[: len(PLANTED_LINES) - generation]  # a later generation has forgotten a fact
-        # the closed-book line, and the same line after its passage, as retrieval-augmented training does
-        texts = lines + [render_prompt(line.split(": ")[0] + ":", [line]) + " " + line.split(": ")[1]
-                         for line in PLANTED_LINES]
-        optimizer = torch.optim.AdamW(lm.model.parameters(), lr=3e-3)
-        lm.model.train()
-        for step in range(steps):
-            ids = lm.tokenizer(texts[step % len(texts)] + "\n", return_tensors="pt")["input_ids"]
-            loss = lm.model(input_ids=ids, labels=ids, use_cache=False).loss
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        lm.model.eval()
-        lm.save(model_dir)
-
-
 def main() -> None:
+    """README screenshots from the real data dir: a question to a finished run, and that run's results."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=Path("data"), help="the data dir the UI serves")
+    parser.add_argument("--run", default="quick-factbook", help="a finished run in DATA_DIR/runs to chat with and show")
+    parser.add_argument("--question", default="Kenya | Government | Capital:", help="asked in the Chat tab")
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"), help="where the PNGs go")
-    parser.add_argument("--data-dir", type=Path, default=None, help="serve real runs instead of the tiny fixture")
-    parser.add_argument("--run", default=None, help="with --data-dir: the run to chat with")
-    parser.add_argument("--question", default="Varnholt | Government | Capital:")
     args = parser.parse_args()
+    import torch
+
+    from rag_bench.app_state import generations
+
+    torch.set_num_threads(1)  # one answer at a time: the machine's other cores stay with whoever trains
     if browser_missing():
         raise SystemExit(browser_missing())
-    scratch = Path(tempfile.mkdtemp(prefix="rag-bench-shots-"))
-    os.environ.setdefault("FAKE_STEP_SECONDS", "1.5")
+    run_dir = args.data_dir / "runs" / args.run
+    if "gen_0" not in generations(run_dir):
+        raise SystemExit(f"{run_dir}: no trained generation 0; run `rag-bench collapse --preset quick` first")
+    demo, url = serve(args.data_dir)
     try:
-        if args.data_dir:
-            demo, url = serve(args.data_dir)
-        else:
-            data = make_tiny_data(scratch)
-            teach_tiny_models(data)
-            demo, url = serve(data, fake_command(scratch / "scripts", "collapse", FAKE_COLLAPSE))
-            start_demo_run(demo)
-        try:
-            shots = capture(url, args.out, args.question, run=args.run, k=None if args.data_dir else 1)
-        finally:
-            demo.rag_runner.shutdown()
-            demo.close()
+        shots = capture(url, args.out, args.question, run=args.run, figures=any((run_dir / "report").glob("*.png")))
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        demo.rag_runner.shutdown()
+        demo.close()
     print("\n".join(str(p) for p in shots.values()))
 
 

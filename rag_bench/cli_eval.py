@@ -1,0 +1,231 @@
+"""`rag-bench probes | eval | ask`: factual probes, the evaluation of one model, and one question answered.
+
+    rag-bench probes --kind factbook --limit 2000
+    rag-bench eval --model runs/r1/gen_0/model --probes data/probes/factbook-factbook.jsonl --limit 200
+    rag-bench ask "Algeria | Government | Capital:" --mode both --run runs/r1 --gen 0
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rag_bench.cli_common import DEFAULT_CORPUS, CliError, add_subcommand, corpus_dir, index_dir, load_lm
+
+
+def _cmd_probes(args: argparse.Namespace) -> None:
+    from rag_bench.index import load_index
+    from rag_bench.probes import DEFAULT_FIELDS, make_probe_file, meta_path
+    from rag_bench.records import sha256_file
+
+    path = args.index or index_dir(args.data_dir, args.name)
+    name = args.name if args.index is None else Path(args.index).resolve().name
+    loaded = load_index(path)
+    thresholds = None
+    if args.thresholds:
+        try:
+            tail_max, torso_max = (int(x) for x in args.thresholds.split(","))
+        except ValueError:
+            raise CliError(f"--thresholds wants TAIL_MAX,TORSO_MAX (two integers), got {args.thresholds!r}") from None
+        thresholds = {"tail_max": tail_max, "torso_max": torso_max}
+    out = args.out or args.data_dir / "probes" / f"{name}-{args.kind}.jsonl"
+    facts = args.facts or corpus_dir(args.data_dir, name) / "facts.jsonl"
+    fields = tuple(f.strip() for f in args.fields.split(";")) if args.fields else DEFAULT_FIELDS
+    index_info = {"path": str(path), "version": loaded.path.name, "corpus_hash": loaded.manifest.get("corpus_hash"),
+                  "manifest_sha256": sha256_file(loaded.path / "manifest.json")}
+    try:
+        meta = make_probe_file(
+            args.kind, loaded.chunks, out, facts_path=facts if args.kind == "factbook" else None, fields=fields,
+            split=args.split, limit=args.limit, seed=args.seed, thresholds=thresholds, index_info=index_info,
+            copy_shape=(args.copy_lines, args.copy_distractors))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    print(f"{meta['probes']} {args.kind} probes over {meta['subjects']} subjects and {len(meta['fields'])} fields "
+          f"in {meta['seconds']} s")
+    if t := meta["bucket_thresholds"]:  # copy probes have none: their facts are in no corpus chunk
+        print(f"buckets (frequency = chunks holding subject and answer): tail <= {t['tail_max']} < torso <= "
+              f"{t['torso_max']} < head")
+        print("  " + ", ".join(f"{b}: {n}" for b, n in meta["buckets"].items()))
+    print("fields:")
+    for field, count in meta["fields"].items():
+        print(f"  {count:>6}  {field}")
+    if meta["skipped"]:
+        print("left out: " + ", ".join(f"{reason}: {n}" for reason, n in meta["skipped"].items()))
+    print(f"wrote {out} and {meta_path(out)}")
+
+
+def _add_probes(sub) -> None:
+    p = add_subcommand(sub, "probes", "build factual probes (QA JSONL) with fact-frequency buckets from an index",
+                       "rag-bench probes --kind factbook --limit 2000\n"
+                       "  rag-bench probes --kind cloze --name acme --limit 500 --out data/probes/acme.jsonl")
+    p.add_argument("--kind", choices=["factbook", "cloze", "copy"], default="factbook",
+                   help="factbook: record prefixes from facts.jsonl; cloze: sentence prefixes of any corpus; "
+                        "copy: invented entities whose facts are only in the prompt's passages (eval --modes closed)")
+    p.add_argument("--name", default=DEFAULT_CORPUS, help="index name under DATA_DIR/indexes")
+    p.add_argument("--index", type=Path, default=None, help="an index folder (overrides --name)")
+    p.add_argument("--facts", type=Path, default=None, help="facts.jsonl (default DATA_DIR/corpora/NAME/facts.jsonl)")
+    p.add_argument("--fields", default=None, help="factbook fields separated by ';' (default: the built-in list)")
+    p.add_argument("--split", choices=["train", "heldout", "all"], default="train", help="which facts to probe")
+    p.add_argument("--limit", type=int, default=None, help="keep a seeded random sample of this many probes")
+    p.add_argument("--thresholds", default=None, help="fixed buckets TAIL_MAX,TORSO_MAX (default: from the data)")
+    p.add_argument("--out", type=Path, default=None, help="output JSONL (default DATA_DIR/probes/NAME-KIND.jsonl)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    p.add_argument("--copy-lines", type=int, default=6, help="copy probes: record lines per passage at most")
+    p.add_argument("--copy-distractors", type=int, default=2, help="copy probes: other passages at most")
+    p.set_defaults(func=_cmd_probes)
+
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from rag_bench.config import EvalConfig
+    from rag_bench.eval_inputs import human_texts, load_eval_probes
+    from rag_bench.eval_tables import format_field_table, format_table
+    from rag_bench.evaluate import (
+        corpus_jsonl_for,
+        default_out_dir,
+        evaluate,
+        reference_model_path,
+        run_generation,
+    )
+    from rag_bench.index import load_index
+    from rag_bench.retrieve import make_retriever
+
+    cfg = EvalConfig.from_file(args.config) if args.config else EvalConfig()
+    overrides = {"limit": args.limit, "k": args.k, "retrieval": args.retrieval, "batch_size": args.batch_size,
+                 "diversity_prompts": args.diversity_prompts, "cache_dir": args.cache_dir,
+                 "modes": tuple(m.strip() for m in args.modes.split(",") if m.strip()) if args.modes else None}
+    cfg = cfg.replace(**{key: value for key, value in overrides.items() if value is not None})
+    load_eval_probes(args.probes)  # a malformed probe file fails here, before any model or index is loaded
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.heldout is not None and not args.heldout.is_file():
+        raise CliError(f"{args.heldout}: --heldout corpus JSONL not found")
+    index_path = args.index or index_dir(args.data_dir, args.name)
+    loaded = load_index(index_path)
+    retriever = make_retriever(loaded.store, mode=cfg.retrieval, k=cfg.k)
+    texts = human_texts(loaded.chunks, corpus_jsonl=args.heldout or corpus_jsonl_for(index_path))
+    if args.heldout and "split == 'heldout'" not in texts.source:
+        print(f"note: {args.heldout} has no split == 'heldout' records; holding out chunks of the index instead")
+    lm = load_lm(args.model)
+    reference, reference_path = None, args.reference_model or reference_model_path(args.model)
+    if reference_path is not None:
+        located = run_generation(args.model)
+        same = located is not None and located[1] == 0 and args.reference_model is None
+        reference = lm if same else load_lm(reference_path)
+        print(f"reference model (generation 0): {reference_path}")
+    out = args.out or default_out_dir(args.model, args.probes, args.data_dir)
+    index_info = {"path": str(index_path), "version": loaded.path.name, "chunks": len(loaded.chunks),
+                  "corpus_hash": loaded.manifest.get("corpus_hash"), "heldout_source": texts.source}
+    try:
+        results = evaluate(lm, args.probes, retriever=retriever, cfg=cfg, heldout_texts=texts.heldout, out_dir=out,
+                           reference_lm=reference, human_texts_for_rare=texts.train,
+                           embedder=loaded.store.embedding_function,
+                           model_path=args.model, index_info=index_info, notes=[texts.note] if texts.note else [])
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    print()
+    print(format_table(results))
+    if args.by_field:
+        print("\nexact match by field (all buckets):\n" + format_field_table(results))
+    fit = results["fit"].get("heldout_perplexity")
+    if fit:
+        print(f"\nheld-out perplexity: {fit['value']:.2f} over {fit['n']} tokens of {fit['texts']} texts")
+    for mode, block in results["diversity"].items():
+        distinct = block.get("distinct_2", {}).get("value")
+        median = results["distribution"][mode]["histogram"]["median"]
+        print(f"{mode:<10} distinct-2 {distinct:.3f}  median reference perplexity "
+              f"{median if median is None else round(median, 2)}")
+    for note in results["notes"]:
+        print(f"note: {note}")
+    timings = results["timings"]
+    print(f"\n{results['probes']['evaluated']} probes in {timings['total_s']:.1f} s; wrote {out}/results.json "
+          f"and samples_<mode>.jsonl")
+
+
+def _add_eval(sub) -> None:
+    p = add_subcommand(sub, "eval", "evaluate one model: probes closed-book and grounded, perplexity, diversity",
+                       "rag-bench eval --model runs/r1/gen_0/model --name factbook "
+                       "--probes data/probes/factbook-factbook.jsonl --limit 200")
+    p.add_argument("--model", type=Path, required=True, help="a model folder (runs/<id>/gen_<k>/model or any HF LM)")
+    p.add_argument("--probes", type=Path, required=True, help="QA JSONL (rag-bench probes, or your own)")
+    p.add_argument("--name", default=DEFAULT_CORPUS, help="index name under DATA_DIR/indexes")
+    p.add_argument("--index", type=Path, default=None, help="an index folder (overrides --name)")
+    p.add_argument("--modes", default=None,
+                   help="comma-separated: closed,grounded,grounded_span (default closed,grounded)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate a seeded sample of N probes")
+    p.add_argument("--by-field", action="store_true", help="also print exact match by field and mode")
+    p.add_argument("-k", "--k", type=int, default=None, help="passages per grounded prompt (default 3)")
+    p.add_argument("--retrieval", choices=["dense", "bm25", "hybrid"], default=None, help="retrieval mode")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default <run>/gen_<k>/eval, else DATA_DIR/evals/<model>-<probes>)")
+    p.add_argument("--reference-model", type=Path, default=None,
+                   help="scores the continuations (default: gen_0 of the model's run, else the model itself)")
+    p.add_argument("--heldout", type=Path, default=None,
+                   help="corpus JSONL whose split == 'heldout' records are held out (default: the index's corpus)")
+    p.add_argument("--diversity-prompts", type=int, default=None, help="human prompts continued (0 skips diversity)")
+    p.add_argument("--batch-size", type=int, default=None, help="prompts per generation batch")
+    p.add_argument("--cache-dir", default=None, help="retrieval and reference-score cache")
+    p.add_argument("--config", type=Path, default=None, help="an EvalConfig JSON file; flags override it")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default torch's; 1 is often faster on cores shared with other jobs)")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_ask(args: argparse.Namespace) -> None:
+    from rag_bench.answer import answer
+    from rag_bench.config import DecodeConfig
+
+    if (args.model is None) == (args.run is None):
+        raise CliError("give either --model PATH or --run RUN --gen N")
+    model = args.model or args.run / f"gen_{args.gen}" / "model"
+    modes = ["closed", "grounded"] if args.mode == "both" else [args.mode]
+    retriever = None
+    if any(m != "closed" for m in modes):
+        from rag_bench.index import load_index
+        from rag_bench.retrieve import make_retriever
+
+        loaded = load_index(args.index or index_dir(args.data_dir, args.name))
+        retriever = make_retriever(loaded.store, mode=args.retrieval, k=args.k)
+    lm = load_lm(model)
+    decode = DecodeConfig(max_new_tokens=args.max_new_tokens)
+    labels = {"closed": "closed-book", "grounded": "grounded", "grounded_span": "grounded (span)"}
+    sources = []
+    for mode in modes:
+        (ans,) = answer(lm, [args.question], mode, retriever=retriever, k=args.k, decode=decode)
+        print(f"{labels[mode] + ':':<17} {ans.text.strip() or '(empty)'}")
+        if ans.truncated_tokens:
+            print(f"{'':<17} (prompt cut by {ans.truncated_tokens} tokens from the left to fit the model)")
+        sources = ans.sources or sources
+    if sources:
+        print("\nsources of the grounded answer (best first; the prompt puts the best last, next to the question):")
+        for source in sources:
+            where = source.get("source", "")
+            if source.get("page"):
+                where += f" p.{source['page']}"
+            snippet = " ".join(source["text"].split())
+            print(f"{source['rank']:>2}. {source['score']:.4f}  {where}  [{source['chunk_id']}]")
+            print(f"    {snippet[:args.snippet]}{'...' if len(snippet) > args.snippet else ''}")
+
+
+def _add_ask(sub) -> None:
+    p = add_subcommand(sub, "ask", "answer one question closed-book and/or grounded, with the sources",
+                       'rag-bench ask "Algeria | Government | Capital:" --mode both --run runs/r1 --gen 0')
+    p.add_argument("question", help="the question or record prefix")
+    p.add_argument("--mode", choices=["closed", "grounded", "grounded_span", "both"], default="both",
+                   help="both = closed-book and grounded")
+    p.add_argument("--model", type=Path, default=None, help="a model folder")
+    p.add_argument("--run", type=Path, default=None, help="a run folder; with --gen N uses RUN/gen_N/model")
+    p.add_argument("--gen", type=int, default=0, help="generation of --run")
+    p.add_argument("--name", default=DEFAULT_CORPUS, help="index name under DATA_DIR/indexes")
+    p.add_argument("--index", type=Path, default=None, help="an index folder (overrides --name)")
+    p.add_argument("-k", type=int, default=3, help="passages for the grounded answer")
+    p.add_argument("--retrieval", choices=["dense", "bm25", "hybrid"], default="dense", help="retrieval mode")
+    p.add_argument("--max-new-tokens", type=int, default=24, help="answer length at most")
+    p.add_argument("--snippet", type=int, default=160, help="characters of each source to show")
+    p.set_defaults(func=_cmd_ask)
+
+
+
+SUBCOMMANDS = [_add_probes, _add_eval, _add_ask]

@@ -1,0 +1,93 @@
+"""`rag-bench collapse | report`: the collapse experiment and its report.
+
+    rag-bench collapse --preset quick --run-dir data/runs/quick     # the same command resumes
+    rag-bench report data/runs/quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rag_bench.cli_common import CliError, add_subcommand
+
+
+def _cmd_collapse(args: argparse.Namespace) -> None:
+    from rag_bench.collapse import RunCancelled, default_run_dir, resolve_config, run_collapse
+    from rag_bench.collapse_data import InputError
+    from rag_bench.run_status import RunLocked
+
+    strategies = tuple(s.strip() for item in args.strategy or () for s in item.split(",") if s.strip())
+    overrides = {"generations": args.generations, "strategies": strategies or None, "seed": args.seed,
+                 "model_size": args.model_size, "decoding": args.decoding, "corpus": args.corpus,
+                 "base_model": str(args.base_model) if args.base_model else None}
+    cfg = resolve_config(config_file=args.config, preset=args.preset, run_dir=args.run_dir,
+                         overrides={k: v for k, v in overrides.items() if v is not None})
+    run_dir = args.run_dir or default_run_dir(cfg, args.data_dir)
+    print(f"run folder: {run_dir}  (the same command resumes it)", flush=True)
+    try:
+        run_collapse(cfg, run_dir=run_dir, data_dir=args.data_dir)
+    except (InputError, RunLocked) as exc:
+        raise CliError(str(exc)) from None
+    except RunCancelled:
+        print("cancelled; run the same command to resume", file=sys.stderr)
+        raise SystemExit(143) from None
+    print(f"done: {run_dir}")
+
+
+def _add_collapse(sub) -> None:
+    p = add_subcommand(sub, "collapse",
+                       "retrain a model generation after generation on its own text, per data strategy",
+                       "rag-bench collapse --preset quick\n"
+                       "  rag-bench collapse --preset quick --strategy replace --strategy mix:0.1 --generations 3 "
+                       "--run-dir data/runs/r2\n"
+                       "  rag-bench collapse --run-dir data/runs/r2          # resume after a kill or a cancel")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--config", type=Path, default=None, help="a CollapseConfig JSON file")
+    source.add_argument("--preset", default=None, help="tiny | quick | full | paper")
+    p.add_argument("--run-dir", type=Path, default=None, help="run folder (default DATA_DIR/runs/<preset>-<corpus>)")
+    p.add_argument("--generations", type=int, default=None, help="models per strategy, generation 0 included")
+    p.add_argument("--strategy", action="append", default=None,
+                   help="replace | mix:P | accumulate | accumulate-subsample | filter[:perplexity|dedup] | "
+                        "watermark[:C] | grounded; repeat the flag or separate with commas")
+    p.add_argument("--model-size", default=None, help="model preset of every generation: tiny | small | base | large")
+    p.add_argument("--decoding", choices=["beam", "sample"], default=None,
+                   help="the writer: 5-way beam search with repetition penalty, or pure sampling")
+    p.add_argument("--seed", type=int, default=None, help="seed of the whole run (generation 0 included)")
+    p.add_argument("--corpus", default=None, help="corpus and index name under DATA_DIR (default factbook)")
+    p.add_argument("--base-model", type=Path, default=None, help="a local HF causal-LM folder to fine-tune")
+    p.set_defaults(func=_cmd_collapse)
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from rag_bench.records import read_json
+    from rag_bench.report import compare_runs, write_report
+
+    if len(args.run_dir) > 1 and args.out is None:
+        raise CliError("several run folders need --out DIR for the combined report")
+    if args.seeds and len(args.run_dir) == 1:
+        raise CliError("--seeds pools several run folders; give at least two")
+    if len(args.run_dir) == 1:
+        out = write_report(args.run_dir[0], args.out)
+    else:
+        out = compare_runs(args.run_dir, args.out, seeds=args.seeds)
+    for line in read_json(out / "report.json")["summary"]:
+        print(f"- {line}")
+    print(f"\nwrote {out}/report.md, report.html, {len(list(out.glob('*.png')))} PNG and "
+          f"{len(list(out.glob('*.csv')))} CSV files")
+
+
+def _add_report(sub) -> None:
+    p = add_subcommand(sub, "report", "plots, CSV, Markdown and self-contained HTML of a collapse run (or several)",
+                       "rag-bench report data/runs/quick\n"
+                       "  rag-bench report runs/s0 runs/s1 --seeds --out runs/seeds-report")
+    p.add_argument("run_dir", type=Path, nargs="+", help="run folder(s) holding gen_<k>/eval/results.json")
+    p.add_argument("--out", type=Path, default=None, help="report folder (default RUN_DIR/report for one run)")
+    p.add_argument("--seeds", action="store_true",
+                   help="the run folders are seeds of one experiment: pool them per strategy (mean and spread)")
+    p.set_defaults(func=_cmd_report)
+
+
+
+SUBCOMMANDS = [_add_collapse, _add_report]

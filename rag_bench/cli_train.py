@@ -1,0 +1,149 @@
+"""`rag-bench train`: train generation 0 on a corpus JSONL (or fine-tune a local HF model), resumably.
+
+    rag-bench train --model-size small --max-minutes 10          # the Factbook, DATA_DIR/models/factbook-small
+    rag-bench train --corpus my.jsonl --out models/m --model-size tiny --max-steps 50 --limit 200
+    rag-bench train --base-model ./my-hf-llama --out models/ft --max-steps 500
+    rag-bench train --config train.json --index factbook --retrieval-share 0.2
+
+The training and held-out texts are split as the collapse experiment splits them: the records whose
+``metadata.split`` is ``heldout`` are held out; a corpus without a split holds out 5% of its documents
+by a hash of their id (``rag_bench.eval_inputs``). The same command run again resumes from OUT/last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from pathlib import Path
+
+from rag_bench.cli_common import DEFAULT_CORPUS, CliError, add_subcommand, corpus_dir, index_dir
+
+MODEL_SIZES = ("tiny", "small", "base", "large")
+NEIGHBOUR_MARGIN = 3  # extra passages fetched per text, so that dropping held-out chunks still leaves k
+
+
+def split_corpus(path: Path, *, limit: int | None = None):
+    """(training texts, held-out texts, where the split came from) of a corpus JSONL; ``limit`` keeps the first N
+    training documents."""
+    from langchain_core.documents import Document
+
+    from rag_bench.eval_inputs import human_texts
+    from rag_bench.records import read_corpus
+
+    if not path.is_file():
+        raise CliError(f"{path}: corpus JSONL not found (build the Factbook with `rag-bench prepare` or give --corpus)")
+    records = read_corpus(path)
+    if not records:
+        raise CliError(f"{path}: the corpus holds no documents")
+    # a record's id plays the chunk id, so a corpus without a split holds out what the collapse run holds out
+    texts = human_texts([Document(page_content=r.contents, metadata={"chunk_id": r.id}) for r in records],
+                        corpus_jsonl=path)
+    train_texts = texts.train[:limit] if limit else texts.train
+    if not train_texts or not texts.heldout:
+        raise CliError(f"{path}: {len(train_texts)} training and {len(texts.heldout)} held-out documents; "
+                       "both must be non-empty")
+    return train_texts, texts.heldout, texts.source
+
+
+def index_neighbours(index_path: Path, *, k: int):
+    """texts -> the index's k best passages for each (dense retrieval), never a held-out chunk."""
+    from rag_bench.eval_inputs import retrieve_contexts
+    from rag_bench.index import load_index
+    from rag_bench.retrieve import make_retriever
+
+    retriever = make_retriever(load_index(index_path).store, mode="dense", k=k + NEIGHBOUR_MARGIN)
+
+    def neighbours(texts: list[str]) -> list[list[str]]:
+        found, _ = retrieve_contexts(retriever, texts, k=k + NEIGHBOUR_MARGIN, progress=True)
+        return [[d.page_content for d in docs if d.metadata.get("split") != "heldout"][:k] for docs in found]
+
+    return neighbours
+
+
+def train_config(args: argparse.Namespace):
+    """TrainConfig from --config (or the defaults), then the flags that were given."""
+    from rag_bench.config import ModelConfig, TrainConfig
+
+    cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
+    model = cfg.model
+    if args.model_size:
+        model = ModelConfig.preset(args.model_size, arch=args.arch or model.arch)
+    elif args.arch:
+        model = model.replace(arch=args.arch)
+    overrides = {"max_steps": args.max_steps, "max_minutes": args.max_minutes, "seed": args.seed,
+                 "retrieval_share": args.retrieval_share}
+    return cfg.replace(model=model, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from rag_bench.collapse_data import copy_guard
+    from rag_bench.config import CollapseConfig
+    from rag_bench.lm import ModelLoadError
+    from rag_bench.records import read_json
+    from rag_bench.strategies import PoolNeighbours
+    from rag_bench.train import train
+
+    if args.limit is not None and args.limit < 1:
+        raise CliError(f"--limit must be >= 1, got {args.limit}")
+    cfg = train_config(args)
+    corpus = args.corpus or corpus_dir(args.data_dir, DEFAULT_CORPUS) / "corpus.jsonl"
+    corpus_name = corpus.parent.name if corpus.name == "corpus.jsonl" else corpus.stem
+    out = args.out or args.data_dir / "models" / f"{corpus_name}-{cfg.model.name}"
+    train_texts, heldout_texts, source = split_corpus(corpus, limit=args.limit)
+    print(f"corpus: {len(train_texts)} training and {len(heldout_texts)} held-out documents ({source})")
+    cfg, copy_state = copy_guard(cfg, train_texts)
+    print(f"copy curriculum: {copy_state}")
+    neighbours = None
+    k = CollapseConfig().neighbours_k
+    if cfg.retrieval_share > 0 and args.index:
+        neighbours = index_neighbours(index_dir(args.data_dir, args.index), k=k)
+        print(f"retrieval-augmented rows: {cfg.retrieval_share:.0%}, {k} passages from the index {args.index}")
+    elif cfg.retrieval_share > 0:
+        neighbours = PoolNeighbours(train_texts, k=k)
+        print(f"retrieval-augmented rows: {cfg.retrieval_share:.0%}, {k} passages by BM25 over the training texts")
+    elif args.index:
+        print(f"note: --index {args.index} is unused while retrieval_share is 0 (set --retrieval-share)")
+    if args.base_model:
+        print(f"fine-tuning {args.base_model}: its architecture and tokenizer replace --model-size/--arch")
+    print(f"output: {out}  (the same command resumes from {out / 'last'})", flush=True)
+    try:
+        model_dir = train(cfg, train_texts=train_texts, heldout_texts=heldout_texts, out_dir=out,
+                          neighbours=neighbours, base_model=args.base_model)
+    except ModelLoadError as exc:
+        raise CliError(f"--base-model: {exc}") from None
+    except ValueError as exc:  # e.g. a corpus shorter than one training block
+        raise CliError(f"{corpus}: {exc}") from None
+    timings = read_json(model_dir / "timings.json")
+    print(f"\n{timings.get('parameters', 0):,} parameters, {timings.get('steps')} steps, "
+          f"{timings.get('tokens_per_s')} tokens/s")
+    print(f"best checkpoint (lowest held-out perplexity): {model_dir}")
+
+
+def _add_train(sub) -> None:
+    p = add_subcommand(sub, "train", "train generation 0 on a corpus JSONL, or fine-tune a local HF causal LM",
+                       "rag-bench train --model-size small --max-minutes 10\n"
+                       "  rag-bench train --corpus my.jsonl --out models/m --model-size tiny --max-steps 50\n"
+                       "  rag-bench train --base-model ./my-hf-llama --out models/ft --max-steps 500")
+    p.add_argument("--corpus", type=Path, default=None,
+                   help="corpus JSONL with metadata.split (default DATA_DIR/corpora/factbook/corpus.jsonl)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder: OUT/model (best), OUT/last (resume); default DATA_DIR/models/CORPUS-SIZE")
+    p.add_argument("--model-size", choices=MODEL_SIZES, default=None, help="model preset (default: the config's, base)")
+    from rag_bench.config import ModelConfig
+
+    p.add_argument("--arch", choices=typing.get_args(typing.get_type_hints(ModelConfig)["arch"]), default=None,
+                   help=f"architecture (default {ModelConfig().arch})")
+    p.add_argument("--base-model", type=Path, default=None, help="a local HF causal-LM folder to fine-tune")
+    p.add_argument("--config", type=Path, default=None, help="a TrainConfig JSON file; flags override it")
+    p.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default 2000)")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop with a checkpoint after this wall time")
+    p.add_argument("--seed", type=int, default=None, help="model init and data order")
+    p.add_argument("--retrieval-share", type=float, default=None,
+                   help="share of rows prefixed with neighbour passages (default 0)")
+    p.add_argument("--index", default=None,
+                   help="index name under DATA_DIR/indexes supplying the neighbours (default: BM25 over the corpus)")
+    p.add_argument("--limit", type=int, default=None, help="train on the first N training documents only")
+    p.set_defaults(func=_cmd_train)
+
+
+SUBCOMMANDS = [_add_train]
