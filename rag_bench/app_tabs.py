@@ -70,7 +70,8 @@ def chat_tab(app: App, corpus: gr.State, demo: gr.Blocks) -> None:
             generation = gr.Dropdown(label="Generation", choices=[], allow_custom_value=True, elem_id="chat-generation")
             with gr.Accordion("Retrieval and decoding", open=False):
                 k = gr.Slider(1, 10, value=3, step=1, label="k (passages)", elem_id="chat-k")
-                retrieval = gr.Radio(["dense", "bm25", "hybrid"], value="dense", label="Retrieval")
+                retrieval = gr.Radio(["dense", "bm25", "hybrid"], value="bm25",
+                                     label="Retrieval (bm25 finds Factbook records best)")
                 temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0 = greedy)")
                 max_new_tokens = gr.Slider(1, 256, value=32, step=1, label="Max new tokens")
             with gr.Accordion("Compare two generations", open=False):

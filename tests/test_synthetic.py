@@ -41,8 +41,8 @@ def one_thread():
 def lm(tmp_path_factory, one_thread) -> LM:
     """A tiny model trained for a few seconds: it writes valid text, which a random model does not."""
     # GPT-2: after 60 steps its attention already uses the whole prompt, which these tests of the writer need
-    cfg = TrainConfig(model=ModelConfig.preset("tiny", n_positions=64, arch="gpt2"), max_steps=60, batch_size=8, warmup_steps=5,
-                      eval_every=60, save_every=60, probe_count=0, copy_share=0.0)
+    cfg = TrainConfig(model=ModelConfig.preset("tiny", n_positions=64, arch="gpt2"), max_steps=60, batch_size=8,
+                      warmup_steps=5, eval_every=60, save_every=60, probe_count=0, copy_share=0.0)
     return LM.load(train(cfg, train_texts=TEXTS, heldout_texts=TEXTS[:2], out_dir=tmp_path_factory.mktemp("lm")))
 
 
