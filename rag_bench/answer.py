@@ -71,10 +71,11 @@ def _with_prompts(items: list[dict]) -> list[dict]:
     return [{**item, "prompt": render_prompt(item["question"], order_passages(item["docs"]))} for item in items]
 
 
-def _generator(lm: LM, decode: DecodeConfig, *, span_constrained: bool) -> BatchRunnable:
+def _generator(lm: LM, decode: DecodeConfig, *, span_constrained: bool, streamer: Any = None) -> BatchRunnable:
     def generate(items: list[dict]) -> list[dict]:
         spans = [[d.page_content for d in item["docs"]] for item in items] if span_constrained else None
-        outputs = lm.generate_detailed([item["prompt"] for item in items], decode, allowed_spans=spans)
+        outputs = lm.generate_detailed([item["prompt"] for item in items], decode, allowed_spans=spans,
+                                       streamer=streamer)
         return [{**item, "generation": out} for item, out in zip(items, outputs, strict=True)]
 
     return BatchRunnable(generate, "generate")
@@ -96,13 +97,17 @@ def _retrieved_context(retriever: Any, k: int) -> BatchRunnable:
 
 
 def answer_chain(lm: LM, *, retriever: Any = None, k: int = 3, decode: DecodeConfig | None = None,
-                 span_constrained: bool = False) -> Runnable:
-    """The LCEL chain ``context | prompt | generate``; without a retriever it is closed-book."""
+                 span_constrained: bool = False, streamer: Any = None) -> Runnable:
+    """The LCEL chain ``context | prompt | generate``; without a retriever it is closed-book.
+
+    ``streamer`` (a transformers streamer, e.g. ``TextIteratorStreamer``) receives the new tokens of a
+    single question as they are generated.
+    """
     if span_constrained and retriever is None:
         raise ValueError("span-constrained decoding needs a retriever: the answer must be a span of its passages")
     context = BatchRunnable(_no_context, "no_context") if retriever is None else _retrieved_context(retriever, k)
     return context | BatchRunnable(_with_prompts, "prompt") | _generator(
-        lm, decode or DecodeConfig(), span_constrained=span_constrained)
+        lm, decode or DecodeConfig(), span_constrained=span_constrained, streamer=streamer)
 
 
 def grounded_chain(lm: LM, retriever: Any, *, k: int = 3, decode: DecodeConfig | None = None,
@@ -121,17 +126,19 @@ def source_of(doc: Document) -> dict[str, Any]:
     return {**{key: meta[key] for key in SOURCE_FIELDS if key in meta}, "text": doc.page_content}
 
 
-def closed_book(lm: LM, questions: Sequence[str], *, decode: DecodeConfig | None = None) -> list[Answer]:
+def closed_book(lm: LM, questions: Sequence[str], *, decode: DecodeConfig | None = None,
+                streamer: Any = None) -> list[Answer]:
     """Answer from the weights alone: the prompt is the question, exactly as in training."""
     questions = _as_list(questions)
-    return _answers(answer_chain(lm, decode=decode).batch(questions), "closed")
+    return _answers(answer_chain(lm, decode=decode, streamer=streamer).batch(questions), "closed")
 
 
 def grounded(lm: LM, retriever: Any, questions: Sequence[str], *, k: int = 3, decode: DecodeConfig | None = None,
-             span_constrained: bool = False) -> list[Answer]:
+             span_constrained: bool = False, streamer: Any = None) -> list[Answer]:
     """Answer with the top-k retrieved passages before the question; the sources come back too."""
     questions = _as_list(questions)
-    chain = answer_chain(lm, retriever=retriever, k=k, decode=decode, span_constrained=span_constrained)
+    chain = answer_chain(lm, retriever=retriever, k=k, decode=decode, span_constrained=span_constrained,
+                         streamer=streamer)
     return _answers(chain.batch(questions), "grounded_span" if span_constrained else "grounded")
 
 

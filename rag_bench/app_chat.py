@@ -18,6 +18,7 @@ import json
 import numbers
 import random
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,27 +203,52 @@ def check_room(lm: Any, decode: DecodeConfig) -> None:
 
 
 def answer_messages(app: App, question: str, model_dir: Path, label: str, mode: str, *, corpus: str, k: int,
-                    retrieval: str, decode: DecodeConfig) -> Messages:
-    """One answer (and, grounded, its citations) as gradio messages."""
+                    retrieval: str, decode: DecodeConfig) -> Iterator[Messages]:
+    """One answer as gradio messages, streamed: the text so far as tokens arrive, then the answer and citations."""
+    from transformers import TextIteratorStreamer
+
     from rag_bench.answer import closed_book, grounded
 
     lm, lock = app.lm(model_dir)
     check_room(lm, decode)
     started = time.perf_counter()
-    if mode == "closed":
-        with lock:
-            result = closed_book(lm, [question], decode=decode)[0]
-        return [answer_message(result.text, f"{label} · closed-book · {time.perf_counter() - started:.1f} s")]
-    try:
-        retriever = app.retriever(corpus, retrieval)
-    except UserError as exc:
-        return [{"role": "assistant", "content": f"⚠️ No grounded answer: {exc}"}]
-    with lock:
-        result = grounded(lm, retriever, [question], k=int(k), decode=decode)[0]
+    retriever = None
+    if mode != "closed":
+        try:
+            retriever = app.retriever(corpus, retrieval)
+        except UserError as exc:
+            yield [{"role": "assistant", "content": f"⚠️ No grounded answer: {exc}"}]
+            return
+    streamer = TextIteratorStreamer(lm.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+    outcome: dict[str, Any] = {}
+
+    def generate() -> None:  # in a thread, so this generator can yield the streamer's text meanwhile
+        try:
+            with lock:
+                outcome["answer"] = (closed_book(lm, [question], decode=decode, streamer=streamer) if retriever is None
+                                     else grounded(lm, retriever, [question], k=int(k), decode=decode,
+                                                   streamer=streamer))[0]
+        except Exception as exc:  # re-raised below, in the handler's thread
+            outcome["error"] = exc
+            streamer.end()
+
+    thread = threading.Thread(target=generate, daemon=True)
+    thread.start()
+    text = ""
+    for piece in streamer:
+        text += piece
+        yield [answer_message(text.split("\n")[0], f"{label} · {mode} · answering…")]
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    result = outcome["answer"]
+    if retriever is None:
+        yield [answer_message(result.text, f"{label} · closed-book · {time.perf_counter() - started:.1f} s")]
+        return
     footer = (f"{label} · grounded on {corpus} ({retrieval}, k={int(k)}) · {result.prompt_tokens} prompt tokens"
               + (f", {result.truncated_tokens} cut" if result.truncated_tokens else "")
               + f" · {time.perf_counter() - started:.1f} s")
-    return [answer_message(result.text, footer)] + [citation(s, result.text) for s in result.sources]
+    yield [answer_message(result.text, footer)] + [citation(s, result.text) for s in result.sources]
 
 
 def ask(app: App, question: str, run: str | None = None, generation: str | None = None, folder: str = "",
@@ -230,7 +256,7 @@ def ask(app: App, question: str, run: str | None = None, generation: str | None 
         max_new_tokens: int = 32, compare: bool = False, generation_b: str | None = None,
         compare_mode: str = "closed", left: Messages | None = None,
         right: Messages | None = None) -> Iterator[tuple[Messages, Messages]]:
-    """Yield (left, right) chat histories: the question, then each answer as soon as it is ready.
+    """Yield (left, right) chat histories: the question, then each answer token by token, then its sources.
 
     Normally left is closed-book and right grounded, of one model; with ``compare`` both sides answer in
     ``compare_mode``, left from ``generation`` and right from ``generation_b``.
@@ -251,9 +277,11 @@ def ask(app: App, question: str, run: str | None = None, generation: str | None 
                     {"role": "assistant", "content": "_answering…_"}]
     yield list(histories[0]), list(histories[1])  # copies: each step is a snapshot
     for history, (model_dir, label, mode) in zip(histories, sides, strict=True):
-        history[-1:] = answer_messages(app, question, model_dir, label, mode, corpus=corpus, k=k,
-                                       retrieval=retrieval, decode=decode)
-        yield list(histories[0]), list(histories[1])
+        start = len(history) - 1
+        for messages in answer_messages(app, question, model_dir, label, mode, corpus=corpus, k=k,
+                                        retrieval=retrieval, decode=decode):
+            history[start:] = messages
+            yield list(histories[0]), list(histories[1])
 
 
 # ---------------------------------------------------------------------------------------

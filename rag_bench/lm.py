@@ -29,6 +29,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -248,16 +249,20 @@ class LM:
         return [g.text for g in self.generate_detailed(prompts, decode, allowed_spans=allowed_spans)]
 
     def generate_detailed(self, prompts: Sequence[str], decode: DecodeConfig | None = None, *,
-                          allowed_spans: Sequence[Sequence[str]] | None = None) -> list[Generation]:
+                          allowed_spans: Sequence[Sequence[str]] | None = None,
+                          streamer: Any = None) -> list[Generation]:
         """Batched ``transformers`` generation with the KV cache, in the order of ``prompts``.
 
         ``allowed_spans[i]``, when given, is the context of prompt i (e.g. its retrieved passages):
         the answer is then constrained to a token span of one of those texts, chosen by the model's
-        own scores (span-constrained grounded decoding).
+        own scores (span-constrained grounded decoding). ``streamer`` (a transformers streamer) receives
+        the new tokens as they come; it takes one prompt at a time.
         """
         decode = decode or DecodeConfig()
         if isinstance(prompts, str):
             raise TypeError("prompts must be a sequence of strings, not one string")
+        if streamer is not None and len(prompts) != 1:
+            raise ValueError(f"a streamer takes one prompt at a time, got {len(prompts)}")
         if allowed_spans is not None and len(allowed_spans) != len(prompts):
             raise ValueError(f"allowed_spans has {len(allowed_spans)} entries for {len(prompts)} prompts")
         encoded = [self._encode_prompt(p, decode.max_new_tokens) for p in prompts]
@@ -272,7 +277,7 @@ class LM:
             for start in range(0, len(order), decode.batch_size):
                 idx = order[start:start + decode.batch_size]
                 spans = [allowed_spans[i] for i in idx] if allowed_spans is not None else None
-                texts, n_new = self._generate_batch([encoded[i][0] for i in idx], decode, spans)
+                texts, n_new = self._generate_batch([encoded[i][0] for i in idx], decode, spans, streamer)
                 for i, text, n in zip(idx, texts, n_new, strict=True):
                     ids, dropped = encoded[i]
                     results[i] = Generation(text=text, prompt_tokens=len(ids), truncated_tokens=dropped, new_tokens=n)
@@ -289,8 +294,8 @@ class LM:
             ids = ids[dropped:]
         return ids, dropped
 
-    def _generate_batch(self, batch: list[list[int]], decode: DecodeConfig,
-                        spans: Sequence[Sequence[str]] | None) -> tuple[list[str], list[int]]:
+    def _generate_batch(self, batch: list[list[int]], decode: DecodeConfig, spans: Sequence[Sequence[str]] | None,
+                        streamer: Any = None) -> tuple[list[str], list[int]]:
         padded = self.tokenizer.pad({"input_ids": batch}, padding=True, return_tensors="pt").to(self.device)
         prompt_len = padded["input_ids"].shape[1]
         kwargs = {"max_new_tokens": decode.max_new_tokens, "do_sample": decode.do_sample,
@@ -302,6 +307,8 @@ class LM:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if decode.stop:
             kwargs.update(stop_strings=list(decode.stop), tokenizer=self.tokenizer)
+        if streamer is not None:
+            kwargs["streamer"] = streamer
         if spans is not None:
             kwargs["prefix_allowed_tokens_fn"] = SpanConstraint(
                 [self._span_token_ids(s) for s in spans], prompt_len, self._stop_token_ids(decode.stop),

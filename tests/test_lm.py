@@ -114,6 +114,17 @@ def test_greedy_is_deterministic_and_left_padding_does_not_change_answers(fitted
     assert together == alone == fitted_lm.generate([short, long], GREEDY)
 
 
+def test_a_streamer_receives_the_answer_as_it_is_generated(fitted_lm):
+    from transformers import TextIteratorStreamer
+
+    streamer = TextIteratorStreamer(fitted_lm.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    (gen,) = fitted_lm.generate_detailed(["Land2 | Government | Capital:"], GREEDY, streamer=streamer)
+    streamed = "".join(streamer)  # generation has finished, so the queue holds every piece and the end
+    assert streamed.startswith(gen.text) and gen.text
+    with pytest.raises(ValueError, match="one prompt at a time"):
+        fitted_lm.generate_detailed(["a", "b"], GREEDY, streamer=streamer)
+
+
 def test_sampling_is_repeatable_with_a_seed(fitted_lm):
     decode = DecodeConfig(max_new_tokens=12, do_sample=True, temperature=1.5, top_k=50, top_p=0.95, stop=(), seed=3)
     prompts = ["Land"] * 6
