@@ -69,7 +69,7 @@ def time_pipeline(pipe, prompts: list[str], new_tokens: int) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="base", help="ModelConfig preset: tiny | small | base | large")
-    parser.add_argument("--arch", choices=["gpt2", "llama"], default=None, help="default: the preset's (llama)")
+    parser.add_argument("--arch", choices=["lfm2", "llama", "gpt2"], default=None, help="default: the preset's (lfm2)")
     parser.add_argument("--batches", default="1,32,128", help="batch sizes of ours, comma-separated")
     parser.add_argument("--new-tokens", type=int, default=32, help="new tokens per prompt (forced, greedy)")
     parser.add_argument("--pipeline-prompts", type=int, default=16, help="prompts through the pipeline per round")

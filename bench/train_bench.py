@@ -229,7 +229,7 @@ def throughput(part: dict, tokens_per_step: int, params: int, ceilings: dict[str
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="base", help="ModelConfig preset: tiny | small | base | large")
-    parser.add_argument("--arch", choices=["gpt2", "llama"], default=None, help="default: the preset's (llama)")
+    parser.add_argument("--arch", choices=["lfm2", "llama", "gpt2"], default=None, help="default: the preset's (lfm2)")
     parser.add_argument("--steps", type=int, default=20, help="timed optimizer steps of each loop")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--batch-size", type=int, default=8, help="rows of n_positions tokens per step")
