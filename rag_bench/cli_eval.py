@@ -221,7 +221,8 @@ def _add_ask(sub) -> None:
     p.add_argument("--name", default=DEFAULT_CORPUS, help="index name under DATA_DIR/indexes")
     p.add_argument("--index", type=Path, default=None, help="an index folder (overrides --name)")
     p.add_argument("-k", type=int, default=3, help="passages for the grounded answer")
-    p.add_argument("--retrieval", choices=["dense", "bm25", "hybrid"], default="dense", help="retrieval mode")
+    p.add_argument("--retrieval", choices=["dense", "bm25", "hybrid"], default="bm25",
+                   help="retrieval mode (default bm25, as rag-bench eval)")
     p.add_argument("--max-new-tokens", type=int, default=24, help="answer length at most")
     p.add_argument("--snippet", type=int, default=160, help="characters of each source to show")
     p.set_defaults(func=_cmd_ask)
