@@ -16,7 +16,6 @@ bench/results/copy.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -34,14 +33,14 @@ import torch  # noqa: E402
 
 from rag_bench.config import ModelConfig, TrainConfig  # noqa: E402
 from rag_bench.evaluate import provenance  # noqa: E402
-from rag_bench.records import read_jsonl, write_json  # noqa: E402
+from rag_bench.records import read_corpus, read_json, read_jsonl, write_json  # noqa: E402
 from rag_bench.train import train  # noqa: E402
 
 
 def corpus_texts(corpus: Path, limit: int) -> tuple[list[str], list[str]]:
-    docs = [json.loads(line) for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
-    train_texts = [d["contents"] for d in docs if d.get("metadata", {}).get("split") != "heldout"][:limit]
-    heldout = [d["contents"] for d in docs if d.get("metadata", {}).get("split") == "heldout"][:20]
+    docs = read_corpus(corpus)
+    train_texts = [d.contents for d in docs if d.metadata.get("split") != "heldout"][:limit]
+    heldout = [d.contents for d in docs if d.metadata.get("split") == "heldout"][:20]
     return train_texts, heldout or train_texts[:5]
 
 
@@ -84,7 +83,7 @@ def main() -> None:
     for run in runs:
         print(f"{run['arch']:<8}" + "".join(f"{run['copy_em_by_step'].get(s, float('nan')):>10.2f}" for s in steps)
               + f"{run['seconds']:>10.0f}")
-    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    previous = read_json(args.out) if args.out.is_file() else {}
     merged = {r["arch"]: r for r in previous.get("runs", [])} | {r["arch"]: r for r in runs}
     write_json(args.out, {"benchmark": "copy", "size": args.size, "steps": args.steps, "lr": args.lr,
                           "runs": list(merged.values()), "torch_threads": args.threads,

@@ -42,6 +42,14 @@ def add_subcommand(sub: argparse._SubParsersAction, name: str, help_text: str,
     return parser
 
 
+def print_source(meta: dict, text: str, width: int) -> None:
+    """One retrieved chunk as two lines: rank, score, where it came from and its id; then its text, cut."""
+    where = meta.get("source", "") + (f" p.{meta['page']}" if meta.get("page") else "")
+    snippet = " ".join(text.split())
+    print(f"{meta['rank']:>2}. {meta['score']:.4f}  {where}  [{meta['chunk_id']}]")
+    print(f"    {snippet[:width]}{'...' if len(snippet) > width else ''}")
+
+
 def load_lm(path: Path):
     """LM.load with a bad folder turned into a CliError naming it."""
     from rag_bench.lm import LM, ModelLoadError

@@ -11,7 +11,15 @@ import argparse
 import json
 from pathlib import Path
 
-from rag_bench.cli_common import DEFAULT_CORPUS, REPO_ROOT, CliError, add_subcommand, corpus_dir, index_dir
+from rag_bench.cli_common import (
+    DEFAULT_CORPUS,
+    REPO_ROOT,
+    CliError,
+    add_subcommand,
+    corpus_dir,
+    index_dir,
+    print_source,
+)
 
 
 def build_factbook(data_dir: Path, *, seed: int = 0, heldout_fraction: float = 0.05) -> dict:
@@ -143,13 +151,7 @@ def _cmd_search(args: argparse.Namespace) -> None:
     if not results:
         print("no results")
     for doc in results:
-        meta = doc.metadata
-        where = meta.get("source", "")
-        if meta.get("page"):
-            where += f" p.{meta['page']}"
-        snippet = " ".join(doc.page_content.split())
-        print(f"{meta['rank']:>2}. {meta['score']:.4f}  {where}  [{meta['chunk_id']}]")
-        print(f"    {snippet[:args.snippet]}{'...' if len(snippet) > args.snippet else ''}")
+        print_source(doc.metadata, doc.page_content, args.snippet)
 
 
 def _add_search(sub) -> None:

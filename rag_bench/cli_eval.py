@@ -10,7 +10,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rag_bench.cli_common import DEFAULT_CORPUS, CliError, add_subcommand, corpus_dir, index_dir, load_lm
+from rag_bench.cli_common import (
+    DEFAULT_CORPUS,
+    CliError,
+    add_subcommand,
+    corpus_dir,
+    index_dir,
+    load_lm,
+    print_source,
+)
 
 
 def _cmd_probes(args: argparse.Namespace) -> None:
@@ -201,12 +209,7 @@ def _cmd_ask(args: argparse.Namespace) -> None:
     if sources:
         print("\nsources of the grounded answer (best first; the prompt puts the best last, next to the question):")
         for source in sources:
-            where = source.get("source", "")
-            if source.get("page"):
-                where += f" p.{source['page']}"
-            snippet = " ".join(source["text"].split())
-            print(f"{source['rank']:>2}. {source['score']:.4f}  {where}  [{source['chunk_id']}]")
-            print(f"    {snippet[:args.snippet]}{'...' if len(snippet) > args.snippet else ''}")
+            print_source(source, source["text"], args.snippet)
 
 
 def _add_ask(sub) -> None:

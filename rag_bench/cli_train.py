@@ -17,8 +17,8 @@ import typing
 from pathlib import Path
 
 from rag_bench.cli_common import DEFAULT_CORPUS, CliError, add_subcommand, corpus_dir, index_dir
+from rag_bench.config import MODEL_PRESETS, ModelConfig, TrainConfig
 
-MODEL_SIZES = ("tiny", "small", "base", "large")
 NEIGHBOUR_MARGIN = 3  # extra passages fetched per text, so that dropping held-out chunks still leaves k
 
 
@@ -62,8 +62,6 @@ def index_neighbours(index_path: Path, *, k: int):
 
 def train_config(args: argparse.Namespace):
     """TrainConfig from --config (or the defaults), then the flags that were given."""
-    from rag_bench.config import ModelConfig, TrainConfig
-
     cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
     model = cfg.model
     if args.model_size:
@@ -128,9 +126,8 @@ def _add_train(sub) -> None:
                    help="corpus JSONL with metadata.split (default DATA_DIR/corpora/factbook/corpus.jsonl)")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder: OUT/model (best), OUT/last (resume); default DATA_DIR/models/CORPUS-SIZE")
-    p.add_argument("--model-size", choices=MODEL_SIZES, default=None, help="model preset (default: the config's, base)")
-    from rag_bench.config import ModelConfig
-
+    p.add_argument("--model-size", choices=list(MODEL_PRESETS), default=None,
+                   help="model preset (default: the config's, base)")
     p.add_argument("--arch", choices=typing.get_args(typing.get_type_hints(ModelConfig)["arch"]), default=None,
                    help=f"architecture (default {ModelConfig().arch})")
     p.add_argument("--base-model", type=Path, default=None, help="a local HF causal-LM folder to fine-tune")

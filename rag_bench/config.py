@@ -231,7 +231,7 @@ class EvalConfig(ConfigBase):
 
     modes: tuple[str, ...] = ("closed", "grounded")  # answer modes: closed | grounded | grounded_span
     k: int = 3  # passages per grounded prompt (3 chunks of 500 characters fit 512 positions)
-    retrieval: Literal["dense", "bm25", "hybrid"] = "bm25"  # bm25: recall@3 0.95 on Factbook probes, dense MiniLM 0.70
+    retrieval: Literal["dense", "bm25", "hybrid"] = "bm25"  # bm25 finds the record line a Factbook probe asks for
     limit: int | None = None  # evaluate a seeded sample of this many probes (None: all)
     decode: DecodeConfig = dataclasses.field(default_factory=_answer_decode)  # answers: greedy, stop at newline
     batch_size: int = 32  # prompts per generation batch and texts per scoring batch (overrides decode.batch_size)
@@ -448,12 +448,10 @@ def _tiny_preset() -> CollapseConfig:
 
 
 def _quick_preset() -> CollapseConfig:
-    # Sized by measurement on 2 shared cores (one torch thread, two other busy processes): the small model trains
-    # at about 4.5k tokens/s, writes about 3k tokens/s by sampling, and one evaluation takes about 10 s. With 127k
-    # human tokens that is ~7.5 min for generation 0 (250 steps, ~16 epochs), ~30 s per later training (16 steps,
-    # one pass over a replace pool), ~40 s per write and ~10 s per evaluation: about 18 minutes in all.
-    # Generation 0 first learns to read (400 steps of the copy curriculum alone, where the small LFM2's copying
-    # appears; docs/copying.md), then 150 steps of the mixture.
+    # Generation 0 first learns to read (400 steps of the copy curriculum alone; docs/copying.md), then 150 steps
+    # of the mixture over 127k human tokens. Measured on 2 cores with a training job beside it (log.txt of the
+    # runs in the README): generation 0 trains in 8-10 min, a later generation trains in ~15 s, writes in ~30 s
+    # and is evaluated in ~6 s; a whole run took 14-17 min.
     model = ModelConfig.preset("small")
     train = TrainConfig(model=model, max_steps=550, batch_size=32, lr=5e-3, warmup_steps=30, eval_every=110,
                         save_every=50, eval_max_texts=100, probe_count=50, retrieval_share=0.125,

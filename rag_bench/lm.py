@@ -313,8 +313,8 @@ class LM:
             kwargs["prefix_allowed_tokens_fn"] = SpanConstraint(
                 [self._span_token_ids(s) for s in spans], prompt_len, self._stop_token_ids(decode.stop),
                 self.tokenizer.eos_token_id)
-        # one precision at every batch size, so an answer does not depend on the batch it was asked in; bf16
-        # costs batch 1 about a third of its speed (weights re-cast each step; bench/generate_bench.py)
+        # one precision at every batch size, so an answer does not depend on the batch it was asked in, though
+        # at batch 1 bf16 runs at 0.65x an fp32 pipeline (bench/generate_bench.py)
         with torch.inference_mode(), autocast(self.device):
             out = self.model.generate(**padded, **kwargs)
         new = out[:, prompt_len:].tolist()
