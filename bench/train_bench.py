@@ -1,27 +1,27 @@
-"""Training benchmark: tokens/s and model-FLOPs utilisation of our loop, against the HF Trainer, and torch.compile.
+"""Training benchmark: tokens/s, model-FLOPs utilisation and peak memory of our loop (eager, compiled), HF Trainer.
 
-    .venv/bin/python bench/train_bench.py                       # base size, 20 timed steps of 8 x 512 tokens
-    .venv/bin/python bench/train_bench.py --steps 30 --threads 1 --size small
-    .venv/bin/python bench/train_bench.py --no-compile          # skip the torch.compile trial
+    OMP_NUM_THREADS=1 .venv/bin/python bench/train_bench.py --threads 1   # base, 3 warm-up + 20 timed steps of 8 x 512
+    .venv/bin/python bench/train_bench.py --steps 30 --size small
+    .venv/bin/python bench/train_bench.py --no-compile                    # skip our loop under torch.compile
 
 MFU = 6 x parameters x tokens/s over the matmul ceiling of each dtype (a 2048^3 torch.matmul in fp32
-and bf16, timed in the same run, best of both ends). On the same packed Factbook blocks (a generated
-fallback text when data/corpora/factbook/corpus.jsonl is missing) it times, after warm-up steps:
-``rag_bench.train.train`` as configured (bf16 autocast), ``transformers.Trainer`` with default
-TrainingArguments (fp32, as its defaults are), and, in a child process with a time limit, a minimal
-bf16 loop eager and under ``torch.compile``. Peak memory is each part's VmHWM (reset before it).
-Prints a table and writes bench/results/train.json.
+and bf16, timed in the same process with the same threads, best of both ends). On the same packed Factbook
+blocks (a generated fallback text when data/corpora/factbook/corpus.jsonl is missing) it times, in this
+order and in one process: ``transformers.Trainer`` with default TrainingArguments (fp32, as its defaults are);
+``rag_bench.train.train`` with its throughput levers off (one forward per step, glibc's default allocator
+behaviour: the loop as it was); ``rag_bench.train.train`` as it ships; and the same with ``compile=True``.
+The levers stay set once on (glibc keeps freed memory process-wide), hence the order. Peak memory is each
+part's VmHWM (reset before it). Prints a table and writes bench/results/train.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import importlib
 import os
 import random
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,10 +40,11 @@ import torch  # noqa: E402
 
 from rag_bench.config import ModelConfig, TrainConfig  # noqa: E402
 from rag_bench.evaluate import provenance  # noqa: E402
-from rag_bench.lm import LM, autocast, train_tokenizer  # noqa: E402
-from rag_bench.records import read_corpus, read_json, write_json  # noqa: E402
-from rag_bench.train import train  # noqa: E402
+from rag_bench.lm import LM, train_tokenizer  # noqa: E402
+from rag_bench.records import read_corpus, read_json, read_jsonl, write_json  # noqa: E402
 from rag_bench.train_data import corpus_stream  # noqa: E402
+
+train_module = importlib.import_module("rag_bench.train")  # the module: rag_bench re-exports the function `train`
 
 FACTBOOK = REPO / "data" / "corpora" / "factbook" / "corpus.jsonl"
 TEXT_CHARS = 1_500_000  # of corpus text: enough blocks for the timed steps, a tokenizer trained in seconds
@@ -116,20 +117,28 @@ def matmul_ceiling(dtype: torch.dtype, n: int = MATMUL_N, reps: int = 5) -> floa
 
 
 # ---------------------------------------------------------------------------------------
-# The three training loops
+# The training loops
 
 
-def time_ours(cfg: TrainConfig, texts: list[str], heldout: list[str], warmup: int, workdir: Path) -> dict:
-    """rag_bench.train.train: warm-up steps, then the timed steps in a resumed call (its train_s counts steps only)."""
-    out = workdir / "ours"
-    train(cfg, train_texts=texts, heldout_texts=heldout, out_dir=out, until_step=warmup)
-    before = read_json(out / "last" / "timings.json")["train_s"]
+def time_ours(cfg: TrainConfig, texts: list[str], heldout: list[str], warmup: int, workdir: Path, *,
+              levers: bool = True) -> dict:
+    """rag_bench.train.train for warm-up + timed steps; the timed steps' own ``step_s`` (no evaluation or saving)."""
+    out = workdir / f"ours-{cfg.compile}-{levers}"
+    saved = train_module.KEEP_FREED_MEMORY, train_module.MICRO_BATCH_LOGITS
+    if not levers:  # the loop before them: one forward per step, glibc's default mmap/munmap of large tensors
+        train_module.KEEP_FREED_MEMORY, train_module.MICRO_BATCH_LOGITS = False, 1 << 40
     rss_before = reset_peak_rss()
-    train(cfg, train_texts=texts, heldout_texts=heldout, out_dir=out)
-    timings = read_json(out / "last" / "timings.json")
-    return {"seconds": timings["train_s"] - before, "steps": cfg.max_steps - warmup, "peak_rss_mb": peak_rss_mb(),
-            "rss_before_mb": rss_before,
-            "parameters": timings["parameters"], "dtype": "bf16 autocast" if cfg.bf16 else "fp32"}
+    try:
+        train_module.train(cfg, train_texts=texts, heldout_texts=heldout, out_dir=out)
+    finally:
+        train_module.KEEP_FREED_MEMORY, train_module.MICRO_BATCH_LOGITS = saved
+    log = read_jsonl(out / "last" / "train_log.jsonl")
+    return {"seconds": sum(row["step_s"] for row in log[warmup:]), "steps": len(log) - warmup,
+            "warmup_and_compile_s": round(sum(row["step_s"] for row in log[:warmup]), 1),
+            "peak_rss_mb": peak_rss_mb(), "rss_before_mb": rss_before,
+            "parameters": read_json(out / "last" / "timings.json")["parameters"],
+            "dtype": "bf16 autocast" if cfg.bf16 else "fp32", "torch_compile": cfg.compile,
+            "micro_batch_logits": train_module.MICRO_BATCH_LOGITS if levers else None, "keeps_freed_memory": levers}
 
 
 def time_hf_trainer(model_cfg: ModelConfig, tokenizer, blocks: list[list[int]], *, batch: int, steps: int,
@@ -156,63 +165,6 @@ def time_hf_trainer(model_cfg: ModelConfig, tokenizer, blocks: list[list[int]], 
             "parameters": lm.num_parameters, "dtype": "fp32 (TrainingArguments default)"}
 
 
-def plain_loop(model_cfg: dict, tokenizer_dir: str, blocks: list[list[int]], *, batch: int, steps: int, warmup: int,
-               compile_model: bool) -> dict:
-    """A minimal bf16 AdamW loop over the same blocks, eager or under torch.compile (run in a child process)."""
-    from transformers import PreTrainedTokenizerFast
-
-    from rag_bench.lm import build_model
-
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(tokenizer_dir)
-    rss_before = reset_peak_rss()
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(**model_cfg), tokenizer).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    forward = torch.compile(model) if compile_model else model
-    started = time.perf_counter()
-    timed_from = None
-    for step in range(warmup + steps):
-        if step == warmup:
-            timed_from = time.perf_counter()
-        ids = torch.tensor([blocks[(step * batch + i) % len(blocks)] for i in range(batch)])
-        with autocast(torch.device("cpu")):
-            loss = forward(input_ids=ids, labels=ids).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    end = time.perf_counter()
-    return {"seconds": end - timed_from, "steps": steps, "warmup_and_compile_s": round(timed_from - started, 1),
-            "peak_rss_mb": peak_rss_mb(), "rss_before_mb": rss_before, "dtype": "bf16 autocast"}
-
-
-def time_compile(model_cfg: ModelConfig, tokenizer, blocks: list[list[int]], *, batch: int, steps: int,
-                 threads: int, timeout: float, workdir: Path) -> dict:
-    """Eager and compiled plain loops in one child process, so a hung or slow compile cannot stall the benchmark."""
-    spec = workdir / "compile_spec.json"
-    tokenizer.save_pretrained(workdir / "tokenizer")
-    write_json(spec, {"model": model_cfg.to_dict(), "tokenizer": str(workdir / "tokenizer"),
-                      "blocks": blocks[: batch * (steps + 3)], "batch": batch, "steps": steps, "threads": threads})
-    try:
-        done = subprocess.run([sys.executable, __file__, "--compile-child", str(spec)], capture_output=True,
-                              text=True, timeout=timeout, cwd=REPO)
-    except subprocess.TimeoutExpired:
-        return {"status": f"did not finish within {timeout:.0f} s (compile too slow here); left off"}
-    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("COMPILE ")), None)
-    if done.returncode or line is None:
-        return {"status": "failed; left off", "error": done.stderr[-1500:]}
-    return {"status": "ran", **json.loads(line[len("COMPILE "):])}
-
-
-def compile_child(spec_path: str) -> None:
-    spec = json.loads(Path(spec_path).read_text())
-    torch.set_num_threads(spec["threads"])
-    common = {"batch": spec["batch"], "steps": spec["steps"], "blocks": spec["blocks"]}
-    out = {"eager": plain_loop(spec["model"], spec["tokenizer"], warmup=2, compile_model=False, **common)}
-    out["compiled"] = plain_loop(spec["model"], spec["tokenizer"], warmup=3, compile_model=True, **common)
-    print("COMPILE " + json.dumps(out), flush=True)
-
-
 # ---------------------------------------------------------------------------------------
 # Report
 
@@ -231,17 +183,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--size", default="base", help="ModelConfig preset: tiny | small | base | large")
     parser.add_argument("--arch", choices=["lfm2", "llama", "gpt2"], default=None, help="default: the preset's (lfm2)")
     parser.add_argument("--steps", type=int, default=20, help="timed optimizer steps of each loop")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compiling happens here)")
     parser.add_argument("--batch-size", type=int, default=8, help="rows of n_positions tokens per step")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)")
-    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile trial")
-    parser.add_argument("--compile-timeout", type=float, default=150.0, help="seconds before the trial is left off")
+    parser.add_argument("--no-compile", action="store_true", help="skip our loop under torch.compile")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "train.json")
-    parser.add_argument("--compile-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.compile_child:
-        compile_child(args.compile_child)
-        return {}
     torch.set_num_threads(args.threads)
     load_start = load_average()
     model_cfg = ModelConfig.preset(args.size, **({"arch": args.arch} if args.arch else {}))
@@ -260,28 +207,23 @@ def main(argv: list[str] | None = None) -> dict:
     ceilings = {"fp32": matmul_ceiling(torch.float32), "bf16": matmul_ceiling(torch.bfloat16)}
     parts: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="train_bench_") as tmp:
-        parts["ours"] = time_ours(cfg, texts, heldout, args.warmup, Path(tmp))
-        print(f"ours: {parts['ours']['seconds']:.1f} s for {args.steps} steps", flush=True)
+        # the Trainer first: our levers change the process's allocator for good
         parts["hf_trainer"] = time_hf_trainer(model_cfg, tokenizer, blocks, batch=args.batch_size, steps=args.steps,
                                               warmup=args.warmup, workdir=Path(tmp))
-        print(f"HF Trainer: {parts['hf_trainer']['seconds']:.1f} s for {args.steps} steps", flush=True)
-        compiled = {"status": "skipped (--no-compile)"}
+        runs = {"ours_without_levers": (cfg, False), "ours": (cfg, True)}
         if not args.no_compile:
-            compiled = time_compile(model_cfg, tokenizer, blocks, batch=args.batch_size,
-                                    steps=max(5, args.steps // 2), threads=args.threads, timeout=args.compile_timeout,
-                                    workdir=Path(tmp))
-            print(f"torch.compile trial: {compiled['status']}", flush=True)
+            runs["ours_compiled"] = (cfg.replace(compile=True), True)
+        for name, (run_cfg, levers) in runs.items():
+            parts[name] = time_ours(run_cfg, texts, heldout, args.warmup, Path(tmp), levers=levers)
+        for name, part in parts.items():
+            print(f"{name}: {part['seconds']:.1f} s for {part['steps']} steps", flush=True)
     # the ceiling is timed again at the end; the better of the two stands (the machine is shared)
     ceilings = {"fp32": max(ceilings["fp32"], matmul_ceiling(torch.float32)),
                 "bf16": max(ceilings["bf16"], matmul_ceiling(torch.bfloat16))}
     params = parts["ours"]["parameters"]
-    results = {name: throughput(part, tokens_per_step, params, ceilings) for name, part in parts.items()}
-    if compiled["status"] == "ran":
-        for name in ("eager", "compiled"):
-            compiled[name] = throughput(compiled[name], tokens_per_step, params, ceilings)
-        ratio = compiled["compiled"]["tokens_per_s"] / compiled["eager"]["tokens_per_s"]
-        compiled["compiled_over_eager"] = round(ratio, 3)
-        compiled["helps"] = compiled["compiled_over_eager"] > 1.05
+    loops = {name: throughput(part, tokens_per_step, params, ceilings) for name, part in parts.items()}
+    speed = {name: row["tokens_per_s"] for name, row in loops.items()}
+    best = max(loops, key=lambda name: loops[name]["mfu_of_bf16_ceiling"])
     report = {
         "model": {"size": args.size, "arch": model_cfg.arch, "parameters": params, "n_positions": block,
                   "vocab": len(tokenizer)},
@@ -289,9 +231,16 @@ def main(argv: list[str] | None = None) -> dict:
         "batch_size": args.batch_size, "tokens_per_step": tokens_per_step, "warmup_steps": args.warmup,
         "timed_steps": args.steps, "threads": args.threads,
         "matmul_ceiling_gflop_per_s": {k: round(v, 1) for k, v in ceilings.items()}, "matmul_n": MATMUL_N,
-        "loops": results, "ours_over_hf_trainer": round(results["ours"]["tokens_per_s"]
-                                                        / results["hf_trainer"]["tokens_per_s"], 3),
-        "torch_compile": compiled, "mfu_target_of_bf16_ceiling": 0.40,
+        "loops": loops,
+        "ratios": {"ours_over_hf_trainer": round(speed["ours"] / speed["hf_trainer"], 3),
+                   "ours_over_ours_without_levers": round(speed["ours"] / speed["ours_without_levers"], 3),
+                   **({"compiled_over_ours": round(speed["ours_compiled"] / speed["ours"], 3),
+                       "compiled_over_hf_trainer": round(speed["ours_compiled"] / speed["hf_trainer"], 3)}
+                      if "ours_compiled" in speed else {})},
+        "mfu_target_of_bf16_ceiling": 0.40,
+        "target_met": {"ours": loops["ours"]["mfu_of_bf16_ceiling"] >= 0.40,
+                       "best": best, "best_mfu": loops[best]["mfu_of_bf16_ceiling"],
+                       "best_meets": loops[best]["mfu_of_bf16_ceiling"] >= 0.40},
         "load_start": load_start, "load_end": load_average(), "machine": machine_info(),
     }
     write_json(args.out, report)
@@ -306,20 +255,16 @@ def print_table(r: dict) -> None:
           f"{r['batch_size']} x {m['n_positions']} tokens per step, {r['timed_steps']} timed steps, "
           f"{r['threads']} threads, load {r['load_start']} -> {r['load_end']} ==")
     print(f"matmul ceiling ({r['matmul_n']}^3): fp32 {c['fp32']:.0f} GFLOP/s, bf16 {c['bf16']:.0f} GFLOP/s")
-    rows = dict(r["loops"])
-    if r["torch_compile"]["status"] == "ran":
-        rows.update({f"plain loop, {k}": r["torch_compile"][k] for k in ("eager", "compiled")})
-    print(f"{'loop':<24}{'dtype':<33}{'tokens/s':>9}{'MFU bf16':>10}{'MFU fp32':>10}{'peak RSS':>10}{'(before)':>10}")
-    for name, row in rows.items():
-        print(f"{name:<24}{row['dtype']:<33}{row['tokens_per_s']:>9}{row['mfu_of_bf16_ceiling']:>10.1%}"
+    print(f"{'loop':<22}{'dtype':<33}{'tokens/s':>9}{'MFU bf16':>10}{'MFU fp32':>10}{'peak RSS':>10}{'(before)':>10}")
+    for name, row in r["loops"].items():
+        print(f"{name:<22}{row['dtype']:<33}{row['tokens_per_s']:>9}{row['mfu_of_bf16_ceiling']:>10.1%}"
               f"{row['mfu_of_fp32_ceiling']:>10.1%}{row['peak_rss_mb']:>8.0f}MB{row['rss_before_mb']:>8.0f}MB")
-    print(f"ours / HF Trainer (defaults): {r['ours_over_hf_trainer']:.2f}x")
-    tc = r["torch_compile"]
-    if tc["status"] == "ran":
-        print(f"torch.compile / eager (plain loop): {tc['compiled_over_eager']:.2f}x "
-              f"(compile + warm-up {tc['compiled']['warmup_and_compile_s']} s); helps: {tc['helps']}")
-    else:
-        print(f"torch.compile: {tc['status']}")
+    print("  ".join(f"{k}: {v:.2f}x" for k, v in r["ratios"].items()))
+    if "ours_compiled" in r["loops"]:
+        print(f"compile + warm-up of ours_compiled: {r['loops']['ours_compiled']['warmup_and_compile_s']} s")
+    t = r["target_met"]
+    print(f"MFU target {r['mfu_target_of_bf16_ceiling']:.0%} of bf16: ours {'met' if t['ours'] else 'NOT met'}; "
+          f"best {t['best']} {t['best_mfu']:.1%} ({'met' if t['best_meets'] else 'NOT met'})")
 
 
 if __name__ == "__main__":

@@ -17,10 +17,11 @@ from typing import Any
 from rag_bench.app_corpus import cloze_probes, has_probes
 from rag_bench.app_runs import RunQueue, collapse_job, mark_cancelled, resume_job, run_view
 from rag_bench.app_state import AppConfig, UserError, check_name, list_runs
+from rag_bench.config import COLLAPSE_PRESETS, MODEL_PRESETS, STRATEGY_KINDS
 
-PRESETS = ("tiny", "quick", "full", "paper")  # rag_bench.config.COLLAPSE_PRESETS
-STRATEGIES = ("replace", "mix:0.1", "accumulate", "accumulate-subsample", "filter", "watermark", "grounded")
-MODEL_SIZES = ("preset default", "tiny", "small", "base", "large")
+PRESETS = tuple(COLLAPSE_PRESETS)
+STRATEGIES = tuple("mix:0.1" if kind == "mix" else kind for kind in STRATEGY_KINDS)  # mix needs its share
+MODEL_SIZES = ("preset default", *MODEL_PRESETS)
 DECODINGS = ("preset default", "beam", "sample")
 LIVE = ("queued", "starting", "running")
 FOLLOW_POLL_SECONDS = 1.0

@@ -4,6 +4,7 @@
     rag-bench train --corpus my.jsonl --out models/m --model-size tiny --max-steps 50 --limit 200
     rag-bench train --base-model ./my-hf-llama --out models/ft --max-steps 500
     rag-bench train --config train.json --index factbook --retrieval-share 0.2
+    rag-bench train --base-model models/m/last --kinds record --out models/m-records   # records only
 
 The training and held-out texts are split as the collapse experiment splits them: the records whose
 ``metadata.split`` is ``heldout`` are held out; a corpus without a split holds out 5% of its documents
@@ -22,9 +23,9 @@ from rag_bench.config import MODEL_PRESETS, ModelConfig, TrainConfig
 NEIGHBOUR_MARGIN = 3  # extra passages fetched per text, so that dropping held-out chunks still leaves k
 
 
-def split_corpus(path: Path, *, limit: int | None = None):
+def split_corpus(path: Path, *, limit: int | None = None, kinds: tuple[str, ...] = ()):
     """(training texts, held-out texts, where the split came from) of a corpus JSONL; ``limit`` keeps the first N
-    training documents."""
+    training documents, ``kinds`` only the documents whose ``metadata.kind`` is one of them."""
     from langchain_core.documents import Document
 
     from rag_bench.eval_inputs import human_texts
@@ -38,11 +39,19 @@ def split_corpus(path: Path, *, limit: int | None = None):
     # a record's id plays the chunk id, so a corpus without a split holds out what the collapse run holds out
     texts = human_texts([Document(page_content=r.contents, metadata={"chunk_id": r.id}) for r in records],
                         corpus_jsonl=path)
-    train_texts = texts.train[:limit] if limit else texts.train
-    if not train_texts or not texts.heldout:
-        raise CliError(f"{path}: {len(train_texts)} training and {len(texts.heldout)} held-out documents; "
+    train_texts, heldout_texts = texts.train, texts.heldout
+    if kinds:  # the split is read from the file again, so the kinds filter applies to its texts
+        kept = {r.contents for r in records if r.metadata.get("kind") in kinds}
+        if not kept:
+            found = sorted({str(r.metadata.get("kind")) for r in records})
+            raise CliError(f"{path}: no document has metadata.kind in {list(kinds)} (the corpus has {found})")
+        train_texts = [t for t in train_texts if t in kept]
+        heldout_texts = [t for t in heldout_texts if t in kept]
+    train_texts = train_texts[:limit] if limit else train_texts
+    if not train_texts or not heldout_texts:
+        raise CliError(f"{path}: {len(train_texts)} training and {len(heldout_texts)} held-out documents; "
                        "both must be non-empty")
-    return train_texts, texts.heldout, texts.source
+    return train_texts, heldout_texts, texts.source
 
 
 def index_neighbours(index_path: Path, *, k: int):
@@ -87,7 +96,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     corpus = args.corpus or corpus_dir(args.data_dir, DEFAULT_CORPUS) / "corpus.jsonl"
     corpus_name = corpus.parent.name if corpus.name == "corpus.jsonl" else corpus.stem
     out = args.out or args.data_dir / "models" / f"{corpus_name}-{cfg.model.name}"
-    train_texts, heldout_texts, source = split_corpus(corpus, limit=args.limit)
+    kinds = tuple(k for k in (args.kinds or "").split(",") if k)
+    train_texts, heldout_texts, source = split_corpus(corpus, limit=args.limit, kinds=kinds)
     print(f"corpus: {len(train_texts)} training and {len(heldout_texts)} held-out documents ({source})")
     cfg, copy_state = copy_guard(cfg, train_texts)
     print(f"copy curriculum: {copy_state}")
@@ -140,6 +150,8 @@ def _add_train(sub) -> None:
     p.add_argument("--index", default=None,
                    help="index name under DATA_DIR/indexes supplying the neighbours (default: BM25 over the corpus)")
     p.add_argument("--limit", type=int, default=None, help="train on the first N training documents only")
+    p.add_argument("--kinds", default=None,
+                   help="comma-separated metadata.kind values to keep, e.g. record (default: every document)")
     p.set_defaults(func=_cmd_train)
 
 

@@ -280,6 +280,7 @@ class TrainConfig(ConfigBase):
     beta2: float = 0.95  # AdamW second-moment decay
     grad_clip: float = 1.0  # clip the global gradient norm
     bf16: bool = True  # bf16 autocast where the hardware supports it
+    compile: bool = False  # torch.compile the training step's model: ~1.15x tokens/s after ~45 s of compiling
     eval_every: int = 200  # steps between held-out perplexity evaluations (the best is kept)
     eval_max_texts: int = 200  # held-out texts scored per evaluation (0: all)
     save_every: int = 200  # steps between resumable checkpoints in out_dir/last
@@ -295,17 +296,19 @@ class TrainConfig(ConfigBase):
     copy_max_lines: int = 3  # record lines per copy passage at most
     copy_max_value_chars: int = 30  # record lines with longer values are left out of the copy curriculum
     copy_max_distractors: int = 0  # other passages beside the one holding the fact, at most
+    copy_invented_share: float = 0.7  # copy passages about invented entities; the rest give real ones false values
+    fact_share: float = 0.0  # share of rows of record lines in random order (closed-book recall; train_data.FactRows)
 
     def __post_init__(self) -> None:
         if min(self.max_steps, self.batch_size, self.grad_accum, self.eval_every, self.save_every) < 1:
             raise ConfigError("max_steps, batch_size, grad_accum, eval_every and save_every must be >= 1")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1 or self.warmup_steps < 0:
             raise ConfigError("lr must be > 0, min_lr_ratio in [0, 1], warmup_steps >= 0")
-        if not (0 <= self.retrieval_share <= 1 and 0 <= self.copy_share <= 1 and
-                self.retrieval_share + self.copy_share <= 1):
-            raise ConfigError("retrieval_share and copy_share must be in [0, 1] and sum to at most 1")
-        if not 0 <= self.copy_repeat_share <= 1:
-            raise ConfigError(f"copy_repeat_share must be in [0, 1], got {self.copy_repeat_share}")
+        shares = (self.retrieval_share, self.copy_share, self.fact_share)
+        if not (all(0 <= share <= 1 for share in shares) and sum(shares) <= 1):
+            raise ConfigError("retrieval_share, copy_share and fact_share must be in [0, 1] and sum to at most 1")
+        if not (0 <= self.copy_repeat_share <= 1 and 0 <= self.copy_invented_share <= 1):
+            raise ConfigError("copy_repeat_share and copy_invented_share must be in [0, 1]")
         if not 1 <= self.copy_min_lines <= self.copy_max_lines or self.copy_max_lines < 2:
             raise ConfigError("copy_min_lines must be >= 1 and <= copy_max_lines, and copy_max_lines >= 2")
         if self.copy_max_distractors < 0 or self.copy_warmup_steps < 0 or self.copy_max_value_chars < 1:
@@ -448,15 +451,15 @@ def _tiny_preset() -> CollapseConfig:
 
 
 def _quick_preset() -> CollapseConfig:
-    # Generation 0 first learns to read (400 steps of the copy curriculum alone; docs/copying.md), then 150 steps
-    # of the mixture over 127k human tokens. Measured on 2 cores with a training job beside it (log.txt of the
-    # runs in the README): generation 0 trains in 8-10 min, a later generation trains in ~15 s, writes in ~30 s
-    # and is evaluated in ~6 s; a whole run took 14-17 min.
+    # Generation 0 first learns to read: 700 steps of the copy curriculum alone (copying appears as a phase change
+    # between steps 500 and 600), then 400 steps of the mixture over 127k human tokens, a quarter of it fact rows
+    # so that some facts can be asked for alone (docs/copying.md, findings 11-12). Later generations train for
+    # 16 steps, write 127k tokens and are evaluated on 205 probes; the README gives the measured run times.
     model = ModelConfig.preset("small")
-    train = TrainConfig(model=model, max_steps=550, batch_size=32, lr=5e-3, warmup_steps=30, eval_every=110,
-                        save_every=50, eval_max_texts=100, probe_count=50, retrieval_share=0.125,
-                        retrieval_examples=2000, copy_share=0.375, copy_warmup_steps=400, copy_max_lines=3,
-                        copy_max_value_chars=30, copy_max_distractors=0)
+    train = TrainConfig(model=model, max_steps=1100, batch_size=32, lr=5e-3, warmup_steps=30, eval_every=275,
+                        save_every=100, eval_max_texts=100, probe_count=50, retrieval_share=0.125,
+                        retrieval_examples=2000, copy_share=0.375, copy_warmup_steps=700, copy_max_lines=3,
+                        copy_max_value_chars=30, copy_max_distractors=0, fact_share=0.25)
     return CollapseConfig(
         name="quick", countries=_quick_countries(), kinds=("record",), generations=5,
         strategies=("replace", "accumulate"), init="previous", train=train,
@@ -471,7 +474,7 @@ def _full_preset() -> CollapseConfig:
     # Estimated from the rates measured for `quick` and the figures in docs for the base model (about 4.5k training
     # tokens/s on 2 idle cores): generation 0 ~2 h, 63 later trainings ~13 h, 59 beam-search writes of 1.9M tokens
     # ~33 h (~13 h with --decoding sample), 64 evaluations ~3 h: about two days on 2 CPU cores, a few hours on a GPU.
-    train = TrainConfig(model=ModelConfig.preset("base"), max_steps=4000, retrieval_share=0.125)
+    train = TrainConfig(model=ModelConfig.preset("base"), max_steps=4000, retrieval_share=0.125, fact_share=0.25)
     return CollapseConfig(
         name="full", generations=10, strategies=tuple(s if s != "mix" else "mix:0.1" for s in STRATEGY_KINDS),
         init="previous", train=train, next_train=train.replace(max_steps=400, lr=1e-3, warmup_steps=40,

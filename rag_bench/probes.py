@@ -201,7 +201,8 @@ def factbook_answers(field: str, value: str) -> tuple[str, list[str]]:
 def build_factbook_probes(facts_path: str | Path, chunks: Sequence[Document], *, fields: Sequence[str] = DEFAULT_FIELDS,
                           split: str = "train", limit: int | None = None, seed: int = 0,
                           thresholds: dict[str, int] | None = None) -> list[Probe]:
-    """Probes from ``facts.jsonl``: prompt = the record prefix, answers = the cleaned value.
+    """Probes from ``facts.jsonl``: prompt = the record prefix, answers = the cleaned value, then the value verbatim
+    (a model that writes the record's whole value, "47,532,318 (2025 est.)", answers correctly too).
 
     ``split`` is "train" (closed-book can only know what it trained on), "heldout" or "all"; ``limit`` keeps a
     seeded random sample. Facts whose line is in no chunk, or whose value is not short, are left out.
@@ -244,7 +245,7 @@ def _factbook_probes(facts_path: str | Path, chunks: Sequence[Document], *, fiel
         seen.add(prefix)
         probes.append(Probe(
             id=f"factbook/{fact.get('country_code', '')}/{_slug(fact['section'])}/{_slug(fact['field'])}",
-            prompt=prefix, golden_answers=tuple(answers),
+            prompt=prefix, golden_answers=tuple(dict.fromkeys([*answers, " ".join(value.split())])),
             metadata={"kind": "factbook", "subject": country, "country": country,
                       "country_code": fact.get("country_code"), "section": fact["section"], "field": fact["field"],
                       "answer_type": answer_type, "value": value, "split": fact.get("split"),
@@ -436,7 +437,8 @@ def make_probe_file(kind: str, chunks: Sequence[Document], out: str | Path, *, f
         probes, skipped = _factbook_probes(facts_path, chunks, fields=fields, split=split, limit=limit, seed=seed,
                                            thresholds=thresholds)
         arguments = {"fields": list(fields), "split": split, "limit": limit, "seed": seed, "thresholds": thresholds,
-                     "facts": str(facts_path), "facts_sha256": sha256_file(facts_path)}
+                     "facts": str(facts_path), "facts_sha256": sha256_file(facts_path),
+                     "golden_answers": "cleaned answers, then the value verbatim"}
     elif kind == "copy":
         probes, skipped = build_copy_probes(chunks, limit=limit or 500, seed=seed, max_lines=copy_shape[0],
                                             max_distractors=copy_shape[1]), Counter()

@@ -6,15 +6,17 @@
                       neighbours=retriever_fn)          # -> runs/r1/gen_0/model (best held-out perplexity)
 
 Each optimizer step sees ``batch_size`` rows of ``n_positions`` tokens: packed corpus blocks,
-retrieval-augmented examples (passages from ``neighbours`` rendered with the answering prompt,
-loss on the text only) and copy-curriculum examples (see train_data). Every batch is a pure
-function of (seed, step), so a run resumed from ``out_dir/last`` sees the same data as one that
-never stopped. ``torchrun`` / ``accelerate launch`` run it data-parallel without code changes.
+fact rows (record lines in random order), retrieval-augmented examples (passages from ``neighbours``
+rendered with the answering prompt, loss on the text only) and copy-curriculum examples (see
+train_data). Every batch is a pure function of (seed, step), so a run resumed from
+``out_dir/last`` sees the same data as one that never stopped. ``torchrun`` / ``accelerate launch``
+run it data-parallel without code changes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import math
 import os
@@ -34,6 +36,7 @@ from rag_bench.train_data import (
     IGNORE,
     CopyTask,
     Example,
+    FactRows,
     corpus_stream,
     probe_lines,
     record_lines,
@@ -43,6 +46,12 @@ from rag_bench.train_data import (
 
 Neighbours = Callable[[list[str]], list[list[str]]]  # texts -> passages to place before each text
 STATE_FILE = "trainer_state.pt"
+# Logits (padded tokens x vocabulary) per forward at most; a micro-batch's further rows are accumulated (see _pieces).
+# The vocabulary-wide logits and their loss dominate a small model's step. Measured on one core, base LFM2 (vocabulary
+# 8192, bench/README.md): 8 x 512 tokens in one forward ran at 0.84-0.92x the tokens/s of two forwards of 4 x 512,
+# and 32 x 512 at 0.47x.
+MICRO_BATCH_LOGITS = 2048 * 8192
+KEEP_FREED_MEMORY = True  # see _keep_freed_memory; the benchmark turns it off to time the loop without it
 
 
 def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequence[str], out_dir: str | Path,
@@ -71,8 +80,13 @@ def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequen
     block = min(cfg.model.n_positions, lm.max_positions)
     data = _Batches(cfg, lm, train_texts, block, neighbours)
     timings = {"setup_s": time.perf_counter() - started}
+    if device.type == "cpu" and KEEP_FREED_MEMORY:
+        _keep_freed_memory()
     model = lm.model.train()
     ddp_model = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    # compiled after the DDP wrap (so DDP's buckets split the graph) and used for the training step only:
+    # evaluation, generation and checkpoints go through lm.model, so no `_orig_mod.` key reaches a checkpoint
+    step_model = torch.compile(ddp_model) if cfg.compile else ddp_model
     optimizer = _optimizer(model, cfg)
     log_rows, best_ppl, step = [], math.inf, 0
     if state is not None:
@@ -92,11 +106,16 @@ def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequen
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss_sum = 0.0
-        for chunk in _micro_batches(rows, micro):
-            ids, labels = _pad(chunk, lm.tokenizer.pad_token_id, lm.device)
-            with autocast(lm.device) if cfg.bf16 else contextlib.nullcontext():
-                loss = ddp_model(input_ids=ids, labels=labels).loss * len(chunk) / len(rows)
-            loss.backward()
+        pieces = [piece for chunk in _micro_batches(rows, micro)
+                  for piece in _pieces(chunk, len(rows), MICRO_BATCH_LOGITS // len(lm.tokenizer))]
+        for index, (piece, weight) in enumerate(pieces):
+            ids, labels = _pad(piece, lm.tokenizer.pad_token_id, lm.device)
+            # DDP all-reduces the gradients once per step, on the last forward
+            no_sync = ddp_model.no_sync() if world > 1 and index < len(pieces) - 1 else contextlib.nullcontext()
+            with no_sync:
+                with autocast(lm.device) if cfg.bf16 else contextlib.nullcontext():
+                    loss = step_model(input_ids=ids, labels=labels).loss * weight
+                loss.backward()
             loss_sum += float(loss.detach())
             window_tokens += ids.numel() * world
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
@@ -108,7 +127,7 @@ def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequen
         timings["train_s"] = timings.get("train_s", 0.0) + step_s
         tokens_per_s = window_tokens / window_s
         row = {"step": step, "loss": round(loss_sum, 4), "lr": lr, "grad_norm": round(grad_norm, 3),
-               "tokens_per_s": round(tokens_per_s)}
+               "tokens_per_s": round(tokens_per_s), "step_s": round(step_s, 4)}
         bar.update(1)
         bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{tokens_per_s:.0f}")
         if window_s > 30:  # tokens/s over the last half minute or so, not since the start
@@ -147,7 +166,7 @@ def _evaluate(lm: LM, data: _Batches, heldout_texts: Sequence[str], cfg: TrainCo
 
 
 class _Batches:
-    """The rows of every step: corpus blocks, retrieval-augmented rows and copy rows, by (seed, step)."""
+    """The rows of every step: corpus blocks, retrieval-augmented, fact and copy rows, by (seed, step)."""
 
     def __init__(self, cfg: TrainConfig, lm: LM, texts: Sequence[str], block: int, neighbours: Neighbours | None):
         self.cfg, self.block, self.tok = cfg, block, lm.tokenizer
@@ -168,9 +187,12 @@ class _Batches:
         if cfg.copy_share > 0 and records:
             self.copy = CopyTask(records, seed=cfg.seed, min_lines=cfg.copy_min_lines, max_lines=cfg.copy_max_lines,
                                  max_distractors=cfg.copy_max_distractors, max_value_chars=cfg.copy_max_value_chars,
-                                 loss_on=cfg.copy_loss_on)
+                                 loss_on=cfg.copy_loss_on, p_invented=cfg.copy_invented_share)
         elif cfg.copy_share > 0:
             print("no 'Entity | Section | Field: value' record lines in the corpus: copy rows are random repeats only")
+        self.facts = FactRows(records, lm.tokenizer) if cfg.fact_share > 0 and records else None
+        if cfg.fact_share > 0 and not records:
+            print("no 'Entity | Section | Field: value' record lines in the corpus: no fact rows")
         self.rng = random.Random(cfg.seed)
         self.skip_ids = [i for i in (lm.tokenizer.bos_token_id, lm.tokenizer.pad_token_id, lm.tokenizer.eos_token_id)
                          if i is not None]
@@ -186,8 +208,13 @@ class _Batches:
         copy_share = 1.0 if cfg.copy_share > 0 and step < cfg.copy_warmup_steps else cfg.copy_share
         n_copy = round(copy_share * cfg.batch_size)
         n_retrieval = min(round(cfg.retrieval_share * cfg.batch_size), cfg.batch_size - n_copy) if self.retrieval else 0
-        rows = [Example(ids=b, labels=b) for b in self._take(self.corpus, step, cfg.batch_size - n_copy - n_retrieval)]
+        n_fact = min(round(cfg.fact_share * cfg.batch_size), cfg.batch_size - n_copy - n_retrieval) if self.facts else 0
+        n_corpus = cfg.batch_size - n_copy - n_retrieval - n_fact
+        rows = [Example(ids=b, labels=b) for b in self._take(self.corpus, step, n_corpus)]
         rows += self._take(self.retrieval, step, n_retrieval)
+        if n_fact:
+            fact_rng = random.Random(cfg.seed * 1_000_033 + step)
+            rows += [self.facts.example(fact_rng, block=self.block) for _ in range(n_fact)]
         if n_copy:
             self.rng.seed(cfg.seed * 1_000_003 + step)
             n_repeat = n_copy if self.copy is None else round(cfg.copy_repeat_share * n_copy)
@@ -231,12 +258,45 @@ def _micro_batches(rows: list[Example], size: int) -> list[list[Example]]:
     return chunks
 
 
+def _pieces(chunk: list[Example], step_rows: int, max_tokens: int) -> list[tuple[list[Example], float]]:
+    """``chunk`` as forwards of at most ``max_tokens`` padded tokens, each with the loss weight that keeps the
+    step's loss and gradient those of one forward of the chunk weighted by its share of the step's rows.
+
+    The model's loss is a mean over predicted tokens, so a piece counts by its share of the chunk's predicted
+    tokens; a piece with none is left out (its loss would be 0/0).
+    """
+    per_piece = max(1, max_tokens // max(len(r.ids) for r in chunk))
+    if per_piece >= len(chunk):
+        return [(chunk, len(chunk) / step_rows)]
+    pieces = [chunk[i:i + per_piece] for i in range(0, len(chunk), per_piece)]
+    predicted = [sum(label != IGNORE for r in piece for label in r.labels[1:]) for piece in pieces]
+    total = sum(predicted)
+    return [(piece, len(chunk) / step_rows * n / total) for piece, n in zip(pieces, predicted, strict=True) if n]
+
+
 def _pad(rows: list[Example], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad rows to the longest; padding comes after the text, so a causal model needs no mask."""
     width = max(len(r.ids) for r in rows)
     ids = torch.tensor([r.ids + [pad_id] * (width - len(r.ids)) for r in rows], device=device)
     labels = torch.tensor([r.labels + [IGNORE] * (width - len(r.labels)) for r in rows], device=device)
     return ids, labels
+
+
+def _keep_freed_memory() -> None:
+    """Have glibc serve large tensors from its heap and keep freed memory for the next step (process-wide).
+
+    By default glibc maps every block over 32 MB (the fp32 logits of a micro-batch are 67 MB) afresh and unmaps
+    it on free, so the kernel faults in and zeroes those pages again every step: in a torch.profiler trace of
+    base LFM2, the logits' fp32 cast and the loss's fill ran at 1-3 GB/s. Keeping them: 1.3-1.4x the tokens/s on
+    one core (bench/README.md). The process's memory then stays near its peak. No-op without glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_max = -1, -4  # mallopt parameter numbers from <malloc.h>
+    libc.mallopt(m_mmap_max, 0)
+    libc.mallopt(m_trim_threshold, 2**31 - 1)
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

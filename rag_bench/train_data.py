@@ -1,4 +1,4 @@
-"""Training examples: packed corpus blocks, retrieval-augmented examples and the copy curriculum.
+"""Training examples: packed corpus blocks, retrieval-augmented examples, the copy curriculum and fact rows.
 
 A small model trained on a corpus it can memorise prefers memory to reading its context. The
 copy curriculum makes reading the only way to lower the loss: passages about invented entities
@@ -258,6 +258,31 @@ def retrieval_examples(texts: Sequence[str], tokenizer, neighbours, *, block: in
     return examples
 
 
+class FactRows:
+    """Rows of record lines drawn from random entities, in random order: each value is keyed by its prefix alone.
+
+    Inside a record document every line follows the same neighbours, so a model can learn the document as a
+    sequence (training loss near 0.1 here) and still not answer ``Japan | Government | Capital:`` asked alone,
+    which is what a closed-book prompt does. Allen-Zhu & Li (2023, "Physics of Language Models 3.1") found the
+    same: knowledge is extractable only when it was stored from varied contexts (permuted, rewritten). Lines
+    drawn at random, with the loss on every token, are that variation for field records.
+    """
+
+    def __init__(self, records: dict[str, list[RecordLine]], tokenizer) -> None:
+        lines = [f"{r.text()}\n" for rs in records.values() for r in rs]
+        if not lines:
+            raise ValueError("fact rows need record lines 'Entity | Section | Field: value'; none found")
+        self.lines = tokenizer(lines, add_special_tokens=False)["input_ids"]
+        self.bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+
+    def example(self, rng: random.Random, *, block: int) -> Example:
+        """BOS, then whole random lines up to ``block`` tokens (the last one cut)."""
+        ids = [self.bos]
+        while len(ids) < block:
+            ids += self.lines[rng.randrange(len(self.lines))]
+        return Example(ids=ids[:block], labels=ids[:block])
+
+
 def probe_lines(records: dict[str, list[RecordLine]], count: int, *, seed: int,
                 max_value_chars: int = 40) -> list[tuple[str, str]]:
     """(record prefix, value) of ``count`` training facts with short values: closed-book probes."""
@@ -266,6 +291,6 @@ def probe_lines(records: dict[str, list[RecordLine]], count: int, *, seed: int,
     return [(r.prefix, r.value) for r in rng.sample(lines, min(count, len(lines)))]
 
 
-__all__ = ["IGNORE", "PASSAGE_SEPARATOR", "CopyTask", "Example", "RecordLine", "corpus_stream", "invent_name",
-           "invent_value", "parse_record_line", "probe_lines", "record_lines", "repeat_example", "retrieval_examples",
-           "text_segments"]
+__all__ = ["IGNORE", "PASSAGE_SEPARATOR", "CopyTask", "Example", "FactRows", "RecordLine", "corpus_stream",
+           "invent_name", "invent_value", "parse_record_line", "probe_lines", "record_lines", "repeat_example",
+           "retrieval_examples", "text_segments"]

@@ -120,6 +120,23 @@ def test_train_writes_a_checkpoint_folder_and_resumes(tmp_path: Path, capsys):
     assert "resuming from" in capsys.readouterr().out
 
 
+def test_train_kinds_keeps_only_those_documents(tmp_path: Path):
+    from rag_bench.cli_common import CliError
+    from rag_bench.cli_train import split_corpus
+
+    rows = [{"id": "r1", "contents": TRAIN_LINES[0], "metadata": {"split": "train", "kind": "record"}},
+            {"id": "p1", "contents": "Town0 trades in barley.", "metadata": {"split": "train", "kind": "prose"}},
+            {"id": "r2", "contents": HELDOUT_LINE, "metadata": {"split": "heldout", "kind": "record"}},
+            {"id": "p2", "contents": "Zanzibar trades in cloves.", "metadata": {"split": "heldout", "kind": "prose"}}]
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert split_corpus(corpus)[:2] == ([TRAIN_LINES[0], "Town0 trades in barley."],
+                                        [HELDOUT_LINE, "Zanzibar trades in cloves."])
+    assert split_corpus(corpus, kinds=("record",))[:2] == ([TRAIN_LINES[0]], [HELDOUT_LINE])
+    with pytest.raises(CliError, match=r"corpus.jsonl: no document has metadata.kind in \['table'\].*'prose'"):
+        split_corpus(corpus, kinds=("table",))
+
+
 def test_train_with_a_wrong_base_model_path_is_a_clear_error(tmp_path: Path, capsys):
     corpus = tiny_corpus(tmp_path / "corpus.jsonl")
     not_a_model = tmp_path / "not-a-model"

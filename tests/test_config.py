@@ -45,3 +45,13 @@ def test_values_are_validated():
     with pytest.raises(ConfigError, match="chunk_overlap"):
         CorpusConfig(chunk_size=100, chunk_overlap=100)
     assert CorpusConfig.from_dict({"extensions": [".txt"]}).extensions == (".txt",)
+
+
+def test_training_row_shares_are_validated():
+    from rag_bench.config import TrainConfig
+
+    assert TrainConfig(retrieval_share=0.25, copy_share=0.25, fact_share=0.5).fact_share == 0.5
+    for shares in ({"fact_share": -0.1}, {"fact_share": 0.5, "copy_share": 0.375, "retrieval_share": 0.25},
+                   {"copy_invented_share": 1.5}):
+        with pytest.raises(ConfigError, match="must be in"):
+            TrainConfig(**shares)

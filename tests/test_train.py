@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import math
 import random
 
 import pytest
@@ -20,6 +22,7 @@ FILLER = [f"Town{i} | Economy | Exports: {w}" for i, w in enumerate(["barley", "
 TEXTS = [f"{PLANTED}\n" + "\n".join(FILLER[i:] + FILLER[:i]) for i in range(len(FILLER))]
 HELDOUT = ["Town9 | Economy | Exports: barley and wool"]
 DECODE = DecodeConfig(max_new_tokens=8)
+train_module = importlib.import_module("rag_bench.train")  # the module; rag_bench re-exports the function
 QUICK = TrainConfig(model=ModelConfig.preset("tiny"), max_steps=80, batch_size=4, lr=1e-2, warmup_steps=5,
                     eval_every=80, save_every=40, probe_count=0, copy_share=0.0, weight_decay=0.0)
 
@@ -39,7 +42,7 @@ def test_a_tiny_model_overfits_a_planted_fact_and_recalls_it_closed_book(tmp_pat
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
-    cfg = QUICK.replace(max_steps=8, eval_every=4, save_every=4, copy_share=0.5, copy_max_lines=3)
+    cfg = QUICK.replace(max_steps=8, eval_every=4, save_every=4, copy_share=0.5, copy_max_lines=3, fact_share=0.25)
     train(cfg, train_texts=TEXTS, heldout_texts=HELDOUT, out_dir=tmp_path / "straight")
     train(cfg, train_texts=TEXTS, heldout_texts=HELDOUT, out_dir=tmp_path / "resumed", until_step=4)
     assert read_jsonl(tmp_path / "resumed" / "last" / "train_log.jsonl")[-1]["step"] == 4
@@ -138,3 +141,43 @@ def test_a_tiny_model_answers_from_the_passage_a_fact_it_never_saw(tmp_path, one
     assert exact >= 0.8, list(zip(answers, golds, strict=True))[:5]
     closed = lm.generate(questions, DECODE)  # the same questions without the passage: memory cannot answer
     assert sum(a == g for a, g in zip(closed, golds, strict=True)) / len(golds) <= 0.1
+
+
+def test_compile_trains_and_saves_plain_loadable_weights(tmp_path, one_thread):
+    # compiling a forward + backward takes tens of seconds on CPU, so a few steps of the tiny model only
+    cfg = QUICK.replace(max_steps=3, eval_every=3, save_every=3, compile=True)
+    model_dir = train(cfg, train_texts=TEXTS, heldout_texts=HELDOUT, out_dir=tmp_path / "run")
+    weights = load_file(model_dir / "model.safetensors")
+    assert not [k for k in weights if "_orig_mod" in k]  # the compiled wrapper never reaches a checkpoint
+    lm = LM.load(model_dir, device="cpu")
+    assert set(weights) <= set(lm.model.state_dict())
+    assert TrainConfig.from_file(model_dir / "train_config.json").compile
+    log = read_jsonl(model_dir / "train_log.jsonl")
+    assert [row["step"] for row in log] == [1, 2, 3] and all(math.isfinite(row["loss"]) for row in log)
+    assert len(lm.generate(["Quillmark | Government | Capital:"], DECODE)) == 1
+
+
+def test_cutting_a_micro_batch_into_smaller_forwards_keeps_its_loss_and_gradient():
+    rng = random.Random(0)
+    texts = _records(rng, sorted({_name(rng) for _ in range(30)}), 60)
+    cfg = TrainConfig(model=ModelConfig.preset("tiny", arch="gpt2"), batch_size=16, copy_share=1.0, probe_count=0,
+                      copy_max_lines=4, copy_max_value_chars=60)  # copy rows: loss on the values only, uneven
+    lm = LM.build(cfg.model, train_tokenizer(texts, 512), seed=0, device="cpu")
+    rows = train_module._Batches(cfg, lm, texts, 128, None).batch(0)
+
+    def loss_and_gradient(max_tokens):
+        lm.model.zero_grad()
+        total, forwards = 0.0, 0
+        for chunk in train_module._micro_batches(rows, len(rows)):
+            for piece, weight in train_module._pieces(chunk, len(rows), max_tokens):
+                ids, labels = train_module._pad(piece, lm.tokenizer.pad_token_id, lm.device)
+                loss = lm.model(input_ids=ids, labels=labels).loss * weight
+                loss.backward()
+                total, forwards = total + float(loss), forwards + 1
+        return total, forwards, torch.cat([p.grad.flatten() for p in lm.model.parameters() if p.grad is not None])
+
+    whole, one, grad = loss_and_gradient(1 << 30)
+    cut, many, cut_grad = loss_and_gradient(150)
+    assert many > one + 2  # the cut did cut
+    assert cut == pytest.approx(whole, rel=1e-5)
+    assert torch.allclose(cut_grad, grad, atol=1e-6)

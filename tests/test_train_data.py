@@ -12,6 +12,7 @@ from rag_bench.prompt import render_prompt
 from rag_bench.train_data import (
     IGNORE,
     CopyTask,
+    FactRows,
     corpus_stream,
     invent_value,
     parse_record_line,
@@ -123,3 +124,19 @@ def test_probe_lines_are_training_facts_with_short_values():
     assert len(probes) == 5
     facts = {line for text in TEXTS for line in text.splitlines()}
     assert all(f"{prefix} {value}" in facts and len(value) <= 12 for prefix, value in probes)
+
+
+def test_fact_rows_are_whole_record_lines_from_many_entities_in_random_order(tokenizer):
+    facts = FactRows(record_lines(TEXTS), tokenizer)
+    rows = [facts.example(random.Random(seed), block=64) for seed in range(3)]
+    for row in rows:
+        assert len(row.ids) == 64 and row.labels == row.ids and row.ids[0] == tokenizer.bos_token_id
+        lines = tokenizer.decode(row.ids, skip_special_tokens=True).split("\n")[:-1]  # the last one may be cut
+        assert lines and all(line in {ln for text in TEXTS for ln in text.splitlines()} for line in lines)
+    decoded = [tokenizer.decode(r.ids, skip_special_tokens=True) for r in rows]
+    assert len(set(decoded)) == 3  # the order depends on the seed, not on the documents' order
+    assert decoded[0] == tokenizer.decode(facts.example(random.Random(0), block=64).ids, skip_special_tokens=True)
+    entities = {line.split(" | ")[0] for line in decoded[0].split("\n")[:-1]}
+    assert len(entities) >= 2
+    with pytest.raises(ValueError, match="record lines"):
+        FactRows(record_lines(["prose only"]), tokenizer)
