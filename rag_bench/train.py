@@ -191,6 +191,8 @@ class _Batches:
         elif cfg.copy_share > 0:
             print("no 'Entity | Section | Field: value' record lines in the corpus: copy rows are random repeats only")
         self.facts = FactRows(records, lm.tokenizer) if cfg.fact_share > 0 and records else None
+        if self.facts is not None:
+            print(f"fact rows: {len(self.facts.lines):,} record lines, {sum(map(len, self.facts.lines)):,} tokens")
         if cfg.fact_share > 0 and not records:
             print("no 'Entity | Section | Field: value' record lines in the corpus: no fact rows")
         self.rng = random.Random(cfg.seed)

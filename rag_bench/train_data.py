@@ -205,10 +205,15 @@ def repeat_example(rng: random.Random, vocab_size: int, *, skip_ids: Sequence[in
     return Example(ids=head + seq + seq, labels=[IGNORE] * (len(head) + n + 1) + seq[1:])
 
 
+def document_separator(tokenizer) -> int:
+    """The token that starts every document: BOS, or EOS for tokenizers that have no BOS."""
+    return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+
+
 def corpus_stream(texts: Sequence[str], tokenizer) -> list[int]:
-    """The corpus as one token stream, each document preceded by BOS (EOS for tokenizers that add no BOS)."""
+    """The corpus as one token stream, each document preceded by ``document_separator``."""
     stream: list[int] = []
-    separator = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    separator = document_separator(tokenizer)
     for enc in tokenizer(list(texts))["input_ids"]:
         if not enc or enc[0] != separator:
             enc = [separator, *enc]
@@ -262,10 +267,10 @@ class FactRows:
     """Rows of record lines drawn from random entities, in random order: each value is keyed by its prefix alone.
 
     Inside a record document every line follows the same neighbours, so a model can learn the document as a
-    sequence (training loss near 0.1 here) and still not answer ``Japan | Government | Capital:`` asked alone,
-    which is what a closed-book prompt does. Allen-Zhu & Li (2023, "Physics of Language Models 3.1") found the
-    same: knowledge is extractable only when it was stored from varied contexts (permuted, rewritten). Lines
-    drawn at random, with the loss on every token, are that variation for field records.
+    sequence (training loss 0.009 on the ``quick`` subset) and still not answer ``Japan | Government | Capital:``
+    asked alone, which is what a closed-book prompt does. Allen-Zhu & Li (2023, "Physics of Language Models 3.1")
+    found the same: knowledge is extractable only when it was stored from varied contexts (permuted, rewritten).
+    Lines drawn at random, with the loss on every token, are that variation for field records.
     """
 
     def __init__(self, records: dict[str, list[RecordLine]], tokenizer) -> None:
@@ -273,7 +278,7 @@ class FactRows:
         if not lines:
             raise ValueError("fact rows need record lines 'Entity | Section | Field: value'; none found")
         self.lines = tokenizer(lines, add_special_tokens=False)["input_ids"]
-        self.bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        self.bos = document_separator(tokenizer)
 
     def example(self, rng: random.Random, *, block: int) -> Example:
         """BOS, then whole random lines up to ``block`` tokens (the last one cut)."""
@@ -292,5 +297,5 @@ def probe_lines(records: dict[str, list[RecordLine]], count: int, *, seed: int,
 
 
 __all__ = ["IGNORE", "PASSAGE_SEPARATOR", "CopyTask", "Example", "FactRows", "RecordLine", "corpus_stream",
-           "invent_name", "invent_value", "parse_record_line", "probe_lines", "record_lines", "repeat_example",
-           "retrieval_examples", "text_segments"]
+           "document_separator", "invent_name", "invent_value", "parse_record_line", "probe_lines", "record_lines",
+           "repeat_example", "retrieval_examples", "text_segments"]
