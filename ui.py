@@ -92,8 +92,9 @@ def build_demo(data_dir: str | Path = "data", corpus: str = "factbook", *, uploa
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 app_tabs.chat_tab(app, active_corpus, demo)
-            with gr.Tab("Experiment", id="experiment"):
+            with gr.Tab("Experiment", id="experiment") as experiment:
                 app_tabs.experiment_tab(app, runner, active_corpus, demo, timer)
+            experiment.select(None, js=app_tabs.SCROLL_LOG_JS, **app_tabs.PRIVATE)
             with gr.Tab("Corpus", id="corpus"):
                 app_tabs.corpus_tab(app, active_corpus, demo)
             with gr.Tab("Results", id="results"):

@@ -22,6 +22,22 @@ from rag_bench.records import RecordError
 
 ANSWER_HEIGHT = 460
 PRIVATE = {"api_visibility": "private"}  # UI plumbing: kept out of the API page and gradio_client
+# Gradio 6's Textbox autoscroll scrolls once, when the box first reaches its bottom, and then stays put as lines
+# arrive. The log follows its newest line here instead, unless the reader has scrolled up; picking a run or
+# opening the tab jumps to the newest line again.
+_FOLLOW_LOG_JS = """() => requestAnimationFrame(() => {
+  const box = document.querySelector('#run-log textarea');
+  if (!box) return;
+  if (!box.dataset.follow || FORCE) {
+    box.dataset.follow = 'yes';
+    box.onscroll = () => {
+      box.dataset.follow = box.scrollTop + box.clientHeight >= box.scrollHeight - 4 ? 'yes' : 'no';
+    };
+  }
+  if (box.dataset.follow === 'yes') box.scrollTop = box.scrollHeight;
+})"""
+FOLLOW_LOG_JS = _FOLLOW_LOG_JS.replace("FORCE", "false")  # on each new log text
+SCROLL_LOG_JS = _FOLLOW_LOG_JS.replace("FORCE", "true")  # on picking a run, on opening the tab
 
 
 def _friendly_errors() -> tuple[type[Exception], ...]:
@@ -165,7 +181,8 @@ def experiment_tab(app: App, runner: RunQueue, corpus: gr.State, demo: gr.Blocks
         resume = gr.Button("Resume", scale=1)
     status = gr.HTML(app_experiment.progress_html(None), elem_id="run-status")
     message = gr.Markdown()
-    log = gr.Textbox(label="Log (tail)", lines=10, max_lines=10, autoscroll=True, interactive=False)
+    log = gr.Textbox(label="Log (tail)", lines=10, max_lines=10, autoscroll=False, interactive=False, elem_id="run-log")
+    log.change(None, js=FOLLOW_LOG_JS, **PRIVATE)
     with gr.Accordion("Start a run", open=False):
         with gr.Row():
             name = gr.Textbox(label="Run name (empty: preset-corpus-time)", scale=2)
@@ -225,8 +242,9 @@ def experiment_tab(app: App, runner: RunQueue, corpus: gr.State, demo: gr.Blocks
 
     for event in (demo.load, refresh.click):
         event(runs_update, picked, picked, **PRIVATE)
-    picked.change(show, picked, [status, log], **PRIVATE).then(
-        results, [picked, bucket], [bucket, table, plot, gallery], **PRIVATE)
+    shown_run = picked.change(show, picked, [status, log], **PRIVATE)
+    shown_run.then(results, [picked, bucket], [bucket, table, plot, gallery], **PRIVATE)
+    shown_run.then(None, js=SCROLL_LOG_JS, **PRIVATE)
     bucket.input(results, [picked, bucket], [bucket, table, plot, gallery], **PRIVATE)
     timer.tick(show, picked, [status, log], **PRIVATE, concurrency_limit=None)
     shown = gr.State(None)  # (run, evaluated generations) last drawn: redraw only when a generation is added

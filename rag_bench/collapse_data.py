@@ -184,3 +184,22 @@ def copy_guard(tcfg: TrainConfig, texts: list[str]) -> tuple[TrainConfig, str]:
     except ValueError:
         return tcfg.replace(copy_share=0.0, copy_warmup_steps=0, probe_count=0), "off: too few record lines in the pool"
     return tcfg, "on: built from the training texts" if tcfg.copy_share > 0 else "probes only"
+
+
+def probed_fields(probes_path: Path) -> tuple[str, ...]:
+    """The record fields a probe file asks about (``metadata.field``), sorted."""
+    return tuple(sorted({str(p["metadata"]["field"]) for p in read_jsonl(probes_path)
+                         if p.get("metadata", {}).get("field")}))
+
+
+def fact_guard(tcfg: TrainConfig, texts: list[str], fields: tuple[str, ...] | None) -> tuple[TrainConfig, str]:
+    """Limit the fact rows to ``fields`` (None: as configured) where the texts hold record lines of them."""
+    if tcfg.fact_share <= 0:
+        return tcfg, "off"
+    if fields is None:
+        return tcfg, f"fields {list(tcfg.fact_fields)}" if tcfg.fact_fields else "every field"
+    present = {line.field for lines in record_lines(texts).values() for line in lines}
+    kept = tuple(f for f in fields if f in present)
+    if not kept:  # e.g. cloze probes of a user's corpus, or a pool whose writer wrote no such line
+        return tcfg.replace(fact_fields=()), "every field: the texts hold no record line of a probed field"
+    return tcfg.replace(fact_fields=kept), f"the probed fields {list(kept)}"

@@ -26,7 +26,16 @@ from typing import Any
 
 import torch
 
-from rag_bench.collapse_data import RunInputs, copy_guard, copy_model, gen0_cache_key, next_steps, stable_seed
+from rag_bench.collapse_data import (
+    RunInputs,
+    copy_guard,
+    copy_model,
+    fact_guard,
+    gen0_cache_key,
+    next_steps,
+    probed_fields,
+    stable_seed,
+)
 from rag_bench.config import CollapseConfig
 from rag_bench.lm import LM
 from rag_bench.records import read_json, read_jsonl, sha256_file, write_json, write_jsonl
@@ -135,6 +144,10 @@ class StepRunner:
     def budget(self) -> int:
         return tokens_of(self.human_units)
 
+    def fact_fields(self) -> tuple[str, ...] | None:
+        """The probed fields when fact rows should teach only them (``fact_fields_from_probes``), else None."""
+        return probed_fields(self.inputs.probes_path) if self.cfg.fact_fields_from_probes else None
+
     @functools.cached_property
     def index(self) -> Any:
         from rag_bench.index import load_index
@@ -203,6 +216,7 @@ class StepRunner:
     def train_gen0(self) -> None:
         cfg, texts = self.cfg, self.inputs.train_texts
         tcfg, copy_state = copy_guard(cfg.train.replace(seed=cfg.seed), texts)
+        tcfg, fact_state = fact_guard(tcfg, texts, self.fact_fields())
 
         def train_into(out_dir: Path) -> None:
             neighbours = PoolNeighbours(texts, k=cfg.neighbours_k) if tcfg.retrieval_share > 0 else None
@@ -236,6 +250,7 @@ class StepRunner:
             inputs={"train_texts": human, "neighbours": {"source": "train_texts", "passages_k": cfg.neighbours_k,
                                                          "enabled": tcfg.retrieval_share > 0},
                     "copy_curriculum": {"source": "train_texts", "state": copy_state},
+                    "fact_rows": {"source": "train_texts", "state": fact_state},
                     "heldout_texts": {**self.file_info(self.inputs.heldout_path), "use": "checkpoint selection"}},
             gen0_cache={"key": key, "path": str(cache)},
             train=read_json(g0 / "model" / "timings.json") if (g0 / "model" / "timings.json").is_file() else {},
@@ -314,6 +329,7 @@ class StepRunner:
                           max_steps=steps, warmup_steps=min(nt.warmup_steps, steps // 4), eval_every=steps,
                           save_every=min(nt.save_every, steps))
         tcfg, copy_state = copy_guard(tcfg, texts)
+        tcfg, fact_state = fact_guard(tcfg, texts, self.fact_fields())
         neighbours = PoolNeighbours(texts, k=cfg.neighbours_k) if tcfg.retrieval_share > 0 else None
         init = self.init_model(strategy, k, gen_dir)
         train(tcfg, train_texts=texts, heldout_texts=self.inputs.heldout_texts, out_dir=gen_dir,
@@ -330,6 +346,7 @@ class StepRunner:
                     "neighbours": {"source": "train_texts", "passages_k": cfg.neighbours_k,
                                    "enabled": neighbours is not None},
                     "copy_curriculum": {"source": "train_texts", "state": copy_state},
+                    "fact_rows": {"source": "train_texts", "state": fact_state},
                     "heldout_texts": {**self.file_info(self.inputs.heldout_path),
                                       "use": "measurement only: one evaluation at the last step, no selection"}},
             train=read_json(gen_dir / "model" / "timings.json"), steps={"train": {"finished": utc_now()}})

@@ -298,6 +298,7 @@ class TrainConfig(ConfigBase):
     copy_max_distractors: int = 0  # other passages beside the one holding the fact, at most
     copy_invented_share: float = 0.7  # copy passages about invented entities; the rest give real ones false values
     fact_share: float = 0.0  # share of rows of record lines in random order (closed-book recall; train_data.FactRows)
+    fact_fields: tuple[str, ...] = ()  # record fields the fact rows draw from, e.g. ["Capital"] (empty: every field)
 
     def __post_init__(self) -> None:
         if min(self.max_steps, self.batch_size, self.grad_accum, self.eval_every, self.save_every) < 1:
@@ -374,6 +375,7 @@ class CollapseConfig(ConfigBase):
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # generation 0 on the human training split
     next_train: TrainConfig = dataclasses.field(default_factory=_next_train)  # generations >= 1 (model size from train)
     next_epochs: float = 0.0  # > 0: later generations take this many passes over their pool, not next_train.max_steps
+    fact_fields_from_probes: bool = False  # every generation's fact rows teach only the record fields probes ask about
     prompt_tokens: int = 64  # k: each human training block's first k tokens prompt the writer
     decode: DecodeConfig = dataclasses.field(default_factory=_writer_decode)  # the writer; max_new_tokens is m
     score_synthetic: bool = True  # perplexity of every synthetic text under generation 0 (filter needs it)
@@ -453,7 +455,8 @@ def _tiny_preset() -> CollapseConfig:
 def _quick_preset() -> CollapseConfig:
     # Generation 0 first learns to read: 700 steps of the copy curriculum alone (copying appears as a phase change
     # between steps 500 and 600), then 400 steps of the mixture over 127k human tokens, a quarter of it fact rows
-    # so that some facts can be asked for alone (docs/copying.md, findings 11-12). Later generations train for
+    # of the probed fields, so that generation 0 can be asked for them alone and later generations can lose them
+    # (docs/copying.md, findings 12 and 14). Later generations train for
     # 16 steps, write 127k tokens and are evaluated on 205 probes; the README gives the measured run times.
     model = ModelConfig.preset("small")
     train = TrainConfig(model=model, max_steps=1100, batch_size=32, lr=5e-3, warmup_steps=30, eval_every=275,
@@ -461,7 +464,7 @@ def _quick_preset() -> CollapseConfig:
                         retrieval_examples=2000, copy_share=0.375, copy_warmup_steps=700, copy_max_lines=3,
                         copy_max_value_chars=30, copy_max_distractors=0, fact_share=0.25)
     return CollapseConfig(
-        name="quick", countries=_quick_countries(), kinds=("record",), generations=5,
+        name="quick", countries=_quick_countries(), kinds=("record",), generations=5, fact_fields_from_probes=True,
         strategies=("replace", "accumulate"), init="previous", train=train,
         next_train=train.replace(max_steps=16, batch_size=16, lr=1e-3, warmup_steps=2, eval_every=16, save_every=8,
                                  copy_warmup_steps=0),
@@ -477,6 +480,7 @@ def _full_preset() -> CollapseConfig:
     train = TrainConfig(model=ModelConfig.preset("base"), max_steps=4000, retrieval_share=0.125, fact_share=0.25)
     return CollapseConfig(
         name="full", generations=10, strategies=tuple(s if s != "mix" else "mix:0.1" for s in STRATEGY_KINDS),
+        fact_fields_from_probes=True,
         init="previous", train=train, next_train=train.replace(max_steps=400, lr=1e-3, warmup_steps=40,
                                                                eval_every=400, save_every=100, copy_warmup_steps=0),
         eval=EvalConfig(diversity_prompts=128))

@@ -99,7 +99,7 @@ def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequen
     bar = tqdm(total=cfg.max_steps, initial=step, disable=rank != 0, desc="train", unit="step")
     window_tokens, window_s = 0, 0.0
     stop_step = min(cfg.max_steps, until_step or cfg.max_steps)
-    while step < stop_step and time.perf_counter() < deadline:
+    while step < stop_step and not _past(deadline, world, lm.device):
         step_started = time.perf_counter()
         rows = data.batch(step)[rank::world]
         lr = _lr(cfg, step)
@@ -132,7 +132,7 @@ def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequen
         bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{tokens_per_s:.0f}")
         if window_s > 30:  # tokens/s over the last half minute or so, not since the start
             window_tokens, window_s = 0, 0.0
-        finished = step >= stop_step or time.perf_counter() >= deadline
+        finished = step >= stop_step or _past(deadline, world, lm.device)
         if step % cfg.eval_every == 0 or finished:
             row.update(_evaluate(lm, data, heldout_texts, cfg, timings))
             tqdm.write(json.dumps(row))
@@ -190,7 +190,7 @@ class _Batches:
                                  loss_on=cfg.copy_loss_on, p_invented=cfg.copy_invented_share)
         elif cfg.copy_share > 0:
             print("no 'Entity | Section | Field: value' record lines in the corpus: copy rows are random repeats only")
-        self.facts = FactRows(records, lm.tokenizer) if cfg.fact_share > 0 and records else None
+        self.facts = FactRows(records, lm.tokenizer, fields=cfg.fact_fields) if cfg.fact_share > 0 and records else None
         if self.facts is not None:
             print(f"fact rows: {len(self.facts.lines):,} record lines, {sum(map(len, self.facts.lines)):,} tokens")
         if cfg.fact_share > 0 and not records:
@@ -198,7 +198,9 @@ class _Batches:
         self.rng = random.Random(cfg.seed)
         self.skip_ids = [i for i in (lm.tokenizer.bos_token_id, lm.tokenizer.pad_token_id, lm.tokenizer.eos_token_id)
                          if i is not None]
-        self.probes = probe_lines(records, cfg.probe_count, seed=cfg.seed) if cfg.probe_count else []
+        # the facts this run means to store: those of the fact rows' fields when the rows are limited to some
+        fields = cfg.fact_fields if self.facts is not None else ()
+        self.probes = probe_lines(records, cfg.probe_count, seed=cfg.seed, fields=fields) if cfg.probe_count else []
         self.copy_probes = []
         if cfg.probe_count and records:
             probe_task = CopyTask(records, seed=cfg.seed + 7919, min_lines=2, max_lines=max(2, cfg.copy_max_lines),
@@ -333,6 +335,16 @@ def _save_checkpoint(lm: LM, cfg: TrainConfig, log_rows: list[dict], timings: di
     if state is not None:
         torch.save(state, tmp / STATE_FILE)
     replace_dir(tmp, path)
+
+
+def _past(deadline: float, world: int, device: torch.device) -> bool:
+    """Whether wall time is past ``deadline``. Under DDP rank 0's clock decides, so no rank waits for a step alone."""
+    late = time.perf_counter() >= deadline
+    if world > 1 and deadline != math.inf:
+        flag = torch.tensor([int(late)], device=device)
+        dist.broadcast(flag, src=0)
+        late = bool(flag.item())
+    return late
 
 
 def _distributed_setup() -> tuple[int, int, torch.device]:

@@ -273,8 +273,11 @@ class FactRows:
     Lines drawn at random, with the loss on every token, are that variation for field records.
     """
 
-    def __init__(self, records: dict[str, list[RecordLine]], tokenizer) -> None:
-        lines = [f"{r.text()}\n" for rs in records.values() for r in rs]
+    def __init__(self, records: dict[str, list[RecordLine]], tokenizer, *, fields: Sequence[str] = ()) -> None:
+        lines = [f"{r.text()}\n" for r in _lines_of(records, fields)]
+        if not lines and fields:
+            seen = sorted({r.field for rs in records.values() for r in rs})
+            raise ValueError(f"fact_fields {list(fields)} match no record line; the corpus has fields like {seen[:8]}")
         if not lines:
             raise ValueError("fact rows need record lines 'Entity | Section | Field: value'; none found")
         self.lines = tokenizer(lines, add_special_tokens=False)["input_ids"]
@@ -288,10 +291,16 @@ class FactRows:
         return Example(ids=ids[:block], labels=ids[:block])
 
 
-def probe_lines(records: dict[str, list[RecordLine]], count: int, *, seed: int,
-                max_value_chars: int = 40) -> list[tuple[str, str]]:
-    """(record prefix, value) of ``count`` training facts with short values: closed-book probes."""
-    lines = [r for rs in records.values() for r in rs if len(r.value) <= max_value_chars]
+def _lines_of(records: dict[str, list[RecordLine]], fields: Sequence[str]) -> list[RecordLine]:
+    """Every record line, or those of ``fields`` when some are named."""
+    wanted = set(fields)
+    return [r for rs in records.values() for r in rs if not wanted or r.field in wanted]
+
+
+def probe_lines(records: dict[str, list[RecordLine]], count: int, *, seed: int, max_value_chars: int = 40,
+                fields: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """(record prefix, value) of ``count`` training facts with short values (of ``fields``): closed-book probes."""
+    lines = [r for r in _lines_of(records, fields) if len(r.value) <= max_value_chars]
     rng = random.Random(seed)
     return [(r.prefix, r.value) for r in rng.sample(lines, min(count, len(lines)))]
 

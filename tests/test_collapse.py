@@ -235,3 +235,31 @@ def test_generation_1_starts_from_a_fresh_model_or_the_base_model(init: str, dat
         arch = collapse_preset("tiny").train.model.arch
         assert gen0["architectures"] == [{"lfm2": "Lfm2ForCausalLM", "llama": "LlamaForCausalLM",
                                           "gpt2": "GPT2LMHeadModel"}[arch]]
+
+
+def test_fact_rows_can_teach_just_the_probed_fields(data_dir: Path):
+    from rag_bench.collapse_data import fact_guard, probed_fields
+    from rag_bench.config import TrainConfig
+
+    probes = data_dir / "probes" / "factbook-factbook.jsonl"
+    fields = probed_fields(probes)
+    assert "Capital" in fields and "Climate" not in fields
+    records = ["Kt | Government | Capital: Flying Fish Cove\nKt | Geography | Climate: tropical"]
+    tcfg, state = fact_guard(TrainConfig(fact_share=0.25), records, fields)
+    assert tcfg.fact_fields == ("Capital",) and state == "the probed fields ['Capital']"
+    tcfg, state = fact_guard(TrainConfig(fact_share=0.25, fact_fields=("Climate",)), ["prose, no records"], fields)
+    assert tcfg.fact_fields == () and state.startswith("every field: the texts hold no record line")
+    assert fact_guard(TrainConfig(fact_share=0.0), records, fields)[1] == "off"
+    threads = torch.get_num_threads()
+    try:
+        tiny = collapse_preset("tiny", strategies=("replace",), report=False, fact_fields_from_probes=True)
+        cfg = tiny.replace(train=tiny.train.replace(fact_share=0.25),
+                           next_train=tiny.next_train.replace(fact_share=0.25))
+        run = run_collapse(cfg, run_dir=data_dir / "runs" / "facts", data_dir=data_dir, echo=False)
+    finally:
+        torch.set_num_threads(threads)
+    taught = read_json(run / "gen_0" / "model" / "train_config.json")["fact_fields"]
+    assert taught and set(taught) <= set(fields) and "Capital" in taught
+    assert read_json(run / "gen_0" / "manifest.json")["inputs"]["fact_rows"]["state"] == (
+        f"the probed fields {taught}")
+    assert "fact_rows" in read_json(run / "replace" / "gen_1" / "manifest.json")["inputs"]

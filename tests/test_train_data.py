@@ -140,3 +140,16 @@ def test_fact_rows_are_whole_record_lines_from_many_entities_in_random_order(tok
     assert len(entities) >= 2
     with pytest.raises(ValueError, match="record lines"):
         FactRows(record_lines(["prose only"]), tokenizer)
+
+
+def test_fact_rows_and_probes_keep_to_the_fields_named(tokenizer):
+    records = record_lines(TEXTS)
+    facts = FactRows(records, tokenizer, fields=["Capital", "Coastline"])
+    assert len(facts.lines) == 6
+    text = tokenizer.decode(facts.example(random.Random(0), block=200).ids, skip_special_tokens=True)
+    fields = {line.split(" | ")[2].split(":")[0] for line in text.split("\n")[:-1]}
+    assert fields and fields <= {"Capital", "Coastline"}
+    assert {prefix.rsplit(" | ", 1)[1] for prefix, _ in probe_lines(records, 9, seed=0, fields=["Capital"])} == {
+        "Capital:"}
+    with pytest.raises(ValueError, match=r"fact_fields \['Capitol'\] match no record line.*'Capital'"):
+        FactRows(records, tokenizer, fields=["Capitol"])

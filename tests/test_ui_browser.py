@@ -90,7 +90,23 @@ def capture(url: str, out: Path, question: str, *, run: str | None = None, k: in
                 if figures:
                     expect(page.locator("#run-figures img").first).to_be_visible()
             expect(page.locator("#run-status")).to_contain_text("·")
+            log_box = page.locator("#run-log textarea")
+            if run is None:  # the stand-in run: its log outgrows the box, so the check below has something to check
+                expect(log_box).to_have_value(re.compile(r"gen 12: train"))
             page.wait_for_timeout(2500)  # one tick of the progress timer; the plots draw
+            overflow, gap = log_box.evaluate("t => [t.scrollHeight - t.clientHeight, t.scrollHeight - t.clientHeight"
+                                             " - t.scrollTop]")
+            assert run is not None or overflow > 20, f"the stand-in run's log does not overflow its box ({overflow}px)"
+            assert gap <= 2, f"the log tail shows lines {gap}px above its newest one"
+            if run is None:  # a reader who scrolled up keeps their place while lines arrive
+                before = log_box.evaluate("t => { t.scrollTop = 0; return t.value; }")
+                expect(log_box).not_to_have_value(before)
+                page.wait_for_timeout(500)
+                assert log_box.evaluate("t => t.scrollTop") == 0
+                before = log_box.evaluate("t => { t.scrollTop = t.scrollHeight; return t.value; }")
+                expect(log_box).not_to_have_value(before)  # back at the bottom, it follows again
+                page.wait_for_timeout(500)
+                assert log_box.evaluate("t => t.scrollHeight - t.clientHeight - t.scrollTop") <= 2
             page.screenshot(path=str(shots["experiment"]), full_page=True)
         finally:
             browser.close()
