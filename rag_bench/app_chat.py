@@ -34,7 +34,7 @@ from rag_bench.app_state import (
     read_json_or_none,
     resolve_inside,
 )
-from rag_bench.config import DecodeConfig
+from rag_bench.config import READER_K, DecodeConfig
 
 EXAMPLES = ["Algeria | Government | Capital:", "France | Communications | Internet country code:",
             "Japan | People and Society | Population - total:", "What is the capital of Algeria?"]
@@ -252,7 +252,7 @@ def answer_messages(app: App, question: str, model_dir: Path, label: str, mode: 
 
 
 def ask(app: App, question: str, run: str | None = None, generation: str | None = None, folder: str = "",
-        corpus: str = "factbook", k: int = 3, retrieval: str = "bm25", temperature: float = 0.0,
+        corpus: str = "factbook", k: int = READER_K, retrieval: str = "bm25", temperature: float = 0.0,
         max_new_tokens: int = 32, compare: bool = False, generation_b: str | None = None,
         compare_mode: str = "closed", left: Messages | None = None,
         right: Messages | None = None) -> Iterator[tuple[Messages, Messages]]:

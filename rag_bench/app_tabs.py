@@ -17,7 +17,7 @@ import gradio as gr
 from rag_bench import app_chat, app_corpus, app_experiment, app_results
 from rag_bench.app_runs import RunQueue, run_view
 from rag_bench.app_state import App, UserError, generations, list_indexes, list_runs
-from rag_bench.config import ConfigError
+from rag_bench.config import READER_K, ConfigError
 from rag_bench.records import RecordError
 
 ANSWER_HEIGHT = 460
@@ -85,7 +85,7 @@ def chat_tab(app: App, corpus: gr.State, demo: gr.Blocks) -> None:
                 refresh = gr.Button("↻", scale=1, min_width=40, size="sm")
             generation = gr.Dropdown(label="Generation", choices=[], allow_custom_value=True, elem_id="chat-generation")
             with gr.Accordion("Retrieval and decoding", open=False):
-                k = gr.Slider(1, 10, value=3, step=1, label="k (passages)", elem_id="chat-k")
+                k = gr.Slider(1, 10, value=READER_K, step=1, label="k (passages)", elem_id="chat-k")
                 retrieval = gr.Radio(["dense", "bm25", "hybrid"], value="bm25",
                                      label="Retrieval (bm25 finds Factbook records best)")
                 temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0 = greedy)")

@@ -133,14 +133,17 @@ def prepare_inputs(cfg: CollapseConfig, *, run_dir: Path, data_dir: Path) -> Run
                      index_path=data_dir / "indexes" / cfg.resolved_index())
 
 
-def gen0_cache_key(cfg: CollapseConfig, inputs: RunInputs) -> tuple[str, dict[str, Any]]:
-    """The hash naming ``DATA_DIR/gen0_cache/<key>``: everything that determines generation 0's weights."""
+def gen0_cache_key(cfg: CollapseConfig, inputs: RunInputs, tcfg: TrainConfig) -> tuple[str, dict[str, Any]]:
+    """The hash naming ``DATA_DIR/gen0_cache/<key>``: everything that determines generation 0's weights.
+
+    ``tcfg`` is the training config as generation 0 trains (the run's seed and the guards' changes applied).
+    """
     base = str(Path(cfg.base_model).resolve()) if cfg.base_model else ""
     base_sha = ""
     if base:
         weights = sorted(p for p in Path(base).iterdir() if p.suffix in (".safetensors", ".bin"))
         base_sha = sha256_text("".join(sha256_file(p) for p in weights))
-    material = {"format": GEN0_CACHE_FORMAT, "train": cfg.train.replace(seed=cfg.seed).to_dict(),
+    material = {"format": GEN0_CACHE_FORMAT, "train": tcfg.to_dict(),
                 "base_model": base, "base_model_weights_sha256": base_sha, "neighbours_k": cfg.neighbours_k,
                 "human_train_sha256": sha256_file(inputs.train_path),
                 "human_heldout_sha256": sha256_file(inputs.heldout_path)}

@@ -36,7 +36,7 @@ from rag_bench.collapse_data import (
     probed_fields,
     stable_seed,
 )
-from rag_bench.config import CollapseConfig
+from rag_bench.config import CollapseConfig, TrainConfig
 from rag_bench.lm import LM
 from rag_bench.records import read_json, read_jsonl, sha256_file, write_json, write_jsonl
 from rag_bench.run_status import utc_now
@@ -144,6 +144,14 @@ class StepRunner:
     def budget(self) -> int:
         return tokens_of(self.human_units)
 
+    @functools.cached_property
+    def gen0_train(self) -> tuple[TrainConfig, str, str]:
+        """Generation 0's training config with the run's seed and the guards applied; what each guard decided."""
+        texts = self.inputs.train_texts
+        tcfg, copy_state = copy_guard(self.cfg.train.replace(seed=self.cfg.seed), texts)
+        tcfg, fact_state = fact_guard(tcfg, texts, self.fact_fields())
+        return tcfg, copy_state, fact_state
+
     def fact_fields(self) -> tuple[str, ...] | None:
         """The probed fields when fact rows should teach only them (``fact_fields_from_probes``), else None."""
         return probed_fields(self.inputs.probes_path) if self.cfg.fact_fields_from_probes else None
@@ -171,7 +179,7 @@ class StepRunner:
         write_w = human_tokens * beams / WRITE_TOKENS_PER_S + (human_tokens / 5000 if self.score_synthetic else 0)
         n_modes = len(cfg.eval.modes)
         eval_w = 20 + 0.05 * n_modes * (cfg.eval.limit or 300) + 0.4 * n_modes * cfg.eval.diversity_prompts
-        key, _ = gen0_cache_key(cfg, self.inputs)
+        key, _ = gen0_cache_key(cfg, self.inputs, self.gen0_train[0])
         cached = (self.data_dir / "gen0_cache" / key / "done.json").is_file()
         train0_w = 5.0 if cached else cfg.train.max_steps * cfg.train.batch_size * block / TRAIN_TOKENS_PER_S
         g0 = self.gen_dir(None, 0)
@@ -215,15 +223,14 @@ class StepRunner:
 
     def train_gen0(self) -> None:
         cfg, texts = self.cfg, self.inputs.train_texts
-        tcfg, copy_state = copy_guard(cfg.train.replace(seed=cfg.seed), texts)
-        tcfg, fact_state = fact_guard(tcfg, texts, self.fact_fields())
+        tcfg, copy_state, fact_state = self.gen0_train
 
         def train_into(out_dir: Path) -> None:
             neighbours = PoolNeighbours(texts, k=cfg.neighbours_k) if tcfg.retrieval_share > 0 else None
             train(tcfg, train_texts=texts, heldout_texts=self.inputs.heldout_texts, out_dir=out_dir,
                   neighbours=neighbours, base_model=cfg.base_model or None)
 
-        key, material = gen0_cache_key(cfg, self.inputs)
+        key, material = gen0_cache_key(cfg, self.inputs, tcfg)
         cache = self.data_dir / "gen0_cache" / key
         cache.mkdir(parents=True, exist_ok=True)
         with open(cache.parent / f"{key}.lock", "a+") as lock:

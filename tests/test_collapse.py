@@ -263,3 +263,12 @@ def test_fact_rows_can_teach_just_the_probed_fields(data_dir: Path):
     assert read_json(run / "gen_0" / "manifest.json")["inputs"]["fact_rows"]["state"] == (
         f"the probed fields {taught}")
     assert "fact_rows" in read_json(run / "replace" / "gen_1" / "manifest.json")["inputs"]
+    # the cache key is that of the config generation 0 trained with: taught fields or not, never the same model
+    from rag_bench.collapse_data import RunInputs, gen0_cache_key
+
+    inputs = RunInputs(train_texts=[], heldout_texts=[], train_path=run / "data" / "human_train.jsonl",
+                       heldout_path=run / "data" / "human_heldout.jsonl", probes_path=probes, index_path=run)
+    trained = TrainConfig.from_file(run / "gen_0" / "model" / "train_config.json")
+    key = read_json(run / "gen_0" / "manifest.json")["gen0_cache"]["key"]
+    assert gen0_cache_key(cfg, inputs, trained)[0] == key
+    assert gen0_cache_key(cfg, inputs, trained.replace(fact_fields=()))[0] != key
