@@ -297,6 +297,7 @@ class TrainConfig(ConfigBase):
     copy_max_value_chars: int = 30  # record lines with longer values are left out of the copy curriculum
     copy_max_distractors: int = 0  # other passages beside the one holding the fact, at most
     copy_invented_share: float = 0.7  # copy passages about invented entities; the rest give real ones false values
+    copy_same_fields_share: float = 0.0  # distractor passages with the target's fields for another entity (hard ones)
     fact_share: float = 0.0  # share of rows of record lines in random order (closed-book recall; train_data.FactRows)
     fact_fields: tuple[str, ...] = ()  # record fields the fact rows draw from, e.g. ["Capital"] (empty: every field)
 
@@ -308,8 +309,9 @@ class TrainConfig(ConfigBase):
         shares = (self.retrieval_share, self.copy_share, self.fact_share)
         if not (all(0 <= share <= 1 for share in shares) and sum(shares) <= 1):
             raise ConfigError("retrieval_share, copy_share and fact_share must be in [0, 1] and sum to at most 1")
-        if not (0 <= self.copy_repeat_share <= 1 and 0 <= self.copy_invented_share <= 1):
-            raise ConfigError("copy_repeat_share and copy_invented_share must be in [0, 1]")
+        if not all(0 <= share <= 1 for share in (self.copy_repeat_share, self.copy_invented_share,
+                                                 self.copy_same_fields_share)):
+            raise ConfigError("copy_repeat_share, copy_invented_share and copy_same_fields_share must be in [0, 1]")
         if not 1 <= self.copy_min_lines <= self.copy_max_lines or self.copy_max_lines < 2:
             raise ConfigError("copy_min_lines must be >= 1 and <= copy_max_lines, and copy_max_lines >= 2")
         if self.copy_max_distractors < 0 or self.copy_warmup_steps < 0 or self.copy_max_value_chars < 1:

@@ -187,7 +187,8 @@ class _Batches:
         if cfg.copy_share > 0 and records:
             self.copy = CopyTask(records, seed=cfg.seed, min_lines=cfg.copy_min_lines, max_lines=cfg.copy_max_lines,
                                  max_distractors=cfg.copy_max_distractors, max_value_chars=cfg.copy_max_value_chars,
-                                 loss_on=cfg.copy_loss_on, p_invented=cfg.copy_invented_share)
+                                 loss_on=cfg.copy_loss_on, p_invented=cfg.copy_invented_share,
+                                 p_same_fields=cfg.copy_same_fields_share)
         elif cfg.copy_share > 0:
             print("no 'Entity | Section | Field: value' record lines in the corpus: copy rows are random repeats only")
         self.facts = FactRows(records, lm.tokenizer, fields=cfg.fact_fields) if cfg.fact_share > 0 and records else None

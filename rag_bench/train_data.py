@@ -112,7 +112,7 @@ class CopyTask:
 
     def __init__(self, records: dict[str, list[RecordLine]], *, seed: int = 0, min_lines: int = 2,
                  max_lines: int = 8, max_distractors: int = 2, p_invented: float = 0.7, p_borrow: float = 0.5,
-                 max_value_chars: int = 60, loss_on: str = "values") -> None:
+                 max_value_chars: int = 60, loss_on: str = "values", p_same_fields: float = 0.0) -> None:
         self.entities = {e: [r for r in lines if len(r.value) <= max_value_chars] for e, lines in records.items()}
         self.entities = {e: lines for e, lines in self.entities.items() if len(lines) >= min_lines}
         if not self.entities:
@@ -128,6 +128,7 @@ class CopyTask:
         self.rng = random.Random(seed)
         self.min_lines, self.max_lines = min_lines, max_lines
         self.max_distractors, self.p_invented, self.p_borrow = max_distractors, p_invented, p_borrow
+        self.p_same_fields = p_same_fields
         if loss_on not in ("values", "lines"):
             raise ValueError(f"loss_on must be 'values' or 'lines', got {loss_on!r}")
         self.loss_on = loss_on
@@ -154,9 +155,22 @@ class CopyTask:
                     return value
         return invent_value(rec.value, self.rng, self.words)
 
+    def _same_fields(self, target: list[RecordLine]) -> list[RecordLine]:
+        """A distractor holding the target's fields for another entity (real name, changed values), as retrieval
+        puts the same section of a similar record beside the right one; a random window if none has them."""
+        fields = {r.field for r in target}
+        for _ in range(8):
+            name = self.rng.choice(self.names)
+            lines = [r for r in self.entities[name] if r.field in fields]
+            if name != target[0].entity and lines:
+                return [dataclasses.replace(r, value=self._new_value(r)) for r in lines]
+        return self._passage()
+
     def _passages(self, invented: bool | None = None) -> tuple[list[RecordLine], list[str]]:
         target = self._passage(invented)
-        passages = [target] + [self._passage() for _ in range(self.rng.randint(0, self.max_distractors))]
+        hard = self.p_same_fields  # no draw when 0, so the examples of configs without it stay as they were
+        passages = [target] + [self._same_fields(target) if hard and self.rng.random() < hard else self._passage()
+                               for _ in range(self.rng.randint(0, self.max_distractors))]
         self.rng.shuffle(passages)
         return target, ["\n".join(r.text() for r in p) for p in passages]
 

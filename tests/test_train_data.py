@@ -153,3 +153,19 @@ def test_fact_rows_and_probes_keep_to_the_fields_named(tokenizer):
         "Capital:"}
     with pytest.raises(ValueError, match=r"fact_fields \['Capitol'\] match no record line.*'Capital'"):
         FactRows(records, tokenizer, fields=["Capitol"])
+
+
+def test_hard_distractors_hold_the_target_fields_of_another_entity():
+    task = CopyTask(record_lines(TEXTS), seed=3, min_lines=2, max_lines=3, max_distractors=2, p_same_fields=1.0)
+    seen = 0
+    for _ in range(20):
+        target, passages = task._passages()
+        fields = {r.field for r in target}
+        for passage in passages:
+            lines = [parse_record_line(line) for line in passage.split("\n")]
+            if lines[0].entity == target[0].entity:
+                continue
+            seen += 1
+            assert {r.field for r in lines} == fields and len({r.entity for r in lines}) == 1
+            assert lines[0].entity in RECORDS  # a real entity's section, as retrieval would put beside the target
+    assert seen >= 10
