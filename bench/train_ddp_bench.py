@@ -38,8 +38,8 @@ from rag_bench.config import ModelConfig, TrainConfig
 from rag_bench.records import write_json
 
 
-def summed_ceilings() -> dict[str, float]:
-    """GFLOP/s per dtype of every rank's one-thread matmul, timed at the same moment, summed."""
+def rank_ceilings() -> dict[str, list[float]]:
+    """GFLOP/s per dtype of every rank's one-thread matmul, timed at the same moment (summed by the caller)."""
     ceilings = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         dist.barrier()
@@ -91,7 +91,7 @@ def main() -> None:
                         warmup_steps=2, eval_every=10_000, save_every=10_000, eval_max_texts=1, probe_count=0,
                         copy_share=0.0, seed=0)
     together = alone.replace(batch_size=args.batch_size * world)
-    first = summed_ceilings()
+    first = rank_ceilings()
     with tempfile.TemporaryDirectory(prefix="train_ddp_bench_") as tmp:
         shared = [tmp]
         dist.broadcast_object_list(shared, src=0)  # rank 0's folder: only rank 0 writes checkpoints and logs
@@ -101,7 +101,7 @@ def main() -> None:
         for name, cfg in runs.items():
             parts[name] = time_ours(cfg, texts, heldout, args.warmup, workdir / name)
             dist.barrier()
-        last = summed_ceilings()
+        last = rank_ceilings()
     if rank != 0:
         dist.destroy_process_group()
         return

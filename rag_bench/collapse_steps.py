@@ -149,9 +149,10 @@ class StepRunner:
         """Generation 0's training config with the run's seed and the guards applied; what each guard decided."""
         texts = self.inputs.train_texts
         tcfg, copy_state = copy_guard(self.cfg.train.replace(seed=self.cfg.seed), texts)
-        tcfg, fact_state = fact_guard(tcfg, texts, self.fact_fields())
+        tcfg, fact_state = fact_guard(tcfg, texts, self.fact_fields)
         return tcfg, copy_state, fact_state
 
+    @functools.cached_property
     def fact_fields(self) -> tuple[str, ...] | None:
         """The probed fields when fact rows should teach only them (``fact_fields_from_probes``), else None."""
         return probed_fields(self.inputs.probes_path) if self.cfg.fact_fields_from_probes else None
@@ -336,7 +337,7 @@ class StepRunner:
                           max_steps=steps, warmup_steps=min(nt.warmup_steps, steps // 4), eval_every=steps,
                           save_every=min(nt.save_every, steps))
         tcfg, copy_state = copy_guard(tcfg, texts)
-        tcfg, fact_state = fact_guard(tcfg, texts, self.fact_fields())
+        tcfg, fact_state = fact_guard(tcfg, texts, self.fact_fields)
         neighbours = PoolNeighbours(texts, k=cfg.neighbours_k) if tcfg.retrieval_share > 0 else None
         init = self.init_model(strategy, k, gen_dir)
         train(tcfg, train_texts=texts, heldout_texts=self.inputs.heldout_texts, out_dir=gen_dir,
