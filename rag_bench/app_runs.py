@@ -295,7 +295,9 @@ def needs_prepare(cfg: AppConfig) -> bool:
     from rag_bench.index import current_version
 
     corpus = cfg.data_path / "corpora" / "factbook" / "corpus.jsonl"
-    return not corpus.is_file() or current_version(cfg.indexes_path / "factbook") is None
+    probes = cfg.data_path / "probes" / "factbook-factbook.jsonl"  # the quick experiment evaluates these
+    return (not corpus.is_file() or current_version(cfg.indexes_path / "factbook") is None
+            or not probes.is_file())
 
 
 def bootstrap(cfg: AppConfig, runner: RunQueue, *, autostart: bool = True) -> list[str]:

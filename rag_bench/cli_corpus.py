@@ -114,16 +114,31 @@ def prepare(data_dir: Path, *, progress: bool = True) -> dict:
         _, report = ingest(str(corpus), data_dir=data_dir, name=DEFAULT_CORPUS, progress=progress)
         print_ingest(report)
         done["index"] = "built"
+    # The quick preset (and `make run`'s autostarted experiment) evaluates these probes: without them a
+    # collapse run on the default corpus stops at once.
+    done["probes"] = "present"
+    if not default_probes(data_dir).is_file():
+        from rag_bench.cli_eval import build_probes
+
+        print("building the Factbook probes ...", flush=True)
+        meta, out = build_probes(data_dir)
+        print(f"{meta['probes']} probes in {out}")
+        done["probes"] = "built"
     return done
+
+
+def default_probes(data_dir: Path) -> Path:
+    """The probes that a collapse run on the default corpus evaluates (see collapse_data.probes_source)."""
+    return data_dir / "probes" / f"{DEFAULT_CORPUS}-factbook.jsonl"
 
 
 def _cmd_prepare(args: argparse.Namespace) -> None:
     done = prepare(args.data_dir)
-    print(f"corpus: {done['corpus']}, index: {done['index']} under {args.data_dir}")
+    print(f"corpus: {done['corpus']}, index: {done['index']}, probes: {done['probes']} under {args.data_dir}")
 
 
 def _add_prepare(sub) -> None:
-    p = add_subcommand(sub, "prepare", "build the default Factbook corpus and its index if they are missing",
+    p = add_subcommand(sub, "prepare", "build the Factbook corpus, its index and its probes if they are missing",
                        "rag-bench prepare --data-dir data")
     p.set_defaults(func=_cmd_prepare)
 

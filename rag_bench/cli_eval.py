@@ -21,14 +21,35 @@ from rag_bench.cli_common import (
 )
 
 
-def _cmd_probes(args: argparse.Namespace) -> None:
+def build_probes(data_dir: Path, *, kind: str = "factbook", name: str = DEFAULT_CORPUS, index: Path | None = None,
+                 facts: Path | None = None, fields: tuple[str, ...] | None = None, split: str = "train",
+                 limit: int | None = None, seed: int = 0, thresholds: dict[str, int] | None = None,
+                 out: Path | None = None, copy_shape: tuple[int, int] = (6, 2)) -> tuple[dict, Path]:
+    """Build the probes of ``kind`` from an index (DATA_DIR/indexes/NAME or ``index``); returns (sidecar, path)."""
     from rag_bench.index import load_index
-    from rag_bench.probes import DEFAULT_FIELDS, make_probe_file, meta_path
+    from rag_bench.probes import DEFAULT_FIELDS, make_probe_file
     from rag_bench.records import sha256_file
 
-    path = args.index or index_dir(args.data_dir, args.name)
-    name = args.name if args.index is None else Path(args.index).resolve().name
+    path = index or index_dir(data_dir, name)
+    name = name if index is None else Path(index).resolve().name
     loaded = load_index(path)
+    out = out or data_dir / "probes" / f"{name}-{kind}.jsonl"
+    facts = facts or corpus_dir(data_dir, name) / "facts.jsonl"
+    index_info = {"path": str(path), "version": loaded.path.name, "corpus_hash": loaded.manifest.get("corpus_hash"),
+                  "manifest_sha256": sha256_file(loaded.path / "manifest.json")}
+    try:
+        meta = make_probe_file(
+            kind, loaded.chunks, out, facts_path=facts if kind == "factbook" else None,
+            fields=fields or DEFAULT_FIELDS, split=split, limit=limit, seed=seed, thresholds=thresholds,
+            index_info=index_info, copy_shape=copy_shape)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CliError(str(exc)) from None
+    return meta, out
+
+
+def _cmd_probes(args: argparse.Namespace) -> None:
+    from rag_bench.probes import meta_path
+
     thresholds = None
     if args.thresholds:
         try:
@@ -36,18 +57,10 @@ def _cmd_probes(args: argparse.Namespace) -> None:
         except ValueError:
             raise CliError(f"--thresholds wants TAIL_MAX,TORSO_MAX (two integers), got {args.thresholds!r}") from None
         thresholds = {"tail_max": tail_max, "torso_max": torso_max}
-    out = args.out or args.data_dir / "probes" / f"{name}-{args.kind}.jsonl"
-    facts = args.facts or corpus_dir(args.data_dir, name) / "facts.jsonl"
-    fields = tuple(f.strip() for f in args.fields.split(";")) if args.fields else DEFAULT_FIELDS
-    index_info = {"path": str(path), "version": loaded.path.name, "corpus_hash": loaded.manifest.get("corpus_hash"),
-                  "manifest_sha256": sha256_file(loaded.path / "manifest.json")}
-    try:
-        meta = make_probe_file(
-            args.kind, loaded.chunks, out, facts_path=facts if args.kind == "factbook" else None, fields=fields,
-            split=args.split, limit=args.limit, seed=args.seed, thresholds=thresholds, index_info=index_info,
-            copy_shape=(args.copy_lines, args.copy_distractors))
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    fields = tuple(f.strip() for f in args.fields.split(";")) if args.fields else None
+    meta, out = build_probes(args.data_dir, kind=args.kind, name=args.name, index=args.index, facts=args.facts,
+                             fields=fields, split=args.split, limit=args.limit, seed=args.seed,
+                             thresholds=thresholds, out=args.out, copy_shape=(args.copy_lines, args.copy_distractors))
     print(f"{meta['probes']} {args.kind} probes over {meta['subjects']} subjects and {len(meta['fields'])} fields "
           f"in {meta['seconds']} s")
     if t := meta["bucket_thresholds"]:  # copy probes have none: their facts are in no corpus chunk

@@ -167,3 +167,24 @@ def test_train_with_an_index_takes_neighbour_passages_from_it(tmp_path: Path, ca
     (passages,) = index_neighbours(tmp_path / "indexes" / "towns", k=2)([HELDOUT_LINE])
     assert len(passages) == 2 and not any("Zanzibar" in p for p in passages)
     assert json.loads((out / "model" / "train_config.json").read_text())["retrieval_share"] == 0.5
+
+
+def test_prepare_builds_the_probes_that_the_quick_experiment_needs(tmp_path: Path, capsys):
+    """A fresh data dir after `rag-bench prepare` holds the probes a collapse run on the Factbook reads."""
+    from rag_bench.cli_corpus import default_probes, ingest
+    from rag_bench.collapse_data import probes_source
+    from rag_bench.config import CollapseConfig
+    from tests.test_probes import COUNTRIES, factbook_builder
+
+    data = tmp_path / "data"
+    factbook_builder().build(data / "corpora" / "factbook", countries=COUNTRIES, progress=False)
+    ingest(str(data / "corpora" / "factbook" / "corpus.jsonl"), data_dir=data, name="factbook", progress=False)
+    assert not default_probes(data).exists()
+    main(["prepare", "--data-dir", str(data)])
+    out = capsys.readouterr().out
+    assert "probes: built" in out
+    probes = default_probes(data)
+    assert probes == probes_source(CollapseConfig(), data) and probes.is_file()
+    assert sum(1 for _ in probes.open()) > 10
+    main(["prepare", "--data-dir", str(data)])
+    assert "corpus: present, index: present, probes: present" in capsys.readouterr().out

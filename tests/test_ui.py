@@ -98,6 +98,8 @@ data = Path(sys.argv[sys.argv.index("--data-dir") + 1])
 (data / "corpora" / "factbook" / "corpus.jsonl").write_text("{}\n")
 (data / "indexes" / "factbook").mkdir(parents=True, exist_ok=True)
 (data / "indexes" / "factbook" / "CURRENT").write_text("v1\n")
+(data / "probes").mkdir(parents=True, exist_ok=True)
+(data / "probes" / "factbook-factbook.jsonl").write_text("{}\n")
 print("prepared")
 '''
 
