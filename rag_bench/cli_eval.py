@@ -1,6 +1,7 @@
 """`rag-bench probes | eval | ask`: factual probes, the evaluation of one model, and one question answered.
 
     rag-bench probes --kind factbook --limit 2000
+    rag-bench probes --kind natural                  # questions ("What is the capital of Kenya?"), FlashRAG JSONL
     rag-bench eval --model runs/r1/gen_0/model --probes data/probes/factbook-factbook.jsonl --limit 200
     rag-bench ask "Algeria | Government | Capital:" --mode both --run runs/r1 --gen 0
 """
@@ -38,6 +39,14 @@ def build_probes(data_dir: Path, *, kind: str = "factbook", name: str = DEFAULT_
     index_info = {"path": str(path), "version": loaded.path.name, "corpus_hash": loaded.manifest.get("corpus_hash"),
                   "manifest_sha256": sha256_file(loaded.path / "manifest.json")}
     try:
+        if kind == "natural":
+            from rag_bench.probes_natural import DEFAULT_LIMIT, NATURAL_FIELDS, make_natural_probe_file
+
+            meta = make_natural_probe_file(
+                loaded.chunks, out, facts_path=facts, fields=fields or NATURAL_FIELDS, split=split,
+                limit=DEFAULT_LIMIT if limit is None else limit, seed=seed, thresholds=thresholds,
+                index_info=index_info)
+            return meta, out
         meta = make_probe_file(
             kind, loaded.chunks, out, facts_path=facts if kind == "factbook" else None,
             fields=fields or DEFAULT_FIELDS, split=split, limit=limit, seed=seed, thresholds=thresholds,
@@ -78,9 +87,12 @@ def _cmd_probes(args: argparse.Namespace) -> None:
 def _add_probes(sub) -> None:
     p = add_subcommand(sub, "probes", "build factual probes (QA JSONL) with fact-frequency buckets from an index",
                        "rag-bench probes --kind factbook --limit 2000\n"
+                       "  rag-bench probes --kind natural\n"
                        "  rag-bench probes --kind cloze --name acme --limit 500 --out data/probes/acme.jsonl")
-    p.add_argument("--kind", choices=["factbook", "cloze", "copy"], default="factbook",
-                   help="factbook: record prefixes from facts.jsonl; cloze: sentence prefixes of any corpus; "
+    p.add_argument("--kind", choices=["factbook", "natural", "cloze", "copy"], default="factbook",
+                   help="factbook: record prefixes from facts.jsonl; natural: questions about the same facts for "
+                        "a pretrained chat model (FlashRAG QA JSONL, 1500 by default); cloze: sentence prefixes of "
+                        "any corpus; "
                         "copy: invented entities whose facts are only in the prompt's passages (eval --modes closed)")
     p.add_argument("--name", default=DEFAULT_CORPUS, help="index name under DATA_DIR/indexes")
     p.add_argument("--index", type=Path, default=None, help="an index folder (overrides --name)")
