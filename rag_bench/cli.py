@@ -21,10 +21,12 @@ from pathlib import Path
 from rag_bench import cli_corpus, cli_eval, cli_experiment, cli_train
 from rag_bench.cli_common import DEFAULT_CORPUS, REPO_ROOT, CliError, corpus_dir, index_dir
 from rag_bench.cli_corpus import build_factbook, ingest, prepare
+from rag_bench.contaminate import cli as cli_contaminate
 
 # In the order `rag-bench --help` lists them: the data flow of the package.
 SUBCOMMANDS: list[Callable] = [*cli_corpus.SUBCOMMANDS, cli_eval.SUBCOMMANDS[0], *cli_train.SUBCOMMANDS,
-                               *cli_eval.SUBCOMMANDS[1:], *cli_experiment.SUBCOMMANDS]
+                               *cli_eval.SUBCOMMANDS[1:], *cli_experiment.SUBCOMMANDS,
+                               *cli_contaminate.SUBCOMMANDS]
 
 
 def build_parser() -> argparse.ArgumentParser:

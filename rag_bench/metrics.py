@@ -14,7 +14,8 @@ Kinds and their call conventions:
 * ``accuracy``: ``fn(prediction: str, golden_answers: Sequence[str]) -> float``, the max over golden answers;
 * ``grounding``: per-sample functions of retrieved ids / texts (see each function);
 * ``fit``: ``perplexity_from_nll(total_nll, total_tokens)``;
-* ``diversity``: functions of a list of generated texts, of an embedding matrix, or of texts and rare n-grams.
+* ``diversity``: functions of a list of generated texts, of an embedding matrix, or of texts and rare n-grams;
+* ``provenance``: functions of retrieved passages' origins and of a filter's verdicts (``rag_bench.contaminate``).
 
 Run the tests with ``.venv/bin/pytest tests/test_metrics.py``.
 """
@@ -30,7 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-MetricKind = Literal["accuracy", "grounding", "fit", "diversity"]
+MetricKind = Literal["accuracy", "grounding", "fit", "diversity", "provenance"]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -63,7 +64,9 @@ def register_metric(
 
 
 def _load_builtin_metrics() -> None:
-    # diversity.py imports this module for register_metric, so it is imported here lazily, not at the top.
+    # diversity.py and contaminate/metrics.py import this module for register_metric, so they are imported
+    # here lazily, not at the top.
+    import rag_bench.contaminate.metrics
     import rag_bench.diversity  # noqa: F401
 
 

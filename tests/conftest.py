@@ -73,3 +73,53 @@ def mixed_corpus(tmp_path: Path) -> Path:
     write_pdf(root / "report.pdf", ["Page one talks about glaciers.", "Page two talks about fjords."])
     write_docx(root / "memo.docx", ["The memo approves the new ferry schedule."])
     return root
+
+
+# ---------------------------------------------------------------------------------------
+# Contaminated indexes (rag_bench.contaminate): one tiny run, one contamination of it, shared by the test files
+
+
+CONTAMINATE_COUNTRIES = ["ck", "kt", "pc"]  # Cocos (Keeling) Islands, Christmas Island, Pitcairn
+
+
+@pytest.fixture(scope="session")
+def contaminate_data(tmp_path_factory) -> Path:
+    """DATA_DIR with a 3-country Factbook (index, probes) and a tiny run of 2 generations of `replace`."""
+    import importlib.util
+
+    import torch
+
+    from rag_bench.cli import ingest
+    from rag_bench.collapse import run_collapse
+    from rag_bench.config import collapse_preset
+    from rag_bench.index import load_index
+    from rag_bench.probes import make_probe_file
+
+    data = tmp_path_factory.mktemp("contaminate_data")
+    spec = importlib.util.spec_from_file_location("factbook_build",
+                                                  Path(__file__).resolve().parents[1] / "corpora/factbook/build.py")
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    builder.build(data / "corpora" / "factbook", countries=CONTAMINATE_COUNTRIES, heldout_fraction=0.2, progress=False)
+    ingest(str(data / "corpora" / "factbook" / "corpus.jsonl"), data_dir=data, name="factbook", progress=False)
+    make_probe_file("factbook", load_index(data / "indexes" / "factbook").chunks,
+                    data / "probes" / "factbook-factbook.jsonl",
+                    facts_path=data / "corpora" / "factbook" / "facts.jsonl")
+    threads = torch.get_num_threads()
+    try:
+        run_collapse(collapse_preset("tiny", strategies=("replace",)), run_dir=data / "runs" / "tiny", data_dir=data,
+                     echo=False)
+    finally:
+        torch.set_num_threads(threads)
+    return data
+
+
+@pytest.fixture(scope="session")
+def contaminated(contaminate_data: Path) -> Path:
+    """`contaminate` of the tiny run: generation 1 writes, shares 0, 0.5 and 0.9, 6 probes, every defence."""
+    from rag_bench.contaminate.config import ContaminateConfig
+    from rag_bench.contaminate.run import contaminate
+
+    cfg = ContaminateConfig(shares=(0.0, 0.5, 0.9), limit=6)
+    return contaminate(contaminate_data / "runs" / "tiny", generation=1, cfg=cfg, data_dir=contaminate_data,
+                       echo=None)

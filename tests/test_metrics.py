@@ -54,15 +54,16 @@ def test_every_registered_metric_has_a_direction_a_kind_and_a_doc():
         "exact_match", "token_f1", "contains", "numeric_match", "retrieval_recall", "supported", "perplexity",
         "distinct_1", "distinct_2", "distinct_3", "self_bleu", "unigram_entropy", "bigram_entropy",
         "type_token_ratio", "compression_ratio", "mean_pairwise_cosine_distance", "vendi_score",
-        "tail_survival_unigram", "tail_survival_bigram",
+        "tail_survival_unigram", "tail_survival_bigram", "synthetic_retrieved", "copied_synthetic",
+        "filter_precision", "filter_recall",
     }  # fmt: skip
     assert expected <= names
     for metric in metrics:
         assert isinstance(metric.higher_is_better, bool), metric.name
-        assert metric.kind in {"accuracy", "grounding", "fit", "diversity"}, metric.name
+        assert metric.kind in {"accuracy", "grounding", "fit", "diversity", "provenance"}, metric.name
         assert metric.doc, metric.name
     lower_is_better = {m.name for m in metrics if not m.higher_is_better}
-    assert lower_is_better == {"self_bleu", "perplexity"}
+    assert lower_is_better == {"self_bleu", "perplexity", "synthetic_retrieved", "copied_synthetic"}
     assert [m.name for m in list_metrics(kind="accuracy")] == ["contains", "exact_match", "numeric_match", "token_f1"]
 
 

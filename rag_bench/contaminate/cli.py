@@ -1,0 +1,50 @@
+"""`rag-bench contaminate`: contaminated indexes of a run's generation, measured with and without defences.
+
+    rag-bench contaminate data/runs/quick-factbook --gen 4 --shares 0,0.25,0.5,0.75,0.9 --limit 100
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rag_bench.cli_common import CliError, add_subcommand
+
+
+def _cmd_contaminate(args: argparse.Namespace) -> None:
+    from rag_bench.contaminate.config import ContaminateConfig, parse_shares
+    from rag_bench.contaminate.run import ContaminateError, contaminate
+
+    items = {"shares": parse_shares(args.shares), "limit": args.limit, "strategy": args.strategy or "",
+             "k": args.k or 0, "seed": args.seed,
+             "retrievers": tuple(s.strip() for s in args.retrievers.split(",") if s.strip()) or None,
+             "defences": tuple(s.strip() for s in args.defences.split(",") if s.strip()) or None}
+    cfg = ContaminateConfig(**{k: v for k, v in items.items() if v is not None})
+    try:
+        out = contaminate(args.run_dir, generation=args.gen, cfg=cfg, data_dir=args.data_dir, out=args.out)
+    except ContaminateError as exc:
+        raise CliError(str(exc)) from None
+    print(f"done: {out} (results.json, results.csv, filters.csv, table.md, contamination.png, retrieved_share.png)")
+
+
+def _add_contaminate(sub) -> None:
+    p = add_subcommand(sub, "contaminate",
+                       "add text a run's generation wrote to copies of the human index, and measure what it costs",
+                       "rag-bench contaminate data/runs/quick-factbook --gen 4 --shares 0,0.25,0.5,0.75,0.9 "
+                       "--limit 100")
+    p.add_argument("run_dir", type=Path, help="a collapse run folder (rag-bench collapse)")
+    p.add_argument("--gen", type=int, required=True, help="the generation that writes the synthetic documents")
+    p.add_argument("--shares", default="0,0.25,0.5,0.75,0.9",
+                   help="synthetic shares of the answer pool, each in [0, 1), comma-separated")
+    p.add_argument("--limit", type=int, default=None, help="a seeded sample of this many probes (default all)")
+    p.add_argument("--strategy", default=None, help="whose last generation answers (default the run's first)")
+    p.add_argument("--retrievers", default="dense,bm25,hybrid", help="comma-separated: dense, bm25, hybrid")
+    p.add_argument("--defences", default="none,provenance,perplexity,trusted",
+                   help="comma-separated: none, provenance, perplexity, trusted")
+    p.add_argument("--k", type=int, default=None, help="passages per grounded prompt (default the run's eval k)")
+    p.add_argument("--seed", type=int, default=0, help="probe sample, rewrites and watermark coin")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default RUN/contaminate/gen_<n>[-limit<L>])")
+    p.set_defaults(func=_cmd_contaminate)
+
+
+SUBCOMMANDS = [_add_contaminate]

@@ -1,0 +1,64 @@
+"""Contamination metrics: pure functions registered by name in ``rag_bench.metrics``.
+
+    from rag_bench.metrics import get_metric
+    get_metric("synthetic_retrieved").fn(["synthetic", "human"])                      # 0.5
+    get_metric("copied_synthetic").fn("Oran", ["Algiers"], ["... Capital: Oran"], [])  # 1.0
+    get_metric("filter_recall").fn([True, False], [True, True])                         # 0.5
+
+``wilson_interval`` gives the 95% interval of a mean of 0/1 scores (every exact match and share in the
+contamination table carries one).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from rag_bench.metrics import exact_match, normalize_answer, register_metric, supported
+
+
+@register_metric("synthetic_retrieved", higher_is_better=False, kind="provenance")
+def synthetic_retrieved(origins: Sequence[str]) -> float:
+    """Share of retrieved passages that are model-written (``origin == "synthetic"``); 0 when none was retrieved."""
+    origins = list(origins)
+    return sum(o == "synthetic" for o in origins) / len(origins) if origins else 0.0
+
+
+@register_metric("copied_synthetic", higher_is_better=False, kind="provenance")
+def copied_synthetic(prediction: str, golden_answers: Sequence[str], synthetic_texts: Sequence[str],
+                     human_texts: Sequence[str]) -> float:
+    """1.0 if a wrong answer is found in a retrieved synthetic passage and in no retrieved human one."""
+    if not normalize_answer(prediction) or exact_match(prediction, golden_answers):
+        return 0.0
+    return float(bool(supported(prediction, synthetic_texts)) and not supported(prediction, human_texts))
+
+
+def _check(dropped: Sequence[bool], synthetic: Sequence[bool]) -> None:
+    if len(dropped) != len(synthetic):
+        raise ValueError(f"{len(dropped)} verdicts but {len(synthetic)} labels")
+
+
+@register_metric("filter_precision", higher_is_better=True, kind="provenance")
+def filter_precision(dropped: Sequence[bool], synthetic: Sequence[bool]) -> float:
+    """Share of dropped chunks that are synthetic (nan when nothing was dropped)."""
+    _check(dropped, synthetic)
+    hits = [s for d, s in zip(dropped, synthetic, strict=True) if d]
+    return sum(hits) / len(hits) if hits else math.nan
+
+
+@register_metric("filter_recall", higher_is_better=True, kind="provenance")
+def filter_recall(dropped: Sequence[bool], synthetic: Sequence[bool]) -> float:
+    """Share of synthetic chunks that were dropped (nan when there was none)."""
+    _check(dropped, synthetic)
+    caught = [d for d, s in zip(dropped, synthetic, strict=True) if s]
+    return sum(caught) / len(caught) if caught else math.nan
+
+
+def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion (95% by default); (nan, nan) for n = 0."""
+    if n <= 0:
+        return math.nan, math.nan
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

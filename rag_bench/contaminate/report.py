@@ -1,0 +1,148 @@
+"""Files of a contamination measurement: results JSON, CSV tables, Markdown table and the two figures.
+
+    from rag_bench.contaminate.report import write_outputs
+    write_outputs(results, "data/runs/quick-factbook/contaminate/gen_4-limit100")
+
+* ``contamination.png``: grounded exact match against the synthetic share of the answer pool, one line per
+  defence (closed-book dotted for reference); one panel per answering model and retriever; 95% Wilson bars.
+* ``retrieved_share.png``: the share of retrieved passages that is synthetic against the share in the pool
+  (Yu et al.'s curve), per retriever, with the diagonal a share-blind retriever would follow.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rag_bench.plots import STYLE, save_png
+from rag_bench.records import atomic_path, write_json, write_text_atomic
+
+DEFENCE_STYLE = {"none": ("black", "-"), "provenance": ("tab:blue", "--"), "perplexity": ("tab:orange", "-."),
+                 "trusted": ("tab:green", ":")}
+RETRIEVER_COLOURS = {"dense": "tab:purple", "bm25": "tab:red", "hybrid": "tab:cyan"}
+
+
+def flat_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """One CSV row per (model generation, share, retriever, defence): value, low, high of each measure."""
+    out = []
+    for row in results["rows"]:
+        flat = {key: row[key] for key in ("model_generation", "share", "pool_share", "index_share", "retriever",
+                                          "defence")}
+        flat["n"] = row["exact_match"]["n"]
+        for name in ("exact_match", "synthetic_retrieved", "synthetic_retrieved_depth", "copied_synthetic"):
+            for part in ("value", "low", "high"):
+                flat[f"{name}_{part}" if part != "value" else name] = round(row[name][part], 4)
+        flat["closed_book_exact_match"] = round(results["closed"][str(row["model_generation"])]["exact_match"]
+                                                ["value"], 4)
+        out.append(flat)
+    return sorted(out, key=lambda r: (r["model_generation"], r["retriever"], r["defence"], r["share"]))
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        if rows:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
+
+
+def markdown_table(results: dict[str, Any], retriever: str = "bm25") -> str:
+    """Grounded exact match [95% CI] per share (rows) and defence (columns), per answering model."""
+    rows = [r for r in flat_rows(results) if r["retriever"] == retriever]
+    lines = []
+    for g in sorted({r["model_generation"] for r in rows}):
+        mine = [r for r in rows if r["model_generation"] == g]
+        defences = list(dict.fromkeys(r["defence"] for r in mine))
+        lines += [f"Generation {g} answers ({retriever}, closed-book {_fmt(mine[0]['closed_book_exact_match'])}):", "",
+                  "| pool share | index share | retrieved synthetic (top k) | copied synthetic | "
+                  + " | ".join(f"EM {d}" for d in defences) + " |",
+                  "|" + "---|" * (4 + len(defences))]
+        for share in sorted({r["share"] for r in mine}):
+            cells = {r["defence"]: r for r in mine if r["share"] == share}
+            none = cells.get("none", next(iter(cells.values())))
+            lines.append(f"| {none['pool_share']:.2f} | {none['index_share']:.4f} "
+                         f"| {_fmt(none['synthetic_retrieved'])} | {_fmt(none['copied_synthetic'])} | "
+                         + " | ".join(f"{_fmt(cells[d]['exact_match'])} [{_fmt(cells[d]['exact_match_low'])}, "
+                                      f"{_fmt(cells[d]['exact_match_high'])}]" for d in defences) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def contamination_figure(results: dict[str, Any]):
+    import matplotlib.pyplot as plt
+
+    rows = results["rows"]
+    gens = sorted({r["model_generation"] for r in rows})
+    modes = list(dict.fromkeys(r["retriever"] for r in rows))
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(len(gens), len(modes), figsize=(3.6 * len(modes), 3.0 * len(gens)), squeeze=False,
+                                 sharey=True)
+        for i, g in enumerate(gens):
+            for j, mode in enumerate(modes):
+                ax = axes[i][j]
+                for defence in dict.fromkeys(r["defence"] for r in rows):
+                    pts = sorted((r["pool_share"], r["exact_match"]) for r in rows
+                                 if r["model_generation"] == g and r["retriever"] == mode and r["defence"] == defence)
+                    colour, style = DEFENCE_STYLE.get(defence, ("grey", "-"))
+                    xs = [p[0] for p in pts]
+                    ys = [p[1]["value"] for p in pts]
+                    err = [[y - p[1]["low"] for y, p in zip(ys, pts, strict=True)],
+                           [p[1]["high"] - y for y, p in zip(ys, pts, strict=True)]]
+                    ax.errorbar(xs, ys, yerr=err, color=colour, linestyle=style, marker="o", markersize=3,
+                                capsize=2, label=defence)
+                ax.axhline(results["closed"][str(g)]["exact_match"]["value"], color="grey", linestyle=":",
+                           label="closed-book")
+                ax.set_title(f"gen {g} answers, {mode}")
+                ax.set_xlabel("synthetic share of the answer pool")
+                if j == 0:
+                    ax.set_ylabel("grounded exact match")
+                ax.set_ylim(-0.02, 1.02)
+        axes[0][-1].legend(loc="best")
+        fig.suptitle(f"Contaminated index: rewrites by generation {results.get('writer_generation', '?')}")
+        fig.tight_layout()
+    return fig
+
+
+def retrieved_share_figure(results: dict[str, Any]):
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in results["rows"] if r["defence"] == "none" and r["model_generation"] == min(
+        x["model_generation"] for x in results["rows"])]
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(4.6, 3.8))
+        ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="retrieved = pool share")
+        for mode in dict.fromkeys(r["retriever"] for r in rows):
+            pts = sorted((r["pool_share"], r["synthetic_retrieved_depth"]["value"], r["synthetic_retrieved"]["value"])
+                         for r in rows if r["retriever"] == mode)
+            colour = RETRIEVER_COLOURS.get(mode, "grey")
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colour, marker="o",
+                    label=f"{mode}, top {results['depth']}")
+            ax.plot([p[0] for p in pts], [p[2] for p in pts], color=colour, marker="x", linestyle="--",
+                    label=f"{mode}, top {results['k']} (read)")
+        ax.set_xlabel("synthetic share of the answer pool")
+        ax.set_ylabel("synthetic share of what is retrieved")
+        ax.set_xlim(-0.02, 1.0)
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(loc="upper left")
+        fig.tight_layout()
+    return fig
+
+
+def write_outputs(results: dict[str, Any], out_dir: str | Path) -> Path:
+    out_dir = Path(out_dir)
+    write_json(out_dir / "results.json", results)
+    write_csv(out_dir / "results.csv", flat_rows(results))
+    write_csv(out_dir / "filters.csv", [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in f.items()}
+                                        for f in results["filters"]])
+    tables = [markdown_table(results, mode) for mode in dict.fromkeys(r["retriever"] for r in results["rows"])]
+    write_text_atomic(out_dir / "table.md", "\n".join(tables))
+    save_png(contamination_figure(results), out_dir / "contamination.png")
+    save_png(retrieved_share_figure(results), out_dir / "retrieved_share.png")
+    return out_dir
