@@ -320,7 +320,9 @@ def _publish(out_dir: Path, build) -> Path:
 
 
 def _write(entries: list[Evaluated], pending: list[str], out_dir: Path, title: str,
-           theory_config: TheoryConfig | None) -> Path:
+           theory_config: TheoryConfig | None, contamination: Sequence[Path] = ()) -> Path:
+    from rag_bench.contaminate.report import contamination_figure, flat_rows, write_csv
+
     figure_rows = tidy_rows(entries)
     theory = theory_report(config=theory_config or TheoryConfig())
     summary = summarize(figure_rows, theory, pending)
@@ -332,6 +334,14 @@ def _write(entries: list[Evaluated], pending: list[str], out_dir: Path, title: s
         for stem, _ in figures:
             plots.save_png(DRAW[stem](figure_rows[stem]), folder / f"{stem}.png")
             _write_csv(folder / f"{stem}.csv", figure_rows[stem])
+        for path in contamination:  # `rag-bench contaminate` results of this run: one figure each
+            found = read_json(path)
+            stem = f"contamination_{path.parent.name}"
+            plots.save_png(contamination_figure(found), folder / f"{stem}.png")
+            write_csv(folder / f"{stem}.csv", flat_rows(found))
+            figures.append((stem, f"Grounded exact match against the synthetic share of the answer pool, one line per "
+                                  f"defence; rewrites by generation {found.get('writer_generation')} "
+                                  f"(rag-bench contaminate, {path.parent}/results.json)."))
         plots.save_png(plots.theory_figure(theory), folder / "theory.png")
         _write_csv(folder / "theory.csv", plots.theory_rows(theory))
         every = ("metrics", "gap", "heldout_perplexity", "diversity", "continuation_perplexity")
@@ -354,7 +364,8 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
     run_dir = Path(run_dir)
     entries, pending = find_results(run_dir)
     return _write(entries, pending, Path(out_dir) if out_dir else run_dir / "report",
-                  f"Collapse report: {run_dir.name}", theory_config)
+                  f"Collapse report: {run_dir.name}", theory_config,
+                  sorted(run_dir.glob("contaminate/*/results.json")))
 
 
 def collect_runs(run_dirs: Sequence[str | Path], *, seeds: bool = False) -> tuple[list[Evaluated], list[str]]:

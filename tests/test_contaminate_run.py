@@ -90,3 +90,16 @@ def test_a_strategy_the_run_does_not_have_is_refused(contaminate_data: Path, str
     assert main(["contaminate", str(contaminate_data / "runs" / "tiny"), "--gen", "1", "--strategy", strategy,
                  "--data-dir", str(contaminate_data)]) == 2
     assert "is not one of the run's" in capsys.readouterr().err
+
+
+def test_the_same_command_again_reuses_rewrites_indexes_and_answers(contaminate_data: Path, contaminated: Path):
+    from rag_bench.contaminate.config import ContaminateConfig
+    from rag_bench.contaminate.run import contaminate
+
+    first = read_json(contaminated / "results.json")
+    contaminate(contaminate_data / "runs" / "tiny", generation=1, cfg=ContaminateConfig(shares=(0.0, 0.5, 0.9),
+                                                                                          limit=6),
+                data_dir=contaminate_data, echo=None)
+    again = read_json(contaminated / "results.json")
+    assert again["answers_generated"] == 0 and again["rows"] == first["rows"]
+    assert all(m["embedded"] == n["embedded"] for m, n in zip(again["indexes"], first["indexes"], strict=True))

@@ -256,3 +256,18 @@ def test_cli_report_prints_the_summary(tmp_path, capsys):
     assert (tmp_path / "out" / "report.html").is_file()
     assert main(["report", str(run), str(run)]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_a_run_with_contamination_results_gets_their_figure(tmp_path):
+    run = make_run(tmp_path)
+    cell = {"value": 0.5, "low": 0.3, "high": 0.7, "n": 20}
+    rows = [{"model_generation": 0, "share": s, "pool_share": s, "index_share": s / 50, "retriever": "bm25",
+             "defence": d, "exact_match": cell, "synthetic_retrieved": cell, "synthetic_retrieved_depth": cell,
+             "copied_synthetic": cell} for s in (0.0, 0.5) for d in ("none", "trusted")]
+    found = run / "contaminate" / "gen_1" / "results.json"
+    found.parent.mkdir(parents=True)
+    found.write_text(json.dumps({"rows": rows, "closed": {"0": {"exact_match": cell}}, "writer_generation": 1}))
+    out = write_report(run, theory_config=SMALL_THEORY)
+    assert (out / "contamination_gen_1.png").read_bytes().startswith(b"\x89PNG")
+    assert "(contamination_gen_1.png)" in (out / "report.md").read_text(encoding="utf-8")
+    assert len(read_csv(out / "contamination_gen_1.csv")) == 4
