@@ -186,9 +186,20 @@ def source_title(source: dict[str, Any]) -> str:
     return f"[{source.get('rank', '?')}] {where}" + (f" · score {float(score):.3f}" if numeric else "")
 
 
-def citation(source: dict[str, Any], answer: str) -> dict[str, Any]:
+def citation(source: dict[str, Any], answer: str, origin: str = "") -> dict[str, Any]:
+    title = source_title(source) + (f" · {origin}" if origin else "")
     return {"role": "assistant", "content": highlight(str(source.get("text", "")), answer),
-            "metadata": {"title": source_title(source), "status": "done"}}
+            "metadata": {"title": title, "status": "done"}}
+
+
+def origin_notes(retriever: Any, sources: list[dict[str, Any]]) -> list[str]:
+    """Each cited chunk's origin in a contaminated index (rag-bench contaminate), read from the index only now,
+    after the answer: the labels never reach the retriever, the prompt or the citation the model produced."""
+    from rag_bench.contaminate.build import origin_note
+
+    store = getattr(retriever, "store", None)
+    return [origin_note(store.docstore.search(s["chunk_id"]).metadata) if store is not None and s.get("chunk_id")
+            else "" for s in sources]
 
 
 def answer_message(text: str, footer: str) -> dict[str, Any]:
@@ -248,7 +259,9 @@ def answer_messages(app: App, question: str, model_dir: Path, label: str, mode: 
     footer = (f"{label} · grounded on {corpus} ({retrieval}, k={int(k)}) · {result.prompt_tokens} prompt tokens"
               + (f", {result.truncated_tokens} cut" if result.truncated_tokens else "")
               + f" · {time.perf_counter() - started:.1f} s")
-    yield [answer_message(result.text, footer)] + [citation(s, result.text) for s in result.sources]
+    notes = origin_notes(retriever, result.sources)
+    yield [answer_message(result.text, footer)] + [citation(s, result.text, note)
+                                                   for s, note in zip(result.sources, notes, strict=True)]
 
 
 def ask(app: App, question: str, run: str | None = None, generation: str | None = None, folder: str = "",

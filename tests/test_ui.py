@@ -599,3 +599,20 @@ def test_auth_is_parsed_from_user_colon_password():
     assert ui.parse_auth(None) is None
     with pytest.raises(SystemExit, match="USER:PASSWORD"):
         ui.parse_auth("alice")
+
+
+def test_a_contaminated_index_marks_each_citation_origin_after_the_answer(app, tiny_data):
+    from rag_bench.app_chat import ask
+    from rag_bench.contaminate.build import SharePlan, build_share_indexes
+
+    row = {"id": "uncurated/x/0", "contents": "Varnholt | Government | Capital: Oranburg",
+           "metadata": {"source": "uncurated/varnholt.txt", "origin": "synthetic", "origin_generation": 3,
+                        "origin_watermarked": False}}
+    build_share_indexes(tiny_data / "indexes" / "factbook", [SharePlan(share=0.5, rows=(row,), pool=1, info={})],
+                        [tiny_data / "indexes" / "factbook-contam"])
+    steps = list(ask(app, "Varnholt | Government | Capital:", "r", "gen_0", corpus="factbook-contam", k=2))
+    titles = [m["metadata"]["title"] for m in steps[-1][1] if m.get("metadata")]
+    assert len(titles) == 2 and any("⚠ model-written by generation 3, not watermarked" in t for t in titles)
+    assert any(t.endswith("· human-written") for t in titles)
+    streamed = [m["content"] for _, right in steps[:-1] for m in right]
+    assert not any("model-written" in text or "human-written" in text for text in streamed)

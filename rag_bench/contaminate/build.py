@@ -111,3 +111,13 @@ def build_share_indexes(human_dir: str | Path, plans: Sequence[SharePlan], targe
         markers.append(read_json(target / MARKER))
         previous = target
     return markers
+
+
+def origin_note(meta: dict[str, Any]) -> str:
+    """How the chat marks a citation once the answer is written; "" for a chunk of an index without labels."""
+    if "origin" not in meta:
+        return ""
+    if meta["origin"] != "synthetic":
+        return "human-written"
+    return (f"⚠ model-written by generation {meta.get('origin_generation')}"
+            + (", watermarked" if meta.get("origin_watermarked") else ", not watermarked"))
