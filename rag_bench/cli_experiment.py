@@ -21,7 +21,7 @@ def _cmd_collapse(args: argparse.Namespace) -> None:
     strategies = tuple(s.strip() for item in args.strategy or () for s in item.split(",") if s.strip())
     overrides = {"generations": args.generations, "strategies": strategies or None, "seed": args.seed,
                  "model_size": args.model_size, "decoding": args.decoding, "corpus": args.corpus,
-                 "base_model": str(args.base_model) if args.base_model else None}
+                 "base_model": str(args.base_model) if args.base_model else None, "lora_rank": args.lora_rank}
     cfg = resolve_config(config_file=args.config, preset=args.preset, run_dir=args.run_dir,
                          overrides={k: v for k, v in overrides.items() if v is not None})
     run_dir = args.run_dir or default_run_dir(cfg, args.data_dir)
@@ -45,7 +45,7 @@ def _add_collapse(sub) -> None:
                        "  rag-bench collapse --run-dir data/runs/r2          # resume after a kill or a cancel")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--config", type=Path, default=None, help="a CollapseConfig JSON file")
-    source.add_argument("--preset", default=None, help="tiny | quick | full | paper")
+    source.add_argument("--preset", default=None, help="tiny | quick | full | smol | paper | paper-1epoch")
     p.add_argument("--run-dir", type=Path, default=None, help="run folder (default DATA_DIR/runs/<preset>-<corpus>)")
     p.add_argument("--generations", type=int, default=None, help="models per strategy, generation 0 included")
     p.add_argument("--strategy", action="append", default=None,
@@ -57,6 +57,8 @@ def _add_collapse(sub) -> None:
     p.add_argument("--seed", type=int, default=None, help="seed of the whole run (generation 0 included)")
     p.add_argument("--corpus", default=None, help="corpus and index name under DATA_DIR (default factbook)")
     p.add_argument("--base-model", type=Path, default=None, help="a local HF causal-LM folder to fine-tune")
+    p.add_argument("--lora-rank", type=int, default=None,
+                   help="fine-tune LoRA adapters of this rank (PEFT) in every generation instead of all weights")
     p.set_defaults(func=_cmd_collapse)
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from rag_bench.collapse_buckets import with_bucket_steps
 from rag_bench.collapse_data import check_inputs, prepare_inputs
 from rag_bench.collapse_steps import StepRunner
 from rag_bench.config import CollapseConfig, ConfigError, collapse_preset
@@ -59,7 +60,8 @@ def resolve_config(*, config_file: str | Path | None = None, preset: str | None 
     """The config of a start or a resume: a file, a preset, or the run folder's own config.json, plus overrides.
 
     Raises ConfigError (naming the key) before any work; ``model_size`` and ``decoding`` overrides are
-    shorthands for the model preset of both train configs and for the writer's beam or sampling decoding.
+    shorthands for the model preset of both train configs and for the writer's beam or sampling decoding;
+    ``lora_rank`` sets both train configs' LoRA rank.
     """
     from rag_bench.config import ModelConfig
 
@@ -76,6 +78,10 @@ def resolve_config(*, config_file: str | Path | None = None, preset: str | None 
     if size:
         model = ModelConfig.preset(size)
         changes.update(train=cfg.train.replace(model=model), next_train=cfg.next_train.replace(model=model))
+    lora_rank = changes.pop("lora_rank", None)
+    if lora_rank is not None:
+        changes.update(train=changes.get("train", cfg.train).replace(lora_rank=lora_rank),
+                       next_train=changes.get("next_train", cfg.next_train).replace(lora_rank=lora_rank))
     decoding = changes.pop("decoding", None)
     if decoding == "beam":
         changes["decode"] = cfg.decode.replace(do_sample=False, num_beams=5, repetition_penalty=1.2)
@@ -142,7 +148,7 @@ def run_collapse(cfg: CollapseConfig, *, run_dir: str | Path, data_dir: str | Pa
             inputs = prepare_inputs(cfg, run_dir=run_dir, data_dir=data_dir)
             write_json(run_dir / "config.json", cfg.to_dict())
             runner = StepRunner(cfg, run_dir=run_dir, data_dir=data_dir, inputs=inputs)
-            steps = runner.plan()
+            steps = with_bucket_steps(runner, runner.plan())
             progress = RunProgress(run_dir, total_weight=sum(s.weight for s in steps), generations=cfg.generations,
                                    echo=echo)
             runner.progress = progress

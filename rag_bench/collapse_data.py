@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import random
 import shutil
 from pathlib import Path
 from typing import Any
@@ -63,16 +64,19 @@ def check_inputs(cfg: CollapseConfig, data_dir: Path) -> None:
         raise InputError(f"index: {index} holds no index; build it with `rag-bench prepare` or `rag-bench ingest`")
     probes = probes_source(cfg, data_dir)
     if not probes.is_file():
-        raise InputError(f"probes: {probes} not found; build it with `rag-bench probes` (--kind cloze for your "
-                         "own documents)")
+        raise InputError(f"probes: {probes} not found; build it with `rag-bench probes --kind {cfg.probe_kind}` "
+                         "(--kind cloze for your own documents)")
     if cfg.base_model and not Path(cfg.base_model).is_dir():
         raise InputError(f"base_model: {cfg.base_model} is not a folder (give --base-model PATH of a local HF model)")
 
 
 def probes_source(cfg: CollapseConfig, data_dir: Path) -> Path:
-    """``probes``, else DATA_DIR/probes/<index>-factbook.jsonl, else <index>-cloze.jsonl (an ingested corpus)."""
+    """``probes``, else DATA_DIR/probes/<index>-<probe_kind>.jsonl; for factbook, else <index>-cloze.jsonl (an
+    ingested corpus)."""
     if cfg.probes:
         return Path(cfg.probes)
+    if cfg.probe_kind != "factbook":
+        return data_dir / "probes" / f"{cfg.resolved_index()}-{cfg.probe_kind}.jsonl"
     factbook = data_dir / "probes" / f"{cfg.resolved_index()}-factbook.jsonl"
     cloze = factbook.with_name(f"{cfg.resolved_index()}-cloze.jsonl")
     return cloze if cloze.is_file() and not factbook.is_file() else factbook
@@ -109,6 +113,9 @@ def prepare_inputs(cfg: CollapseConfig, *, run_dir: Path, data_dir: Path) -> Run
         has_split = any("split" in r.metadata for r in records)
         held = [(r.metadata.get("split") == "heldout") if has_split else is_heldout_chunk(r.id) for r in records]
         train = [r for r, h in zip(records, held, strict=True) if not h]
+        if cfg.human_documents and cfg.human_documents < len(train):
+            keep = set(random.Random(f"human:{cfg.seed}").sample(range(len(train)), cfg.human_documents))
+            train = [r for i, r in enumerate(train) if i in keep]  # corpus order kept
         heldout = [r for r, h in zip(records, held, strict=True) if h]
         if not train or not heldout:
             raise InputError(f"corpus: {corpus} leaves {len(train)} training and {len(heldout)} held-out documents "

