@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rag_bench.contaminate.report import flat_rows, markdown_table, write_outputs
+from rag_bench.contaminate.report import PUBLISHED, flat_rows, markdown_table, publish, write_outputs
 
 
 def results() -> dict:
@@ -35,3 +35,7 @@ def test_write_outputs(tmp_path: Path):
     for name in ("results.json", "results.csv", "filters.csv", "table.md", "contamination.png", "retrieved_share.png"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "contamination.png").read_bytes()[:4] == b"\x89PNG"
+    (out / "config.json").write_text("{}")
+    (out / "samples_grounded.jsonl").write_text("{}\n")
+    published = publish(out, tmp_path / "docs" / "results")
+    assert sorted(p.name for p in published.iterdir()) == sorted(PUBLISHED)  # no samples

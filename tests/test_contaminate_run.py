@@ -75,7 +75,9 @@ def test_the_command_on_a_folder_corpus(tmp_path: Path):
     finally:
         torch.set_num_threads(threads)
     assert main(["contaminate", str(data / "runs" / "acme"), "--gen", "0", "--shares", "0,0.75", "--data-dir",
-                 str(data), "--retrievers", "bm25,dense"]) == 0
+                 str(data), "--retrievers", "bm25,dense", "--publish", str(tmp_path / "published")]) == 0
+    assert (tmp_path / "published" / "results.csv").is_file()
+    assert not list((tmp_path / "published").glob("samples_*"))
     out = data / "runs" / "acme" / "contaminate" / "gen_0"
     results = read_json(out / "results.json")
     assert {r["retriever"] for r in results["rows"]} == {"bm25", "dense"}

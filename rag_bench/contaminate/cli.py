@@ -25,6 +25,10 @@ def _cmd_contaminate(args: argparse.Namespace) -> None:
     except ContaminateError as exc:
         raise CliError(str(exc)) from None
     print(f"done: {out} (results.json, results.csv, filters.csv, table.md, contamination.png, retrieved_share.png)")
+    if args.publish:
+        from rag_bench.contaminate.report import publish
+
+        print(f"published the small result files to {publish(out, args.publish)}")
 
 
 def _add_contaminate(sub) -> None:
@@ -44,6 +48,8 @@ def _add_contaminate(sub) -> None:
     p.add_argument("--k", type=int, default=None, help="passages per grounded prompt (default the run's eval k)")
     p.add_argument("--seed", type=int, default=0, help="probe sample, rewrites and watermark coin")
     p.add_argument("--out", type=Path, default=None, help="output folder (default RUN/contaminate/gen_<n>[-limit<L>])")
+    p.add_argument("--publish", type=Path, default=None,
+                   help="also copy the small result files (no samples) to this folder, e.g. docs/results/NAME")
     p.set_defaults(func=_cmd_contaminate)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,16 @@ def write_outputs(results: dict[str, Any], out_dir: str | Path) -> Path:
     save_png(contamination_figure(results), out_dir / "contamination.png")
     save_png(retrieved_share_figure(results), out_dir / "retrieved_share.png")
     return out_dir
+
+
+PUBLISHED = ("config.json", "results.json", "results.csv", "filters.csv", "table.md", "contamination.png",
+             "retrieved_share.png")  # small enough to commit; the samples JSONL stay with the run
+
+
+def publish(out_dir: str | Path, target: str | Path) -> Path:
+    """Copy the small result files of ``out_dir`` to ``target`` (e.g. docs/results/contaminate-quick)."""
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in PUBLISHED:
+        shutil.copyfile(Path(out_dir) / name, target / name)
+    return target
