@@ -9,8 +9,10 @@ SmolLM2 saw. Each probe is placed on three axes instead:
 
 * ``confidence``: the gold answer's log-probability (nats, summed over its tokens) under generation 0, closed-book,
   with the prompt the answer chain gives it, split into terciles ``low`` / ``mid`` / ``high``;
-* ``known``: whether generation 0 answered it right closed-book (``KNOWN_METRIC`` of its own evaluation):
-  ``known`` / ``unknown``; the forgetting rate of a later generation is the share of known probes it gets wrong;
+* ``known``: whether generation 0 answered it right closed-book: ``known`` / ``unknown``, by exact match for a
+  record prefix, by ``contains`` for a question (a chat model answers in a sentence, "The capital of Kenya is
+  Nairobi.", which exact match never accepts); the forgetting rate of a later generation is the share of known
+  probes it gets wrong by the same metric;
 * ``frequency``: Kandpal et al.'s co-occurrence count (``rag_bench.frequency``), counted over the human text this
   run trains generation 0 on (in 500-character segments, as the index's chunks), in tail / torso / head.
 
@@ -31,7 +33,7 @@ from rag_bench.metrics import get_metric
 from rag_bench.records import Probe
 from rag_bench.train_data import text_segments
 
-KNOWN_METRIC = "exact_match"  # of generation 0's closed-book answer: what "known at generation 0" means
+KNOWN_METRIC = {"prefix": "exact_match", "question": "contains"}  # by metadata.prompt_format: what "known" means
 CONFIDENCE_BUCKETS = ("low", "mid", "high")
 KNOWN_BUCKETS = ("known", "unknown")
 FREQUENCY_BUCKETS = ("tail", "torso", "head")
@@ -48,6 +50,12 @@ def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, fl
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def known_metric_of(probes: Sequence[Probe]) -> str:
+    """``contains`` when the probes are questions (``metadata.prompt_format``), else ``exact_match``."""
+    questions = any(p.metadata.get("prompt_format") == "question" for p in probes)
+    return KNOWN_METRIC["question" if questions else "prefix"]
 
 
 def answer_continuation(prompt: str, answer: str) -> str:
@@ -92,6 +100,7 @@ def probe_axes(score: Callable[[list[str], list[str]], list[float]], prompts: Se
     ``prompts`` are the closed-book prompts of ``probes`` as the answer chain renders them; ``gen0_closed`` maps
     probe id to generation 0's closed-book sample row (``samples_closed.jsonl``).
     """
+    known_metric = known_metric_of(probes)
     missing = [p.id for p in probes if p.id not in gen0_closed]
     if missing:
         raise ValueError(f"generation 0's closed-book samples lack probe {missing[0]!r} ({len(missing)} in all)")
@@ -101,12 +110,12 @@ def probe_axes(score: Callable[[list[str], list[str]], list[float]], prompts: Se
     counts, thresholds = run_frequencies(probes, train_texts)
     rows = {}
     for i, probe in enumerate(probes):
-        known = gen0_closed[probe.id]["scores"][KNOWN_METRIC] >= 1.0
+        known = gen0_closed[probe.id]["scores"][known_metric] >= 1.0
         rows[probe.id] = {"gold_logprob": round(logprobs[i], 4), "confidence": confidence[i],
                           "known": "known" if known else "unknown", "run_frequency": counts[i],
                           "frequency": bucket_of(counts[i], thresholds)}
     return {"probes": rows, "confidence_cuts": confidence_cuts, "frequency_thresholds": thresholds,
-            "known_metric": KNOWN_METRIC, "segment_chars": SEGMENT_CHARS,
+            "known_metric": known_metric, "segment_chars": SEGMENT_CHARS,
             "counts": {axis: {b: sum(r[axis] == b for r in rows.values()) for b in buckets}
                        for axis, buckets in AXES.items()}}
 
@@ -125,7 +134,7 @@ def bucket_metrics(axes: dict[str, Any], samples: dict[str, list[dict[str, Any]]
 
     ``samples[mode]`` are one generation's sample rows (``samples_<mode>.jsonl``: ``id`` and ``scores``).
     ``forgetting`` is, among the probes known at generation 0, the share this generation answers wrong
-    closed-book (``KNOWN_METRIC``); it is 0 at generation 0 by definition.
+    closed-book (by ``axes["known_metric"]``); it is 0 at generation 0 by definition.
     """
     by_probe = axes["probes"]
     out: dict[str, Any] = {"known_metric": axes["known_metric"]}
@@ -143,7 +152,7 @@ def bucket_metrics(axes: dict[str, Any], samples: dict[str, list[dict[str, Any]]
     closed = samples.get("closed", [])
     known = [r for r in closed if by_probe.get(r["id"], {}).get("known") == "known"]
     if known:
-        forgotten = sum(r["scores"][KNOWN_METRIC] < 1.0 for r in known)
+        forgotten = sum(r["scores"][axes["known_metric"]] < 1.0 for r in known)
         interval = wilson_interval(forgotten, len(known))
         out["forgetting"] = {"value": forgotten / len(known), "higher_is_better": False, "n": len(known),
                              "forgotten": forgotten, "ci95": list(interval) if interval else None}

@@ -96,6 +96,13 @@ def test_probe_axes_place_each_probe_on_every_axis(tiny_lm):
     assert rows["xx"]["run_frequency"] == 0 and rows["ke"]["run_frequency"] == 1
     assert axes["counts"]["confidence"] == {"low": 2, "mid": 2, "high": 2}
     assert axes["known_metric"] == "exact_match"
+    questions = [Probe(id=p.id, prompt=f"What is the capital of {p.metadata['subject']}?",
+                       golden_answers=p.golden_answers, metadata={**p.metadata, "prompt_format": "question"})
+                 for p in probes]
+    said = {p.id: {"id": p.id, "scores": {"exact_match": 0.0, "contains": float(p.id == "ke")}} for p in questions}
+    asked = probe_axes(tiny_lm.score, [p.prompt for p in questions], questions, said, TEXTS)
+    assert asked["known_metric"] == "contains"  # a chat model's sentence is never an exact match
+    assert [asked["probes"][p.id]["known"] for p in questions] == ["known"] + ["unknown"] * 5
     with pytest.raises(ValueError, match="lack probe 'ke'"):
         probe_axes(tiny_lm.score, [p.prompt for p in probes], probes, {}, TEXTS)
 
