@@ -25,7 +25,7 @@ from rag_bench.collapse_steps import Step
 from rag_bench.knowledge_buckets import AXES, bucket_metrics, probe_axes
 from rag_bench.probes import load_probes
 from rag_bench.prompt import render_prompt
-from rag_bench.records import read_json, read_jsonl, write_json, write_text_atomic
+from rag_bench.records import Probe, read_json, read_jsonl, write_json, write_text_atomic
 
 AXES_FILE = "probe_axes.json"
 CSV_COLUMNS = ("strategy", "generation", "axis", "bucket", "mode", "metric", "value", "ci95_low", "ci95_high", "n")
@@ -52,9 +52,14 @@ def axes_path(run_dir: Path) -> Path:
     return run_dir / "data" / AXES_FILE
 
 
-def closed_book_prompts(lm: Any, questions: list[str]) -> list[str]:
-    """The prompts the closed-book answer chain gives the model (the question alone, as rag_bench.answer does)."""
-    return [render_prompt(q) for q in questions]
+def confidence_prompts(lm: Any, probes: list[Probe]) -> list[str]:
+    """Where generation 0's confidence is scored: the closed-book prompt the answer chain gives the model, then,
+    for a question, the start of a one-sentence answer ("The capital of Kenya is"), which the gold answer ends."""
+    prompts = []
+    for probe in probes:
+        prompt, start = render_prompt(probe.prompt), probe.metadata.get("answer_start", "")
+        prompts.append(prompt + (" " if start and prompt and not prompt[-1].isspace() else "") + start)
+    return prompts
 
 
 def write_axes(runner: Any) -> dict[str, Any]:
@@ -62,7 +67,7 @@ def write_axes(runner: Any) -> dict[str, Any]:
     samples = {r["id"]: r for r in read_jsonl(runner.gen_dir(None, 0) / "eval" / "samples_closed.jsonl")}
     probes = [p for p in load_probes(runner.inputs.probes_path) if p.id in samples]
     lm = runner.gen0
-    prompts = closed_book_prompts(lm, [p.prompt for p in probes])
+    prompts = confidence_prompts(lm, probes)
     axes = probe_axes(functools.partial(lm.score, batch_size=runner.cfg.eval.batch_size), prompts, probes,
                       samples, runner.inputs.train_texts)
     write_json(axes_path(runner.run_dir), axes)

@@ -8,7 +8,9 @@ Nobody can count a pretrained model's pretraining data, so Kandpal et al.'s freq
 SmolLM2 saw. Each probe is placed on three axes instead:
 
 * ``confidence``: the gold answer's log-probability (nats, summed over its tokens) under generation 0, closed-book,
-  with the prompt the answer chain gives it, split into terciles ``low`` / ``mid`` / ``high``;
+  after the prompt the answer chain gives it (for a question, followed by the start of a one-sentence answer,
+  "The capital of Kenya is", since an instruct model answers in a sentence), in terciles ``low`` / ``mid`` /
+  ``high``;
 * ``known``: whether generation 0 answered it right closed-book: ``known`` / ``unknown``, by exact match for a
   record prefix, by ``contains`` for a question (a chat model answers in a sentence, "The capital of Kenya is
   Nairobi.", which exact match never accepts); the forgetting rate of a later generation is the share of known

@@ -27,7 +27,7 @@ from langchain_core.documents import Document
 
 from rag_bench.frequency import BUCKET_RULE, FREQUENCY_DEFINITION
 from rag_bench.probes import _factbook_probes, chunks_hash, meta_path, summarize
-from rag_bench.question_templates import NATURAL_FIELDS, QUESTIONS, ask, usual_forms
+from rag_bench.question_templates import NATURAL_FIELDS, QUESTIONS, answer_start, ask, usual_forms
 from rag_bench.records import Probe, sha256_file, write_json, write_jsonl
 
 DEFAULT_LIMIT = 1500  # a seeded sample: enough for terciles of 500 and a 95% interval of about +-0.04 on all of them
@@ -38,13 +38,14 @@ def natural_probe(record: Probe) -> Probe:
     """The question form of a record-prefix probe of ``rag_bench.probes`` (same id suffix, facts and buckets)."""
     meta = record.metadata
     field = meta["field"]
-    template, answer_type = QUESTIONS[field]
+    template, _, answer_type = QUESTIONS[field]
     golden = list(record.golden_answers)
     extra = usual_forms(answer_type, meta.get("frequency_answer") or golden[0], meta["value"])  # with its unit
     return Probe(id="natural/" + record.id.split("/", 1)[1], prompt=ask(field, meta["country"]),
                  golden_answers=tuple(dict.fromkeys([*golden, *extra])),
                  metadata={**meta, "kind": "natural", "answer_type": answer_type, "prompt_format": PROMPT_FORMAT,
-                           "record_prefix": record.prompt, "question_template": template})
+                           "record_prefix": record.prompt, "question_template": template,
+                           "answer_start": answer_start(field, meta["country"])})
 
 
 def build_natural_probes(facts_path: str | Path, chunks: Sequence[Document], *,

@@ -13,25 +13,37 @@ from __future__ import annotations
 
 import re
 
-# field -> (question template, answer type); the answer type picks the metric that fits (see rag_bench.evaluate)
-QUESTIONS: dict[str, tuple[str, str]] = {
-    "Capital": ("What is the capital of {country}?", "text"),
-    "Internet country code": ("What is the internet country code top-level domain of {country}?", "text"),
-    "Exchange rates - Currency": ("What is the currency of {country}?", "text"),
-    "Independence": ("In which year did {country} become independent?", "year"),
-    "Elevation - highest point": ("What is the highest point of {country}?", "text"),
-    "Population - total": ("What is the population of {country}?", "number"),
-    "Area - total": ("What is the total area of {country} in square kilometers?", "number"),
-    "Government type": ("What type of government does {country} have?", "text"),
-    "National anthem(s) - title": ("What is the title of the national anthem of {country}?", "text"),
+# field -> (question, the start of a one-sentence answer, answer type). The answer start is where generation 0's
+# confidence in the gold answer is scored (rag_bench.knowledge_buckets): an instruct model answers in a sentence.
+# The answer type picks the metric that fits (see rag_bench.evaluate).
+QUESTIONS: dict[str, tuple[str, str, str]] = {
+    "Capital": ("What is the capital of {country}?", "The capital of {country} is", "text"),
+    "Internet country code": ("What is the internet country code top-level domain of {country}?",
+                              "The internet country code top-level domain of {country} is", "text"),
+    "Exchange rates - Currency": ("What is the currency of {country}?", "The currency of {country} is the", "text"),
+    "Independence": ("In which year did {country} become independent?", "{country} became independent in", "year"),
+    "Elevation - highest point": ("What is the highest point of {country}?", "The highest point of {country} is",
+                                  "text"),
+    "Population - total": ("What is the population of {country}?", "The population of {country} is", "number"),
+    "Area - total": ("What is the total area of {country} in square kilometers?", "The total area of {country} is",
+                     "number"),
+    "Government type": ("What type of government does {country} have?", "The government of {country} is a", "text"),
+    "National anthem(s) - title": ("What is the title of the national anthem of {country}?",
+                                   "The national anthem of {country} is", "text"),
     "Civil aircraft registration country code prefix":
-        ("What is the civil aircraft registration prefix of {country}?", "text"),
-    "Country name - conventional long form": ("What is the conventional long-form name of {country}?", "text"),
-    "Nationality - adjective": ("What is the nationality adjective for people from {country}?", "text"),
-    "Median age - total": ("What is the median age of the population of {country}?", "number"),
-    "Coastline": ("How long is the coastline of {country} in kilometers?", "number"),
-    "Map references": ("In which region of the world is {country}?", "text"),
-    "Life expectancy at birth - total population": ("What is the life expectancy at birth in {country}?", "number"),
+        ("What is the civil aircraft registration prefix of {country}?",
+         "The civil aircraft registration prefix of {country} is", "text"),
+    "Country name - conventional long form": ("What is the conventional long-form name of {country}?",
+                                              "The conventional long-form name of {country} is the", "text"),
+    "Nationality - adjective": ("What is the nationality adjective for people from {country}?",
+                                "The nationality adjective for people from {country} is", "text"),
+    "Median age - total": ("What is the median age of the population of {country}?",
+                           "The median age of the population of {country} is", "number"),
+    "Coastline": ("How long is the coastline of {country} in kilometers?", "The coastline of {country} is",
+                  "number"),
+    "Map references": ("In which region of the world is {country}?", "{country} is in", "text"),
+    "Life expectancy at birth - total population": ("What is the life expectancy at birth in {country}?",
+                                                    "The life expectancy at birth in {country} is", "number"),
 }
 NATURAL_FIELDS: tuple[str, ...] = tuple(QUESTIONS)
 
@@ -54,6 +66,12 @@ def question_name(country: str) -> str:
 def ask(field: str, country: str) -> str:
     """The question of ``field`` about ``country``; KeyError for a field without a template."""
     return QUESTIONS[field][0].format(country=question_name(country))
+
+
+def answer_start(field: str, country: str) -> str:
+    """The first words of a one-sentence answer: "The capital of Kenya is" (the gold answer follows it)."""
+    text = QUESTIONS[field][1].format(country=question_name(country))
+    return text[0].upper() + text[1:]
 
 
 def usual_forms(answer_type: str, main: str, value: str) -> list[str]:

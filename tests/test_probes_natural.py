@@ -18,7 +18,7 @@ from rag_bench.corpus import load_corpus
 from rag_bench.metrics import get_metric
 from rag_bench.probes import build_factbook_probes, load_probes, meta_path
 from rag_bench.probes_natural import build_natural_probes, make_natural_probe_file
-from rag_bench.question_templates import NATURAL_FIELDS, ask, question_name, usual_forms
+from rag_bench.question_templates import NATURAL_FIELDS, answer_start, ask, question_name, usual_forms
 from rag_bench.records import read_jsonl, read_probes
 
 BUILDER_PATH = Path(__file__).resolve().parents[1] / "corpora" / "factbook" / "build.py"
@@ -59,7 +59,8 @@ def test_questions_ask_about_the_same_facts_as_the_record_probes(factbook, natur
 def test_hand_picked_questions_and_answers(natural):
     by_question = {p.prompt: p for p in natural}
     capital = by_question["What is the capital of Kenya?"]
-    assert capital.golden_answers[0] == "Nairobi"
+    assert capital.golden_answers[0] == "Nairobi" and capital.metadata["answer_start"] == "The capital of Kenya is"
+    assert by_question["In which region of the world is Algeria?"].metadata["answer_start"] == "Algeria is in"
     assert by_question["In which year did Algeria become independent?"].golden_answers[0] == "1962"
     area = by_question["What is the total area of Algeria in square kilometers?"]
     assert {"2,381,740", "2381740", "2,381,740 square kilometers", "2.4 million"} <= set(area.golden_answers)
@@ -87,6 +88,7 @@ def test_answers_a_chat_model_writes_are_accepted(natural):
 def test_country_names_read_inside_a_sentence(country, expected):
     assert question_name(country) == expected
     assert ask("Capital", country) == f"What is the capital of {expected}?"
+    assert answer_start("Independence", country) == f"{expected[0].upper()}{expected[1:]} became independent in"
 
 
 def test_usual_forms_of_figures():
