@@ -27,7 +27,7 @@ from langchain_core.documents import Document
 
 from rag_bench.config import CorpusConfig, IndexConfig
 from rag_bench.corpus import FileOutcome, LoadedCorpus, chunk_documents
-from rag_bench.index import current_version, load_index, update_index
+from rag_bench.index import LoadedIndex, current_version, load_index, update_index
 from rag_bench.records import read_json, write_json, write_text_atomic
 
 FORMAT = "rag_bench.contaminated_index/1"
@@ -77,10 +77,13 @@ def seed_from(source_dir: Path, target_dir: Path) -> None:
 
 def build_share_indexes(human_dir: str | Path, plans: Sequence[SharePlan], targets: Sequence[str | Path], *,
                         index_cfg: IndexConfig = IndexConfig(), embeddings: Any = None, progress: bool = False,
-                        echo: Any = None) -> list[dict[str, Any]]:
-    """Build (or find built) one index per plan, in order; returns each index's marker contents."""
+                        human: LoadedIndex | None = None, echo: Any = None) -> list[dict[str, Any]]:
+    """Build (or find built) one index per plan, in order; returns each index's marker contents.
+
+    ``human`` is the human index already loaded from ``human_dir`` (it is loaded here otherwise).
+    """
     human_dir = Path(human_dir)
-    human = load_index(human_dir, index_cfg, embeddings=embeddings)
+    human = human or load_index(human_dir, index_cfg, embeddings=embeddings)
     embeddings = human.store.embedding_function
     chunker = chunker_of(human.manifest)
     human_chunks = [Document(page_content=d.page_content, metadata={**d.metadata, "origin": "human"}, id=d.id)

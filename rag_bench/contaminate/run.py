@@ -125,7 +125,7 @@ def contaminate(run_dir: str | Path, *, generation: int, cfg: ContaminateConfig 
              for s in cfg.shares]
     names = index_names(run_cfg.resolved_index(), run_dir, generation, cfg)
     markers = build_share_indexes(human_dir, plans, [data_dir / "indexes" / n for n in names],
-                                  embeddings=human.store.embedding_function, echo=say)
+                                  embeddings=human.store.embedding_function, human=human, echo=say)
     del writer_lm
     models = {g: model_dir(run_dir, strategy, g) for g in sorted({0, last})}
     results = evaluate_contamination(
