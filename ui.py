@@ -5,9 +5,10 @@ swap in your own corpus and compare results.
     python ui.py --auth alice:secret                                       # or RAG_BENCH_AUTH=alice:secret
     python ui.py --no-autostart                                            # do not start the quick experiment
 
-It serves at once. On first start it builds the Factbook corpus and index in the background and, unless
---no-autostart, starts the `quick` collapse experiment, with progress in the banner; a restart finds the
-runs and the index that exist and rebuilds nothing. `build_demo()` returns the Blocks without launching.
+It serves at once. On first start it builds the Factbook corpus (seconds) and its dense index in the background;
+chat answers meanwhile with bm25 retrieval. Unless --no-autostart it then starts the `quick` collapse experiment,
+with progress in the banner. A restart finds the runs and the index that exist, rebuilds nothing, and resumes
+the runs it stopped (not those cancelled on the page). `build_demo()` returns the Blocks without launching.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import gradio as gr
 
-from rag_bench import app_experiment, app_tabs
-from rag_bench.app_runs import AUTOSTART_RUN, RunQueue, bootstrap, collapse_job, run_view, tail
-from rag_bench.app_state import App, AppConfig, list_runs
+from rag_bench import app_experiment, app_tab_experiment, app_tabs
+from rag_bench.app_runs import AUTOSTART_RUN, RunQueue, bootstrap, collapse_job, known_runs, run_view, tail
+from rag_bench.app_state import App, AppConfig
 
 CSS = """
 mark { background: #fde68a; padding: 0 2px; border-radius: 2px; }
@@ -40,14 +41,17 @@ mark { background: #fde68a; padding: 0 2px; border-radius: 2px; }
 
 
 def banner_html(app: App, runner: RunQueue) -> tuple[str, dict]:
-    """What the whole page should know now: the first-start build, a running experiment, or that none exists."""
+    """What the whole page should know now: the first-start build, a running or failed experiment, or that none
+    exists (then the start button shows)."""
     cfg = app.cfg
     job = runner.current
     prepare = runner.job("prepare")
     if prepare is not None and prepare.state in ("queued", "running"):
         last = html.escape(tail(prepare.console, 1) or "starting")
-        text = ("<b>First start: building the Factbook corpus and its search index</b> (a few minutes, once). "
-                f"Grounded answers and experiments wait for it. <code>{last}</code>")
+        then = " The quick experiment starts when it is ready." if AUTOSTART_RUN in runner.active_runs() else ""
+        text = ("<b>First start: building the Factbook corpus and its dense search index in the background.</b> "
+                "Chat works meanwhile with bm25 retrieval; dense and hybrid retrieval switch on when the index is "
+                f"ready.{then} <code>{last}</code>")
         return f'<div class="rb-banner">{text}</div>', gr.update(visible=False)
     if prepare is not None and prepare.state == "failed":
         last = html.escape(tail(prepare.console, 3))
@@ -55,12 +59,17 @@ def banner_html(app: App, runner: RunQueue) -> tuple[str, dict]:
                 f"</code> to see why.<pre>{last}</pre></div>", gr.update(visible=False))
     if job is not None and job.kind == "collapse":
         view = run_view(cfg, runner, job.id)
-        note = " Chat works as soon as generation 0 exists." if job.id == AUTOSTART_RUN else ""
+        note = " Chat works meanwhile; the run yields the cores to it." if job.id == AUTOSTART_RUN else ""
         return app_experiment.progress_html(view) + f"<small>{note}</small>", gr.update(visible=False)
-    if not list_runs(cfg.runs_path):
+    runs = known_runs(cfg, runner)
+    if not runs:
         return ("<div class='rb-banner'>No experiment yet. The quick experiment trains generation 0 on the Factbook "
-                "and retrains it on its own text for 5 generations (about 20 minutes on 2 cores).</div>",
-                gr.update(visible=True))
+                "and retrains it on its own text for 5 generations; once it trains, the Experiment tab shows its "
+                "ETA, measured from its own pace on this machine.</div>", gr.update(visible=True))
+    view = run_view(cfg, runner, runs[0])
+    if view["state"] == "failed":
+        return (app_experiment.progress_html(view) + "<small>See its log in the Experiment tab.</small>",
+                gr.update(visible=runs[0] == AUTOSTART_RUN))
     return "", gr.update(visible=False)
 
 
@@ -93,7 +102,7 @@ def build_demo(data_dir: str | Path = "data", corpus: str = "factbook", *, uploa
             with gr.Tab("Chat", id="chat"):
                 app_tabs.chat_tab(app, active_corpus, demo)
             with gr.Tab("Experiment", id="experiment") as experiment:
-                app_tabs.experiment_tab(app, runner, active_corpus, demo, timer)
+                app_tab_experiment.experiment_tab(app, runner, active_corpus, demo, timer)
             experiment.select(None, js=app_tabs.SCROLL_LOG_JS, **app_tabs.PRIVATE)
             with gr.Tab("Corpus", id="corpus"):
                 app_tabs.corpus_tab(app, active_corpus, demo)
@@ -109,7 +118,8 @@ def build_demo(data_dir: str | Path = "data", corpus: str = "factbook", *, uploa
                           "api_visibility": "private", "concurrency_limit": None}
         demo.load(**refresh_banner)
         timer.tick(**refresh_banner)
-        start_quick.click(app_tabs.friendly(quick), active_corpus, [banner, start_quick], api_visibility="private")
+        start_quick.click(app_tabs.friendly(quick), active_corpus, [banner, start_quick], api_visibility="private",
+                          show_progress="hidden")
     demo.rag_app, demo.rag_runner = app, runner  # for main's shutdown and for tests
     if first_start or autostart:
         bootstrap(cfg, runner, autostart=autostart)
@@ -151,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_demo(args.data_dir, args.corpus, upload_root=args.upload_root, first_start=True,
                       autostart=not args.no_autostart, concurrency=args.concurrency, max_upload_mb=args.max_upload_mb)
     runner = demo.rag_runner
-    atexit.register(runner.shutdown)  # a run stopped here is resumed at the next start
+    atexit.register(runner.shutdown)  # a run stopped (or left queued) here is resumed at the next start
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     launch(demo, host=args.host, port=args.port, auth=parse_auth(args.auth))
 

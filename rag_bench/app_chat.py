@@ -264,6 +264,21 @@ def answer_messages(app: App, question: str, model_dir: Path, label: str, mode: 
                                                    for s, note in zip(result.sources, notes, strict=True)]
 
 
+def check_ask(app: App, question: str, run: str | None = None, generation: str | None = None, folder: str = "",
+              temperature: float = 0.0, max_new_tokens: int = 32, compare: bool = False,
+              generation_b: str | None = None, compare_mode: str = "closed"
+              ) -> tuple[str, DecodeConfig, list[tuple[Path, str, str]]]:
+    """What ``ask`` checks before answering (cheap: nothing is loaded): the question, the decoding settings and
+    the models; returns (question, decoding, [(model folder, label, mode) for the left and right panel])."""
+    question = check_question(app.cfg, question)
+    decode = decode_config(temperature, max_new_tokens)
+    model_a, label_a = resolve_model(app.cfg, run, generation, folder)
+    if compare:
+        model_b, label_b = resolve_model(app.cfg, run, generation_b)
+        return question, decode, [(model_a, label_a, compare_mode), (model_b, label_b, compare_mode)]
+    return question, decode, [(model_a, label_a, "closed"), (model_a, label_a, "grounded")]
+
+
 def ask(app: App, question: str, run: str | None = None, generation: str | None = None, folder: str = "",
         corpus: str = "factbook", k: int = READER_K, retrieval: str = "bm25", temperature: float = 0.0,
         max_new_tokens: int = 32, compare: bool = False, generation_b: str | None = None,
@@ -274,21 +289,21 @@ def ask(app: App, question: str, run: str | None = None, generation: str | None 
     Normally left is closed-book and right grounded, of one model; with ``compare`` both sides answer in
     ``compare_mode``, left from ``generation`` and right from ``generation_b``.
     """
-    question = check_question(app.cfg, question)
-    decode = decode_config(temperature, max_new_tokens)
-    model_a, label_a = resolve_model(app.cfg, run, generation, folder)
-    if compare:
-        model_b, label_b = resolve_model(app.cfg, run, generation_b)
-        sides = [(model_a, label_a, compare_mode), (model_b, label_b, compare_mode)]
-    else:
-        sides = [(model_a, label_a, "closed"), (model_a, label_a, "grounded")]
-    for model_dir, _, _ in sides:  # load errors surface before the question is shown
-        check_room(app.lm(model_dir)[0], decode)
+    question, decode, sides = check_ask(app, question, run, generation, folder, temperature, max_new_tokens,
+                                        compare, generation_b, compare_mode)
     histories = [list(left or []), list(right or [])]
     for history in histories:
         history += [{"role": "user", "content": markdown_text(question)},
                     {"role": "assistant", "content": "_answering…_"}]
     yield list(histories[0]), list(histories[1])  # copies: each step is a snapshot
+    try:
+        for model_dir, _, _ in sides:  # loads the models (seconds, the first time)
+            check_room(app.lm(model_dir)[0], decode)
+    except Exception as exc:  # said in the panels too, then as the toast
+        for history in histories:
+            history[-1] = {"role": "assistant", "content": f"⚠️ {markdown_text(str(exc))}"}
+        yield list(histories[0]), list(histories[1])
+        raise
     for history, (model_dir, label, mode) in zip(histories, sides, strict=True):
         start = len(history) - 1
         for messages in answer_messages(app, question, model_dir, label, mode, corpus=corpus, k=k,

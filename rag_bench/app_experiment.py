@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from rag_bench.app_corpus import cloze_probes, has_probes
-from rag_bench.app_runs import RunQueue, collapse_job, mark_cancelled, resume_job, run_view
-from rag_bench.app_state import AppConfig, UserError, check_name, list_runs
+from rag_bench.app_runs import RunQueue, collapse_job, known_runs, mark_cancelled, resume_job, run_view
+from rag_bench.app_state import AppConfig, UserError, check_name
 from rag_bench.config import COLLAPSE_PRESETS, MODEL_PRESETS, STRATEGY_KINDS
 
 PRESETS = tuple(COLLAPSE_PRESETS)
@@ -90,12 +90,19 @@ def resume_run(cfg: AppConfig, runner: RunQueue, run_id: str) -> str:
 
 
 def default_run(cfg: AppConfig, runner: RunQueue) -> str | None:
-    """The run to show first: the one running, else the newest."""
-    current = runner.current
-    if current is not None and current.kind == "collapse":
-        return current.id
-    runs = list_runs(cfg.runs_path)
+    """The run to show first: the one running or queued, else the newest."""
+    runs = known_runs(cfg, runner)
     return runs[0] if runs else None
+
+
+def parse_seed(text: Any) -> int | None:
+    """The Seed field: empty keeps the preset's seed, else a whole number."""
+    text = "" if text is None else str(text).strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) >= 2**31:
+        raise UserError(f"seed must be a whole number from 0 to {2**31 - 1}, or empty for the preset's; got {text!r}")
+    return int(text)
 
 
 def progress_text(view: dict[str, Any]) -> str:
@@ -105,6 +112,8 @@ def progress_text(view: dict[str, Any]) -> str:
         parts.append(f"{view['position']} job(s) ahead")
     if view.get("stage") and view["stage"] != view["state"]:
         parts.append(str(view["stage"]))
+    if view.get("detail") and view["state"] == "running":
+        parts.append(str(view["detail"]))
     if view.get("generations") and isinstance(view.get("generation"), int) and view["state"] != "done":
         parts.append(f"generation {view['generation']} of {view['generations']}")
     elif view.get("generations"):

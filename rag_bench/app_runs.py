@@ -12,6 +12,7 @@ a server restart finds it again. Cancelling terminates the process; resuming run
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -22,6 +23,8 @@ from typing import Any
 
 from rag_bench.app_state import AppConfig, UserError, check_name, list_runs, read_json_or_none
 from rag_bench.records import write_json
+
+RUN_NICENESS = 10  # runs yield the cores to the chat: an answer should not wait behind a training step
 
 AUTOSTART_RUN = "quick-factbook"  # the run first start makes when none exists
 TERMINATE_GRACE_SECONDS = 10.0  # after SIGTERM, SIGKILL follows
@@ -98,7 +101,8 @@ def resume_job(cfg: AppConfig, run_id: str) -> Job:
         argv = collapse_argv(cfg, run_dir, **saved["settings"])
     else:
         raise UserError(f"{run_id}: no config.json in {run_dir} and no settings saved by this page; start a new run")
-    write_json(command_file(cfg, run_id), {**saved, "argv": argv, "cancelled_by_user": False})
+    write_json(command_file(cfg, run_id), {**saved, "argv": argv, "cancelled_by_user": False,
+                                           "stopped_by_server": False, "exit": None})
     return Job(id=run_id, kind="collapse", argv=argv, run_dir=cfg.runs_path / run_id,
                console=cfg.ui_path / "logs" / f"{run_id}.txt")
 
@@ -142,6 +146,11 @@ class RunQueue:
         with self._cond:
             return self._jobs.get(job_id)
 
+    def active_runs(self) -> list[str]:
+        """Ids of the collapse runs running or queued, in the order they run."""
+        with self._cond:
+            return [j.id for j in self._active() if j.kind == "collapse"]
+
     def position(self, job_id: str) -> int | None:
         """0 while running, n when n jobs run before it, None when neither."""
         with self._cond:
@@ -166,6 +175,10 @@ class RunQueue:
                 if job.kind == "prepare" and job.state == "failed":
                     for waiting in self._queue:  # every run needs the corpus and index this failed to build
                         waiting.state, waiting.ended = "failed", time.time()
+                        with open(waiting.console, "a", encoding="utf-8") as console:
+                            console.write("not started: building the Factbook corpus and index failed "
+                                          f"(see {job.console})\n")
+                        record_exit(self.cfg, waiting)
                     self._queue.clear()
 
     def _run(self, job: Job) -> None:
@@ -182,14 +195,20 @@ class RunQueue:
             except OSError as exc:
                 console.write(f"could not start: {exc}\n")
                 job.state, job.returncode, job.ended = "failed", -1, time.time()
+                if job.kind == "collapse":
+                    record_exit(self.cfg, job)
                 return
             job.state = "running"
+            if job.kind == "collapse":
+                lower_priority(job.process.pid)
             job.returncode = job.process.wait()
         job.ended = time.time()
         if job.returncode == 0:
             job.state = "done"
         else:
             job.state = "cancelled" if job.cancel_requested else "failed"
+        if job.kind == "collapse":
+            record_exit(self.cfg, job)
 
     def cancel(self, job_id: str) -> str:
         """Drop a queued job, or terminate the running one (SIGTERM, then SIGKILL after a grace period)."""
@@ -207,15 +226,43 @@ class RunQueue:
         return "stopped"
 
     def shutdown(self) -> None:
-        """Stop the worker and the process it runs (the run can be resumed at the next start)."""
+        """Stop the worker and the process it runs; runs stopped or left queued resume at the next start."""
         with self._cond:
             self._closed = True
+            stopped = [j for j in self._active() if j.kind == "collapse"]
             self._queue.clear()
             job = self._current
             self._cond.notify_all()
+        for run in stopped:
+            update_command_file(self.cfg, run.id, stopped_by_server=True)
         if job is not None and job.process is not None:
             job.cancel_requested = True
             stop_process(job.process)
+
+
+def lower_priority(pid: int) -> None:
+    """Renice a run (Linux: its main thread, just after exec, so that the threads torch starts inherit it)."""
+    with contextlib.suppress(OSError):  # gone already, or not allowed here: the run keeps its priority
+        os.setpriority(os.PRIO_PROCESS, pid, RUN_NICENESS)
+
+
+def update_command_file(cfg: AppConfig, run_id: str, **fields: Any) -> None:
+    saved = read_json_or_none(command_file(cfg, run_id))
+    write_json(command_file(cfg, run_id), {**(saved if isinstance(saved, dict) else {}), **fields})
+
+
+def console_error(console: Path) -> str:
+    """The last line a failed process printed: its error, for a process that died before writing status.json."""
+    lines = [line for line in tail(console, 20).splitlines() if line.strip() and not line.startswith("$ ")]
+    return lines[-1].strip()[:500] if lines else ""
+
+
+def record_exit(cfg: AppConfig, job: Job) -> None:
+    """How the process ended, kept beside how it was started: a run that fails before writing its own
+    status.json (a bad setting, a missing file) still shows as failed, with its error, after a restart."""
+    error = console_error(job.console) if job.state == "failed" else None
+    update_command_file(cfg, job.id, exit={"state": job.state, "returncode": job.returncode, "ended": job.ended,
+                                           "error": error})
 
 
 def stop_process(process: subprocess.Popen) -> None:
@@ -254,41 +301,62 @@ def tail(path: Path, lines: int = 30, max_bytes: int = 65536) -> str:
     return "\n".join([row for row in rows if row.strip()][-lines:])
 
 
+def known_runs(cfg: AppConfig, runner: RunQueue) -> list[str]:
+    """Runs to list: those running or queued first, then the others newest first, counting the runs this page
+    started that ended before making their folder (a bad setting fails at once: it must still be seen)."""
+    stamps: dict[str, float] = {}
+    for folder, pattern in ((cfg.runs_path, "*"), (cfg.ui_path / "runs", "*.json")):
+        for path in folder.glob(pattern) if folder.is_dir() else []:
+            name = path.name if pattern == "*" else path.stem
+            if (path.is_dir() or pattern != "*") and not name.startswith("."):
+                stamps[name] = max(stamps.get(name, 0.0), path.stat().st_mtime)
+    active = runner.active_runs()
+    return active + sorted((r for r in stamps if r not in active), key=lambda r: -stamps[r])
+
+
 def run_view(cfg: AppConfig, runner: RunQueue, run_id: str) -> dict[str, Any]:
     """Everything the page shows about a run: status.json merged with what this server knows of its process."""
     run_dir = cfg.runs_path / check_name(run_id, "run")
     status = read_json_or_none(run_dir / "status.json") or {}
     if not isinstance(status, dict):
         status = {}
+    saved = read_json_or_none(command_file(cfg, run_id)) or {}
+    ended = saved.get("exit") if isinstance(saved.get("exit"), dict) else {}
     job = runner.job(run_id)
     position = runner.position(run_id)
     state = status.get("state") or "unknown"
+    error = status.get("error")
     if position:
         state = "queued"
     elif position == 0:  # this server runs it now; a state left by an earlier process is stale until rewritten
         state = "running" if state == "running" else "starting"
+    elif ended.get("state") in ("failed", "cancelled") and state not in FINISHED:
+        state = ended["state"]  # the process ended without saying so (killed, or failed before writing status)
+        error = error or ended.get("error")
     elif job is not None and job.state in ("failed", "cancelled") and state not in FINISHED:
-        state = job.state  # the process ended without saying so (killed, or crashed before writing status)
+        state = job.state
     elif state == "running" and position is None and not pid_alive(status.get("pid")):
         state = "interrupted"
-    saved = read_json_or_none(command_file(cfg, run_id)) or {}
+    if state == "failed" and not error:
+        error = ended.get("error") or (console_error(job.console) if job is not None else None)
     log = tail(run_dir / "log.txt")
-    if job is not None and (not log or state in ("failed", "starting")):
-        log = (log + "\n" if log else "") + tail(job.console, 15)
+    console = job.console if job is not None else cfg.ui_path / "logs" / f"{run_id}.txt"
+    if not log or state in ("failed", "starting"):
+        log = (log + "\n" if log else "") + tail(console, 15)
     return {
         "run_id": run_id, "state": state, "stage": status.get("stage", ""), "fraction": status.get("fraction"),
-        "eta_seconds": status.get("eta_seconds"), "generation": status.get("generation"),
-        "generations": status.get("generations"), "strategy": status.get("strategy"),
-        "error": status.get("error"), "position": position, "log": log,
+        "eta_seconds": status.get("eta_seconds"), "detail": status.get("detail"),
+        "generation": status.get("generation"), "generations": status.get("generations"),
+        "strategy": status.get("strategy"), "error": error, "position": position, "log": log,
         "cancelled_by_user": bool(saved.get("cancelled_by_user")),
+        "stopped_by_server": bool(saved.get("stopped_by_server")),
         "resumable": state in ("cancelled", "interrupted", "failed") and position is None,
     }
 
 
 def mark_cancelled(cfg: AppConfig, run_id: str) -> None:
     """Remember that the user stopped this run, so that first start does not resume it."""
-    saved = read_json_or_none(command_file(cfg, run_id)) or {}
-    write_json(command_file(cfg, run_id), {**saved, "cancelled_by_user": True})
+    update_command_file(cfg, run_id, cancelled_by_user=True)
 
 
 def needs_prepare(cfg: AppConfig) -> bool:
@@ -301,20 +369,22 @@ def needs_prepare(cfg: AppConfig) -> bool:
 
 
 def bootstrap(cfg: AppConfig, runner: RunQueue, *, autostart: bool = True) -> list[str]:
-    """First start: build what is missing, then start (or resume) the quick experiment when no run exists."""
+    """First start: build what is missing; resume the runs the last server stopped (or that died with it) unless
+    the user cancelled them; then, with ``autostart``, start the quick experiment when no run exists."""
     queued = []
     if needs_prepare(cfg):
         runner.submit(prepare_job(cfg))
         queued.append("prepare")
-    if not autostart:
-        return queued
     runs = list_runs(cfg.runs_path)
-    if not runs:
+    for run_id in known_runs(cfg, runner):
+        if not command_file(cfg, run_id).is_file():
+            continue  # not started by this page: the CLI that started it resumes it
+        view = run_view(cfg, runner, run_id)
+        stopped = view["stopped_by_server"] and view["state"] in ("cancelled", "interrupted", "unknown")
+        if (stopped or view["state"] == "interrupted") and not view["cancelled_by_user"]:
+            runner.submit(resume_job(cfg, run_id))
+            queued.append(run_id)
+    if autostart and not runs and AUTOSTART_RUN not in queued:
         runner.submit(collapse_job(cfg, AUTOSTART_RUN, preset="quick"))
         queued.append(AUTOSTART_RUN)
-    elif AUTOSTART_RUN in runs:
-        view = run_view(cfg, runner, AUTOSTART_RUN)
-        if view["state"] == "interrupted" and not view["cancelled_by_user"]:
-            runner.submit(resume_job(cfg, AUTOSTART_RUN))
-            queued.append(AUTOSTART_RUN)
     return queued

@@ -204,6 +204,7 @@ class App:
         self._stores: dict[str, Any] = {}
         self._retrievers: dict[tuple[str, str], Any] = {}
         self._embedders: dict[str, Any] = {}
+        self._corpus_bm25: tuple[tuple[str, int], Any] | None = None  # (corpus file and stamp, its bm25 retriever)
         self._load_lock = threading.Lock()
 
     def lm(self, model_dir: str | Path) -> tuple[Any, threading.Lock]:
@@ -237,8 +238,7 @@ class App:
         index_dir = self.index_dir(corpus)
         version = current_version(index_dir)
         if version is None:
-            raise UserError(f"The corpus {corpus!r} has no index yet: build it in the Corpus tab "
-                            "(the Factbook index is built at first start; see the banner)")
+            return self._corpus_retriever(corpus, mode)
         with self._load_lock:
             key = (str(version), mode)
             if key not in self._retrievers:
@@ -253,3 +253,20 @@ class App:
                     self._stores[str(version)] = load_index(index_dir, embeddings=self._embedders[dtype]).store
                 self._retrievers[key] = make_retriever(self._stores[str(version)], mode=mode)
             return self._retrievers[key]
+
+    def _corpus_retriever(self, corpus: str, mode: str):
+        """bm25 over the corpus file while its dense index is being built (first start builds the Factbook's)."""
+        from rag_bench.app_bm25 import corpus_bm25
+
+        corpus_file = self.cfg.data_path / "corpora" / check_name(corpus, "corpus") / "corpus.jsonl"
+        if not corpus_file.is_file():
+            raise UserError(f"The corpus {corpus!r} has no index yet: build it in the Corpus tab "
+                            "(the Factbook index is built at first start; see the banner)")
+        if mode != "bm25":
+            raise UserError(f"The dense index of {corpus!r} is still being built (see the banner); {mode} retrieval "
+                            "switches on when it is ready. Choose bm25 meanwhile.")
+        key = (str(corpus_file), corpus_file.stat().st_mtime_ns)
+        with self._load_lock:
+            if self._corpus_bm25 is None or self._corpus_bm25[0] != key:
+                self._corpus_bm25 = (key, corpus_bm25(corpus_file))
+            return self._corpus_bm25[1]

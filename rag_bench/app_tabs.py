@@ -1,5 +1,6 @@
-"""The four tabs of the page, wired to the plain handlers of rag_bench.app_chat, app_experiment, app_corpus
-and app_results. Nothing here computes; it lays out components and turns user errors into gr.Error.
+"""The Chat, Corpus and Results tabs of the page (the Experiment tab is in rag_bench.app_tab_experiment), wired
+to the plain handlers of rag_bench.app_chat, app_corpus and app_results. Nothing here computes; it lays out
+components and turns user errors into gr.Error.
 
     python ui.py        # serves these tabs (ui.build_demo composes them)
 """
@@ -7,15 +8,13 @@ and app_results. Nothing here computes; it lays out components and turns user er
 from __future__ import annotations
 
 import functools
-import html
 import inspect
 from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
-from rag_bench import app_chat, app_corpus, app_experiment, app_results
-from rag_bench.app_runs import RunQueue, run_view
+from rag_bench import app_chat, app_corpus, app_results
 from rag_bench.app_state import App, UserError, generations, list_indexes, list_runs
 from rag_bench.config import READER_K, ConfigError
 from rag_bench.records import RecordError
@@ -47,6 +46,11 @@ def _friendly_errors() -> tuple[type[Exception], ...]:
     return UserError, ConfigError, RecordError, IndexStoreError, ModelLoadError
 
 
+def user_error(exc: Exception) -> gr.Error:
+    """A problem the user can fix: one line in a toast, and no traceback in the server's console."""
+    return gr.Error(str(exc), print_exception=False)
+
+
 def friendly(fn: Callable) -> Callable:
     """Show a problem the user can fix as gr.Error with its message (never a stack trace)."""
     if inspect.isgeneratorfunction(fn):
@@ -55,7 +59,7 @@ def friendly(fn: Callable) -> Callable:
             try:
                 yield from fn(*args, **kwargs)
             except _friendly_errors() as exc:
-                raise gr.Error(str(exc)) from None
+                raise user_error(exc) from None
         return stream
 
     @functools.wraps(fn)
@@ -63,7 +67,7 @@ def friendly(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except _friendly_errors() as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(exc) from None
     return call
 
 
@@ -104,8 +108,9 @@ def chat_tab(app: App, corpus: gr.State, demo: gr.Blocks) -> None:
                 left = gr.Chatbot(label=app_chat.MODE_TITLES["closed"], height=ANSWER_HEIGHT, elem_id="chat-left")
                 right = gr.Chatbot(label=app_chat.MODE_TITLES["grounded"], height=ANSWER_HEIGHT, elem_id="chat-right")
             with gr.Row():
-                question = gr.Textbox(label="Question", placeholder=app_chat.EXAMPLES[0], scale=5,
-                                      max_length=cfg.max_question_chars, elem_id="question")
+                # no max_length: the box would cut a long question silently; the handler refuses it and says so
+                question = gr.Textbox(label=f"Question (at most {cfg.max_question_chars} characters)",
+                                      placeholder=app_chat.EXAMPLES[0], scale=5, elem_id="question")
                 ask = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
             gr.Examples([[e] for e in app_chat.EXAMPLES], inputs=[question], label="Examples: the model was "
                         "trained on record lines, so a record prefix works best")
@@ -162,115 +167,16 @@ def chat_tab(app: App, corpus: gr.State, demo: gr.Blocks) -> None:
     compare_mode.change(labels, [compare, compare_mode], [left, right], **PRIVATE)
     inputs = [question, run, generation, folder, corpus, k, retrieval, temperature, max_new_tokens, compare,
               generation_b, compare_mode, left, right]
-    ask.click(answer, inputs, [left, right], api_name="ask", concurrency_id="model")
-    question.submit(answer, inputs, [left, right], **PRIVATE, concurrency_id="model")
+    checked = [question, run, generation, folder, temperature, max_new_tokens, compare, generation_b, compare_mode]
+    # The page checks the question first, in an event without outputs: a refused question leaves its toast only,
+    # where an error of the answering event would also leave an empty "Error" pill in each panel. The API's
+    # /ask checks the same inside `answer`.
+    check = friendly(lambda *values: app_chat.check_ask(app, *values) and None)
+    ask.click(check, checked, None, **PRIVATE, show_progress="hidden").success(
+        answer, inputs, [left, right], api_name="ask", concurrency_id="model", show_progress="hidden")
+    question.submit(check, checked, None, **PRIVATE, show_progress="hidden").success(
+        answer, inputs, [left, right], **PRIVATE, concurrency_id="model", show_progress="hidden")
     clear.click(lambda: ([], []), None, [left, right], **PRIVATE)
-
-
-# ---------------------------------------------------------------------------------------
-# Experiment
-
-
-def experiment_tab(app: App, runner: RunQueue, corpus: gr.State, demo: gr.Blocks, timer: gr.Timer) -> None:
-    cfg = app.cfg
-    with gr.Row():
-        picked = gr.Dropdown(label="Run", choices=[], allow_custom_value=True, scale=4, elem_id="exp-run")
-        refresh = gr.Button("↻", scale=0, min_width=40, size="sm")
-        follow = gr.Button("Follow progress", scale=1)
-        cancel = gr.Button("Cancel", variant="stop", scale=1)
-        resume = gr.Button("Resume", scale=1)
-    status = gr.HTML(app_experiment.progress_html(None), elem_id="run-status")
-    message = gr.Markdown()
-    log = gr.Textbox(label="Log (tail)", lines=10, max_lines=10, autoscroll=False, interactive=False, elem_id="run-log")
-    log.change(None, js=FOLLOW_LOG_JS, **PRIVATE)
-    with gr.Accordion("Start a run", open=False):
-        with gr.Row():
-            name = gr.Textbox(label="Run name (empty: preset-corpus-time)", scale=2)
-            preset = gr.Radio(list(app_experiment.PRESETS), value="quick", label="Preset", scale=2)
-            gens = gr.Number(label="Generations (0 = preset's)", value=0, precision=0, minimum=0, maximum=100, scale=1)
-            seed = gr.Number(label="Seed (empty = preset's)", value=None, precision=0, minimum=0, scale=1)
-        with gr.Row():
-            strategies = gr.CheckboxGroup(list(app_experiment.STRATEGIES), label="Strategies (none = preset's)")
-            model_size = gr.Dropdown(list(app_experiment.MODEL_SIZES), value="preset default", label="Model size")
-            decoding = gr.Dropdown(list(app_experiment.DECODINGS), value="preset default", label="Decoding")
-        corpus_note = gr.Markdown()
-        start = gr.Button("Start", variant="primary")
-    with gr.Accordion("Results of this run", open=True):
-        bucket = gr.Dropdown(label="Bucket", choices=[], allow_custom_value=True, scale=1)
-        table = gr.Dataframe(label="Metrics by generation", interactive=False, elem_id="run-table")
-        plot = gr.LinePlot(x="generation", y="value", color="series", title="exact match by generation", height=300,
-                           elem_id="run-plot")
-        gallery = gr.Gallery(label="Report figures", columns=2, height=560, object_fit="contain", visible=False,
-                             elem_id="run-figures")
-
-    def runs_update(current: str | None):
-        runs = list_runs(cfg.runs_path)
-        value = current if current in runs else app_experiment.default_run(cfg, runner)
-        return gr.update(choices=runs, value=value)
-
-    def show(run_id: str | None):
-        if not run_id:
-            return app_experiment.progress_html(None), ""
-        try:
-            view = run_view(cfg, runner, run_id)
-        except UserError as exc:  # a typed run name: said in place, since the timer repeats this every tick
-            return f"<p>{html.escape(str(exc))}</p>", ""
-        return app_experiment.progress_html(view), view["log"]
-
-    @friendly
-    def results(run_id: str | None, bucket_name: str | None):
-        frame = app_results.results_frame(cfg, [run_id] if run_id else [])
-        images = app_results.report_images(cfg, run_id) if run_id else []
-        buckets = app_results.choices(frame, "bucket", ("all", "tail", "torso", "head"))
-        bucket_name = bucket_name if bucket_name in buckets else (buckets[0] if buckets else None)
-        metric = next(iter(app_results.choices(frame, "metric", ("exact_match", "em"))), None)
-        lines = (app_results.plot_frame(frame, metric=metric, bucket=bucket_name) if metric else None)
-        return (gr.update(choices=buckets, value=bucket_name), app_results.run_table(frame, bucket_name or ""),
-                gr.update(value=lines, title=f"{metric or 'no results yet'} by generation ({bucket_name})"),
-                gr.update(value=images, visible=bool(images)))
-
-    @friendly
-    def do_start(run_name, preset_name, n, seed_value, chosen, size, decode, corpus_name):
-        run_id, text = app_experiment.start_run(cfg, runner, name=run_name, preset=preset_name, generations=n or 0,
-                                                strategies=chosen, model_size=size, decoding=decode,
-                                                corpus=corpus_name, seed=seed_value)
-        return gr.update(choices=[*list_runs(cfg.runs_path), run_id], value=run_id), text
-
-    @friendly
-    def do_follow(run_id, progress=gr.Progress()):
-        yield from app_experiment.follow_run(cfg, runner, run_id, progress)
-
-    for event in (demo.load, refresh.click):
-        event(runs_update, picked, picked, **PRIVATE)
-    shown_run = picked.change(show, picked, [status, log], **PRIVATE)
-    shown_run.then(results, [picked, bucket], [bucket, table, plot, gallery], **PRIVATE)
-    shown_run.then(None, js=SCROLL_LOG_JS, **PRIVATE)
-    bucket.input(results, [picked, bucket], [bucket, table, plot, gallery], **PRIVATE)
-    timer.tick(show, picked, [status, log], **PRIVATE, concurrency_limit=None)
-    shown = gr.State(None)  # (run, evaluated generations) last drawn: redraw only when a generation is added
-
-    def results_if_new(run_id: str | None, bucket_name: str | None, seen):
-        if run_id and run_id not in list_runs(cfg.runs_path):  # a typed name: `show` says what is wrong
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
-        now = (run_id, len(app_results.results_files(cfg.runs_path / run_id)) if run_id else 0)
-        if now == seen:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
-        return *results(run_id, bucket_name), now
-
-    timer.tick(results_if_new, [picked, bucket, shown], [bucket, table, plot, gallery, shown], **PRIVATE,
-               concurrency_limit=None)
-    follow_args = {"fn": do_follow, "inputs": picked, "outputs": [status, log], "concurrency_limit": None,
-                   "api_visibility": "private"}
-    start.click(do_start, [name, preset, gens, seed, strategies, model_size, decoding, corpus], [picked, message],
-                api_name="start_run").then(**follow_args)
-    follow.click(**follow_args)
-    cancel.click(friendly(lambda run_id: app_experiment.cancel_run(cfg, runner, run_id)), picked, message,
-                 **PRIVATE)
-    resume.click(friendly(lambda run_id: app_experiment.resume_run(cfg, runner, run_id)), picked, message,
-                 **PRIVATE).then(**follow_args)
-    corpus.change(lambda c: f"New runs train and evaluate on the active corpus **{c}**.", corpus, corpus_note,
-                  **PRIVATE)
-    demo.load(lambda c: f"New runs train and evaluate on the active corpus **{c}**.", corpus, corpus_note, **PRIVATE)
 
 
 # ---------------------------------------------------------------------------------------
@@ -328,7 +234,8 @@ def results_tab(app: App, demo: gr.Blocks) -> None:
         bucket = gr.Dropdown(label="Bucket", choices=[], allow_custom_value=True, scale=1)
         modes = gr.CheckboxGroup(label="Modes", choices=[], scale=2)
     plot = gr.LinePlot(x="generation", y="value", color="series", height=360)
-    table = gr.Dataframe(label="Values", interactive=False, wrap=True)
+    pending = gr.Markdown("No finished generation to compare yet.", elem_id="results-empty")
+    table = gr.Dataframe(label="Values", interactive=False, wrap=True, visible=False, elem_id="results-table")
     with gr.Row():
         prepare = gr.Button("Prepare downloads (CSV, JSON, HTML report)")
         refresh = gr.Button("↻ Refresh runs", size="sm")
@@ -352,9 +259,11 @@ def results_tab(app: App, demo: gr.Blocks) -> None:
             if metric_name else None
         return (gr.update(choices=metrics, value=metric_name), gr.update(choices=buckets, value=bucket_name),
                 gr.update(choices=all_modes, value=mode_names),
-                gr.update(value=lines, title=f"{metric_name} ({bucket_name}) by generation"), lines)
+                gr.update(value=lines, title=f"{metric_name} ({bucket_name}) by generation"),
+                gr.update(value=lines, visible=lines is not None and not lines.empty),
+                gr.update(visible=lines is None or lines.empty))
 
-    outputs = [metric, bucket, modes, plot, table]
+    outputs = [metric, bucket, modes, plot, table, pending]
     for event in (demo.load, refresh.click):
         event(load, runs, runs, **PRIVATE).then(draw, [runs, metric, bucket, modes], outputs,
                                                                **PRIVATE)

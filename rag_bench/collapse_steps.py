@@ -222,6 +222,10 @@ class StepRunner:
     # -----------------------------------------------------------------------------------
     # Steps
 
+    def train_progress(self, step: int, max_steps: int, row: dict) -> None:
+        """A training step done: the stage's fraction, and its step and loss on the page (docs/runs.md)."""
+        self.progress.update(step / max(1, max_steps), detail=f"step {step}/{max_steps}, loss {row['loss']:.3f}")
+
     def train_gen0(self) -> None:
         cfg, texts = self.cfg, self.inputs.train_texts
         tcfg, copy_state, fact_state = self.gen0_train
@@ -229,7 +233,7 @@ class StepRunner:
         def train_into(out_dir: Path) -> None:
             neighbours = PoolNeighbours(texts, k=cfg.neighbours_k) if tcfg.retrieval_share > 0 else None
             train(tcfg, train_texts=texts, heldout_texts=self.inputs.heldout_texts, out_dir=out_dir,
-                  neighbours=neighbours, base_model=cfg.base_model or None)
+                  neighbours=neighbours, base_model=cfg.base_model or None, on_step=self.train_progress)
 
         key, material = gen0_cache_key(cfg, self.inputs, tcfg)
         cache = self.data_dir / "gen0_cache" / key
@@ -341,7 +345,7 @@ class StepRunner:
         neighbours = PoolNeighbours(texts, k=cfg.neighbours_k) if tcfg.retrieval_share > 0 else None
         init = self.init_model(strategy, k, gen_dir)
         train(tcfg, train_texts=texts, heldout_texts=self.inputs.heldout_texts, out_dir=gen_dir,
-              neighbours=neighbours, base_model=init)
+              neighbours=neighbours, base_model=init, on_step=self.train_progress)
         shutil.rmtree(gen_dir / "last", ignore_errors=True)
         shutil.rmtree(gen_dir / "init", ignore_errors=True)
         pool_info = {**self.file_info(gen_dir / "pool.jsonl"), "texts": len(texts), "tokens": pool_tokens}

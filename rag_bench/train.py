@@ -57,11 +57,12 @@ KEEP_FREED_MEMORY = True  # see _keep_freed_memory; the benchmark turns it off t
 
 def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequence[str], out_dir: str | Path,
           neighbours: Neighbours | None = None, base_model: str | Path | None = None,
-          until_step: int | None = None) -> Path:
+          until_step: int | None = None, on_step: Callable[[int, int, dict], None] | None = None) -> Path:
     """Train (resuming from ``out_dir/last`` when it exists) and return ``out_dir/model``, the best checkpoint.
 
     ``until_step`` ends this call after that step with a checkpoint, as an interruption would; calling
-    again resumes. ``max_minutes`` does the same by wall time.
+    again resumes. ``max_minutes`` does the same by wall time. ``on_step(step, max_steps, log_row)`` is called
+    on rank 0 after each step (the collapse loop's progress and ETA come from it).
     """
     out_dir = Path(out_dir)
     if not heldout_texts:
@@ -136,6 +137,8 @@ def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequen
                "tokens_per_s": round(tokens_per_s), "step_s": round(step_s, 4)}
         bar.update(1)
         bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{tokens_per_s:.0f}")
+        if on_step is not None and rank == 0:
+            on_step(step, cfg.max_steps, row)
         if window_s > 30:  # tokens/s over the last half minute or so, not since the start
             window_tokens, window_s = 0, 0.0
         finished = step >= stop_step or _past(deadline, world, lm.device)

@@ -55,6 +55,16 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
     assert losses[0] == losses[1] and len(losses[0]) == 8
 
 
+def test_on_step_reports_each_step_with_its_log_row_and_resumes_counting(tmp_path):
+    cfg = QUICK.replace(max_steps=6, eval_every=3, save_every=3)
+    seen = []
+    train(cfg, train_texts=TEXTS, heldout_texts=HELDOUT, out_dir=tmp_path / "r", until_step=3,
+          on_step=lambda step, total, row: seen.append((step, total, row["step"], "loss" in row)))
+    train(cfg, train_texts=TEXTS, heldout_texts=HELDOUT, out_dir=tmp_path / "r",
+          on_step=lambda step, total, row: seen.append((step, total, row["step"], "loss" in row)))
+    assert seen == [(step, 6, step, True) for step in range(1, 7)]
+
+
 def test_a_local_llama_folder_is_fine_tuned_instead_of_trained_from_scratch(tmp_path):
     tokenizer = train_tokenizer(TEXTS, vocab_size=300)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,

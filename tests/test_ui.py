@@ -254,6 +254,30 @@ def test_missing_index_leaves_the_closed_book_answer_and_explains(tiny_data):
     assert right[1]["content"].startswith("⚠️ No grounded answer: The corpus 'nope' has no index yet")
 
 
+def test_grounded_by_bm25_over_the_corpus_file_until_the_dense_index_exists_then_by_the_index(tmp_path, tiny_data):
+    from rag_bench.app_chat import ask
+    from rag_bench.cli import ingest
+
+    corpus_dir = tmp_path / "data" / "corpora" / "factbook"
+    corpus_dir.mkdir(parents=True)
+    docs = [{"id": f"d{i}", "contents": line} for i, line in enumerate([*PLANTED_LINES, PLANTED_PROSE])]
+    (corpus_dir / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    fresh = App(AppConfig(data_dir=str(tmp_path / "data"), upload_root=str(tiny_data)))  # a model from elsewhere
+    model = str(tiny_data / "runs" / "r" / "gen_0" / "model")
+    _, right = list(ask(fresh, "Orrinland | Government | Capital:", folder=model, k=1, retrieval="bm25"))[-1]
+    sources = [m for m in right if m.get("metadata")]
+    assert "grounded on factbook (bm25, k=1)" in right[1]["content"]
+    assert len(sources) == 1 and "Brellin" in sources[0]["content"]  # the planted line, found without embeddings
+    _, right = list(ask(fresh, "Orrinland | Government | Capital:", folder=model, retrieval="dense"))[-1]
+    assert right[1]["content"].startswith("⚠️ No grounded answer: The dense index of 'factbook' is still being built")
+    ingest(str(corpus_dir / "corpus.jsonl"), data_dir=tmp_path / "data", name="factbook", progress=False)
+    _, right = list(ask(fresh, "Orrinland | Government | Capital:", folder=model, k=1, retrieval="dense"))[-1]
+    sources = [m for m in right if m.get("metadata")]
+    assert "grounded on factbook (dense, k=1)" in right[1]["content"] and len(sources) == 1
+    bm25 = fresh.retriever("factbook", "bm25")
+    assert bm25.store.index is not None and bm25.search("Brellin", k=1)[0].page_content == PLANTED_LINES[2]
+
+
 def test_highlight_marks_the_answer_and_keeps_corpus_text_literal():
     from rag_bench.app_chat import highlight, source_title
 
@@ -429,6 +453,9 @@ def test_progress_line_says_stage_generation_and_eta():
     running = {"run_id": "r", "state": "running", "stage": "gen 2: train", "generation": 2, "generations": 5,
                "strategy": "replace", "fraction": 0.43, "eta_seconds": 512, "position": 0}
     assert progress_text(running) == "running · gen 2: train · generation 2 of 5 · strategy replace · 43% · ETA 9 min"
+    stepping = {**running, "stage": "gen 0: train", "detail": "step 120/1100, loss 2.310", "generation": 0}
+    assert progress_text(stepping) == ("running · gen 0: train · step 120/1100, loss 2.310 · generation 0 of 5 · "
+                                       "strategy replace · 43% · ETA 9 min")
     done = {**running, "state": "done", "stage": "done", "generation": None, "fraction": 1.0, "strategy": None}
     assert progress_text(done) == "done · 5 generations · 100%"  # as docs/runs.md's status.json leaves a done run
     assert 'width:100.0%' in progress_html(done) and "<b>r</b>" in progress_html(done)
@@ -473,6 +500,31 @@ def test_runs_start_queue_cancel_and_resume(tmp_path, monkeypatch):
         runner.shutdown()
 
 
+def test_a_run_that_fails_before_its_first_status_shows_failed_with_its_error_even_after_a_restart(tmp_path):
+    import ui
+    from rag_bench.app_experiment import progress_html
+    from rag_bench.app_runs import AUTOSTART_RUN, RunQueue, collapse_job, known_runs, run_view
+    from rag_bench.app_state import App
+
+    crash = fake_command(tmp_path, "crash", "import sys\nprint('loading ...')\n"
+                         "sys.exit('probes: data/probes/x.jsonl not found; build it with rag-bench probes')\n")
+    cfg = AppConfig(data_dir=str(tmp_path / "data"), collapse_command=tuple(crash))
+    runner = RunQueue(cfg)
+    runner.submit(collapse_job(cfg, AUTOSTART_RUN, preset="quick"))
+    view = wait_for(lambda: (v := run_view(cfg, runner, AUTOSTART_RUN))["state"] == "failed" and v)
+    assert view["error"] == "probes: data/probes/x.jsonl not found; build it with rag-bench probes"
+    assert "loading ..." in view["log"] and view["resumable"]
+    assert not (cfg.runs_path / AUTOSTART_RUN).exists()  # no run folder: listed from what the page started
+    assert known_runs(cfg, runner) == [AUTOSTART_RUN]
+    assert "failed" in progress_html(view) and "not found; build it" in progress_html(view)
+    banner, button = ui.banner_html(App(cfg), runner)
+    assert "No experiment yet" not in banner and "not found; build it" in banner and button["visible"]
+    runner.shutdown()
+    restarted = RunQueue(cfg)  # a new server: the failure is still there, with its error and console
+    view = run_view(cfg, restarted, AUTOSTART_RUN)
+    assert view["state"] == "failed" and "not found; build it" in view["error"] and "loading ..." in view["log"]
+
+
 def test_a_crashed_run_shows_its_console_and_a_killed_one_is_resumable(tmp_path):
     from rag_bench.app_runs import RunQueue, collapse_job, run_view
 
@@ -481,7 +533,7 @@ def test_a_crashed_run_shows_its_console_and_a_killed_one_is_resumable(tmp_path)
     runner = RunQueue(cfg)
     runner.submit(collapse_job(cfg, "bad", preset="quick"))
     view = wait_for(lambda: (v := run_view(cfg, runner, "bad"))["state"] == "failed" and v)
-    assert "boom: no such preset" in view["log"] and view["resumable"]
+    assert "boom: no such preset" in view["log"] and view["resumable"] and view["error"] == "boom: no such preset"
     killed = cfg.runs_path / "killed"
     killed.mkdir(parents=True)
     (killed / "status.json").write_text(json.dumps({"state": "running", "pid": 2**22 + 7, "fraction": 0.5}))
@@ -489,6 +541,73 @@ def test_a_crashed_run_shows_its_console_and_a_killed_one_is_resumable(tmp_path)
     with pytest.raises(UserError, match="not allowed"):  # status.json and log.txt are read only inside runs/
         run_view(cfg, runner, "../killed")
     runner.shutdown()
+
+
+def test_a_queued_run_is_listed_and_shown_first_while_the_index_builds(tmp_path):
+    from rag_bench.app_experiment import default_run
+    from rag_bench.app_runs import AUTOSTART_RUN, RunQueue, bootstrap, known_runs, run_view
+
+    slow_prepare = fake_command(tmp_path, "prepare", "import time\nprint('embedding 10/100')\ntime.sleep(30)\n")
+    cfg = AppConfig(data_dir=str(tmp_path / "data"), prepare_command=tuple(slow_prepare),
+                    collapse_command=tuple(fake_command(tmp_path, "collapse", FAKE_COLLAPSE)))
+    runner = RunQueue(cfg)
+    try:
+        assert bootstrap(cfg, runner, autostart=True) == ["prepare", AUTOSTART_RUN]
+        assert known_runs(cfg, runner) == [AUTOSTART_RUN] and default_run(cfg, runner) == AUTOSTART_RUN
+        assert run_view(cfg, runner, AUTOSTART_RUN)["state"] == "queued"
+    finally:
+        runner.shutdown()
+
+
+def test_a_run_the_server_stopped_resumes_at_the_next_start_and_a_cancelled_one_does_not(tmp_path, monkeypatch):
+    from rag_bench.app_experiment import cancel_run, start_run
+    from rag_bench.app_runs import RunQueue, bootstrap, run_view
+
+    monkeypatch.setenv("FAKE_STEP_SECONDS", "0.3")
+    cfg = AppConfig(data_dir=str(tmp_path / "data"),
+                    collapse_command=tuple(fake_command(tmp_path, "collapse", FAKE_COLLAPSE)))
+    (cfg.data_path / "corpora" / "factbook").mkdir(parents=True)  # nothing to prepare: a stand-in Factbook
+    (cfg.data_path / "corpora" / "factbook" / "corpus.jsonl").write_text("{}\n")
+    (cfg.indexes_path / "factbook").mkdir(parents=True)
+    (cfg.indexes_path / "factbook" / "CURRENT").write_text("v1\n")
+    (cfg.data_path / "probes").mkdir()
+    (cfg.data_path / "probes" / "factbook-factbook.jsonl").write_text("{}\n")
+    runner = RunQueue(cfg)
+    start_run(cfg, runner, name="mine", generations=30)
+    start_run(cfg, runner, name="waiting", generations=2)
+    start_run(cfg, runner, name="dropped", generations=2)
+    cancel_run(cfg, runner, "dropped")  # the user took it off the queue
+    wait_for(lambda: "gen 1" in run_view(cfg, runner, "mine")["log"])
+    runner.shutdown()  # as at Ctrl-C or SIGTERM of ui.py
+    assert wait_for(lambda: run_view(cfg, runner, "mine")["state"] == "cancelled")
+    restarted = RunQueue(cfg)
+    try:
+        assert sorted(bootstrap(cfg, restarted, autostart=True)) == ["mine", "waiting"]
+        view = wait_for(lambda: (v := run_view(cfg, restarted, "mine"))["state"] == "running" and v)
+        assert not view["stopped_by_server"]
+        assert run_view(cfg, restarted, "dropped")["state"] not in ("queued", "running", "starting")
+    finally:
+        restarted.shutdown()
+
+
+def test_the_seed_field_is_empty_for_the_presets_and_refuses_what_is_not_a_whole_number():
+    from rag_bench.app_experiment import parse_seed
+
+    assert parse_seed("") is None and parse_seed(None) is None and parse_seed(" 7 ") == 7
+    for bad in ("-1", "1.5", "seven", str(2**31)):
+        with pytest.raises(UserError, match="whole number"):
+            parse_seed(bad)
+
+
+def test_no_experiment_banner_promises_no_duration(tmp_path):
+    import ui
+    from rag_bench.app_runs import RunQueue
+    from rag_bench.app_state import App
+
+    cfg = AppConfig(data_dir=str(tmp_path / "data"))
+    banner, button = ui.banner_html(App(cfg), RunQueue(cfg))
+    assert "No experiment yet" in banner and button["visible"]
+    assert "minute" not in banner and "measured from its own pace" in banner
 
 
 def test_first_start_builds_then_starts_quick_and_a_restart_rebuilds_nothing(tmp_path, monkeypatch):

@@ -143,6 +143,53 @@ def start_demo_run(demo, run_id: str = "quick-demo") -> None:
                                         strategies=("replace", "accumulate")))
 
 
+# The stand-in collapse, failing at once for a run named "doomed" as a real run fails on a missing probe file.
+FAILING_COLLAPSE = FAKE_COLLAPSE.replace("args = p.parse_args()\n", """args = p.parse_args()
+if Path(args.run_dir).name == "doomed":
+    print("loading the corpus ...", flush=True)
+    sys.exit("probes: data/probes/doomed.jsonl not found; build it with rag-bench probes")
+""")
+LONG_QUESTION_CHARS = 20_000
+
+
+def check_truths(url: str) -> None:
+    """Point 7 of issue 16 in the browser: a failed run shows failed with its error and log; the Seed field is
+    empty; an empty results table shows no placeholder headers; a long question is refused with a toast, not cut,
+    and leaves no empty "Error" pill in the chat panels."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 980})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(url)
+            expect(page.locator("#model-notice")).to_contain_text("parameters")
+            question = page.locator("#question textarea")
+            question.fill("x" * LONG_QUESTION_CHARS)
+            assert len(question.input_value()) == LONG_QUESTION_CHARS  # not cut by the box
+            page.locator("#ask").click()
+            expect(page.get_by_text(f"The question has {LONG_QUESTION_CHARS} characters; the limit is 500")
+                   ).to_be_visible()  # the toast
+            page.wait_for_timeout(500)
+            for panel in ("#chat-left", "#chat-right"):
+                expect(page.locator(f"{panel} .error")).to_have_count(0)
+            page.get_by_role("tab", name="Experiment").click()
+            page.get_by_text("Start a run").click()
+            expect(page.locator("#seed input, #seed textarea").first).to_have_value("")
+            page.get_by_label("Run name (empty: preset-corpus-time)").fill("doomed")
+            page.locator("#start-run").click()
+            expect(page.locator("#run-status")).to_contain_text("doomed")
+            expect(page.locator("#run-status")).to_contain_text("failed")
+            expect(page.locator("#run-status")).to_contain_text("data/probes/doomed.jsonl not found")
+            expect(page.locator("#run-log textarea")).to_have_value(re.compile("loading the corpus"))
+            expect(page.locator("#run-table")).to_be_hidden()  # no "1 2 3" placeholder headers
+            expect(page.locator("#run-table-empty")).to_contain_text("No evaluated generation yet")
+            expect(page.locator("#banner")).to_contain_text("failed")
+        finally:
+            browser.close()
+
+
 def test_browser_chat_answers_both_ways_opens_a_citation_and_shows_the_experiment(tmp_path, monkeypatch):
     missing = browser_missing()
     if missing:
@@ -151,10 +198,12 @@ def test_browser_chat_answers_both_ways_opens_a_citation_and_shows_the_experimen
         pytest.skip(missing)
     monkeypatch.setenv("FAKE_STEP_SECONDS", "1.5")
     data = make_tiny_data(tmp_path)
-    demo, url = serve(data, fake_command(tmp_path / "scripts", "collapse", FAKE_COLLAPSE))
+    demo, url = serve(data, fake_command(tmp_path / "scripts", "collapse", FAILING_COLLAPSE))
     try:
         start_demo_run(demo)
         shots = capture(url, ARTIFACTS, "Varnholt | Government | Capital:")
+        demo.rag_runner.cancel("quick-demo")
+        check_truths(url)
     finally:
         demo.rag_runner.shutdown()
         demo.close()
