@@ -40,8 +40,8 @@ def ingest(path: str, *, data_dir: Path, name: str, corpus_cfg=None, index_cfg=N
     """Read ``path`` into chunks and update the named index; returns (stats, report)."""
     from rag_bench.config import CorpusConfig, IndexConfig
     from rag_bench.corpus import load_corpus
-    from rag_bench.index import update_index
-    from rag_bench.records import write_json
+    from rag_bench.index import current_version, update_index
+    from rag_bench.records import read_json, write_json
 
     corpus_cfg = corpus_cfg or CorpusConfig()
     index_cfg = index_cfg or IndexConfig()
@@ -56,6 +56,8 @@ def ingest(path: str, *, data_dir: Path, name: str, corpus_cfg=None, index_cfg=N
                    "removed": stats.removed, "preserved": stats.preserved, "total": stats.total},
         "seconds": stats.seconds, "embed_chunks_per_s": stats.embed_chunks_per_s,
         "corpus_config": corpus_cfg.to_dict(), "index_config": index_cfg.to_dict(),
+        "index_type": read_json(current_version(index_dir(data_dir, name)) / "manifest.json").get("index")
+        or {"type": "flat"},
     }
     write_json(index_dir(data_dir, name) / "ingest_report.json", report)
     return stats, report
@@ -66,7 +68,7 @@ def _cmd_ingest(args: argparse.Namespace) -> None:
 
     corpus_cfg = CorpusConfig(chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
                               max_file_bytes=int(args.max_file_mb * 1_000_000))
-    index_cfg = IndexConfig(dtype=args.dtype, batch_size=args.batch_size)
+    index_cfg = IndexConfig(dtype=args.dtype, batch_size=args.batch_size, index_type=args.index)
     _, report = ingest(args.path, data_dir=args.data_dir, name=args.name, corpus_cfg=corpus_cfg,
                            index_cfg=index_cfg, rebuild=args.rebuild)
     print_ingest(report)
@@ -82,12 +84,17 @@ def print_ingest(report: dict) -> None:
           f"{chunks['total']} in the index")
     if chunks["embedded"]:
         print(f"embedding: {report['embed_chunks_per_s']} chunks/s")
-    print(f"index: {report['index']}  (report: {report['index']}/ingest_report.json)")
+    kind = report.get("index_type") or {"type": "flat"}
+    if "recall_at_10" in kind:
+        print(f"{kind['type']} index: recall@10 {kind['recall_at_10']:.3f} against exact (flat) search on "
+              f"{kind['recall_queries']} of its own chunks as queries")
+    print(f"index: {report['index']} ({kind['type']})  (report: {report['index']}/ingest_report.json)")
 
 
 def _add_ingest(sub) -> None:
     p = add_subcommand(sub, "ingest", "index a folder, file or glob of txt/md/html/pdf/docx/csv/jsonl files",
-                       "rag-bench ingest ./company_docs --name acme --chunk-size 500")
+                       "rag-bench ingest ./company_docs --name acme --chunk-size 500\n"
+                       "  rag-bench ingest big.jsonl --name big --index hnsw")
     p.add_argument("path", help="a folder, a file, or a quoted glob such as 'docs/**/*.pdf'")
     p.add_argument("--name", default=None, help="index name under DATA_DIR/indexes (default: the folder's name)")
     p.add_argument("--chunk-size", type=int, default=500, help="characters per chunk")
@@ -96,6 +103,9 @@ def _add_ingest(sub) -> None:
     p.add_argument("--batch-size", type=int, default=64, help="chunks per embedding batch")
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto", help="embedder precision")
     p.add_argument("--rebuild", action="store_true", help="ignore the existing index and embed everything")
+    p.add_argument("--index", default="auto", metavar="TYPE",
+                   help="flat (exact) | hnsw | ivf (approximate; recall@10 against flat is printed); auto: the "
+                        "existing index's type, else flat below a million chunks")
     p.set_defaults(func=_cmd_ingest)
 
 

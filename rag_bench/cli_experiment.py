@@ -18,6 +18,16 @@ def _cmd_collapse(args: argparse.Namespace) -> None:
     from rag_bench.collapse_data import InputError
     from rag_bench.run_status import RunLocked
 
+    errors: tuple[type[Exception], ...] = (InputError, RunLocked)
+    if args.ray is not None:
+        from rag_bench.distributed.cluster import RayUnavailable, import_ray
+
+        errors += (RayUnavailable,)
+        try:
+            import_ray()  # a missing Ray is one clear error before any work
+        except RayUnavailable as exc:
+            raise CliError(str(exc)) from None
+
     strategies = tuple(s.strip() for item in args.strategy or () for s in item.split(",") if s.strip())
     overrides = {"generations": args.generations, "strategies": strategies or None, "seed": args.seed,
                  "model_size": args.model_size, "decoding": args.decoding, "corpus": args.corpus,
@@ -27,8 +37,8 @@ def _cmd_collapse(args: argparse.Namespace) -> None:
     run_dir = args.run_dir or default_run_dir(cfg, args.data_dir)
     print(f"run folder: {run_dir}  (the same command resumes it)", flush=True)
     try:
-        run_collapse(cfg, run_dir=run_dir, data_dir=args.data_dir)
-    except (InputError, RunLocked) as exc:
+        run_collapse(cfg, run_dir=run_dir, data_dir=args.data_dir, ray_address=args.ray)
+    except errors as exc:
         raise CliError(str(exc)) from None
     except RunCancelled:
         print("cancelled; run the same command to resume", file=sys.stderr)
@@ -42,7 +52,8 @@ def _add_collapse(sub) -> None:
                        "rag-bench collapse --preset quick\n"
                        "  rag-bench collapse --preset quick --strategy replace --strategy mix:0.1 --generations 3 "
                        "--run-dir data/runs/r2\n"
-                       "  rag-bench collapse --run-dir data/runs/r2          # resume after a kill or a cancel")
+                       "  rag-bench collapse --run-dir data/runs/r2          # resume after a kill or a cancel\n"
+                       "  rag-bench collapse --preset quick --ray auto       # branches on the running Ray cluster")
     source = p.add_mutually_exclusive_group()
     source.add_argument("--config", type=Path, default=None, help="a CollapseConfig JSON file")
     source.add_argument("--preset", default=None, help="tiny | quick | full | smol | paper | paper-1epoch")
@@ -59,6 +70,9 @@ def _add_collapse(sub) -> None:
     p.add_argument("--base-model", type=Path, default=None, help="a local HF causal-LM folder to fine-tune")
     p.add_argument("--lora-rank", type=int, default=None,
                    help="fine-tune LoRA adapters of this rank (PEFT) in every generation instead of all weights")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run the branches after generation 0 as Ray tasks: a local cluster, or ADDRESS (auto, "
+                        "HOST:PORT, ray://HOST:10001); resumable with or without it (docs/scale.md)")
     p.set_defaults(func=_cmd_collapse)
 
 

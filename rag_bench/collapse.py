@@ -2,6 +2,7 @@
 
     rag-bench collapse --preset quick                          # data/runs/quick-factbook
     rag-bench collapse --preset quick --strategy replace,mix:0.1 --generations 3 --run-dir data/runs/r2
+    rag-bench collapse --preset quick --ray                    # branches as Ray tasks (docs/scale.md)
 
     from rag_bench.collapse import run_collapse
     run_collapse(collapse_preset("tiny"), run_dir="runs/t", data_dir="data")
@@ -30,7 +31,7 @@ import json
 import os
 import signal
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ import torch
 
 from rag_bench.collapse_buckets import with_bucket_steps
 from rag_bench.collapse_data import check_inputs, prepare_inputs
-from rag_bench.collapse_steps import StepRunner
+from rag_bench.collapse_steps import Step, StepRunner
 from rag_bench.config import CollapseConfig, ConfigError, collapse_preset
 from rag_bench.records import read_json, write_json
 from rag_bench.run_status import RunLock, RunProgress
@@ -135,11 +136,35 @@ def _sigterm_cancels() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_collapse(cfg: CollapseConfig, *, run_dir: str | Path, data_dir: str | Path, echo: bool = True) -> Path:
-    """Run (or resume) the experiment in ``run_dir``; returns it. Raises RunCancelled on SIGTERM."""
+def _run_steps(steps: list[Step], runner: StepRunner, progress: RunProgress,
+               before: Callable[[Step], None] | None = None) -> None:
+    for step in steps:
+        if step.done():
+            progress.skip(step.weight)
+            continue
+        progress.start(step.label, weight=step.weight, generation=step.generation, strategy=step.strategy)
+        if before is not None:
+            before(step)
+        step.run()
+        seconds = progress.finish()
+        runner.record_timing(step, seconds)
+        progress.log(f"{step.label}: finished in {seconds:.1f} s")
+
+
+def run_collapse(cfg: CollapseConfig, *, run_dir: str | Path, data_dir: str | Path, echo: bool = True,
+                 ray_address: str | None = None) -> Path:
+    """Run (or resume) the experiment in ``run_dir``; returns it. Raises RunCancelled on SIGTERM.
+
+    ``ray_address`` (``"local"``, ``"auto"``, ``HOST:PORT``): after generation 0, run the branches as Ray
+    tasks and shard generation 0's writing over Ray Data (rag_bench.distributed); None runs all in order.
+    """
     run_dir, data_dir = Path(run_dir), Path(data_dir)
     check_resume(cfg, run_dir)
     check_inputs(cfg, data_dir)
+    if ray_address is not None:  # an unreachable cluster stops the run here, before any work
+        from rag_bench.distributed.cluster import connect
+
+        connect(ray_address)
     lock = RunLock(run_dir)
     progress = None
     try:
@@ -155,15 +180,23 @@ def run_collapse(cfg: CollapseConfig, *, run_dir: str | Path, data_dir: str | Pa
             progress.log(f"run {run_dir} (pid {os.getpid()}, {threads} torch threads): {cfg.name}, "
                          f"{cfg.generations} generations, strategies {', '.join(cfg.strategies)}, init {cfg.init}; "
                          f"{len(inputs.train_texts)} human training and {len(inputs.heldout_texts)} held-out texts")
-            for step in steps:
-                if step.done():
-                    progress.skip(step.weight)
-                    continue
-                progress.start(step.label, weight=step.weight, generation=step.generation, strategy=step.strategy)
-                step.run()
-                seconds = progress.finish()
-                runner.record_timing(step, seconds)
-                progress.log(f"{step.label}: finished in {seconds:.1f} s")
+            # generation 0 is shared; after it, each strategy is an independent branch (Ray runs them at once)
+            shared = [step for step in steps if step.strategy is None]
+            branches = [step for step in steps if step.strategy is not None]
+            before = None
+            if ray_address is not None:
+                from rag_bench.distributed.generate import shard_write
+
+                def before(step: Step) -> None:
+                    shard_write(runner, step, address=ray_address)
+
+            _run_steps(shared, runner, progress, before=before)
+            if ray_address is not None:
+                from rag_bench.distributed.branches import run_branches
+
+                run_branches(runner, branches, progress, address=ray_address)
+            else:
+                _run_steps(branches, runner, progress)
             runner.write_report()
             progress.close("done", stage="done")
             progress.log("run finished")

@@ -131,10 +131,15 @@ class IndexConfig(ConfigBase):
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on a CPU that supports it, else fp32
     batch_size: int = 64  # chunks per embedding batch
     device: str = "auto"  # auto: cuda when available, else cpu
+    # flat (exact) | hnsw | ivf (rag_bench.ann); auto: the stored index's type, else flat below a million chunks
+    index_type: str = "auto"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.index_type not in ("auto", "flat", "hnsw", "ivf"):
+            raise ConfigError(f"index_type: unknown index type {self.index_type!r}; choose from "
+                              "['auto', 'flat', 'hnsw', 'ivf']")
 
 
 

@@ -37,6 +37,7 @@ from langchain_community.vectorstores.utils import DistanceStrategy
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
+from rag_bench.ann import build_index, choose_type, configure_loaded, recall_report
 from rag_bench.config import CorpusConfig, IndexConfig
 from rag_bench.corpus import LoadedCorpus
 from rag_bench.records import sha256_file, write_json, write_text_atomic
@@ -223,7 +224,7 @@ def load_index(index_dir: str | Path, cfg: IndexConfig = IndexConfig(), *,
         for name, expected in manifest.get("sha256", {}).items():
             if not (version / name).is_file() or sha256_file(version / name) != expected:
                 raise IndexStoreError(f"{version / name}: missing or altered since the build (sha256 mismatch)")
-    index = faiss.read_index(str(version / "index.faiss"))
+    index = configure_loaded(faiss.read_index(str(version / "index.faiss")), manifest.get("index") or {})
     ids, docs = _read_docstore(version / "docstore.jsonl")
     if index.ntotal != len(ids) or index.d != manifest.get("dimension"):
         raise IndexStoreError(
@@ -303,8 +304,10 @@ def update_index(index_dir: str | Path, corpus: LoadedCorpus, *, index_cfg: Inde
         else:
             row = old_rows.get(cid, by_text.get(new_chunks[cid].page_content))
             matrix[i] = old.store.index.reconstruct(row)
-    index = faiss.IndexFlatIP(dim)
-    index.add(matrix)
+    index, index_params = build_index(matrix, choose_type(index_cfg.index_type, old.manifest if old else None,
+                                                          len(ids)))
+    if index_params["type"] != "flat":  # how much the approximate index loses against exact search
+        index_params.update(recall_report(index, matrix))
 
     kept = sum(1 for cid in ids if cid in old_rows)
     _write_version(index_dir, index, ids, new_chunks, manifest={
@@ -312,7 +315,7 @@ def update_index(index_dir: str | Path, corpus: LoadedCorpus, *, index_cfg: Inde
         "dimension": dim, "dtype": dtype, "normalized": True, "metric": "inner_product",
         "chunker": {"splitter": "RecursiveCharacterTextSplitter", **corpus_cfg.to_dict()},
         "corpus_hash": hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest(),
-        "count": len(ids), "files": [dataclasses.asdict(f) for f in corpus.files],
+        "count": len(ids), "files": [dataclasses.asdict(f) for f in corpus.files], "index": index_params,
         "versions": package_versions(),
     })
     return UpdateStats(

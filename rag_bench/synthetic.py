@@ -116,6 +116,50 @@ def split_documents(ids: Sequence[int], separator: int) -> list[list[int]]:
     return pieces
 
 
+def part_count(prompts: Sequence[PromptBlock]) -> int:
+    """Part files a writer of ``prompts`` writes (PART_PROMPTS prompts each)."""
+    return max(1, -(-len(prompts) // PART_PROMPTS))
+
+
+def part_path(out: str | Path, part: int) -> Path:
+    """``.<name>.parts/part_<i>.jsonl`` beside ``out``: one part of a synthetic corpus, written atomically."""
+    out = Path(out)
+    return out.with_name(f".{out.name}.parts") / f"part_{part:05d}.jsonl"
+
+
+def write_part(lm: LM, prompts: Sequence[PromptBlock], decode: DecodeConfig, *, out: str | Path, part: int,
+               generation: int, seed: int, writer: str = "plain", watermark: WatermarkingConfig | None = None,
+               scorer: LM | None = None) -> int:
+    """Write part ``part`` of ``out`` unless it exists; returns the prompts it continued (0 when it existed).
+
+    A part is a pure function of the model, its prompts and ``seed``: any process (a Ray Data actor
+    included, rag_bench.distributed.generate) writes the same text for it.
+    """
+    path = part_path(out, part)
+    if path.is_file():
+        return 0
+    tok = lm.tokenizer
+    separator = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    chunk = prompts[part * PART_PROMPTS:(part + 1) * PART_PROMPTS]
+    new_ids = continue_prompts(lm, chunk, decode, seed=seed * 1_000_003 + part, watermark=watermark)
+    rows = []
+    for block, ids in zip(chunk, new_ids, strict=True):
+        for j, piece in enumerate(split_documents(ids, separator)):
+            text = tok.decode(piece, skip_special_tokens=True)
+            if text.strip():
+                rows.append({"id": f"gen{generation}/{writer}/{block.index}/{j}", "contents": text,
+                             "metadata": {"source": "synthetic", "generation": generation, "writer": writer,
+                                          "prompt_block": block.index, "tokens": len(piece),
+                                          "grounded_passages": len(block.passages),
+                                          "watermarked": watermark is not None}})
+    if scorer is not None and rows:
+        for row, ppl in zip(rows, scorer.sequence_perplexities([r["contents"] for r in rows], batch_size=64),
+                            strict=True):
+            row["metadata"]["gen0_ppl"] = round(ppl, 4)
+    write_jsonl(path, rows)
+    return len(chunk)
+
+
 def write_synthetic(lm: LM, prompts: Sequence[PromptBlock], decode: DecodeConfig, *, out: str | Path,
                     generation: int, seed: int, writer: str = "plain", watermark: WatermarkingConfig | None = None,
                     scorer: LM | None = None, on_part: Callable[[int, int], None] | None = None) -> dict[str, Any]:
@@ -125,37 +169,16 @@ def write_synthetic(lm: LM, prompts: Sequence[PromptBlock], decode: DecodeConfig
     total)`` is called after every part. Returns counts and timings.
     """
     out = Path(out)
-    parts_dir = out.with_name(f".{out.name}.parts")
-    tok = lm.tokenizer
-    separator = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-    n_parts = max(1, -(-len(prompts) // PART_PROMPTS))
+    n_parts = part_count(prompts)
     started, written_now = time.perf_counter(), 0
     for part in range(n_parts):
-        path = parts_dir / f"part_{part:05d}.jsonl"
-        if not path.is_file():
-            chunk = prompts[part * PART_PROMPTS:(part + 1) * PART_PROMPTS]
-            new_ids = continue_prompts(lm, chunk, decode, seed=seed * 1_000_003 + part, watermark=watermark)
-            rows = []
-            for block, ids in zip(chunk, new_ids, strict=True):
-                for j, piece in enumerate(split_documents(ids, separator)):
-                    text = tok.decode(piece, skip_special_tokens=True)
-                    if text.strip():
-                        rows.append({"id": f"gen{generation}/{writer}/{block.index}/{j}", "contents": text,
-                                     "metadata": {"source": "synthetic", "generation": generation, "writer": writer,
-                                                  "prompt_block": block.index, "tokens": len(piece),
-                                                  "grounded_passages": len(block.passages),
-                                                  "watermarked": watermark is not None}})
-            if scorer is not None and rows:
-                for row, ppl in zip(rows, scorer.sequence_perplexities([r["contents"] for r in rows], batch_size=64),
-                                    strict=True):
-                    row["metadata"]["gen0_ppl"] = round(ppl, 4)
-            write_jsonl(path, rows)
-            written_now += len(chunk)
+        written_now += write_part(lm, prompts, decode, out=out, part=part, generation=generation, seed=seed,
+                                  writer=writer, watermark=watermark, scorer=scorer)
         if on_part is not None:
             on_part(part + 1, n_parts)
-    rows = [row for part in range(n_parts) for row in read_jsonl(parts_dir / f"part_{part:05d}.jsonl")]
+    rows = [row for part in range(n_parts) for row in read_jsonl(part_path(out, part))]
     write_jsonl(out, rows)
-    shutil.rmtree(parts_dir, ignore_errors=True)
+    shutil.rmtree(part_path(out, 0).parent, ignore_errors=True)
     return {"records": len(rows), "prompts": len(prompts), "tokens": sum(r["metadata"]["tokens"] for r in rows),
             "new_tokens_per_prompt": decode.max_new_tokens, "writer": writer, "seconds": time.perf_counter() - started,
             "prompts_written_this_session": written_now}

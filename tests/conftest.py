@@ -123,3 +123,11 @@ def contaminated(contaminate_data: Path) -> Path:
     cfg = ContaminateConfig(shares=(0.0, 0.5, 0.9), limit=6)
     return contaminate(contaminate_data / "runs" / "tiny", generation=1, cfg=cfg, data_dir=contaminate_data,
                        echo=None)
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One real local Ray cluster (2 CPUs) per test session; yields its address for other drivers."""
+    from rag_bench.distributed.cluster import connect
+
+    ray = connect("local", num_cpus=2)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
