@@ -1,0 +1,145 @@
+"""Ray on one machine: the quick preset's branch phase on two Ray workers against the sequential run, and Ray Data
+generation over one actor against calling the model directly.
+
+    mkdir -p data && cp -r /work/main/data/{corpora,indexes,probes} data/      # the Factbook, built once
+    flock /tmp/rag_bench_heavy.lock .venv/bin/python bench/ray_bench.py        # about 15 min on 2 busy cores
+
+In one run, on a reduced ``quick`` (``--gen0-steps`` optimizer steps for generation 0 instead of 1100, and
+``--generations``; generation 0's quality does not change what a step costs):
+1. the sequential run (``threads=2``, both cores) trains, evaluates and writes generation 0 in RUN/seq, then runs
+   the two branches (replace, accumulate) one after the other; the branch phase is the sum of its steps' times
+   (each manifest's ``timings``);
+2. RUN/ray gets RUN/seq's generation 0, inputs and config, and ``run_collapse(..., ray_address=...)`` runs the
+   same branches on a local Ray cluster of 2 CPUs (one task per branch, one thread each): the wall time of that
+   call, cluster already started, is its branch phase. Speed-up = sequential / Ray;
+3. generation 0's writer (all its parts, one thread) writes directly with ``write_synthetic`` and then through
+   ``write_parts`` over one Ray Data actor (one thread, actor start and model load included); the two files must
+   be identical. Ratio = Ray Data / direct.
+Prints a table and writes bench/results/ray.json (with the load average before and after each part).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch
+from train_bench import REPO, load_average, machine_info
+
+from rag_bench.collapse import run_collapse
+from rag_bench.collapse_data import stable_seed
+from rag_bench.config import collapse_preset
+from rag_bench.distributed.cluster import connect
+from rag_bench.distributed.generate import write_parts
+from rag_bench.lm import LM
+from rag_bench.records import read_json, read_jsonl, sha256_file, write_json
+from rag_bench.synthetic import prompt_blocks, write_synthetic
+
+
+def branch_seconds(run: Path) -> dict[str, float]:
+    """Seconds of every finished step of generations >= 1, by ``<strategy>/gen_<k>/<step>``."""
+    out = {}
+    for manifest in sorted(run.glob("*/gen_*/manifest.json")):
+        for key, seconds in read_json(manifest).get("timings", {}).items():
+            out[f"{manifest.parent.relative_to(run)}/{key.removesuffix('_s')}"] = seconds
+    return out
+
+
+def bench_branches(cfg, workdir: Path, data_dir: Path, address: str) -> dict:
+    seq, ray_run = workdir / "seq", workdir / "ray"
+    load_before = load_average()
+    run_collapse(cfg.replace(threads=2), run_dir=seq, data_dir=data_dir, echo=False)
+    seq_steps = branch_seconds(seq)
+    ray_run.mkdir(parents=True)
+    for name in ("gen_0", "data", "cache", "config.json"):
+        source = seq / name
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, ray_run / name)
+    connect(address, num_cpus=2)
+    load_middle = load_average()
+    started = time.perf_counter()
+    run_collapse(cfg.replace(threads=0), run_dir=ray_run, data_dir=data_dir, echo=False, ray_address=address)
+    ray_wall = time.perf_counter() - started
+    ray_steps = branch_seconds(ray_run)
+    sequential = sum(seq_steps.values())
+    same = all(sha256_file(seq / p) == sha256_file(ray_run / p) for p in ("replace/gen_1/pool.jsonl",
+                                                                           "accumulate/gen_1/pool.jsonl"))
+    return {"sequential_s": round(sequential, 1), "ray_wall_s": round(ray_wall, 1),
+            "speedup": round(sequential / ray_wall, 3), "steps_sequential_s": seq_steps, "steps_on_ray_s": ray_steps,
+            "ray_step_sum_s": round(sum(ray_steps.values()), 1), "pools_identical": same,
+            "load_average": {"before_sequential": load_before, "before_ray": load_middle, "after": load_average()}}
+
+
+def bench_generation(cfg, run: Path, workdir: Path, address: str) -> dict:
+    torch.set_num_threads(1)
+    model = run / "gen_0" / "model"
+    lm = LM.load(model)
+    texts = [r["contents"] for r in read_jsonl(run / "data" / "human_train.jsonl")]
+    prompts = prompt_blocks(texts, lm.tokenizer, prompt_tokens=cfg.prompt_tokens, new_tokens=cfg.decode.max_new_tokens)
+    seed = stable_seed(cfg.seed, "bench", 0)
+    load_before = load_average()
+    started = time.perf_counter()
+    write_synthetic(lm, prompts, cfg.decode, out=workdir / "direct.jsonl", generation=0, seed=seed)
+    direct = time.perf_counter() - started
+    load_middle = load_average()
+    started = time.perf_counter()
+    done = write_parts(model, prompts, cfg.decode, out=workdir / "ray.jsonl", generation=0, seed=seed,
+                       address=address, threads=1, actors=1)
+    write_synthetic(lm, prompts, cfg.decode, out=workdir / "ray.jsonl", generation=0, seed=seed)  # joins the parts
+    via_ray = time.perf_counter() - started
+    return {"prompts": len(prompts), "parts": done["parts"], "new_tokens": len(prompts) * cfg.decode.max_new_tokens,
+            "direct_s": round(direct, 1), "ray_data_one_actor_s": round(via_ray, 1),
+            "ratio": round(via_ray / direct, 3),
+            "identical_text": sha256_file(workdir / "direct.jsonl") == sha256_file(workdir / "ray.jsonl"),
+            "load_average": {"before_direct": load_before, "before_ray": load_middle, "after": load_average()}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=REPO / "data", help="holds the Factbook corpus, index, probes")
+    parser.add_argument("--gen0-steps", type=int, default=100, help="generation 0's optimizer steps (quick: 1100)")
+    parser.add_argument("--generations", type=int, default=2, help="generations per branch, generation 0 included")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ray.json")
+    args = parser.parse_args()
+    quick = collapse_preset("quick")
+    steps = args.gen0_steps
+    cfg = quick.replace(generations=args.generations, report=False,
+                        train=quick.train.replace(max_steps=steps, copy_warmup_steps=min(quick.train.copy_warmup_steps,
+                                                                                           steps // 2),
+                                                  eval_every=steps, save_every=steps))
+    with tempfile.TemporaryDirectory(prefix="ray_bench_") as tmp:
+        workdir = Path(tmp)
+        data_dir = workdir / "data"  # the corpus, index and probes are shared; generation 0's cache is not
+        data_dir.mkdir()
+        for name in ("corpora", "indexes", "probes"):
+            (data_dir / name).symlink_to((args.data_dir / name).resolve())
+        address = "local"
+        branches = bench_branches(cfg, workdir, data_dir, address)
+        generation = bench_generation(cfg, workdir / "seq", workdir, address)
+    result = {"bench": "ray", "command": " ".join([Path(sys.executable).name, *sys.argv]),
+              "config": {"preset": "quick", "gen0_steps": steps, "generations": args.generations,
+                         "strategies": list(cfg.strategies), "ray_cluster_cpus": 2},
+              "branch_phase": branches, "generation": generation, "machine": machine_info()}
+    write_json(args.out, result)
+    print(f"\nbranch phase of quick ({args.generations} generations, {' + '.join(cfg.strategies)}), 2 cores:")
+    print(f"  sequential (2 threads)      {branches['sequential_s']:8.1f} s")
+    print(f"  Ray, 2 workers x 1 thread   {branches['ray_wall_s']:8.1f} s   speed-up {branches['speedup']:.2f}x")
+    print(f"generation 0's writer ({generation['prompts']} prompts, {generation['parts']} parts, 1 thread):")
+    print(f"  direct                      {generation['direct_s']:8.1f} s")
+    print(f"  Ray Data, one actor         {generation['ray_data_one_actor_s']:8.1f} s   ratio {generation['ratio']:.3f}"
+          f"   identical text: {generation['identical_text']}")
+    print(f"wrote {args.out}")
+    print(json.dumps({"load_average": branches["load_average"]}))
+
+
+if __name__ == "__main__":
+    main()
