@@ -68,6 +68,7 @@ def run_branch(cfg_dict: dict[str, Any], run_dir: str, data_dir: str, strategy: 
     """The Ray task: run ``strategy``'s unfinished steps; returns one row per step run (key, generation, seconds)."""
     import torch
 
+    from rag_bench.collapse_buckets import with_bucket_steps
     from rag_bench.collapse_data import prepare_inputs
     from rag_bench.collapse_steps import StepRunner
     from rag_bench.config import CollapseConfig
@@ -79,7 +80,7 @@ def run_branch(cfg_dict: dict[str, Any], run_dir: str, data_dir: str, strategy: 
     inputs = prepare_inputs(cfg, run_dir=run, data_dir=data)  # reads RUN/data, written by the driver
     runner = StepRunner(cfg, run_dir=run, data_dir=data, inputs=inputs)
     runner.progress = log = BranchLog(run, strategy)
-    steps = [s for s in runner.plan() if s.strategy == strategy]
+    steps = [s for s in with_bucket_steps(runner, runner.plan()) if s.strategy == strategy]
     done: list[dict[str, Any]] = []
     with branch_lock(steps[0].gen_dir.parent):
         for step in steps:
@@ -135,4 +136,8 @@ def run_branches(runner: Any, steps: list[Any], progress: Any, *, address: str) 
         for ref in refs:  # no task keeps writing after the driver gives up; the branch lock guards the rest
             ray.cancel(ref, force=True)
         raise
+    if runner.cfg.knowledge_buckets:  # branches rewrote the run's CSV at once; write it again from every generation
+        from rag_bench.collapse_buckets import write_bucket_csv
+
+        write_bucket_csv(runner.run_dir)
     progress.finish()
