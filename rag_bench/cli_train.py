@@ -5,6 +5,7 @@
     rag-bench train --base-model ./my-hf-llama --out models/ft --max-steps 500
     rag-bench train --config train.json --index factbook --retrieval-share 0.2
     rag-bench train --base-model models/m/last --kinds record --out models/m-records   # records only
+    rag-bench train --model-size base --ray auto --workers 4 --gpu     # Ray Train, one GPU per worker
 
 The training and held-out texts are split as the collapse experiment splits them: the records whose
 ``metadata.split`` is ``heldout`` are held out; a corpus without a split holds out 5% of its documents
@@ -93,6 +94,11 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if args.limit is not None and args.limit < 1:
         raise CliError(f"--limit must be >= 1, got {args.limit}")
     cfg = train_config(args)
+    if args.ray is not None and cfg.retrieval_share > 0 and args.index:
+        raise CliError("--index: neighbours from an index are not shipped to Ray workers; leave --index out "
+                       "(BM25 over the training texts) or train without --ray")
+    if args.ray is not None and args.workers < 1:
+        raise CliError(f"--workers must be >= 1, got {args.workers}")
     corpus = args.corpus or corpus_dir(args.data_dir, DEFAULT_CORPUS) / "corpus.jsonl"
     corpus_name = corpus.parent.name if corpus.name == "corpus.jsonl" else corpus.stem
     out = args.out or args.data_dir / "models" / f"{corpus_name}-{cfg.model.name}"
@@ -115,8 +121,11 @@ def _cmd_train(args: argparse.Namespace) -> None:
         print(f"fine-tuning {args.base_model}: its architecture and tokenizer replace --model-size/--arch")
     print(f"output: {out}  (the same command resumes from {out / 'last'})", flush=True)
     try:
-        model_dir = train(cfg, train_texts=train_texts, heldout_texts=heldout_texts, out_dir=out,
-                          neighbours=neighbours, base_model=args.base_model)
+        if args.ray is not None:
+            model_dir = _train_on_ray(args, cfg, train_texts, heldout_texts, out, k)
+        else:
+            model_dir = train(cfg, train_texts=train_texts, heldout_texts=heldout_texts, out_dir=out,
+                              neighbours=neighbours, base_model=args.base_model)
     except ModelLoadError as exc:
         raise CliError(f"--base-model: {exc}") from None
     except ValueError as exc:  # e.g. a corpus shorter than one training block
@@ -125,6 +134,20 @@ def _cmd_train(args: argparse.Namespace) -> None:
     print(f"\n{timings.get('parameters', 0):,} parameters, {timings.get('steps')} steps, "
           f"{timings.get('tokens_per_s')} tokens/s")
     print(f"best checkpoint (lowest held-out perplexity): {model_dir}")
+
+
+def _train_on_ray(args: argparse.Namespace, cfg, train_texts, heldout_texts, out: Path, k: int) -> Path:
+    """The same loop on ``--workers`` Ray Train workers (rag_bench.distributed.trainer)."""
+    from rag_bench.distributed.cluster import RayUnavailable
+    from rag_bench.distributed.trainer import train_on_ray
+
+    print(f"Ray Train: {args.workers} workers ({'one GPU' if args.gpu else '1 CPU'} each) on {args.ray}", flush=True)
+    try:
+        return train_on_ray(cfg, train_texts=train_texts, heldout_texts=heldout_texts, out_dir=out,
+                            workers=args.workers, use_gpu=args.gpu, address=args.ray, base_model=args.base_model,
+                            neighbours_k=k)
+    except RayUnavailable as exc:
+        raise CliError(str(exc)) from None
 
 
 def _add_train(sub) -> None:
@@ -152,6 +175,11 @@ def _add_train(sub) -> None:
     p.add_argument("--limit", type=int, default=None, help="train on the first N training documents only")
     p.add_argument("--kinds", default=None,
                    help="comma-separated metadata.kind values to keep, e.g. record (default: every document)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="train under Ray Train's TorchTrainer (DDP over --workers): a local cluster, or ADDRESS "
+                        "(auto, HOST:PORT); same OUT/last and OUT/model (docs/scale.md)")
+    p.add_argument("--workers", type=int, default=2, help="Ray Train workers (with --ray)")
+    p.add_argument("--gpu", action="store_true", help="one GPU per Ray Train worker (with --ray)")
     p.set_defaults(func=_cmd_train)
 
 
