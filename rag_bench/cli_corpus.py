@@ -36,8 +36,11 @@ def build_factbook(data_dir: Path, *, seed: int = 0, heldout_fraction: float = 0
 
 
 def ingest(path: str, *, data_dir: Path, name: str, corpus_cfg=None, index_cfg=None, rebuild: bool = False,
-           progress: bool = True):
-    """Read ``path`` into chunks and update the named index; returns (stats, report)."""
+           progress: bool = True, ray_address: str | None = None):
+    """Read ``path`` into chunks and update the named index; returns (stats, report).
+
+    ``ray_address``: embed over Ray Data actors of that cluster ("local": one on this machine).
+    """
     from rag_bench.config import CorpusConfig, IndexConfig
     from rag_bench.corpus import load_corpus
     from rag_bench.index import current_version, update_index
@@ -46,8 +49,13 @@ def ingest(path: str, *, data_dir: Path, name: str, corpus_cfg=None, index_cfg=N
     corpus_cfg = corpus_cfg or CorpusConfig()
     index_cfg = index_cfg or IndexConfig()
     loaded = load_corpus(path, corpus_cfg, progress=progress)
+    embed = None
+    if ray_address is not None:
+        from rag_bench.distributed.embed import ray_embedder
+
+        embed = ray_embedder(index_cfg, address=ray_address)
     stats = update_index(index_dir(data_dir, name), loaded, index_cfg=index_cfg, corpus_cfg=corpus_cfg,
-                         rebuild=rebuild, progress=progress)
+                         rebuild=rebuild, progress=progress, embed=embed)
     report = {
         "path": str(path), "name": name, "index": str(index_dir(data_dir, name)),
         "ingested": [f.__dict__ for f in loaded.files if f.status == "ingested"],
@@ -56,6 +64,7 @@ def ingest(path: str, *, data_dir: Path, name: str, corpus_cfg=None, index_cfg=N
                    "removed": stats.removed, "preserved": stats.preserved, "total": stats.total},
         "seconds": stats.seconds, "embed_chunks_per_s": stats.embed_chunks_per_s,
         "corpus_config": corpus_cfg.to_dict(), "index_config": index_cfg.to_dict(),
+        "embedded_on": f"ray ({ray_address})" if ray_address is not None else "this process",
         "index_type": read_json(current_version(index_dir(data_dir, name)) / "manifest.json").get("index")
         or {"type": "flat"},
     }
@@ -69,8 +78,15 @@ def _cmd_ingest(args: argparse.Namespace) -> None:
     corpus_cfg = CorpusConfig(chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
                               max_file_bytes=int(args.max_file_mb * 1_000_000))
     index_cfg = IndexConfig(dtype=args.dtype, batch_size=args.batch_size, index_type=args.index)
+    if args.ray is not None:
+        from rag_bench.distributed.cluster import RayUnavailable, connect
+
+        try:
+            connect(args.ray)  # an unreachable cluster is one clear error before any work
+        except RayUnavailable as exc:
+            raise CliError(str(exc)) from None
     _, report = ingest(args.path, data_dir=args.data_dir, name=args.name, corpus_cfg=corpus_cfg,
-                           index_cfg=index_cfg, rebuild=args.rebuild)
+                       index_cfg=index_cfg, rebuild=args.rebuild, ray_address=args.ray)
     print_ingest(report)
 
 
@@ -94,7 +110,7 @@ def print_ingest(report: dict) -> None:
 def _add_ingest(sub) -> None:
     p = add_subcommand(sub, "ingest", "index a folder, file or glob of txt/md/html/pdf/docx/csv/jsonl files",
                        "rag-bench ingest ./company_docs --name acme --chunk-size 500\n"
-                       "  rag-bench ingest big.jsonl --name big --index hnsw")
+                       "  rag-bench ingest big.jsonl --name big --index hnsw --ray auto")
     p.add_argument("path", help="a folder, a file, or a quoted glob such as 'docs/**/*.pdf'")
     p.add_argument("--name", default=None, help="index name under DATA_DIR/indexes (default: the folder's name)")
     p.add_argument("--chunk-size", type=int, default=500, help="characters per chunk")
@@ -106,6 +122,8 @@ def _add_ingest(sub) -> None:
     p.add_argument("--index", default="auto", metavar="TYPE",
                    help="flat (exact) | hnsw | ivf (approximate; recall@10 against flat is printed); auto: the "
                         "existing index's type, else flat below a million chunks")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="embed over Ray Data actors: a local cluster, or ADDRESS (auto, HOST:PORT)")
     p.set_defaults(func=_cmd_ingest)
 
 

@@ -24,7 +24,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -261,8 +261,11 @@ def _read_docstore(path: Path) -> tuple[list[str], dict[str, Document]]:
 
 def update_index(index_dir: str | Path, corpus: LoadedCorpus, *, index_cfg: IndexConfig = IndexConfig(),
                  corpus_cfg: CorpusConfig = CorpusConfig(), embeddings: Embeddings | None = None,
-                 rebuild: bool = False, progress: bool = True) -> UpdateStats:
+                 rebuild: bool = False, progress: bool = True,
+                 embed: Callable[[list[str], str], np.ndarray] | None = None) -> UpdateStats:
     """Make the index at ``index_dir`` hold exactly the chunks of ``corpus``.
+
+    ``embed(texts, dtype)`` replaces this process's embedder for the chunks to embed (``--ray``: Ray Data actors).
 
     Unchanged chunks keep their vectors; changed or new ones are embedded; chunks of files that
     are gone leave. Chunks of files that were skipped this time (unreadable now) are preserved,
@@ -290,8 +293,9 @@ def update_index(index_dir: str | Path, corpus: LoadedCorpus, *, index_cfg: Inde
     by_text = {old_docs[cid].page_content: row for cid, row in old_rows.items()}
     to_embed = [cid for cid in new_chunks if cid not in old_rows and new_chunks[cid].page_content not in by_text]
     embed_started = time.perf_counter()
-    fresh = embed_texts(embeddings, [new_chunks[c].page_content for c in to_embed],
-                        batch_size=index_cfg.batch_size, progress=progress)
+    texts = [new_chunks[c].page_content for c in to_embed]
+    fresh = embed(texts, dtype) if embed is not None and texts else \
+        embed_texts(embeddings, texts, batch_size=index_cfg.batch_size, progress=progress)
     embed_seconds = time.perf_counter() - embed_started
     fresh_rows = {cid: i for i, cid in enumerate(to_embed)}
 
