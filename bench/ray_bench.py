@@ -103,13 +103,35 @@ def bench_generation(cfg, run: Path, workdir: Path, address: str) -> dict:
             "load_average": {"before_direct": load_before, "before_ray": load_middle, "after": load_average()}}
 
 
+def projection(branch_phase: dict, workers: tuple[int, ...] = (1, 2, 4, 8, 16, 32)) -> dict:
+    """Branch-phase speed-up of ``full`` and ``paper`` (B branches per seed) on N workers, from the measured one.
+
+    B branches on N workers run in ceil(B / N) waves; each worker runs at the efficiency measured here
+    (speed-up of 2 workers / 2), which is an assumption for nodes that do not share memory bandwidth.
+    """
+    efficiency = min(1.0, branch_phase["speedup"] / 2)
+    out: dict = {"efficiency_per_worker": round(efficiency, 3), "presets": {}}
+    for name in ("full", "paper"):
+        branches = len(collapse_preset(name).strategies)
+        out["presets"][name] = {"branches_per_seed": branches, "speedup_by_workers": {
+            n: round(efficiency * branches / -(-branches // n) if n > 1 else 1.0, 2) for n in workers}}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=REPO / "data", help="holds the Factbook corpus, index, probes")
     parser.add_argument("--gen0-steps", type=int, default=100, help="generation 0's optimizer steps (quick: 1100)")
     parser.add_argument("--generations", type=int, default=2, help="generations per branch, generation 0 included")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ray.json")
+    parser.add_argument("--project", action="store_true", help="only (re)write the projection of --out's figures")
     args = parser.parse_args()
+    if args.project:
+        result = read_json(args.out)
+        result["projection"] = projection(result["branch_phase"])
+        write_json(args.out, result)
+        print(json.dumps(result["projection"], indent=1))
+        return
     quick = collapse_preset("quick")
     steps = args.gen0_steps
     cfg = quick.replace(generations=args.generations, report=False,
@@ -128,7 +150,8 @@ def main() -> None:
     result = {"bench": "ray", "command": " ".join([Path(sys.executable).name, *sys.argv]),
               "config": {"preset": "quick", "gen0_steps": steps, "generations": args.generations,
                          "strategies": list(cfg.strategies), "ray_cluster_cpus": 2},
-              "branch_phase": branches, "generation": generation, "machine": machine_info()}
+              "branch_phase": branches, "generation": generation, "machine": machine_info(),
+              "projection": projection(branches)}
     write_json(args.out, result)
     print(f"\nbranch phase of quick ({args.generations} generations, {' + '.join(cfg.strategies)}), 2 cores:")
     print(f"  sequential (2 threads)      {branches['sequential_s']:8.1f} s")
