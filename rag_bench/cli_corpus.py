@@ -117,7 +117,9 @@ def _add_ingest(sub) -> None:
     p.add_argument("--chunk-overlap", type=int, default=50, help="characters shared by neighbouring chunks")
     p.add_argument("--max-file-mb", type=float, default=50.0, help="larger files are skipped")
     p.add_argument("--batch-size", type=int, default=64, help="chunks per embedding batch")
-    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto", help="embedder precision")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "int8"], default="auto",
+                   help="embedder precision: auto = bf16 where the CPU runs it natively, else fp32; int8 is "
+                        "faster on AVX2 but less faithful (bench/README.md)")
     p.add_argument("--rebuild", action="store_true", help="ignore the existing index and embed everything")
     p.add_argument("--index", default="auto", metavar="TYPE",
                    help="flat (exact) | hnsw | ivf (approximate; recall@10 against flat is printed); auto: the "

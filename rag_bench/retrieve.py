@@ -18,6 +18,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
+from rag_bench.config import ConfigError
 from rag_bench.index import single_thread_search
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
@@ -25,6 +26,23 @@ MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
 RRF_K = 60  # the constant of Cormack et al. 2009; damps the weight of the very top ranks
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class RetrievalError(ConfigError):
+    """A retrieval request that cannot be served (k below 1, an unknown mode); one line for the user."""
+
+
+def check_k(k: int) -> int:
+    """``k`` itself if it is a whole number of 1 or more; else one clear error (FAISS would assert, BM25 go empty)."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise RetrievalError(f"-k must be a whole number of 1 or more (chunks to retrieve), got {k!r}")
+    return int(k)
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise RetrievalError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
+    return mode
 
 
 def bm25_tokens(text: str) -> list[str]:
@@ -43,14 +61,18 @@ class IndexRetriever(BaseRetriever):
     _bm25: Any = PrivateAttr(default=None)
     _ids: list[str] = PrivateAttr(default_factory=list)
 
+    def __init__(self, **fields: Any) -> None:
+        # checked before pydantic, whose validators would wrap the one line in a many-line ValidationError
+        check_k(fields.get("k", 5))
+        check_mode(fields.get("mode", "dense"))
+        super().__init__(**fields)
+
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return self.search(query, k=self.k, mode=self.mode)
 
     def search(self, query: str, *, k: int | None = None, mode: RetrievalMode | None = None) -> list[Document]:
-        k = k or self.k
-        mode = mode or self.mode
-        if mode not in MODES:
-            raise ValueError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
+        k = check_k(self.k if k is None else k)
+        mode = check_mode(mode or self.mode)
         if mode == "dense":
             ranked = self._dense(query, k)
         elif mode == "bm25":
@@ -63,7 +85,7 @@ class IndexRetriever(BaseRetriever):
     def batch_search(self, queries: list[str], *, k: int | None = None,
                      mode: RetrievalMode | None = None) -> list[list[Document]]:
         """Many queries at once: dense retrieval embeds them in one batch and searches FAISS once."""
-        k, mode = k or self.k, mode or self.mode
+        k, mode = check_k(self.k if k is None else k), check_mode(mode or self.mode)
         if mode != "dense" or not queries:
             return [self.search(q, k=k, mode=mode) for q in queries]
         vectors = np.asarray(self.store.embedding_function.embed_documents(list(queries)), dtype="float32")
@@ -112,6 +134,4 @@ def reciprocal_rank_fusion(rankings: list[list[tuple[str, float]]], k: int = RRF
 
 
 def make_retriever(store: FAISS, *, mode: RetrievalMode = "dense", k: int = 5) -> IndexRetriever:
-    if mode not in MODES:
-        raise ValueError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
-    return IndexRetriever(store=store, mode=mode, k=k)
+    return IndexRetriever(store=store, mode=check_mode(mode), k=check_k(k))

@@ -1,0 +1,123 @@
+"""Tamper cases: the integrity check never takes the manifest's word for itself; each refusal is one line."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from rag_bench.corpus import load_corpus
+from rag_bench.index import IndexStoreError, current_version, load_index, update_index
+from rag_bench.records import sha256_file
+from rag_bench.retrieve import make_retriever
+from tests.conftest import PLANTED_FACT
+
+
+@pytest.fixture
+def index(mixed_corpus: Path, tmp_path: Path, embeddings) -> Path:
+    folder = tmp_path / "idx"
+    update_index(folder, load_corpus(mixed_corpus, progress=False), embeddings=embeddings, progress=False)
+    return folder
+
+
+def edit_manifest(index: Path, change, *, reseal: bool) -> None:
+    """Edit the live manifest; with ``reseal`` also rename the version to the new digest and repoint CURRENT,
+    as a tamperer who read this code would."""
+    version = current_version(index)
+    manifest = json.loads((version / "manifest.json").read_text())
+    change(manifest)
+    (version / "manifest.json").write_text(json.dumps(manifest))
+    if reseal:
+        reseal_version(index)
+
+
+def reseal_version(index: Path) -> None:
+    version = current_version(index)
+    stamp = version.name.split("-manifest-")[0]
+    sealed = version.with_name(f"{stamp}-manifest-{sha256_file(version / 'manifest.json')}")
+    os.replace(version, sealed)
+    (index / "CURRENT").write_text(sealed.name + "\n")
+
+
+def refused(index: Path, embeddings, match: str) -> str:
+    with pytest.raises(IndexStoreError, match=match) as caught:
+        load_index(index, embeddings=embeddings)
+    message = str(caught.value)
+    assert "\n" not in message and "Traceback" not in message
+    return message
+
+
+def test_a_sealed_index_loads_and_names_its_manifest_digest(index: Path, embeddings):
+    version = current_version(index)
+    assert version.name.endswith(sha256_file(version / "manifest.json"))
+    loaded = load_index(index, embeddings=embeddings)
+    assert PLANTED_FACT in make_retriever(loaded.store, k=1).invoke("Quillmark lighthouse first lit")[0].page_content
+
+
+def test_deleted_sha256_section_and_edited_docstore_are_refused(index: Path, embeddings):
+    docstore = current_version(index) / "docstore.jsonl"
+    docstore.write_text(docstore.read_text().replace("1873", "INJECTED 1999"))
+    edit_manifest(index, lambda m: m.pop("sha256"), reseal=False)
+    refused(index, embeddings, "manifest.json: altered since the build")
+    reseal_version(index)  # even with the digest recomputed, a manifest without the section is refused
+    refused(index, embeddings, "sha256 section must list exactly index.faiss, docstore.jsonl")
+
+
+def test_partial_sha256_section_is_refused(index: Path, embeddings):
+    edit_manifest(index, lambda m: m["sha256"].pop("docstore.jsonl"), reseal=True)
+    refused(index, embeddings, r"sha256 section must list exactly .* \(it lists \['index.faiss'\]\)")
+
+
+@pytest.mark.parametrize("field, value", [("count", 3), ("chunker", {"chunk_size": 9}), ("corpus_hash", "0" * 64)])
+def test_changed_manifest_fields_are_refused(index: Path, embeddings, field: str, value):
+    edit_manifest(index, lambda m: m.__setitem__(field, value), reseal=False)
+    refused(index, embeddings, "manifest.json: altered since the build")
+
+
+@pytest.mark.parametrize("field, value, match", [("count", 3, "the manifest says 3"),
+                                                 ("corpus_hash", "0" * 64, "corpus_hash")])
+def test_resealed_manifest_fields_are_checked_against_the_data(index: Path, embeddings, field, value, match):
+    edit_manifest(index, lambda m: m.__setitem__(field, value), reseal=True)
+    refused(index, embeddings, match)
+
+
+@pytest.mark.parametrize("pointer", ["../../other/versions/x", "/etc", "..", "a/../../b"])
+def test_current_that_leaves_the_index_folder_is_refused(index: Path, tmp_path: Path, embeddings, pointer: str):
+    other = tmp_path / "other" / "versions" / "x"
+    other.mkdir(parents=True)
+    (index / "CURRENT").write_text(pointer + "\n")
+    refused(index, embeddings, "CURRENT: .* is not a version name")
+
+
+def test_current_naming_a_link_out_of_the_folder_is_refused(index: Path, tmp_path: Path, embeddings):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    name = current_version(index).name
+    (index / "versions" / "linked").symlink_to(outside)
+    (index / "CURRENT").write_text("linked\n")
+    refused(index, embeddings, "resolves outside")
+    (index / "CURRENT").write_text(name + "\n")
+    load_index(index, embeddings=embeddings)
+
+
+def test_garbage_faiss_file_is_one_clear_line(index: Path, embeddings):
+    version = current_version(index)
+    (version / "index.faiss").write_bytes(b"this is not a FAISS index at all" * 8)
+    edit_manifest(index, lambda m: m["sha256"].update({"index.faiss": sha256_file(version / "index.faiss")}),
+                  reseal=True)
+    message = refused(index, embeddings, "index.faiss: not a readable FAISS index")
+    assert len(message) < 400
+
+
+def test_unsealed_index_is_refused_then_resealed_by_ingest(index: Path, mixed_corpus: Path, embeddings):
+    version = current_version(index)
+    legacy = version.with_name(version.name.split("-manifest-")[0])
+    os.replace(version, legacy)
+    (index / "CURRENT").write_text(legacy.name + "\n")
+    refused(index, embeddings, "no manifest digest .* run `rag-bench ingest`")
+    stats = update_index(index, load_corpus(mixed_corpus, progress=False), embeddings=embeddings, progress=False)
+    assert stats.embedded == 0 and stats.kept == stats.total
+    assert "-manifest-" in current_version(index).name
+    load_index(index, embeddings=embeddings)
