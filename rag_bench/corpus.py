@@ -3,27 +3,32 @@
     rag-bench ingest ./company_docs --name acme      # txt md html pdf docx csv jsonl
 
 Each readable file becomes LangChain ``Document`` objects (a pdf one per page, a csv one per
-row, a corpus JSONL one per record); a file that cannot be read is skipped with its reason and
-the run goes on. Chunks come from ``RecursiveCharacterTextSplitter`` and carry their source
+row, a corpus JSONL one per record, a text file one per streamed segment); a file that cannot be
+read is skipped with its reason and the run goes on. Every file under the root is in the outcome
+list (hidden files and links that leave the root as skipped, see rag_bench.corpus_files), text in
+a legacy encoding is read through charset detection, and a bad JSONL line is skipped with its number
+while the file's good lines are kept. Chunks come from ``RecursiveCharacterTextSplitter`` and carry their source
 path, page, the file's sha256 and their position. Chunk ids hash the document id and the chunk
 text, so an unchanged chunk keeps its id across runs and the index can skip re-embedding it.
 """
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import glob
 import hashlib
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from langchain_core.documents import Document
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from rag_bench.config import CorpusConfig
-from rag_bench.records import RecordError, read_corpus, sha256_file
+from rag_bench.corpus_files import SkipFile, detect_encoding, iter_jsonl_records, iter_text, link_problem, walk
+from rag_bench.records import sha256_file
 
 # pypdf logs "EOF marker not found" and the like for every bad file; the skip reason says it once.
 logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -31,10 +36,6 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 class CorpusError(ValueError):
     """The path given to ingest is missing, empty or holds nothing ingestible."""
-
-
-class SkipFile(Exception):
-    """A file that cannot be ingested; the message is the reason shown to the user."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -47,6 +48,8 @@ class FileOutcome:
     documents: int = 0  # documents read (pages, rows, records)
     chunks: int = 0  # chunks made from them
     sha256: str = ""  # of the file's bytes
+    encoding: str = ""  # of a text file: utf-8, or what charset-normalizer detected (cp1252, latin_1, ...)
+    notes: tuple[str, ...] = ()  # lines skipped inside an ingested file ("line 7: not JSON (...)")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -65,35 +68,41 @@ class LoadedCorpus:
         return {f.path for f in self.skipped}
 
 
-def discover_files(path: str | Path, cfg: CorpusConfig) -> tuple[Path, list[Path]]:
-    """Expand a folder, a file or a glob into ``(root, files)``; missing or empty is an error."""
+def discover_files(path: str | Path, cfg: CorpusConfig) -> tuple[Path, list[Path], list[tuple[str, str]]]:
+    """Expand a folder, a file or a glob into ``(root, files to read, [(path, reason) skipped already])``."""
     text = str(path)
     if any(ch in text for ch in "*?["):
-        found = [Path(p) for p in sorted(glob.glob(text, recursive=True)) if Path(p).is_file()]
+        base = Path(text.split("*")[0].split("?")[0].split("[")[0] or ".")
+        base = base if base.is_dir() else base.parent
+        matches = [Path(p) for p in sorted(glob.glob(text, recursive=True))]
+        found = [p for p in matches if p.is_file() or p.is_symlink()]
         if not found:
             raise CorpusError(f"{text}: the pattern matches no files")
-        root = Path(os.path.commonpath([str(p.parent.resolve()) for p in found]))
-        return root, [p.resolve() for p in found]
+        root = Path(os.path.commonpath([str(p.parent.absolute()) for p in found]))
+        files, skipped = [], []
+        for p in found:
+            reason = link_problem(p, base.resolve())
+            (skipped.append((str(p), reason)) if reason else files.append(p.absolute()))
+        return root, files, skipped
     path = Path(path)
     if not path.exists():
         raise CorpusError(f"{path}: no such file or folder")
     if path.is_file():
-        return path.resolve().parent, [path.resolve()]
-    found = sorted(p.resolve() for p in path.rglob("*") if p.is_file() and not _hidden(p.relative_to(path)))
-    if not found:
+        return path.absolute().parent, [path.absolute()], []
+    files, skipped = walk(path)
+    if not files and not skipped:
         raise CorpusError(f"{path}: the folder holds no files")
-    wanted = [p for p in found if p.suffix.lower() in cfg.extensions]
-    if not wanted:
+    if files and not any(p.suffix.lower() in cfg.extensions for p in files):
         raise CorpusError(f"{path}: no files of the types {', '.join(cfg.extensions)}")
-    return path.resolve(), found
+    return path.absolute(), files, skipped
 
 
-def _hidden(relative: Path) -> bool:
-    return any(part.startswith(".") for part in relative.parts)
+def load_file(path: Path, root: Path, cfg: CorpusConfig,
+              notes: list[str] | None = None) -> tuple[Iterator[Document], str]:
+    """``(documents, encoding)`` of one file, documents read lazily; SkipFile carries a reason a person can act on.
 
-
-def load_file(path: Path, root: Path, cfg: CorpusConfig) -> list[Document]:
-    """Read one file into documents, or raise SkipFile with a reason a person can act on."""
+    Bad lines inside a JSONL file are appended to ``notes`` as they are met.
+    """
     suffix = path.suffix.lower()
     if suffix not in cfg.extensions:
         raise SkipFile(f"unsupported file type {suffix or '(none)'}")
@@ -110,18 +119,26 @@ def load_file(path: Path, root: Path, cfg: CorpusConfig) -> list[Document]:
     except OSError as exc:
         raise SkipFile(f"cannot be read: {exc.strerror or exc}") from None
     source = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    encoding = ""
     if suffix in {".pdf", ".docx"}:
-        docs = _load_binary(path, suffix, head)
+        docs: Iterable[Document] = _load_binary(path, suffix, head)
     else:
-        _check_text(path, head)
-        docs = _load_text(path, suffix)
-    docs = [d for d in docs if d.page_content.strip()]
-    if not docs:
-        raise SkipFile("no text in the file")
+        if b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise SkipFile("binary content in a text file (NUL bytes)")
+        encoding = detect_encoding(path)
+        docs = _load_text(path, suffix, encoding, notes if notes is not None else [])
+    return _with_source(docs, source, encoding), encoding
+
+
+def _with_source(docs: Iterable[Document], source: str, encoding: str) -> Iterator[Document]:
     for doc in docs:
+        if not doc.page_content.strip():
+            continue
         doc.metadata["source"] = source
+        if encoding not in {"", "utf-8", "utf_8", "ascii"}:
+            doc.metadata["encoding"] = encoding
         doc.metadata.setdefault("doc_id", source + _locator(doc.metadata))
-    return docs
+        yield doc
 
 
 def _locator(meta: dict) -> str:
@@ -132,45 +149,36 @@ def _locator(meta: dict) -> str:
     return ""
 
 
-def _check_text(path: Path, head: bytes) -> None:
-    if b"\x00" in head:
-        raise SkipFile("binary content in a text file (NUL bytes)")
-    try:
-        path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SkipFile(f"not UTF-8 text (undecodable byte at offset {exc.start})") from None
-
-
-def _load_text(path: Path, suffix: str) -> list[Document]:
-    from langchain_community.document_loaders import CSVLoader, TextLoader
+def _load_text(path: Path, suffix: str, encoding: str, notes: list[str]) -> Iterator[Document]:
+    from langchain_community.document_loaders import CSVLoader
 
     if suffix == ".jsonl":
+        for number, obj, reason in iter_jsonl_records(path, encoding):
+            if obj is None:
+                notes.append(f"line {number}: {reason}")
+            else:
+                yield Document(page_content=obj["contents"], metadata={**(obj.get("metadata") or {}),
+                                                                       "doc_id": str(obj["id"])})
+    elif suffix in {".html", ".htm"}:
+        yield _load_html(path, encoding)
+    elif suffix == ".csv":
         try:
-            records = read_corpus(path)
-        except RecordError as exc:
-            message = str(exc).removeprefix(str(path))
-            if message.startswith(":") and message[1:2].isdigit():
-                number, _, rest = message[1:].partition(": ")
-                message = f"line {number}: {rest}"
-            raise SkipFile(f"malformed JSONL, {message.lstrip(': ')}") from None
-        return [Document(page_content=r.contents, metadata={**r.metadata, "doc_id": r.id}) for r in records]
-    if suffix in {".html", ".htm"}:
-        return [_load_html(path)]
-    if suffix == ".csv":
-        loader = CSVLoader(str(path), encoding="utf-8")
+            yield from CSVLoader(str(path), encoding=encoding).lazy_load()
+        except Exception as exc:
+            raise SkipFile(f"unreadable csv: {type(exc).__name__}: {exc}") from None
     else:
-        loader = TextLoader(str(path), encoding="utf-8")
-    try:
-        return loader.load()
-    except Exception as exc:
-        raise SkipFile(f"unreadable {suffix[1:]}: {type(exc).__name__}: {exc}") from None
+        offset = 0
+        for segment in iter_text(path, encoding):
+            # start_index of a chunk stays its offset in the whole file (see chunk_documents)
+            yield Document(page_content=segment, metadata={"segment_offset": offset} if offset else {})
+            offset += len(segment)
 
 
-def _load_html(path: Path) -> Document:
+def _load_html(path: Path, encoding: str) -> Document:
     # LangChain's BSHTMLLoader keeps the text of <script> and <style> and glues blocks together.
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+    soup = BeautifulSoup(path.read_text(encoding=encoding), "html.parser")
     for tag in soup(["script", "style", "noscript", "template"]):
         tag.decompose()
     title = soup.title.get_text(strip=True) if soup.title else ""
@@ -212,8 +220,12 @@ def chunk_documents(docs: Iterable[Document], cfg: CorpusConfig, *, sha256: str 
     """Split documents into chunks with content-hash ids, stable across runs."""
     chunks: list[Document] = []
     seen: dict[str, int] = {}
-    for position, chunk in enumerate(splitter(cfg).split_documents(list(docs))):
+    split = splitter(cfg)
+    pieces = (chunk for doc in docs for chunk in split.split_documents([doc]))  # one document held at a time
+    for position, chunk in enumerate(pieces):
         meta = chunk.metadata
+        if "segment_offset" in meta:
+            meta["start_index"] = meta.get("start_index", 0) + meta.pop("segment_offset")
         key = f"{meta.get('doc_id', '')}\x00{chunk.page_content}"
         repeat = seen.get(key, 0)
         seen[key] = repeat + 1
@@ -226,27 +238,34 @@ def chunk_documents(docs: Iterable[Document], cfg: CorpusConfig, *, sha256: str 
 
 
 def load_corpus(path: str | Path, cfg: CorpusConfig = CorpusConfig(), *, progress: bool = True) -> LoadedCorpus:
-    """Read every file under ``path`` into chunks; unreadable files are skipped with reasons."""
+    """Read every file under ``path`` into chunks; every other file is listed as skipped with its reason."""
     from tqdm.auto import tqdm
 
-    root, files = discover_files(path, cfg)
+    root, files, refused = discover_files(path, cfg)
     chunks: list[Document] = []
-    outcomes: list[FileOutcome] = []
+    outcomes = [FileOutcome(path=shown, status="skipped", reason=reason) for shown, reason in refused]
     for file in tqdm(files, desc="reading files", unit="file", disable=not progress):
         shown = str(file.relative_to(root)) if file.is_relative_to(root) else str(file)
+        notes: list[str] = []
         try:
-            docs = load_file(file, root, cfg)
+            docs, encoding = load_file(file, root, cfg, notes)
+            file_chunks = chunk_documents(docs, cfg)
+            if not file_chunks:
+                raise SkipFile("no valid records in the file" if notes else "no text in the file")
             digest = sha256_file(file)
         except SkipFile as exc:
-            outcomes.append(FileOutcome(path=shown, status="skipped", reason=str(exc)))
+            reason = str(exc) + (f"; {len(notes)} bad line(s), the first {notes[0]}" if notes else "")
+            outcomes.append(FileOutcome(path=shown, status="skipped", reason=reason))
             continue
         except OSError as exc:
             outcomes.append(FileOutcome(path=shown, status="skipped", reason=f"cannot be read: {exc}"))
             continue
-        file_chunks = chunk_documents(docs, cfg, sha256=digest)
+        for chunk in file_chunks:
+            chunk.metadata["sha256"] = digest
         chunks.extend(file_chunks)
-        outcomes.append(FileOutcome(path=shown, status="ingested", documents=len(docs),
-                                    chunks=len(file_chunks), sha256=digest))
+        documents = len({c.metadata.get("doc_id") for c in file_chunks})
+        outcomes.append(FileOutcome(path=shown, status="ingested", documents=documents, chunks=len(file_chunks),
+                                    sha256=digest, encoding=encoding, notes=tuple(notes)))
     if not chunks:
         reasons = "; ".join(f"{o.path}: {o.reason}" for o in outcomes[:5])
         raise CorpusError(f"{path}: no file could be ingested ({reasons})")

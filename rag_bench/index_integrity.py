@@ -43,6 +43,11 @@ def sealed_name(stamp: str, manifest_path: Path) -> str:
     return f"{stamp}-manifest-{sha256_file(manifest_path)}"
 
 
+def is_sealed(version: Path) -> bool:
+    """Whether a version's name carries its manifest's digest (every build since the check was added)."""
+    return _SEAL.search(version.name) is not None
+
+
 def read_current(index_dir: Path) -> str | None:
     """The version name in CURRENT, checked to be a plain name inside ``versions/``; None if no CURRENT."""
     pointer = index_dir / "CURRENT"
@@ -68,7 +73,8 @@ def read_manifest(version: Path) -> dict[str, Any]:
     if sealed is None:
         raise IndexStoreError(
             f"{version}: no manifest digest in the version name (built before rag-bench sealed its manifests); "
-            f"run `rag-bench ingest` on the same files once to re-seal it (no text is embedded again)")
+            f"run `rag-bench ingest` on the same files once (`rag-bench prepare` for the Factbook) to re-seal it; "
+            f"no text is embedded again")
     if not manifest_path.is_file():
         raise IndexStoreError(f"{manifest_path}: missing")
     if sha256_file(manifest_path) != sealed.group(1):

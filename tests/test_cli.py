@@ -188,3 +188,44 @@ def test_prepare_builds_the_probes_that_the_quick_experiment_needs(tmp_path: Pat
     assert sum(1 for _ in probes.open()) > 10
     main(["prepare", "--data-dir", str(data)])
     assert "corpus: present, index: present, probes: present" in capsys.readouterr().out
+
+
+def test_ingest_reports_every_file_encoding_and_bad_lines(tmp_path: Path, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    french = "Le caf\u00e9 co\u00fbte 5 \u20ac \u2013 cr\u00e8me br\u00fbl\u00e9e.\n"
+    (docs / "notes.txt").write_bytes(french.encode("cp1252") * 5)
+    (docs / "rows.jsonl").write_text('{"id": "a", "contents": "Tarsil mines copper."}\n{broken\n')
+    (docs / "..odd.md").write_text("a dot-dot name")
+    assert main(["ingest", str(docs), "--name", "docs", "--data-dir", str(tmp_path / "data")]) == 0
+    out = capsys.readouterr().out
+    assert "ingested 2 file(s), skipped 1" in out
+    assert "read notes.txt as cp1252 (detected; not UTF-8)" in out
+    assert "kept rows.jsonl but skipped 1 bad line(s): line 2: not JSON" in out
+    assert "skipped ..odd.md: hidden file" in out
+    report = json.loads((tmp_path / "data" / "indexes" / "docs" / "ingest_report.json").read_text())
+    assert {f["path"] for f in report["ingested"]} | {f["path"] for f in report["skipped"]} == {
+        "notes.txt", "rows.jsonl", "..odd.md"}
+
+
+def test_prepare_reseals_an_index_built_before_manifests_were_sealed(tmp_path: Path, capsys):
+    import os
+
+    from rag_bench.cli_corpus import ingest
+    from rag_bench.index import current_version, load_index
+    from tests.test_probes import COUNTRIES, factbook_builder
+
+    data = tmp_path / "data"
+    factbook_builder().build(data / "corpora" / "factbook", countries=COUNTRIES, progress=False)
+    ingest(str(data / "corpora" / "factbook" / "corpus.jsonl"), data_dir=data, name="factbook", progress=False)
+    index = data / "indexes" / "factbook"
+    version = current_version(index)
+    legacy = version.with_name(version.name.split("-manifest-")[0])  # as rag-bench named versions before
+    os.replace(version, legacy)
+    (index / "CURRENT").write_text(legacy.name + "\n")
+    main(["prepare", "--data-dir", str(data)])
+    out = capsys.readouterr().out
+    assert "index: re-sealed" in out
+    report = json.loads((index / "ingest_report.json").read_text())
+    assert report["chunks"]["embedded"] == 0 and report["chunks"]["kept"] == report["chunks"]["total"]
+    assert load_index(index).manifest["count"] == report["chunks"]["total"]

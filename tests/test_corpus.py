@@ -74,11 +74,11 @@ def test_chunk_size_and_overlap_are_honoured():
 @pytest.mark.parametrize(("name", "content", "reason"), [
     ("empty.txt", b"", "empty file"),
     ("junk.txt", b"\x00\x01\x02binary\xff" * 20, "binary content"),
-    ("latin1.md", "caf\u00e9 cr\u00e8me".encode("latin-1"), "not UTF-8"),
     ("broken.pdf", b"%PDF-1.4\n1 0 obj garbage", "corrupt PDF"),
     ("fake.pdf", b"this is not a pdf at all", "corrupt PDF"),
     ("broken.docx", b"PK\x03\x04 not really a zip", "corrupt DOCX"),
-    ("bad.jsonl", b'{"id": 1, "contents": "ok"}\n{not json\n', "line 2"),
+    ("bad.jsonl", b'{not json\n{"id": 2}\n', "no valid records in the file; 2 bad line(s), the first line 1: not JSON"),
+    ("dotted..txt", b"\x00\x00\x00\x00 binary", "binary content"),
     ("image.png", b"\x89PNG\r\n\x1a\n", "unsupported file type"),
     ("blank.txt", b"   \n\n  ", "no text"),
 ])
@@ -134,3 +134,79 @@ def test_missing_and_empty_paths_are_clear_errors(tmp_path: Path):
 def test_glob_selects_files(mixed_corpus: Path):
     loaded = load_corpus(str(mixed_corpus / "**" / "*.md"), progress=False)
     assert {c.metadata["source"] for c in loaded.chunks} == {"guide.md"}
+
+
+def test_legacy_encodings_are_read_and_the_encoding_recorded(tmp_path: Path):
+    (tmp_path / "cp1252.txt").write_bytes("Le caf\u00e9 co\u00fbte 5 \u20ac \u2013 \u201cna\u00efve\u201d cr\u00e8me "
+                                          "br\u00fbl\u00e9e, d\u00e9j\u00e0 vu.\n".encode("cp1252") * 20)
+    (tmp_path / "latin1.md").write_bytes("Caf\u00e9 cr\u00e8me, \u00e0 la fran\u00e7aise: d\u00e9j\u00e0 "
+                                         "r\u00e9serv\u00e9 pour l\u2019\u00e9t\u00e9.\n".replace("\u2019", "'")
+                                         .encode("latin-1") * 20)
+    loaded = load_corpus(tmp_path, progress=False)
+    assert not loaded.skipped, loaded.skipped
+    files = {f.path: f for f in loaded.files}
+    assert files["cp1252.txt"].encoding not in {"", "utf-8"} and files["latin1.md"].encoding not in {"", "utf-8"}
+    text = {c.metadata["source"]: c.page_content for c in loaded.chunks}
+    assert "5 \u20ac \u2013 \u201cna\u00efve\u201d" in text["cp1252.txt"]
+    assert "Caf\u00e9 cr\u00e8me" in text["latin1.md"]
+    assert all(c.metadata["encoding"] == files[c.metadata["source"]].encoding for c in loaded.chunks)
+
+
+def test_malformed_jsonl_line_is_skipped_with_its_number_and_the_rest_kept(tmp_path: Path):
+    (tmp_path / "records.jsonl").write_text(
+        '{"id": "a", "contents": "Tarsil mines copper."}\n{"id": "b", "contents": "trunc\n'
+        '{"id": "c", "contents": "Askel fishes cod."}\n[1, 2]\n{"id": "d", "contents": 5}\n')
+    loaded = load_corpus(tmp_path, progress=False)
+    (outcome,) = loaded.files
+    assert outcome.status == "ingested" and outcome.documents == 2
+    assert [n.split(":")[0] for n in outcome.notes] == ["line 2", "line 4", "line 5"]
+    assert "not JSON" in outcome.notes[0] and "needs 'id'" in outcome.notes[1]
+    assert {c.metadata["doc_id"] for c in loaded.chunks} == {"a", "c"}
+
+
+def test_every_file_is_in_the_report_hidden_and_links_included(tmp_path: Path):
+    root, outside = tmp_path / "docs", tmp_path / "outside"
+    (root / "sub").mkdir(parents=True)
+    (root / ".git").mkdir()
+    outside.mkdir()
+    (outside / "secret.md").write_text("Outside the ingested folder: must not be read.")
+    (root / "good.txt").write_text("A readable file about otters.")
+    (root / "sub" / "inner.md").write_text("Inner notes about herons.")
+    (root / ".env").write_text("TOKEN=1")
+    (root / "..hidden.txt").write_text("dot-dot name")
+    (root / ".git" / "config").write_text("[core]")
+    (root / ".git" / "HEAD").write_text("ref")
+    (root / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (root / "link_out.md").symlink_to(outside / "secret.md")
+    (root / "link_in.md").symlink_to(root / "sub" / "inner.md")
+    (root / "dangling.txt").symlink_to(root / "gone.txt")
+    (root / "folder_link").symlink_to(outside)
+    loaded = load_corpus(root, progress=False)
+    outcome = {f.path: (f.status, f.reason) for f in loaded.files}
+    assert set(outcome) == {"good.txt", "sub/inner.md", ".env", "..hidden.txt", ".git/", "photo.png", "link_out.md",
+                            "link_in.md", "dangling.txt", "folder_link/"}
+    assert outcome["good.txt"][0] == outcome["link_in.md"][0] == outcome["sub/inner.md"][0] == "ingested"
+    assert "hidden file" in outcome[".env"][1] and "hidden file" in outcome["..hidden.txt"][1]
+    assert "hidden folder" in outcome[".git/"][1] and "2 file(s)" in outcome[".git/"][1]
+    assert "resolves outside the ingested folder" in outcome["link_out.md"][1]
+    assert "broken symlink" in outcome["dangling.txt"][1] and "not followed" in outcome["folder_link/"][1]
+    assert not any("Outside the ingested" in c.page_content for c in loaded.chunks)
+
+
+def test_glob_refuses_a_link_that_leaves_its_folder(tmp_path: Path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "secret.md").write_text("Outside.")
+    (tmp_path / "docs" / "ok.md").write_text("Inside.")
+    (tmp_path / "docs" / "out.md").symlink_to(tmp_path / "secret.md")
+    loaded = load_corpus(str(tmp_path / "docs" / "*.md"), progress=False)
+    assert [c.page_content for c in loaded.chunks] == ["Inside."]
+    assert "resolves outside" in {f.path: f.reason for f in loaded.skipped}[str(tmp_path / "docs" / "out.md")]
+
+
+def test_a_large_text_file_is_chunked_in_streamed_segments(tmp_path: Path):
+    line = "The harbour of Brellin ships timber, grain and salted fish to the northern isles.\n"
+    (tmp_path / "big.txt").write_text(line * 8000)  # ~660k characters: three segments
+    chunks = load_corpus(tmp_path, progress=False).chunks
+    text = (tmp_path / "big.txt").read_text()
+    assert all(text[c.metadata["start_index"]:].startswith(c.page_content) for c in chunks)
+    assert chunks[-1].metadata["start_index"] + len(chunks[-1].page_content) == len(text.rstrip("\n"))
