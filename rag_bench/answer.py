@@ -67,8 +67,13 @@ def order_passages(docs: Sequence[Document]) -> list[str]:
     return [d.page_content for d in sorted(docs, key=lambda d: d.metadata.get("rank", 0), reverse=True)]
 
 
-def _with_prompts(items: list[dict]) -> list[dict]:
-    return [{**item, "prompt": render_prompt(item["question"], order_passages(item["docs"]))} for item in items]
+def _prompter(lm: LM) -> BatchRunnable:
+    """The prompt step: passages then the question, through the model's chat template when it has one."""
+    def with_prompts(items: list[dict]) -> list[dict]:
+        return [{**item, "prompt": render_prompt(item["question"], order_passages(item["docs"]),
+                                                 tokenizer=lm.tokenizer)} for item in items]
+
+    return BatchRunnable(with_prompts, "prompt")
 
 
 def _generator(lm: LM, decode: DecodeConfig, *, span_constrained: bool, streamer: Any = None) -> BatchRunnable:
@@ -106,7 +111,7 @@ def answer_chain(lm: LM, *, retriever: Any = None, k: int = 3, decode: DecodeCon
     if span_constrained and retriever is None:
         raise ValueError("span-constrained decoding needs a retriever: the answer must be a span of its passages")
     context = BatchRunnable(_no_context, "no_context") if retriever is None else _retrieved_context(retriever, k)
-    return context | BatchRunnable(_with_prompts, "prompt") | _generator(
+    return context | _prompter(lm) | _generator(
         lm, decode or DecodeConfig(), span_constrained=span_constrained, streamer=streamer)
 
 
@@ -128,7 +133,7 @@ def source_of(doc: Document) -> dict[str, Any]:
 
 def closed_book(lm: LM, questions: Sequence[str], *, decode: DecodeConfig | None = None,
                 streamer: Any = None) -> list[Answer]:
-    """Answer from the weights alone: the prompt is the question, exactly as in training."""
+    """Answer from the weights alone: the prompt is the question (through an instruct model's chat template)."""
     questions = _as_list(questions)
     return _answers(answer_chain(lm, decode=decode, streamer=streamer).batch(questions), "closed")
 

@@ -49,7 +49,16 @@ Messages = list[dict[str, Any]]
 
 
 def resolve_model(cfg: AppConfig, run: str | None, generation: str | None, folder: str = "") -> tuple[Path, str]:
-    """(model folder, short label) from a run and generation, or from a folder under the data or upload root."""
+    """(model folder, short label) from a run and generation, or from a folder under the data or upload root.
+
+    Without a run and generation (or with a registry name as the folder) it is the pretrained model of
+    ``rag_bench.models`` (SmolLM2-135M-Instruct), whose folder ``ensure_converted`` fills on first use.
+    """
+    from rag_bench.models import DEFAULT_PRETRAINED, REGISTRY, pretrained_dir
+
+    name = (folder or "").strip() or ("" if run and generation else DEFAULT_PRETRAINED)
+    if name in REGISTRY:
+        return pretrained_dir(cfg.data_path, name), name
     if folder and folder.strip():
         for root in (cfg.data_path, cfg.upload_path):
             try:
@@ -60,9 +69,6 @@ def resolve_model(cfg: AppConfig, run: str | None, generation: str | None, folde
                 raise UserError(f"{folder}: not a model folder (no config.json); name a folder saved by LM.save")
             return path, path.name if not GEN_DIR.match(path.parent.name) else path.parent.name
         raise UserError(f"{folder}: model folders must lie inside {cfg.data_path} or {cfg.upload_path}")
-    if not run:
-        raise UserError("No model yet: pick a run with a trained generation (the Experiment tab starts one), "
-                        "or name a model folder.")
     gens = generations(cfg.runs_path / check_name(run, "run"))
     if not gens:
         raise UserError(f"Run {run!r} has no trained generation yet; generation 0 appears when its training ends.")
@@ -118,8 +124,41 @@ def trained_on(model_dir: Path) -> str:
     return text
 
 
+def ensure_converted(app: App, model_dir: Path) -> Iterator[str]:
+    """Convert a pretrained model's folder on first use, yielding a line to show before the wait; else nothing."""
+    from rag_bench.lm import ModelLoadError
+    from rag_bench.models import REGISTRY, is_converted, resolve_model
+
+    name = model_dir.name
+    if model_dir.parent != app.cfg.data_path / "models" / "pretrained" or name not in REGISTRY or \
+            is_converted(model_dir):
+        return
+    yield (f"_Preparing {REGISTRY[name].description.split(' (')[0]} for its first answer: converting its packaged "
+           "weights once (20-45 s on 2 cores)…_")
+    try:
+        resolve_model(name, app.cfg.data_path)
+    except ModelLoadError as exc:
+        raise UserError(str(exc)) from None
+
+
+def describe_pretrained(model_dir: Path, corpus: str) -> str:
+    """The notice for a pretrained model (no run yet): what it is, where it came from, that it was not trained here."""
+    from rag_bench.models import REGISTRY
+
+    spec = REGISTRY[model_dir.name]
+    return (f"**Model:** `{spec.name}`, {spec.description}, licence {spec.licence}, from the pip package "
+            f"`{spec.package}=={spec.version}`. **Trained on:** its makers' pretraining data, nothing here "
+            f"(no run has trained a generation yet, so the chat answers with it; ask natural questions). "
+            f"Closed-book answers come from its weights alone; grounded answers put the top-k passages of the "
+            f"`{corpus}` index before the question, through its chat template.")
+
+
 def describe_model(app: App, model_dir: Path, label: str, corpus: str) -> str:
     """The notice above the chat: size, training data and generation of the model being asked."""
+    from rag_bench.models import REGISTRY
+
+    if model_dir.name in REGISTRY and model_dir.parent == app.cfg.data_path / "models" / "pretrained":
+        return describe_pretrained(model_dir, corpus)
     lm, _ = app.lm(model_dir)
     arch = lm.config.arch if lm.config else type(lm.model).__name__
     size = f"`{lm.config.name}` {arch}" if lm.config else arch
@@ -297,6 +336,10 @@ def ask(app: App, question: str, run: str | None = None, generation: str | None 
                     {"role": "assistant", "content": "_answering…_"}]
     yield list(histories[0]), list(histories[1])  # copies: each step is a snapshot
     try:
+        for note in ensure_converted(app, sides[0][0]):  # the pretrained model's first use: say why it waits
+            for history in histories:
+                history[-1] = {"role": "assistant", "content": note}
+            yield list(histories[0]), list(histories[1])
         for model_dir, _, _ in sides:  # loads the models (seconds, the first time)
             check_room(app.lm(model_dir)[0], decode)
     except Exception as exc:  # said in the panels too, then as the toast

@@ -129,8 +129,6 @@ def chat_tab(app: App, corpus: gr.State, demo: gr.Blocks) -> None:
 
     @friendly
     def describe(run_id, gen, folder_text, corpus_name):
-        if not (folder_text or "").strip() and not (run_id and gen):
-            return "No model yet: generation 0 appears when the first run has trained it (see the Experiment tab)."
         model_dir, label = app_chat.resolve_model(cfg, run_id, gen, folder_text)
         return app_chat.describe_model(app, model_dir, label, corpus_name)
 

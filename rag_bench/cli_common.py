@@ -50,11 +50,35 @@ def print_source(meta: dict, text: str, width: int) -> None:
     print(f"    {snippet[:width]}{'...' if len(snippet) > width else ''}")
 
 
-def load_lm(path: Path):
-    """LM.load with a bad folder turned into a CliError naming it."""
-    from rag_bench.lm import LM, ModelLoadError
+def resolve_model_arg(spec: str | Path, data_dir: Path) -> Path:
+    """A --model / --base-model value as a folder: a registry name (``smollm2-135m``, converted into DATA_DIR
+    once) or a model folder; a bad one is a CliError naming it."""
+    from rag_bench.lm import ModelLoadError
+    from rag_bench.models import resolve_model
 
     try:
-        return LM.load(path)
+        return resolve_model(spec, data_dir)
+    except ModelLoadError as exc:
+        raise CliError(str(exc)) from None
+
+
+def check_memory(folder: Path) -> None:
+    """Refuse a model folder whose weights would not fit in the memory available now (one CliError line)."""
+    from rag_bench.lm import ModelLoadError
+    from rag_bench.models.memory import check_folder_fits
+
+    try:
+        check_folder_fits(folder)
+    except ModelLoadError as exc:
+        raise CliError(str(exc)) from None
+
+
+def load_lm(spec: str | Path, data_dir: Path = Path("data")):
+    """The LM a --model value names (see ``resolve_model_arg``), checked against memory; errors are CliErrors."""
+    from rag_bench.lm import ModelLoadError
+    from rag_bench.models import load_model
+
+    try:
+        return load_model(spec, data_dir)
     except ModelLoadError as exc:
         raise CliError(str(exc)) from None

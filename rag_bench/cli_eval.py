@@ -19,6 +19,7 @@ from rag_bench.cli_common import (
     index_dir,
     load_lm,
     print_source,
+    resolve_model_arg,
 )
 
 
@@ -129,6 +130,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
                  "modes": tuple(m.strip() for m in args.modes.split(",") if m.strip()) if args.modes else None}
     cfg = cfg.replace(**{key: value for key, value in overrides.items() if value is not None})
     load_eval_probes(args.probes)  # a malformed probe file fails here, before any model or index is loaded
+    args.model = resolve_model_arg(args.model, args.data_dir)  # a registry name becomes its folder
     if args.threads:
         import torch
 
@@ -141,12 +143,12 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     texts = human_texts(loaded.chunks, corpus_jsonl=args.heldout or corpus_jsonl_for(index_path))
     if args.heldout and "split == 'heldout'" not in texts.source:
         print(f"note: {args.heldout} has no split == 'heldout' records; holding out chunks of the index instead")
-    lm = load_lm(args.model)
+    lm = load_lm(args.model, args.data_dir)
     reference, reference_path = None, args.reference_model or reference_model_path(args.model)
     if reference_path is not None:
         located = run_generation(args.model)
         same = located is not None and located[1] == 0 and args.reference_model is None
-        reference = lm if same else load_lm(reference_path)
+        reference = lm if same else load_lm(reference_path, args.data_dir)
         print(f"reference model (generation 0): {reference_path}")
     out = args.out or default_out_dir(args.model, args.probes, args.data_dir)
     index_info = {"path": str(index_path), "version": loaded.path.name, "chunks": len(loaded.chunks),
@@ -181,7 +183,8 @@ def _add_eval(sub) -> None:
     p = add_subcommand(sub, "eval", "evaluate one model: probes closed-book and grounded, perplexity, diversity",
                        "rag-bench eval --model runs/r1/gen_0/model --name factbook "
                        "--probes data/probes/factbook-factbook.jsonl --limit 200")
-    p.add_argument("--model", type=Path, required=True, help="a model folder (runs/<id>/gen_<k>/model or any HF LM)")
+    p.add_argument("--model", type=Path, required=True,
+                   help="a model folder (runs/<id>/gen_<k>/model or any HF LM) or a registry name: smollm2-135m")
     p.add_argument("--probes", type=Path, required=True, help="QA JSONL (rag-bench probes, or your own)")
     p.add_argument("--name", default=DEFAULT_CORPUS, help="index name under DATA_DIR/indexes")
     p.add_argument("--index", type=Path, default=None, help="an index folder (overrides --name)")
@@ -221,7 +224,7 @@ def _cmd_ask(args: argparse.Namespace) -> None:
 
         loaded = load_index(args.index or index_dir(args.data_dir, args.name))
         retriever = make_retriever(loaded.store, mode=args.retrieval, k=args.k)
-    lm = load_lm(model)
+    lm = load_lm(model, args.data_dir)
     decode = DecodeConfig(max_new_tokens=args.max_new_tokens)
     labels = {"closed": "closed-book", "grounded": "grounded", "grounded_span": "grounded (span)"}
     sources = []
@@ -243,7 +246,7 @@ def _add_ask(sub) -> None:
     p.add_argument("question", help="the question or record prefix")
     p.add_argument("--mode", choices=["closed", "grounded", "grounded_span", "both"], default="both",
                    help="both = closed-book and grounded")
-    p.add_argument("--model", type=Path, default=None, help="a model folder")
+    p.add_argument("--model", type=Path, default=None, help="a model folder or a registry name: smollm2-135m")
     p.add_argument("--run", type=Path, default=None, help="a run folder; with --gen N uses RUN/gen_N/model")
     p.add_argument("--gen", type=int, default=0, help="generation of --run")
     p.add_argument("--name", default=DEFAULT_CORPUS, help="index name under DATA_DIR/indexes")

@@ -3,6 +3,7 @@
     rag-bench train --model-size small --max-minutes 10          # the Factbook, DATA_DIR/models/factbook-small
     rag-bench train --corpus my.jsonl --out models/m --model-size tiny --max-steps 50 --limit 200
     rag-bench train --base-model ./my-hf-llama --out models/ft --max-steps 500
+    rag-bench train --base-model smollm2-135m --out models/smol-ft --max-steps 200   # the offline SmolLM2
     rag-bench train --config train.json --index factbook --retrieval-share 0.2
     rag-bench train --base-model models/m/last --kinds record --out models/m-records   # records only
     rag-bench train --model-size base --ray auto --workers 4 --gpu     # Ray Train, one GPU per worker
@@ -18,7 +19,15 @@ import argparse
 import typing
 from pathlib import Path
 
-from rag_bench.cli_common import DEFAULT_CORPUS, CliError, add_subcommand, corpus_dir, index_dir
+from rag_bench.cli_common import (
+    DEFAULT_CORPUS,
+    CliError,
+    add_subcommand,
+    check_memory,
+    corpus_dir,
+    index_dir,
+    resolve_model_arg,
+)
 from rag_bench.config import MODEL_PRESETS, ModelConfig, TrainConfig
 
 NEIGHBOUR_MARGIN = 3  # extra passages fetched per text, so that dropping held-out chunks still leaves k
@@ -117,15 +126,18 @@ def _cmd_train(args: argparse.Namespace) -> None:
         print(f"retrieval-augmented rows: {cfg.retrieval_share:.0%}, {k} passages by BM25 over the training texts")
     elif args.index:
         print(f"note: --index {args.index} is unused while retrieval_share is 0 (set --retrieval-share)")
+    base_model = None
     if args.base_model:
+        base_model = resolve_model_arg(args.base_model, args.data_dir)
+        check_memory(base_model)
         print(f"fine-tuning {args.base_model}: its architecture and tokenizer replace --model-size/--arch")
     print(f"output: {out}  (the same command resumes from {out / 'last'})", flush=True)
     try:
         if args.ray is not None:
-            model_dir = _train_on_ray(args, cfg, train_texts, heldout_texts, out, k)
+            model_dir = _train_on_ray(args, cfg, train_texts, heldout_texts, out, k, base_model)
         else:
             model_dir = train(cfg, train_texts=train_texts, heldout_texts=heldout_texts, out_dir=out,
-                              neighbours=neighbours, base_model=args.base_model)
+                              neighbours=neighbours, base_model=base_model)
     except ModelLoadError as exc:
         raise CliError(f"--base-model: {exc}") from None
     except ValueError as exc:  # e.g. a corpus shorter than one training block
@@ -136,7 +148,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     print(f"best checkpoint (lowest held-out perplexity): {model_dir}")
 
 
-def _train_on_ray(args: argparse.Namespace, cfg, train_texts, heldout_texts, out: Path, k: int) -> Path:
+def _train_on_ray(args: argparse.Namespace, cfg, train_texts, heldout_texts, out: Path, k: int,
+                  base_model: Path | None) -> Path:
     """The same loop on ``--workers`` Ray Train workers (rag_bench.distributed.trainer)."""
     from rag_bench.distributed.cluster import RayUnavailable
     from rag_bench.distributed.trainer import train_on_ray
@@ -144,7 +157,7 @@ def _train_on_ray(args: argparse.Namespace, cfg, train_texts, heldout_texts, out
     print(f"Ray Train: {args.workers} workers ({'one GPU' if args.gpu else '1 CPU'} each) on {args.ray}", flush=True)
     try:
         return train_on_ray(cfg, train_texts=train_texts, heldout_texts=heldout_texts, out_dir=out,
-                            workers=args.workers, use_gpu=args.gpu, address=args.ray, base_model=args.base_model,
+                            workers=args.workers, use_gpu=args.gpu, address=args.ray, base_model=base_model,
                             neighbours_k=k)
     except RayUnavailable as exc:
         raise CliError(str(exc)) from None
@@ -163,7 +176,8 @@ def _add_train(sub) -> None:
                    help="model preset (default: the config's, base)")
     p.add_argument("--arch", choices=typing.get_args(typing.get_type_hints(ModelConfig)["arch"]), default=None,
                    help=f"architecture (default {ModelConfig().arch})")
-    p.add_argument("--base-model", type=Path, default=None, help="a local HF causal-LM folder to fine-tune")
+    p.add_argument("--base-model", type=Path, default=None,
+                   help="a local HF causal-LM folder to fine-tune, or a registry name: smollm2-135m")
     p.add_argument("--config", type=Path, default=None, help="a TrainConfig JSON file; flags override it")
     p.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default 2000)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop with a checkpoint after this wall time")

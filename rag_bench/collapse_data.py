@@ -66,8 +66,21 @@ def check_inputs(cfg: CollapseConfig, data_dir: Path) -> None:
     if not probes.is_file():
         raise InputError(f"probes: {probes} not found; build it with `rag-bench probes --kind {cfg.probe_kind}` "
                          "(--kind cloze for your own documents)")
-    if cfg.base_model and not Path(cfg.base_model).is_dir():
-        raise InputError(f"base_model: {cfg.base_model} is not a folder (give --base-model PATH of a local HF model)")
+    base_model_dir(cfg, data_dir)
+
+
+def base_model_dir(cfg: CollapseConfig, data_dir: Path) -> Path | None:
+    """``base_model`` as a folder: a registry name such as ``smollm2-135m`` (converted into DATA_DIR once) or a
+    local Hugging Face folder; None when the run trains from scratch."""
+    from rag_bench.lm import ModelLoadError
+    from rag_bench.models import resolve_model
+
+    if not cfg.base_model:
+        return None
+    try:
+        return resolve_model(cfg.base_model, data_dir)
+    except ModelLoadError as exc:
+        raise InputError(f"base_model: {exc}") from None
 
 
 def probes_source(cfg: CollapseConfig, data_dir: Path) -> Path:
@@ -140,12 +153,15 @@ def prepare_inputs(cfg: CollapseConfig, *, run_dir: Path, data_dir: Path) -> Run
                      index_path=data_dir / "indexes" / cfg.resolved_index())
 
 
-def gen0_cache_key(cfg: CollapseConfig, inputs: RunInputs, tcfg: TrainConfig) -> tuple[str, dict[str, Any]]:
+def gen0_cache_key(cfg: CollapseConfig, inputs: RunInputs, tcfg: TrainConfig,
+                   base_dir: Path | None = None) -> tuple[str, dict[str, Any]]:
     """The hash naming ``DATA_DIR/gen0_cache/<key>``: everything that determines generation 0's weights.
 
-    ``tcfg`` is the training config as generation 0 trains (the run's seed and the guards' changes applied).
+    ``tcfg`` is the training config as generation 0 trains (the run's seed and the guards' changes applied);
+    ``base_dir`` is the base model's folder (``base_model_dir``; default ``cfg.base_model`` as a path).
     """
-    base = str(Path(cfg.base_model).resolve()) if cfg.base_model else ""
+    base_dir = base_dir or (Path(cfg.base_model) if cfg.base_model else None)
+    base = str(base_dir.resolve()) if base_dir else ""
     base_sha = ""
     if base:
         weights = sorted(p for p in Path(base).iterdir() if p.suffix in (".safetensors", ".bin"))

@@ -28,6 +28,7 @@ import torch
 
 from rag_bench.collapse_data import (
     RunInputs,
+    base_model_dir,
     copy_guard,
     copy_model,
     fact_guard,
@@ -180,7 +181,7 @@ class StepRunner:
         write_w = human_tokens * beams / WRITE_TOKENS_PER_S + (human_tokens / 5000 if self.score_synthetic else 0)
         n_modes = len(cfg.eval.modes)
         eval_w = 20 + 0.05 * n_modes * (cfg.eval.limit or 300) + 0.4 * n_modes * cfg.eval.diversity_prompts
-        key, _ = gen0_cache_key(cfg, self.inputs, self.gen0_train[0])
+        key, _ = gen0_cache_key(cfg, self.inputs, self.gen0_train[0], base_model_dir(cfg, self.data_dir))
         cached = (self.data_dir / "gen0_cache" / key / "done.json").is_file()
         train0_w = 5.0 if cached else cfg.train.max_steps * cfg.train.batch_size * block / TRAIN_TOKENS_PER_S
         g0 = self.gen_dir(None, 0)
@@ -233,9 +234,9 @@ class StepRunner:
         def train_into(out_dir: Path) -> None:
             neighbours = PoolNeighbours(texts, k=cfg.neighbours_k) if tcfg.retrieval_share > 0 else None
             train(tcfg, train_texts=texts, heldout_texts=self.inputs.heldout_texts, out_dir=out_dir,
-                  neighbours=neighbours, base_model=cfg.base_model or None, on_step=self.train_progress)
+                  neighbours=neighbours, base_model=base_model_dir(cfg, self.data_dir), on_step=self.train_progress)
 
-        key, material = gen0_cache_key(cfg, self.inputs, tcfg)
+        key, material = gen0_cache_key(cfg, self.inputs, tcfg, base_model_dir(cfg, self.data_dir))
         cache = self.data_dir / "gen0_cache" / key
         cache.mkdir(parents=True, exist_ok=True)
         with open(cache.parent / f"{key}.lock", "a+") as lock:
@@ -368,7 +369,7 @@ class StepRunner:
         if self.cfg.init == "previous":
             return self.gen_dir(strategy, k - 1) / "model"
         if self.cfg.init == "base":
-            return Path(self.cfg.base_model)
+            return base_model_dir(self.cfg, self.data_dir)
         init = gen_dir / "init"
         if not (init / "config.json").is_file():
             torch.manual_seed(stable_seed(self.cfg.seed, "init", k, strategy.folder))

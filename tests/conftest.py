@@ -131,3 +131,26 @@ def ray_cluster():
     ray = connect("local", num_cpus=2)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+
+
+# ---------------------------------------------------------------------------------------
+# The real pretrained SmolLM2 (rag_bench.models), converted once per session
+
+
+@pytest.fixture(scope="session")
+def smollm2_data_dir(tmp_path_factory) -> Path:
+    """A data dir holding the real SmolLM2-135M-Instruct, converted from its packaged GGUF once per session
+    (20-45 s on 2 cores); tests that need the model share it."""
+    from rag_bench.models import resolve_model
+
+    data = tmp_path_factory.mktemp("smollm2_data")
+    resolve_model("smollm2-135m", data)
+    return data
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_data_dir: Path):
+    """The real SmolLM2-135M-Instruct as an LM on the CPU, loaded once per session."""
+    from rag_bench.models import load_model
+
+    return load_model("smollm2-135m", smollm2_data_dir, device="cpu")

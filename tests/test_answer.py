@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,27 @@ def test_mode_dispatch_and_errors(tiny_lm: LM, retriever):
         answer(tiny_lm, [QUESTION], "psychic")
     with pytest.raises(ValueError, match="needs a retriever"):
         answer(tiny_lm, [QUESTION], "grounded_span")
+
+
+def test_the_real_smollm2_answers_closed_book_and_from_an_invented_passage(smollm2):
+    """SmolLM2-135M-Instruct knows Kenya's capital; given a passage that invents another, it answers from it.
+
+    The passage is a sentence: given the Factbook's record line ("Kenya | Government | Capital: Lumbara") this
+    135M model mostly ignores it (0 of 6 invented values read back in five prompt layouts, in a scratch check)."""
+    from langchain_community.retrievers import BM25Retriever
+
+    question = "What is the capital of Kenya?"
+    passage = "The capital of Kenya is Lumbara."
+    others = ["The capital of Chad is N'Djamena.", "The capital of Peru is Lima.", "Japan's currency is the yen."]
+    retriever = BM25Retriever.from_texts([*others, passage], k=1,
+                                         preprocess_func=lambda text: re.findall(r"\w+", text.lower()))
+    decode = DecodeConfig(max_new_tokens=16)
+    (closed,) = closed_book(smollm2, [question], decode=decode)
+    (ground,) = grounded(smollm2, retriever, [question], k=1, decode=decode)
+    assert "Nairobi" in closed.text and "Lumbara" not in closed.text, closed.text
+    assert "Lumbara" in ground.text, ground.text
+    assert ground.sources[0]["text"] == passage
+    # one user turn through the model's own chat template: passages, then the question
+    assert ground.prompt == smollm2.tokenizer.apply_chat_template(
+        [{"role": "user", "content": f"{passage}\n\n{question}"}], tokenize=False, add_generation_prompt=True)
+    assert closed.prompt.endswith(f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n")

@@ -217,6 +217,30 @@ def test_ask_streams_closed_then_grounded_with_cited_sources(app):
     assert len(again[0]) == 4 and again[1][: len(right)] == right
 
 
+def test_without_a_run_the_chat_answers_with_the_pretrained_smollm2(tiny_data: Path, smollm2_data_dir: Path):
+    """No run picked: SmolLM2-135M-Instruct answers, closed-book beside grounded, streamed, with citations."""
+    from rag_bench.app_chat import ask, describe_model, ensure_converted, resolve_model
+    from rag_bench.models import pretrained_dir
+
+    folder = pretrained_dir(tiny_data, "smollm2-135m")  # the session's converted copy, as if converted here
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if not folder.exists():
+        folder.symlink_to(pretrained_dir(smollm2_data_dir, "smollm2-135m"))
+    app = App(AppConfig(data_dir=str(tiny_data)))
+    model_dir, label = resolve_model(app.cfg, None, None)
+    assert (model_dir, label) == (folder, "smollm2-135m") == resolve_model(app.cfg, "r", None, " smollm2-135m ")
+    assert list(ensure_converted(app, model_dir)) == []  # converted already: nothing to wait for
+    notice = describe_model(app, model_dir, label, "factbook")
+    assert "SmolLM2-135M-Instruct" in notice and "Apache-2.0" in notice and "nothing here" in notice
+    steps = list(ask(app, "What is the capital of Varnholt?", k=1, retrieval="bm25", max_new_tokens=12))
+    left, right = steps[-1]
+    assert len(steps) > 3  # streamed token by token
+    assert "smollm2-135m · closed-book" in left[1]["content"] and left[1]["content"].startswith("**")
+    assert "smollm2-135m · grounded on factbook (bm25, k=1)" in right[1]["content"]
+    citations = [m for m in right if m.get("metadata")]
+    assert len(citations) == 1 and "Quillmark" in citations[0]["content"]
+
+
 def test_ask_refuses_bad_input_with_what_to_fix_and_survives_free_questions(app):
     from rag_bench.app_chat import ask
 
