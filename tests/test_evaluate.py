@@ -284,3 +284,13 @@ def test_ask_needs_one_model_and_a_real_folder(tmp_path, capsys):
     assert "--model PATH or --run RUN" in capsys.readouterr().err
     assert main(["ask", "q", "--mode", "closed", "--model", str(tmp_path / "nope")]) == 2
     assert "not a model folder" in capsys.readouterr().err
+
+
+def test_ask_takes_a_registry_name_as_the_model(smollm2_data_dir: Path, capsys):
+    code = main(["ask", "What is the capital of Kenya?", "--mode", "closed", "--model", "smollm2-135m",
+                 "--data-dir", str(smollm2_data_dir), "--max-new-tokens", "12"])
+    out = capsys.readouterr().out
+    assert code == 0 and "closed-book:" in out and "Nairobi" in out
+    assert main(["ask", "q", "--mode", "closed", "--model", "gpt-17", "--data-dir", str(smollm2_data_dir)]) == 2
+    assert capsys.readouterr().err == ("error: gpt-17: not a model folder (no such directory) nor a known model "
+                                       "name (known: smollm2-135m)\n")
