@@ -32,7 +32,7 @@ from rag_bench.config import DecodeConfig
 from rag_bench.lm import LM, autocast
 from rag_bench.prompt import render_prompt
 from rag_bench.records import read_json, read_jsonl, write_json, write_jsonl
-from rag_bench.train_data import corpus_stream
+from rag_bench.train_data import corpus_stream, document_separator
 
 PART_PROMPTS = 512  # prompts per part file: the unit of resumption
 
@@ -139,7 +139,7 @@ def write_part(lm: LM, prompts: Sequence[PromptBlock], decode: DecodeConfig, *, 
     if path.is_file():
         return 0
     tok = lm.tokenizer
-    separator = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    separator = document_separator(tok)
     chunk = prompts[part * PART_PROMPTS:(part + 1) * PART_PROMPTS]
     new_ids = continue_prompts(lm, chunk, decode, seed=seed * 1_000_003 + part, watermark=watermark)
     rows = []

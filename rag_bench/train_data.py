@@ -219,8 +219,15 @@ def repeat_example(rng: random.Random, vocab_size: int, *, skip_ids: Sequence[in
     return Example(ids=head + seq + seq, labels=[IGNORE] * (len(head) + n + 1) + seq[1:])
 
 
+END_OF_TEXT = "<|endoftext|>"  # the document separator of GPT-2, SmolLM2's pretraining and tokenizers built here
+
+
 def document_separator(tokenizer) -> int:
-    """The token that starts every document: BOS, or EOS for tokenizers that have no BOS."""
+    """The token that starts every document: ``<|endoftext|>`` where the vocabulary has it (the BOS of tokenizers
+    built here; SmolLM2's pretraining separator, whose BOS ``<|im_start|>`` opens a chat turn), else BOS, else EOS."""
+    eot = tokenizer.get_vocab().get(END_OF_TEXT)
+    if eot is not None:
+        return eot
     return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
 
 

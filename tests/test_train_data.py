@@ -14,6 +14,7 @@ from rag_bench.train_data import (
     CopyTask,
     FactRows,
     corpus_stream,
+    document_separator,
     invent_value,
     parse_record_line,
     probe_lines,
@@ -117,6 +118,17 @@ def test_corpus_stream_separates_documents_with_bos(tokenizer):
     stream = corpus_stream(TEXTS, tokenizer)
     assert stream.count(tokenizer.bos_token_id) == len(TEXTS) and stream[0] == tokenizer.bos_token_id
     assert tokenizer.decode(stream, skip_special_tokens=True) == "".join(TEXTS)
+
+
+def test_a_pretrained_tokenizer_without_bos_gets_its_end_of_text_between_documents(smollm2):
+    """SmolLM2's tokenizer adds no BOS and its BOS (<|im_start|>) opens a chat turn: documents are separated by
+    <|endoftext|>, its pretraining separator, and nothing else is added."""
+    tok = smollm2.tokenizer
+    eot = tok.convert_tokens_to_ids("<|endoftext|>")
+    assert document_separator(tok) == eot != tok.bos_token_id
+    stream = corpus_stream(TEXTS, tok)
+    assert stream.count(eot) == len(TEXTS) and stream[0] == eot and tok.bos_token_id not in stream
+    assert tok.decode(stream, skip_special_tokens=True) == "".join(TEXTS)
 
 
 def test_probe_lines_are_training_facts_with_short_values():
