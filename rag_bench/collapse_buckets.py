@@ -57,7 +57,8 @@ def confidence_prompts(lm: Any, probes: list[Probe]) -> list[str]:
     for a question, the start of a one-sentence answer ("The capital of Kenya is"), which the gold answer ends."""
     prompts = []
     for probe in probes:
-        prompt, start = render_prompt(probe.prompt), probe.metadata.get("answer_start", "")
+        prompt = render_prompt(probe.prompt, tokenizer=lm.tokenizer)  # the chat template of an instruct model
+        start = probe.metadata.get("answer_start", "")
         prompts.append(prompt + (" " if start and prompt and not prompt[-1].isspace() else "") + start)
     return prompts
 

@@ -383,7 +383,7 @@ class CollapseConfig(ConfigBase):
     generations: int = 5  # models per strategy, generation 0 included: gen_0 .. gen_<generations-1>
     strategies: tuple[str, ...] = ("replace", "accumulate")  # see parse_strategy; all share one generation 0
     init: Literal["scratch", "previous", "base"] = "previous"  # gen n+1 starts as: a fresh model, gen n, base_model
-    base_model: str = ""  # a local HF causal-LM folder: generation 0 fine-tunes it; init=base restarts from it
+    base_model: str = ""  # a local HF causal-LM folder or a registry name (smollm2-135m): gen 0 fine-tunes it
     seed: int = 0  # every seed of the run derives from it (training, decoding, pool sampling)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # generation 0 on the human training split
     next_train: TrainConfig = dataclasses.field(default_factory=_next_train)  # generations >= 1 (model size from train)

@@ -143,3 +143,25 @@ def test_the_smol_preset_runs_on_a_small_base(data_dir: Path, base_folder: Path)
     assert read_json(run_dir / "gen_0" / "manifest.json")["config"]["base_model"] == str(base_folder)
     assert (run_dir / "replace" / "gen_1" / "eval" / "buckets.json").is_file()
     assert read_json(run_dir / "replace" / "gen_1" / "manifest.json")["pool"]["human_tokens"] == 0
+
+
+def test_smol_generation_0_on_the_real_smollm2(data_dir: Path, smollm2_data_dir: Path, tmp_path: Path):
+    """The smol preset's pretrained path on the real SmolLM2-135M (converted once per session): generation 0
+    fine-tunes it for one small step, answers natural questions through its chat template, and is bucketed."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("corpora", "indexes", "probes"):
+        (data / name).symlink_to(data_dir / name)
+    (data / "models").symlink_to(smollm2_data_dir / "models")
+    cfg = collapse_preset("smol", generations=1, human_documents=2, kinds=(), report=False)
+    cfg = cfg.replace(train=cfg.train.replace(max_steps=1, batch_size=2, eval_every=1, eval_max_texts=2,
+                                              model=cfg.train.model.replace(n_positions=32)),
+                      eval=cfg.eval.replace(limit=4, diversity_prompts=0, heldout_max_texts=2))
+    run_dir = run(cfg, tmp_path / "run", data)
+    assert read_json(run_dir / "config.json")["base_model"] == "smollm2-135m"
+    assert read_json(run_dir / "gen_0" / "manifest.json")["gen0_cache"]["key"]
+    samples = read_jsonl(run_dir / "gen_0" / "eval" / "samples_closed.jsonl")
+    assert len(samples) == 4 and all(s["prediction"].strip() for s in samples)  # a chat model says something
+    axes = read_json(run_dir / "data" / "probe_axes.json")
+    assert axes["known_metric"] == "contains" and len(axes["probes"]) == 4
+    assert (run_dir / "gen_0" / "eval" / "buckets.json").is_file()
