@@ -12,7 +12,9 @@ kept as document boundaries: a continuation is split there into several records.
 is written, never the prompt, so a pool of synthetic records holds no human text.
 
 The corpus is written in parts (``.<name>.parts/part_<i>.jsonl``), each atomically and with its own seed,
-so a killed writer resumes at the first missing part and writes the same text it would have written.
+so a killed writer resumes at the first missing part and writes the same text it would have written. Within
+a part every generation batch is seeded by itself and saved when done (``part_<i>.batches/batch_<j>.json``),
+so a kill loses at most the batch in flight, not the part.
 """
 
 from __future__ import annotations
@@ -61,8 +63,12 @@ def watermarking_config(*, bias: float, greenlist: float, key: int) -> Watermark
 
 
 def continue_prompts(lm: LM, prompts: Sequence[PromptBlock], decode: DecodeConfig, *, seed: int,
-                     watermark: WatermarkingConfig | None = None) -> list[list[int]]:
-    """``decode.max_new_tokens`` new token ids per prompt, in order; end-of-document does not stop a row."""
+                     watermark: WatermarkingConfig | None = None, saved: Path | None = None) -> list[list[int]]:
+    """``decode.max_new_tokens`` new token ids per prompt, in order; end-of-document does not stop a row.
+
+    Each batch draws from its own seed (``seed`` and its number), so with ``saved`` (a folder) a finished batch
+    is written there and read back on the next call instead of generated again, with the same result.
+    """
     tok = lm.tokenizer
     room = lm.max_positions - decode.max_new_tokens
     if room < 1:
@@ -89,14 +95,22 @@ def continue_prompts(lm: LM, prompts: Sequence[PromptBlock], decode: DecodeConfi
     order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
     out: list[list[int]] = [[] for _ in inputs]
     with torch.random.fork_rng(devices=[lm.device] if lm.device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        for start in range(0, len(order), decode.batch_size):
+        for number, start in enumerate(range(0, len(order), decode.batch_size)):
             idx = order[start:start + decode.batch_size]
-            padded = tok.pad({"input_ids": [inputs[i] for i in idx]}, padding=True, return_tensors="pt").to(lm.device)
-            width = padded["input_ids"].shape[1]
-            with torch.inference_mode(), autocast(lm.device):
-                generated = lm.model.generate(**padded, **kwargs)
-            for i, row in zip(idx, generated[:, width:].tolist(), strict=True):
+            path = saved / f"batch_{number:05d}.json" if saved is not None else None
+            stored = read_json(path) if path is not None and path.is_file() else {}
+            if stored.get("prompts") == [prompts[i].index for i in idx]:
+                rows = stored["new_ids"]
+            else:
+                torch.manual_seed(seed if number == 0 else (seed * 100_003 + number) % 2**63)  # one batch: as before
+                padded = tok.pad({"input_ids": [inputs[i] for i in idx]}, padding=True,
+                                 return_tensors="pt").to(lm.device)
+                width = padded["input_ids"].shape[1]
+                with torch.inference_mode(), autocast(lm.device):
+                    rows = lm.model.generate(**padded, **kwargs)[:, width:].tolist()
+                if path is not None:
+                    write_json(path, {"prompts": [prompts[i].index for i in idx], "new_ids": rows})
+            for i, row in zip(idx, rows, strict=True):
                 out[i] = row
     return out
 
@@ -141,7 +155,8 @@ def write_part(lm: LM, prompts: Sequence[PromptBlock], decode: DecodeConfig, *, 
     tok = lm.tokenizer
     separator = document_separator(tok)
     chunk = prompts[part * PART_PROMPTS:(part + 1) * PART_PROMPTS]
-    new_ids = continue_prompts(lm, chunk, decode, seed=seed * 1_000_003 + part, watermark=watermark)
+    batches = path.with_name(f"{path.stem}.batches")  # finished batches of this part, until the part is written
+    new_ids = continue_prompts(lm, chunk, decode, seed=seed * 1_000_003 + part, watermark=watermark, saved=batches)
     rows = []
     for block, ids in zip(chunk, new_ids, strict=True):
         for j, piece in enumerate(split_documents(ids, separator)):
@@ -157,6 +172,7 @@ def write_part(lm: LM, prompts: Sequence[PromptBlock], decode: DecodeConfig, *, 
                             strict=True):
             row["metadata"]["gen0_ppl"] = round(ppl, 4)
     write_jsonl(path, rows)
+    shutil.rmtree(batches, ignore_errors=True)
     return len(chunk)
 
 

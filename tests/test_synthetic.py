@@ -106,3 +106,62 @@ def test_grounded_writer_reads_its_passages(lm):
     too_long = PromptBlock(index=0, ids=block.ids, passages=(" ".join(TEXTS),))
     (truncated,) = continue_prompts(lm, [too_long], greedy, seed=0)  # passages cut from the left, prompt kept
     assert len(truncated) == 12
+
+
+KILLED_WRITER = r'''
+import sys, torch
+torch.set_num_threads(1)
+from rag_bench.config import DecodeConfig
+from rag_bench.lm import LM
+from rag_bench.synthetic import prompt_blocks, write_synthetic
+from tests.test_synthetic import TEXTS
+lm = LM.load(sys.argv[1])
+blocks = prompt_blocks(TEXTS, lm.tokenizer, prompt_tokens=8, new_tokens=12)
+decode = DecodeConfig(max_new_tokens=48, do_sample=True, stop=(), batch_size=2)
+write_synthetic(lm, blocks, decode, out=sys.argv[2], generation=0, seed=7, scorer=lm)
+'''
+
+
+def test_a_sigkilled_write_resumes_at_its_last_finished_batch(lm, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    lm.save(tmp_path / "model")
+    out = tmp_path / "synthetic.jsonl"
+    batches = tmp_path / ".synthetic.jsonl.parts" / "part_00000.batches"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(tmp_path / "model"), str(out)], cwd=repo,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while len(list(batches.glob("batch_*.json"))) < 3 and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = len(list(batches.glob("batch_*.json")))
+    assert saved >= 3 and not out.exists()
+
+    blocks = prompt_blocks(TEXTS, lm.tokenizer, prompt_tokens=8, new_tokens=12)
+    decode = DecodeConfig(max_new_tokens=48, do_sample=True, stop=(), batch_size=2)
+    calls = []
+    generate = lm.model.generate
+
+    def counted(*args, **kwargs):  # the real generate, counted
+        calls.append(1)
+        return generate(*args, **kwargs)
+
+    lm.model.generate = counted
+    try:
+        write_synthetic(lm, blocks, decode, out=out, generation=0, seed=7, scorer=lm)
+    finally:
+        lm.model.generate = generate
+    assert len(calls) == -(-len(blocks) // 2) - saved  # only the batches the killed writer had not finished
+    whole = tmp_path / "whole.jsonl"
+    write_synthetic(lm, blocks, decode, out=whole, generation=0, seed=7, scorer=lm)
+    assert read_jsonl(out) == read_jsonl(whole)
+    assert not (tmp_path / ".synthetic.jsonl.parts").exists()
