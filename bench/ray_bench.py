@@ -2,7 +2,7 @@
 generation over one actor against calling the model directly.
 
     mkdir -p data && cp -r /work/main/data/{corpora,indexes,probes} data/      # the Factbook, built once
-    flock /tmp/rag_bench_heavy.lock .venv/bin/python bench/ray_bench.py        # about 15 min on 2 busy cores
+    flock /tmp/rag_bench_heavy.lock .venv/bin/python bench/ray_bench.py        # about 12 min on 2 busy cores
 
 In one run, on a reduced ``quick`` (``--gen0-steps`` optimizer steps for generation 0 instead of 1100, and
 ``--generations``; generation 0's quality does not change what a step costs):
@@ -12,9 +12,9 @@ In one run, on a reduced ``quick`` (``--gen0-steps`` optimizer steps for generat
 2. RUN/ray gets RUN/seq's generation 0, inputs and config, and ``run_collapse(..., ray_address=...)`` runs the
    same branches on a local Ray cluster of 2 CPUs (one task per branch, one thread each): the wall time of that
    call, cluster already started, is its branch phase. Speed-up = sequential / Ray;
-3. generation 0's writer (all its parts, one thread) writes directly with ``write_synthetic`` and then through
-   ``write_parts`` over one Ray Data actor (one thread, actor start and model load included); the two files must
-   be identical. Ratio = Ray Data / direct.
+3. generation 0's writer (its first ``--gen-parts`` parts, one thread) writes directly with ``write_synthetic``
+   and then through ``write_parts`` over one Ray Data actor (one thread, actor start and model load included);
+   the two files must be identical. Ratio = Ray Data / direct.
 Prints a table and writes bench/results/ray.json (with the load average before and after each part).
 """
 
@@ -43,7 +43,7 @@ from rag_bench.distributed.cluster import connect
 from rag_bench.distributed.generate import write_parts
 from rag_bench.lm import LM
 from rag_bench.records import read_json, read_jsonl, sha256_file, write_json
-from rag_bench.synthetic import prompt_blocks, write_synthetic
+from rag_bench.synthetic import PART_PROMPTS, prompt_blocks, write_synthetic
 
 
 def branch_seconds(run: Path) -> dict[str, float]:
@@ -79,12 +79,13 @@ def bench_branches(cfg, workdir: Path, data_dir: Path, address: str) -> dict:
             "load_average": {"before_sequential": load_before, "before_ray": load_middle, "after": load_average()}}
 
 
-def bench_generation(cfg, run: Path, workdir: Path, address: str) -> dict:
+def bench_generation(cfg, run: Path, workdir: Path, address: str, parts: int) -> dict:
     torch.set_num_threads(1)
     model = run / "gen_0" / "model"
     lm = LM.load(model)
     texts = [r["contents"] for r in read_jsonl(run / "data" / "human_train.jsonl")]
-    prompts = prompt_blocks(texts, lm.tokenizer, prompt_tokens=cfg.prompt_tokens, new_tokens=cfg.decode.max_new_tokens)
+    prompts = prompt_blocks(texts, lm.tokenizer, prompt_tokens=cfg.prompt_tokens,
+                            new_tokens=cfg.decode.max_new_tokens)[:parts * PART_PROMPTS]
     seed = stable_seed(cfg.seed, "bench", 0)
     load_before = load_average()
     started = time.perf_counter()
@@ -121,7 +122,8 @@ def projection(branch_phase: dict, workers: tuple[int, ...] = (1, 2, 4, 8, 16, 3
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=REPO / "data", help="holds the Factbook corpus, index, probes")
-    parser.add_argument("--gen0-steps", type=int, default=100, help="generation 0's optimizer steps (quick: 1100)")
+    parser.add_argument("--gen0-steps", type=int, default=60, help="generation 0's optimizer steps (quick: 1100)")
+    parser.add_argument("--gen-parts", type=int, default=2, help="parts (512 prompts each) of the timed writer")
     parser.add_argument("--generations", type=int, default=2, help="generations per branch, generation 0 included")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ray.json")
     parser.add_argument("--project", action="store_true", help="only (re)write the projection of --out's figures")
@@ -146,7 +148,7 @@ def main() -> None:
             (data_dir / name).symlink_to((args.data_dir / name).resolve())
         address = "local"
         branches = bench_branches(cfg, workdir, data_dir, address)
-        generation = bench_generation(cfg, workdir / "seq", workdir, address)
+        generation = bench_generation(cfg, workdir / "seq", workdir, address, args.gen_parts)
     result = {"bench": "ray", "command": " ".join([Path(sys.executable).name, *sys.argv]),
               "config": {"preset": "quick", "gen0_steps": steps, "generations": args.generations,
                          "strategies": list(cfg.strategies), "ray_cluster_cpus": 2},
