@@ -4,8 +4,9 @@ generation over one actor against calling the model directly.
     mkdir -p data && cp -r /work/main/data/{corpora,indexes,probes} data/      # the Factbook, built once
     flock /tmp/rag_bench_heavy.lock .venv/bin/python bench/ray_bench.py        # about 12 min on 2 busy cores
 
-In one run, on a reduced ``quick`` (``--gen0-steps`` optimizer steps for generation 0 instead of 1100, and
-``--generations``; generation 0's quality does not change what a step costs):
+In one run, on a reduced ``quick`` (its first ``--countries`` countries, ``--gen0-steps`` optimizer steps for
+generation 0 instead of 1100, ``--next-steps`` for later ones instead of 16, ``--eval-limit`` probes and 8 diversity
+prompts per evaluation, ``--generations``; what the models learn does not change what a step costs):
 1. the sequential run (``threads=2``, both cores) trains, evaluates and writes generation 0 in RUN/seq, then runs
    the two branches (replace, accumulate) one after the other; the branch phase is the sum of its steps' times
    (each manifest's ``timings``);
@@ -122,8 +123,11 @@ def projection(branch_phase: dict, workers: tuple[int, ...] = (1, 2, 4, 8, 16, 3
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=REPO / "data", help="holds the Factbook corpus, index, probes")
-    parser.add_argument("--gen0-steps", type=int, default=60, help="generation 0's optimizer steps (quick: 1100)")
-    parser.add_argument("--gen-parts", type=int, default=2, help="parts (512 prompts each) of the timed writer")
+    parser.add_argument("--gen0-steps", type=int, default=4, help="generation 0's optimizer steps (quick: 1100)")
+    parser.add_argument("--gen-parts", type=int, default=1, help="parts (512 prompts each) of the timed writer")
+    parser.add_argument("--countries", type=int, default=4, help="the first N of quick's 16 countries")
+    parser.add_argument("--next-steps", type=int, default=4, help="steps of each later generation (quick: 16)")
+    parser.add_argument("--eval-limit", type=int, default=60, help="probes per evaluation (quick: all of the run's)")
     parser.add_argument("--generations", type=int, default=2, help="generations per branch, generation 0 included")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ray.json")
     parser.add_argument("--project", action="store_true", help="only (re)write the projection of --out's figures")
@@ -136,7 +140,10 @@ def main() -> None:
         return
     quick = collapse_preset("quick")
     steps = args.gen0_steps
-    cfg = quick.replace(generations=args.generations, report=False,
+    cfg = quick.replace(generations=args.generations, report=False, countries=quick.countries[:args.countries],
+                        next_train=quick.next_train.replace(max_steps=args.next_steps, eval_every=args.next_steps,
+                                                            save_every=args.next_steps),
+                        eval=quick.eval.replace(limit=args.eval_limit, diversity_prompts=8),
                         train=quick.train.replace(max_steps=steps, copy_warmup_steps=min(quick.train.copy_warmup_steps,
                                                                                            steps // 2),
                                                   eval_every=steps, save_every=steps))
@@ -151,6 +158,8 @@ def main() -> None:
         generation = bench_generation(cfg, workdir / "seq", workdir, address, args.gen_parts)
     result = {"bench": "ray", "command": " ".join([Path(sys.executable).name, *sys.argv]),
               "config": {"preset": "quick", "gen0_steps": steps, "generations": args.generations,
+                         "countries": list(cfg.countries), "next_steps": args.next_steps, "eval_limit": args.eval_limit,
+                         "diversity_prompts": 8,
                          "strategies": list(cfg.strategies), "ray_cluster_cpus": 2},
               "branch_phase": branches, "generation": generation, "machine": machine_info(),
               "projection": projection(branches)}
