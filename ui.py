@@ -76,7 +76,7 @@ def banner_html(app: App, runner: RunQueue) -> tuple[str, dict]:
 def build_demo(data_dir: str | Path = "data", corpus: str = "factbook", *, upload_root: str | Path = "",
                collapse_command: list[str] | None = None, prepare_command: list[str] | None = None,
                first_start: bool = False, autostart: bool = False, concurrency: int = 2,
-               max_upload_mb: float = 50.0) -> gr.Blocks:
+               max_upload_mb: float = 50.0, autostart_preset: str = "quick") -> gr.Blocks:
     """The page over ``data_dir``; ``first_start`` builds a missing Factbook index in the background and
     ``autostart`` also starts the quick experiment when no run exists. Nothing is launched here.
 
@@ -89,7 +89,8 @@ def build_demo(data_dir: str | Path = "data", corpus: str = "factbook", *, uploa
     if prepare_command:
         commands["prepare_command"] = tuple(prepare_command)
     cfg = AppConfig(data_dir=str(data_dir), corpus=corpus, upload_root=str(upload_root or ""),
-                    concurrency=concurrency, max_upload_mb=max_upload_mb, **commands)
+                    concurrency=concurrency, max_upload_mb=max_upload_mb, autostart_preset=autostart_preset,
+                    **commands)
     app, runner = App(cfg), RunQueue(cfg)
     with gr.Blocks(title="rag_bench") as demo:
         active_corpus = gr.State(cfg.corpus)

@@ -24,7 +24,7 @@ from typing import Any
 from rag_bench.app_state import AppConfig, UserError, check_name, list_runs, read_json_or_none
 from rag_bench.records import write_json
 
-RUN_NICENESS = 10  # runs yield the cores to the chat: an answer should not wait behind a training step
+RUN_NICENESS = 10  # runs and index builds yield the cores to the chat: an answer should not wait behind them
 
 AUTOSTART_RUN = "quick-factbook"  # the run first start makes when none exists
 TERMINATE_GRACE_SECONDS = 10.0  # after SIGTERM, SIGKILL follows
@@ -199,8 +199,7 @@ class RunQueue:
                     record_exit(self.cfg, job)
                 return
             job.state = "running"
-            if job.kind == "collapse":
-                lower_priority(job.process.pid)
+            lower_priority(job.process.pid)
             job.returncode = job.process.wait()
         job.ended = time.time()
         if job.returncode == 0:
@@ -385,6 +384,6 @@ def bootstrap(cfg: AppConfig, runner: RunQueue, *, autostart: bool = True) -> li
             runner.submit(resume_job(cfg, run_id))
             queued.append(run_id)
     if autostart and not runs and AUTOSTART_RUN not in queued:
-        runner.submit(collapse_job(cfg, AUTOSTART_RUN, preset="quick"))
+        runner.submit(collapse_job(cfg, AUTOSTART_RUN, preset=cfg.autostart_preset))
         queued.append(AUTOSTART_RUN)
     return queued

@@ -46,6 +46,7 @@ class AppConfig(ConfigBase):
     max_models: int = 4  # generations kept loaded (least recently used leaves first)
     collapse_command: tuple[str, ...] = (sys.executable, "-m", "rag_bench", "collapse")  # runs an experiment
     prepare_command: tuple[str, ...] = (sys.executable, "-m", "rag_bench", "prepare")  # builds corpus and index
+    autostart_preset: str = "quick"  # the experiment first start runs (tests run `tiny` through the same path)
 
     def __post_init__(self) -> None:
         if self.max_question_chars < 1 or self.max_upload_mb <= 0 or self.concurrency < 1 or self.max_models < 1:
