@@ -104,6 +104,26 @@ print("prepared")
 '''
 
 
+# A real `rag-bench prepare` on 3 countries of the Factbook (same builder, ingest and probes): the corpus first,
+# then, once the test creates the file named by argv[1], the dense index and the probes.
+TINY_PREPARE = r'''
+import importlib.util, sys, time
+from pathlib import Path
+release, data = Path(sys.argv[1]), Path(sys.argv[sys.argv.index("--data-dir") + 1])
+spec = importlib.util.spec_from_file_location("factbook_build", Path.cwd() / "corpora" / "factbook" / "build.py")
+builder = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(builder)
+builder.build(data / "corpora" / "factbook", countries=["ck", "kt", "pc"], heldout_fraction=0.2, progress=False)
+print("corpus built; waiting for the test before indexing", flush=True)
+while not release.exists():
+    time.sleep(0.1)
+from rag_bench.cli import ingest
+from rag_bench.cli_eval import build_probes
+ingest(str(data / "corpora" / "factbook" / "corpus.jsonl"), data_dir=data, name="factbook", progress=False)
+print(build_probes(data)[1], flush=True)
+'''
+
+
 def write_results(gen_dir: Path, closed: float, grounded: float) -> None:
     metrics = {mode: {bucket: {"exact_match": {"value": value, "higher_is_better": True, "n": 4},
                                "token_f1": {"value": value / 2, "higher_is_better": True, "n": 4}}
@@ -623,6 +643,20 @@ def test_the_seed_field_is_empty_for_the_presets_and_refuses_what_is_not_a_whole
             parse_seed(bad)
 
 
+def test_a_user_error_is_one_toast_line_and_no_console_traceback():
+    import gradio as gr
+
+    from rag_bench.app_tabs import friendly
+
+    def refuse():
+        raise UserError("seed must be a whole number")
+
+    with pytest.raises(gr.Error) as caught:
+        friendly(refuse)()
+    assert caught.value.message == "seed must be a whole number" and caught.value.print_exception is False
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
 def test_no_experiment_banner_promises_no_duration(tmp_path):
     import ui
     from rag_bench.app_runs import RunQueue
@@ -759,3 +793,55 @@ def test_a_contaminated_index_marks_each_citation_origin_after_the_answer(app, t
     assert any(t.endswith("· human-written") for t in titles)
     streamed = [m["content"] for _, right in steps[:-1] for m in right]
     assert not any("model-written" in text or "human-written" in text for text in streamed)
+
+
+def test_make_run_from_an_empty_data_dir_answers_at_once_and_its_experiment_trains_meanwhile(tmp_path,
+                                                                                           smollm2_data_dir):
+    """Issue 16's "done when": the page as `make run` serves it (build_demo with first start and autostart, then
+    launch), over an empty data dir, with a 3-country Factbook and the tiny preset in place of the full ones, and
+    the session's converted SmolLM2 in place of converting it again (bench/first_answer.py times all of it)."""
+    import ui
+    from rag_bench.app_runs import AUTOSTART_RUN, run_view
+    from rag_bench.models import pretrained_dir
+
+    release = tmp_path / "release-index"
+    prepare = [*fake_command(tmp_path / "scripts", "prepare", TINY_PREPARE), str(release)]
+    data = tmp_path / "data"
+    pretrained_dir(data, "smollm2-135m").parent.mkdir(parents=True)
+    pretrained_dir(data, "smollm2-135m").symlink_to(pretrained_dir(smollm2_data_dir, "smollm2-135m"))
+    demo = ui.build_demo(data, first_start=True, autostart=True, prepare_command=prepare, autostart_preset="tiny")
+    port = free_port()
+    ui.launch(demo, port=port, prevent_thread_lock=True, quiet=True)
+    cfg, runner = demo.rag_app.cfg, demo.rag_runner
+    question = "What is the capital of Pitcairn Islands?"
+
+    def answers():
+        try:
+            left, right = chat(f"http://127.0.0.1:{port}/", question, run=None, generation=None, k=1,
+                               retrieval="bm25", max_new_tokens=12)
+        except Exception:  # the corpus or the model is not there yet
+            return None
+        text = lambda message: message["content"][0]["text"]  # noqa: E731
+        sources = [m for m in right if m["metadata"]]
+        return sources and "closed-book" in text(left[1]) and (text(left[1]), text(right[1]), text(sources[0]))
+
+    try:
+        assert run_view(cfg, runner, AUTOSTART_RUN)["state"] == "queued"  # listed at once, behind the index
+        _, grounded, source = wait_for(answers, timeout=300)
+        assert "grounded on factbook (bm25, k=1)" in grounded and "Pitcairn" in source
+        assert not (data / "indexes" / "factbook" / "CURRENT").exists()  # answered before any embedding
+        release.touch()
+
+        def past_first_step():
+            view = run_view(cfg, runner, AUTOSTART_RUN)
+            assert view["state"] not in ("failed", "cancelled"), view
+            log = (data / "runs" / AUTOSTART_RUN / "log.txt")
+            return (str(view.get("detail") or "").startswith("step ") or
+                    (log.is_file() and "gen 0: train: finished" in log.read_text())) and view
+
+        view = wait_for(past_first_step, timeout=600)
+        assert view["stage"] != "starting"
+        assert answers()  # the chat still answers while the run trains
+    finally:
+        runner.shutdown()
+        demo.close()
