@@ -82,6 +82,25 @@ def test_a_local_llama_folder_is_fine_tuned_instead_of_trained_from_scratch(tmp_
     assert log[-1]["loss"] < log[0]["loss"]
 
 
+def test_the_real_smollm2_fine_tunes_with_its_own_tokenizer_and_chat_template(smollm2_data_dir, tmp_path):
+    """The pretrained path of every smol generation: SmolLM2's tokenizer, EOS and chat template survive training,
+    documents are packed with its <|endoftext|>, and the step uses the fused AdamW."""
+    from rag_bench.models import pretrained_dir
+
+    base = pretrained_dir(smollm2_data_dir, "smollm2-135m")
+    cfg = TrainConfig(model=ModelConfig(n_positions=32), max_steps=2, batch_size=2, lr=1e-5, warmup_steps=1,
+                      eval_every=2, eval_max_texts=1, save_every=2, probe_count=0, copy_share=0.0,
+                      copy_warmup_steps=0, bf16=False)
+    model_dir = train(cfg, train_texts=TEXTS, heldout_texts=HELDOUT, out_dir=tmp_path / "run", base_model=base)
+    lm = LM.load(model_dir, device="cpu")
+    assert lm.num_parameters == 134_515_008 and lm.max_positions == 8192  # the model's own positions, kept
+    assert lm.tokenizer.chat_template and lm.tokenizer.eos_token == "<|im_end|>"
+    log = read_jsonl(model_dir / "train_log.jsonl")
+    assert len(log) == 2 and all(math.isfinite(row["loss"]) for row in log) and log[-1]["heldout_ppl"] < 1e4
+    state = torch.load(tmp_path / "run" / "last" / "trainer_state.pt", weights_only=False)
+    assert all(group["fused"] for group in state["optimizer"]["param_groups"])
+
+
 def test_retrieval_share_needs_a_neighbours_function_and_uses_it(tmp_path):
     cfg = QUICK.replace(max_steps=2, eval_every=2, retrieval_share=0.5, retrieval_examples=3)
     with pytest.raises(ValueError, match="neighbours function"):
