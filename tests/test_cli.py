@@ -147,6 +147,9 @@ def test_train_with_a_wrong_base_model_path_is_a_clear_error(tmp_path: Path, cap
     err = capsys.readouterr().err
     assert str(not_a_model) in err and "not a causal-LM model folder" in err
     assert not (tmp_path / "ft" / "model").exists()
+    assert main(["train", "--corpus", str(corpus), "--base-model", "smollm2-1b", "--data-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == ("error: smollm2-1b: not a model folder (no such directory) nor a known model "
+                                       "name (known: smollm2-135m)\n")
 
 
 def test_train_with_a_missing_corpus_is_a_clear_error(tmp_path: Path, capsys):
