@@ -4,7 +4,7 @@
     corpus = rb.load_corpus("./docs")                                  # files -> chunks
     rb.update_index("data/indexes/docs", corpus)                       # FAISS, incremental
     retriever = rb.make_retriever(rb.load_index("data/indexes/docs").store, mode="hybrid", k=3)
-    lm = rb.LM.load("data/runs/quick/gen_0/model")
+    lm = rb.LM.load("data/runs/quick/gen_0/model")                     # or rb.load_model("smollm2-135m")
     rb.closed_book(lm, ["Algeria | Government | Capital:"])
     rb.grounded(lm, retriever, ["Algeria | Government | Capital:"], k=3)
 
@@ -30,7 +30,7 @@ _EXPORTS = {
     "update_index": "index", "load_index": "index", "load_embedder": "index", "IndexStoreError": "index",
     "make_retriever": "retrieve",
     # models and answers
-    "LM": "lm", "train_tokenizer": "lm", "render_prompt": "prompt", "train": "train",
+    "LM": "lm", "train_tokenizer": "lm", "load_model": "models", "render_prompt": "prompt", "train": "train",
     "closed_book": "answer", "grounded": "answer", "grounded_chain": "answer", "Answer": "answer",
     # evaluation
     "get_metric": "metrics", "list_metrics": "metrics", "diversity_report": "diversity",
