@@ -25,7 +25,8 @@ from rag_bench.records import read_json, sha256_file
 REPO = Path(__file__).resolve().parents[1]
 COUNTRIES = ["ck", "kt", "pc"]
 # one thread everywhere: the same seed gives the same floats only at the same thread count
-CFG = collapse_preset("tiny", generations=3, strategies=("replace", "accumulate"), threads=1, report=False)
+CFG = collapse_preset("tiny", generations=3, strategies=("replace", "accumulate"), threads=1, report=False,
+                      knowledge_buckets=True)  # the bucket steps, and the run's CSV both branches rewrite
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,8 @@ def fingerprint(run: Path) -> dict[str, object]:
         rel = str(path.relative_to(run))
         if any(part.startswith(".") for part in path.relative_to(run).parts):
             continue  # temporary folders a killed process left (e.g. a checkpoint swap's .last.old-<pid>)
-        if path.name in ("model.safetensors", "pool.jsonl") or path.name.startswith("synthetic"):
+        if path.name in ("model.safetensors", "pool.jsonl", "buckets.json", "knowledge_buckets.csv") \
+                or path.name.startswith("synthetic"):
             out[rel] = sha256_file(path)
         elif path.name == "results.json":
             results = read_json(path)
@@ -66,6 +68,7 @@ def test_a_killed_ray_run_resumes_with_or_without_ray_and_equals_the_plain_run(d
     plain = run_collapse(CFG, run_dir=tmp_path / "plain", data_dir=data_dir, echo=False)
     expected = fingerprint(plain)
     assert any(k.startswith("accumulate/gen_2/") for k in expected) and "gen_0/synthetic.jsonl" in expected
+    assert "knowledge_buckets.csv" in expected and "replace/gen_2/eval/buckets.json" in expected
 
     killed = tmp_path / "ray"
     (tmp_path / "tiny.json").write_text(json.dumps(CFG.to_dict()))

@@ -59,8 +59,8 @@ class BranchLog:
         with open(self.path, "a", encoding="utf-8") as fh:  # one short O_APPEND write per line
             fh.write(f"{utc_now()}  {self.prefix} {message}\n")
 
-    def update(self, fraction: float) -> None:  # the driver reports progress per branch, not per part
-        pass
+    def update(self, fraction: float, detail: str | None = None) -> None:
+        pass  # RunProgress's signature; the driver reports progress per branch, not per step or part
 
 
 def run_branch(cfg_dict: dict[str, Any], run_dir: str, data_dir: str, strategy: str, threads: int,
