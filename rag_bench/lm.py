@@ -1,8 +1,5 @@
 """The causal LM of every generation: tokenizer, model, save/load, batched generation and scoring.
 
-    from transformers.utils import logging as hf_logging
-
-from rag_bench.config import DecodeConfig, ModelConfig
     from rag_bench.lm import LM, train_tokenizer
 
     tokenizer = train_tokenizer(texts, vocab_size=8192)
@@ -13,9 +10,10 @@ from rag_bench.config import DecodeConfig, ModelConfig
     lm.generate([prompt], DecodeConfig(), allowed_spans=[[passage]])         # answer must be a span of passage
     lm.perplexity(heldout_texts)
 
-Every prompt starts with the tokenizer's BOS (``<|endoftext|>``, also the document separator in
-training), is truncated from the left when prompt + ``max_new_tokens`` exceeds the model's positions
-(reported in ``Generation.truncated_tokens``), and is left-padded in batches.
+Every prompt starts with what the tokenizer adds (the BOS ``<|endoftext|>`` of a tokenizer built here; nothing
+for SmolLM2, whose chat template opens the prompt instead: rag_bench.models), is truncated from the left when
+prompt + ``max_new_tokens`` exceeds the model's positions (reported in ``Generation.truncated_tokens``), and is
+left-padded in batches.
 """
 
 from __future__ import annotations
