@@ -55,6 +55,11 @@ PAD_TOKEN = "<|pad|>"
 MODEL_CONFIG_FILE = "rag_bench_model.json"  # the resolved ModelConfig beside a model built here
 # GPT-2's pre-tokenisation pattern with ":?" after a run of letters
 PRETOKENIZE_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+:?| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+# Scoring (held-out perplexity, answer log-probabilities) materialises rows x positions x vocabulary fp32 logits:
+# SmolLM2's 8192 positions and 49,152-token vocabulary at batch 32 would need about 50 GB (a 23 GB machine killed
+# `rag-bench eval --model smollm2-135m` so). Windows are capped, and rows per forward follow a logits budget.
+SCORE_WINDOW = 1024  # positions per scoring window at most (the models trained here have 128-1024)
+SCORE_LOGITS = 1 << 27  # padded tokens x vocabulary per scoring forward at most: 512 MB of fp32 logits
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
                 "pytorch_model.bin", "pytorch_model.bin.index.json")
 
@@ -345,10 +350,10 @@ class LM:
                   stride: int | None = None) -> list[tuple[float, int]]:
         """Per text: (summed NLL in nats, scored tokens), over sliding windows of the model's positions.
 
-        Each token after BOS is scored once, with at least ``max_positions - stride`` tokens of context
-        once the text is longer than one window (stride defaults to half the positions).
+        Each token after BOS is scored once, with at least ``window - stride`` tokens of context once the text is
+        longer than one window (the model's positions, at most SCORE_WINDOW; stride defaults to half the window).
         """
-        window = self.max_positions
+        window = min(self.max_positions, SCORE_WINDOW)
         stride = min(stride or window // 2, window - 1)
         pieces = []  # (text index, window ids, first scored position in the window)
         for i, text in enumerate(texts):
@@ -362,8 +367,9 @@ class LM:
                     break
                 begin += stride
         totals = [[0.0, 0] for _ in texts]
-        for start in range(0, len(pieces), batch_size):
-            chunk = pieces[start:start + batch_size]
+        rows = self._rows_per_forward(batch_size, max((len(ids) for _, ids, _ in pieces), default=1))
+        for start in range(0, len(pieces), rows):
+            chunk = pieces[start:start + rows]
             for (i, _, _), (nll, n) in zip(chunk, self._window_nll([(ids, first) for _, ids, first in chunk]),
                                            strict=True):
                 totals[i][0] += nll
@@ -389,9 +395,13 @@ class LM:
             ids = (p_ids + c_ids)[-self.max_positions:]
             rows.append((ids, len(ids) - len(c_ids)))
         out = []
-        for start in range(0, len(rows), batch_size):
-            out.extend(-nll for nll, _ in self._window_nll(rows[start:start + batch_size]))
+        step = self._rows_per_forward(batch_size, max((len(ids) for ids, _ in rows), default=1))
+        for start in range(0, len(rows), step):
+            out.extend(-nll for nll, _ in self._window_nll(rows[start:start + step]))
         return out
+
+    def _rows_per_forward(self, batch_size: int, width: int) -> int:
+        return max(1, min(batch_size, SCORE_LOGITS // (width * len(self.tokenizer))))
 
     def _window_nll(self, rows: list[tuple[list[int], int]]) -> list[tuple[float, int]]:
         """For each (ids, first): NLL of ids[first:] given what precedes, in one right-padded batch."""

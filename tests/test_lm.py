@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+import rag_bench.lm as lm_module
 from rag_bench.config import ConfigError, DecodeConfig, ModelConfig
 from rag_bench.lm import LM, ModelLoadError, count_parameters, cut_at_stop, train_tokenizer
 
@@ -186,6 +187,20 @@ def test_perplexity_uses_sliding_windows_consistently(fitted_lm):
     assert seq[0] == pytest.approx(math.exp(nll / n), rel=1e-6) and math.isnan(seq[1])
     planted, wrong = fitted_lm.score(["Land2 | Government | Capital:"] * 2, [" Carsk", " Gov | Land"])
     assert planted > wrong
+
+
+def test_scoring_in_smaller_forwards_gives_the_same_figures(fitted_lm, monkeypatch):
+    """A large vocabulary or long windows split a scoring batch into several forwards; the figures stay."""
+    texts = ["\n".join(LINES), "\n".join(LINES[::-1] * 3), LINES[0]]
+    whole = fitted_lm.token_nll(texts, batch_size=8)
+    scores = fitted_lm.score(["Land2 | Government | Capital:"] * 2, [" Carsk", " Gov | Land"], batch_size=8)
+    monkeypatch.setattr(lm_module, "SCORE_LOGITS", 1)  # one row per forward
+    assert fitted_lm._rows_per_forward(8, 100) == 1
+    split = fitted_lm.token_nll(texts, batch_size=8)
+    assert [n for _, n in split] == [n for _, n in whole]
+    assert [nll for nll, _ in split] == pytest.approx([nll for nll, _ in whole], rel=1e-5)
+    assert fitted_lm.score(["Land2 | Government | Capital:"] * 2, [" Carsk", " Gov | Land"],
+                           batch_size=8) == pytest.approx(scores, rel=1e-5)
 
 
 def test_generate_refuses_a_single_string(fitted_lm):
