@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,27 @@ from rag_bench.retrieve import make_retriever
 from tests.conftest import PLANTED_FACT
 
 
-@pytest.fixture
-def index(mixed_corpus: Path, tmp_path: Path, embeddings) -> Path:
-    folder = tmp_path / "idx"
-    update_index(folder, load_corpus(mixed_corpus, progress=False), embeddings=embeddings, progress=False)
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("docs")
+    (root / "notes.txt").write_text("The Orrin valley grows barley and rye.\n\nIts river floods each spring.")
+    (root / "guide.md").write_text(f"# Lighthouses\n\n{PLANTED_FACT}\n")
+    (root / "records.jsonl").write_text('{"id": "r1", "contents": "Tarsil is a copper mining town."}\n')
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(docs: Path, tmp_path_factory, embeddings) -> Path:
+    """One index, built once; each test tampers with its own copy."""
+    folder = tmp_path_factory.mktemp("built") / "idx"
+    update_index(folder, load_corpus(docs, progress=False), embeddings=embeddings, progress=False)
     return folder
+
+
+@pytest.fixture
+def index(built: Path, tmp_path: Path) -> Path:
+    shutil.copytree(built, tmp_path / "idx")
+    return tmp_path / "idx"
 
 
 def edit_manifest(index: Path, change, *, reseal: bool) -> None:
@@ -70,13 +87,13 @@ def test_partial_sha256_section_is_refused(index: Path, embeddings):
     refused(index, embeddings, r"sha256 section must list exactly .* \(it lists \['index.faiss'\]\)")
 
 
-@pytest.mark.parametrize("field, value", [("count", 3), ("chunker", {"chunk_size": 9}), ("corpus_hash", "0" * 64)])
+@pytest.mark.parametrize("field, value", [("count", 99), ("chunker", {"chunk_size": 9}), ("corpus_hash", "0" * 64)])
 def test_changed_manifest_fields_are_refused(index: Path, embeddings, field: str, value):
     edit_manifest(index, lambda m: m.__setitem__(field, value), reseal=False)
     refused(index, embeddings, "manifest.json: altered since the build")
 
 
-@pytest.mark.parametrize("field, value, match", [("count", 3, "the manifest says 3"),
+@pytest.mark.parametrize("field, value, match", [("count", 99, "the manifest says 99"),
                                                  ("corpus_hash", "0" * 64, "corpus_hash")])
 def test_resealed_manifest_fields_are_checked_against_the_data(index: Path, embeddings, field, value, match):
     edit_manifest(index, lambda m: m.__setitem__(field, value), reseal=True)
@@ -111,13 +128,13 @@ def test_garbage_faiss_file_is_one_clear_line(index: Path, embeddings):
     assert len(message) < 400
 
 
-def test_unsealed_index_is_refused_then_resealed_by_ingest(index: Path, mixed_corpus: Path, embeddings):
+def test_unsealed_index_is_refused_then_resealed_by_ingest(index: Path, docs: Path, embeddings):
     version = current_version(index)
     legacy = version.with_name(version.name.split("-manifest-")[0])
     os.replace(version, legacy)
     (index / "CURRENT").write_text(legacy.name + "\n")
     refused(index, embeddings, "no manifest digest .* run `rag-bench ingest`")
-    stats = update_index(index, load_corpus(mixed_corpus, progress=False), embeddings=embeddings, progress=False)
+    stats = update_index(index, load_corpus(docs, progress=False), embeddings=embeddings, progress=False)
     assert stats.embedded == 0 and stats.kept == stats.total
     assert "-manifest-" in current_version(index).name
     load_index(index, embeddings=embeddings)
