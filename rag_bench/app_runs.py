@@ -21,15 +21,27 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rag_bench.app_run_view import (
+    FINISHED,
+    command_file,
+    console_error,
+    known_runs,
+    run_view,
+    tail,
+    update_command_file,
+)
 from rag_bench.app_state import AppConfig, UserError, check_name, list_runs, read_json_or_none
 from rag_bench.records import write_json
+
+__all__ = ["AUTOSTART_RUN", "FINISHED", "Job", "RunQueue", "bootstrap", "collapse_argv", "collapse_job",
+           "command_file", "known_runs", "mark_cancelled", "needs_prepare", "prepare_job", "resume_job", "run_view",
+           "tail"]  # the view's functions are re-exported: the page and the tests import them from here
 
 RUN_NICENESS = 10  # runs and index builds yield the cores to the chat: an answer should not wait behind them
 
 AUTOSTART_RUN = "quick-factbook"  # the run first start makes when none exists
 TERMINATE_GRACE_SECONDS = 10.0  # after SIGTERM, SIGKILL follows
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FINISHED = ("done", "failed", "cancelled")
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -70,11 +82,6 @@ def collapse_argv(cfg: AppConfig, run_dir: Path, *, preset: str = "quick", gener
     if corpus != "factbook":
         argv += ["--corpus", corpus]
     return argv
-
-
-def command_file(cfg: AppConfig, run_id: str) -> Path:
-    """How the UI started a run, so that it can resume it after a restart."""
-    return cfg.ui_path / "runs" / f"{run_id}.json"
 
 
 def collapse_job(cfg: AppConfig, run_id: str, **settings: Any) -> Job:
@@ -245,17 +252,6 @@ def lower_priority(pid: int) -> None:
         os.setpriority(os.PRIO_PROCESS, pid, RUN_NICENESS)
 
 
-def update_command_file(cfg: AppConfig, run_id: str, **fields: Any) -> None:
-    saved = read_json_or_none(command_file(cfg, run_id))
-    write_json(command_file(cfg, run_id), {**(saved if isinstance(saved, dict) else {}), **fields})
-
-
-def console_error(console: Path) -> str:
-    """The last line a failed process printed: its error, for a process that died before writing status.json."""
-    lines = [line for line in tail(console, 20).splitlines() if line.strip() and not line.startswith("$ ")]
-    return lines[-1].strip()[:500] if lines else ""
-
-
 def record_exit(cfg: AppConfig, job: Job) -> None:
     """How the process ended, kept beside how it was started: a run that fails before writing its own
     status.json (a bad setting, a missing file) still shows as failed, with its error, after a restart."""
@@ -273,84 +269,6 @@ def stop_process(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-def pid_alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def tail(path: Path, lines: int = 30, max_bytes: int = 65536) -> str:
-    """The last ``lines`` lines of a text file (a progress bar's carriage returns keep only its last state)."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, fh.seek(0, os.SEEK_END) - max_bytes))
-            text = fh.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    rows = [next((piece for piece in reversed(row.split("\r")) if piece.strip()), "")
-            for row in text.replace("\r\n", "\n").split("\n")]
-    return "\n".join([row for row in rows if row.strip()][-lines:])
-
-
-def known_runs(cfg: AppConfig, runner: RunQueue) -> list[str]:
-    """Runs to list: those running or queued first, then the others newest first, counting the runs this page
-    started that ended before making their folder (a bad setting fails at once: it must still be seen)."""
-    stamps: dict[str, float] = {}
-    for folder, pattern in ((cfg.runs_path, "*"), (cfg.ui_path / "runs", "*.json")):
-        for path in folder.glob(pattern) if folder.is_dir() else []:
-            name = path.name if pattern == "*" else path.stem
-            if (path.is_dir() or pattern != "*") and not name.startswith("."):
-                stamps[name] = max(stamps.get(name, 0.0), path.stat().st_mtime)
-    active = runner.active_runs()
-    return active + sorted((r for r in stamps if r not in active), key=lambda r: -stamps[r])
-
-
-def run_view(cfg: AppConfig, runner: RunQueue, run_id: str) -> dict[str, Any]:
-    """Everything the page shows about a run: status.json merged with what this server knows of its process."""
-    run_dir = cfg.runs_path / check_name(run_id, "run")
-    status = read_json_or_none(run_dir / "status.json") or {}
-    if not isinstance(status, dict):
-        status = {}
-    saved = read_json_or_none(command_file(cfg, run_id)) or {}
-    ended = saved.get("exit") if isinstance(saved.get("exit"), dict) else {}
-    job = runner.job(run_id)
-    position = runner.position(run_id)
-    state = status.get("state") or "unknown"
-    error = status.get("error")
-    if position:
-        state = "queued"
-    elif position == 0:  # this server runs it now; a state left by an earlier process is stale until rewritten
-        state = "running" if state == "running" else "starting"
-    elif ended.get("state") in ("failed", "cancelled") and state not in FINISHED:
-        state = ended["state"]  # the process ended without saying so (killed, or failed before writing status)
-        error = error or ended.get("error")
-    elif job is not None and job.state in ("failed", "cancelled") and state not in FINISHED:
-        state = job.state
-    elif state == "running" and position is None and not pid_alive(status.get("pid")):
-        state = "interrupted"
-    if state == "failed" and not error:
-        error = ended.get("error") or (console_error(job.console) if job is not None else None)
-    log = tail(run_dir / "log.txt")
-    console = job.console if job is not None else cfg.ui_path / "logs" / f"{run_id}.txt"
-    if not log or state in ("failed", "starting"):
-        log = (log + "\n" if log else "") + tail(console, 15)
-    return {
-        "run_id": run_id, "state": state, "stage": status.get("stage", ""), "fraction": status.get("fraction"),
-        "eta_seconds": status.get("eta_seconds"), "detail": status.get("detail"),
-        "generation": status.get("generation"), "generations": status.get("generations"),
-        "strategy": status.get("strategy"), "error": error, "position": position, "log": log,
-        "cancelled_by_user": bool(saved.get("cancelled_by_user")),
-        "stopped_by_server": bool(saved.get("stopped_by_server")),
-        "resumable": state in ("cancelled", "interrupted", "failed") and position is None,
-    }
 
 
 def mark_cancelled(cfg: AppConfig, run_id: str) -> None:
