@@ -102,6 +102,10 @@ def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequen
         torch.set_rng_state(state["torch_rng"])
         timings = state["timings"]
     micro = max(1, cfg.batch_size // (world * cfg.grad_accum))
+    # a model whose weights outweigh the cap (SmolLM2: 134.5M against 16.8M logits) is dominated by its body, and every
+    # extra forward re-reads (under bf16 autocast, re-casts) all of them: 1.43x the tokens/s in one forward of 8 x 64
+    # instead of two (bench/results/smol_train.json); the logits then stay no larger than the weights
+    logits_cap = max(MICRO_BATCH_LOGITS, lm.num_parameters)
     deadline = started + cfg.max_minutes * 60 if cfg.max_minutes else math.inf
     bar = tqdm(total=cfg.max_steps, initial=step, disable=rank != 0, desc="train", unit="step")
     window_tokens, window_s = 0, 0.0
@@ -114,7 +118,7 @@ def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequen
             group["lr"] = lr
         loss_sum = 0.0
         pieces = [piece for chunk in _micro_batches(rows, micro)
-                  for piece in _pieces(chunk, len(rows), MICRO_BATCH_LOGITS // len(lm.tokenizer))]
+                  for piece in _pieces(chunk, len(rows), logits_cap // len(lm.tokenizer))]
         for index, (piece, weight) in enumerate(pieces):
             ids, labels = _pad(piece, lm.tokenizer.pad_token_id, lm.device)
             # DDP all-reduces the gradients once per step, on the last forward
@@ -317,8 +321,8 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimize
     """AdamW; no weight decay on embeddings, norms and biases (decaying them only hurts small models).
 
     Fused (one kernel over each parameter, as transformers' Trainer defaults to) rather than foreach, whose chains of
-    full-size temporaries made the step of the 135M SmolLM2 take 18 s on 2 busy cores against 2.5 s fused (the same
-    parameters and gradients, bench/README.md); a model trained here has too few parameters to notice.
+    full-size temporaries made the step of the 135M SmolLM2 take 3.2x as long on 2 busy cores (1.79 s against 0.56 s,
+    ``bench/smol_train_bench.py --optimizers-only``); a model trained here has too few parameters to notice.
     """
     decay, no_decay = [], []
     for name, param in {id(p): (n, p) for n, p in model.named_parameters()}.values():
