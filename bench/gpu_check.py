@@ -13,7 +13,8 @@ that size the ``paper`` and ``full`` presets for one GPU.
    tolerance, not equality.
 3. Throughput on the device of the ``base`` model (random weights: speed does not depend on what it learnt):
    training tokens/s (``rag_bench.train.train``, bf16 autocast) and generation new tokens/s (``LM.generate``,
-   batched). A pretrained path (``rag_bench.models``) is timed when it exists.
+   batched); with ``--pretrained NAME`` (default on CUDA: smollm2-135m, through ``rag_bench.models``) the same for
+   that pretrained model (fine-tuning all weights, block 512).
 4. From those rates, the training and writing hours of ``full`` and ``paper`` on one such device (evaluation not
    included; beam search counted as ``num_beams`` times the greedy cost).
 Prints a table and writes bench/results/gpu_check.json (``--out``); exits 1 when a check fails.
@@ -45,6 +46,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=64, help="rows per training step and prompts per generate batch")
     parser.add_argument("--rate-tol", type=float, default=0.25, help="largest difference of a rate (0..1)")
     parser.add_argument("--ppl-tol", type=float, default=0.10, help="largest relative difference of a perplexity")
+    parser.add_argument("--pretrained", default=None,
+                        help="also time this registry model or folder (default on cuda: smollm2-135m; on cpu: none)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "gpu_check.json")
     return parser.parse_args()
 
@@ -133,10 +136,36 @@ def throughput(args: argparse.Namespace, workdir: Path) -> dict:
            else "cpu", "text": source, "base_parameters": part["parameters"],
            "train_tokens_per_s": round(train_tps), "train_batch": args.batch, "train_block": model.n_positions,
            "generate_new_tokens_per_s": round(generated["new_tokens"] / generated["seconds"]),
-           "generate_batch": args.batch, "pretrained": "rag_bench.models not present: not timed"}
-    if importlib.util.find_spec("rag_bench.models") is not None:
-        out["pretrained"] = "rag_bench.models present; its loader is not wired into this check yet"
+           "generate_batch": args.batch, "pretrained": None}
+    pretrained = args.pretrained if args.pretrained is not None else ("smollm2-135m" if args.device == "cuda" else "")
+    if pretrained:
+        out["pretrained"] = time_pretrained(pretrained, args, texts, prompts, workdir)
     return out
+
+
+def time_pretrained(spec: str, args: argparse.Namespace, texts: list[str], prompts: list[str], workdir: Path) -> dict:
+    """Fine-tuning tokens/s (all weights, bf16 autocast) and generation new tokens/s of a pretrained model."""
+    from generate_bench import time_ours as time_generate
+
+    from rag_bench.config import TrainConfig
+    from rag_bench.lm import pick_device
+    from rag_bench.models import load_model, resolve_model
+    from rag_bench.records import read_jsonl
+    from rag_bench.train import train
+
+    folder = resolve_model(spec, REPO / "data")  # a registry name is converted once into data/models/pretrained
+    lm = load_model(folder, device=pick_device())
+    warmup, block = 2, min(512, lm.max_positions)
+    cfg = TrainConfig(max_steps=warmup + args.train_steps, batch_size=args.batch, lr=2e-5, warmup_steps=1,
+                      eval_every=10_000, save_every=10_000, eval_max_texts=4, probe_count=0, bf16=True)
+    cfg = cfg.replace(model=cfg.model.replace(n_positions=block))
+    train(cfg, train_texts=texts, heldout_texts=texts[:4], out_dir=workdir / "pretrained", base_model=folder)
+    log = read_jsonl(workdir / "pretrained" / "last" / "train_log.jsonl")[warmup:]
+    time_generate(lm, prompts[: args.batch], args.batch, 8)
+    generated = time_generate(lm, prompts, args.batch, args.new_tokens)
+    return {"model": spec, "parameters": lm.num_parameters,
+            "train_tokens_per_s": round(len(log) * args.batch * block / sum(r["step_s"] for r in log)),
+            "generate_new_tokens_per_s": round(generated["new_tokens"] / generated["seconds"])}
 
 
 def estimate_hours(rates: dict) -> dict:
@@ -197,6 +226,9 @@ def main() -> None:
             print(f"  OUT OF TOLERANCE {row['eval']} {row['figure']}: cpu {row['cpu']}, device {row['device']}")
     print(f"base model on {rates['device_name']}: train {rates['train_tokens_per_s']} tokens/s, "
           f"generate {rates['generate_new_tokens_per_s']} new tokens/s (batch {args.batch})")
+    if rates["pretrained"]:
+        print(f"{rates['pretrained']['model']}: train {rates['pretrained']['train_tokens_per_s']} tokens/s, "
+              f"generate {rates['pretrained']['generate_new_tokens_per_s']} new tokens/s")
     for name, est in result["estimates"].items():
         print(f"  {name}: training {est['train_hours']} h + writing {est['write_hours']} h on this device")
     print(f"wrote {args.out}")
