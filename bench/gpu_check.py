@@ -169,13 +169,14 @@ def time_pretrained(spec: str, args: argparse.Namespace, texts: list[str], promp
 
 
 def estimate_hours(rates: dict) -> dict:
-    """Training and writing hours of ``full`` and ``paper`` at the measured base-model rates on this device."""
+    """Training and writing hours of ``full`` (base-model rates) and ``paper`` (the pretrained model's, when timed)."""
     from rag_bench.config import collapse_preset
 
     human = FACTBOOK_TOKENS * 0.95
     out = {}
     for name in ("full", "paper"):
         cfg = collapse_preset(name)
+        used = rates["pretrained"] if name == "paper" and rates.get("pretrained") else rates
         block = cfg.train.model.n_positions
         later = (cfg.generations - 1) * len(cfg.strategies)
         per_later = (cfg.next_epochs * human if cfg.next_epochs > 0
@@ -183,9 +184,9 @@ def estimate_hours(rates: dict) -> dict:
         train_tokens = cfg.train.max_steps * cfg.train.batch_size * block + later * per_later
         write_tokens = later * human * cfg.decode.num_beams  # generations 0..n-2 write; beams cost num_beams x
         out[name] = {"train_tokens": round(train_tokens), "write_tokens_beam_weighted": round(write_tokens),
-                     "train_hours": round(train_tokens / rates["train_tokens_per_s"] / 3600, 2),
-                     "write_hours": round(write_tokens / rates["generate_new_tokens_per_s"] / 3600, 2),
-                     "model": "base (5.3M) rates; paper fine-tunes a pretrained --base-model, which is slower"}
+                     "train_hours": round(train_tokens / used["train_tokens_per_s"] / 3600, 2),
+                     "write_hours": round(write_tokens / used["generate_new_tokens_per_s"] / 3600, 2),
+                     "rates_of": used.get("model", "base (5.3M, random weights)")}
     return out
 
 
