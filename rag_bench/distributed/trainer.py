@@ -56,6 +56,8 @@ def train_on_ray(cfg: Any, *, train_texts: Sequence[str], heldout_texts: Sequenc
     ``cfg.batch_size`` rows per step in all, split over the workers; with ``retrieval_share`` > 0 each worker
     builds BM25 neighbours over the training texts (the same ones ``rag-bench train`` builds without an index).
     """
+    # Ray Train gives a worker group 60 s to start; on a busy machine workers importing torch take longer
+    os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", "600")
     connect(address)
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
