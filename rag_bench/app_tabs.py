@@ -14,7 +14,7 @@ from typing import Any
 
 import gradio as gr
 
-from rag_bench import app_chat, app_corpus, app_results
+from rag_bench import app_chat, app_corpus, app_prefix, app_results
 from rag_bench.app_state import App, UserError, generations, list_indexes, list_runs
 from rag_bench.config import READER_K, ConfigError
 from rag_bench.records import RecordError
@@ -145,7 +145,7 @@ def chat_tab(app: App, corpus: gr.State, demo: gr.Blocks) -> None:
                                 max_new_tokens, compare, generation_b, compare_mode, left, right)
 
     def countries(corpus_name: str):
-        table = app_chat.facts_table(cfg, corpus_name)
+        table = app_prefix.facts_table(cfg, corpus_name)
         return gr.update(choices=sorted(table), value=None)
 
     refresh_events = [demo.load, refresh.click]
@@ -157,9 +157,9 @@ def chat_tab(app: App, corpus: gr.State, demo: gr.Blocks) -> None:
         trigger(describe, [run, generation, folder, corpus], notice, **PRIVATE)
     demo.load(countries, corpus, country, **PRIVATE)
     corpus.change(countries, corpus, country, **PRIVATE)
-    country.change(lambda c, name: gr.update(choices=app_chat.prefix_fields(cfg, name, c), value=None),
+    country.change(lambda c, name: gr.update(choices=app_prefix.prefix_fields(cfg, name, c), value=None),
                    [country, corpus], field, **PRIVATE)
-    field.change(lambda c, f, name: app_chat.record_prefix(cfg, name, c, f) or gr.update(), [country, field, corpus],
+    field.change(lambda c, f, name: app_prefix.record_prefix(cfg, name, c, f) or gr.update(), [country, field, corpus],
                  question, **PRIVATE)
     compare.change(labels, [compare, compare_mode], [left, right], **PRIVATE)
     compare_mode.change(labels, [compare, compare_mode], [left, right], **PRIVATE)

@@ -357,7 +357,7 @@ def test_model_notice_says_size_training_data_and_generation(app, tiny_data):
 
 
 def test_record_prefix_helper(app):
-    from rag_bench.app_chat import facts_table, prefix_fields, record_prefix
+    from rag_bench.app_prefix import facts_table, prefix_fields, record_prefix
 
     assert sorted(facts_table(app.cfg, "factbook")) == ["Orrinland", "Varnholt"]
     assert prefix_fields(app.cfg, "factbook", "Varnholt") == ["Capital", "Population - total"]  # probed fields first
