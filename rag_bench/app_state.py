@@ -214,14 +214,14 @@ class App:
         Calls into one model are serialized by its lock: the cores are few, and a model's generate keeps
         per-call state.
         """
-        from rag_bench.lm import LM
+        from rag_bench.models import load_model  # LM.load after a memory check from the weights' headers
 
         model_dir = Path(model_dir)
         stamp = (model_dir / "config.json").stat().st_mtime_ns if (model_dir / "config.json").is_file() else 0
         key = f"{model_dir.resolve()}@{stamp}"
         with self._load_lock:
             if key not in self._models:
-                self._models[key] = (LM.load(model_dir), threading.Lock())
+                self._models[key] = (load_model(model_dir), threading.Lock())
                 while len(self._models) > self.cfg.max_models:
                     self._models.popitem(last=False)
             self._models.move_to_end(key)

@@ -261,6 +261,19 @@ def test_without_a_run_the_chat_answers_with_the_pretrained_smollm2(tiny_data: P
     assert len(citations) == 1 and "Quillmark" in citations[0]["content"]
 
 
+def test_a_model_folder_too_large_for_memory_is_one_line_in_the_chat(tiny_data: Path):
+    from rag_bench.app_chat import ask
+    from rag_bench.lm import ModelLoadError
+
+    big = tiny_data / "models" / "big"  # a header declaring a 4 TiB tensor: refused before reading any weight
+    big.mkdir(parents=True, exist_ok=True)
+    (big / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1 << 20, 1 << 20], "data_offsets": [0, 0]}}).encode()
+    (big / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
+    with pytest.raises(ModelLoadError, match=r"models/big: too large for memory; needs about 5120\.0 GiB to load"):
+        list(ask(App(AppConfig(data_dir=str(tiny_data))), "q", folder="models/big"))
+
+
 def test_ask_refuses_bad_input_with_what_to_fix_and_survives_free_questions(app):
     from rag_bench.app_chat import ask
 
