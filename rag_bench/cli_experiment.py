@@ -67,7 +67,8 @@ def _add_collapse(sub) -> None:
                    help="the writer: 5-way beam search with repetition penalty, or pure sampling")
     p.add_argument("--seed", type=int, default=None, help="seed of the whole run (generation 0 included)")
     p.add_argument("--corpus", default=None, help="corpus and index name under DATA_DIR (default factbook)")
-    p.add_argument("--base-model", type=Path, default=None, help="a local HF causal-LM folder to fine-tune")
+    p.add_argument("--base-model", type=Path, default=None,
+                   help="a local HF causal-LM folder to fine-tune, or a registry name: smollm2-135m")
     p.add_argument("--lora-rank", type=int, default=None,
                    help="fine-tune LoRA adapters of this rank (PEFT) in every generation instead of all weights")
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
