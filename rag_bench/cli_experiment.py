@@ -31,7 +31,8 @@ def _cmd_collapse(args: argparse.Namespace) -> None:
     strategies = tuple(s.strip() for item in args.strategy or () for s in item.split(",") if s.strip())
     overrides = {"generations": args.generations, "strategies": strategies or None, "seed": args.seed,
                  "model_size": args.model_size, "decoding": args.decoding, "corpus": args.corpus,
-                 "base_model": str(args.base_model) if args.base_model else None, "lora_rank": args.lora_rank}
+                 "base_model": str(args.base_model) if args.base_model else None, "lora_rank": args.lora_rank,
+                 "next_curriculum": True if args.next_curriculum else None}
     cfg = resolve_config(config_file=args.config, preset=args.preset, run_dir=args.run_dir,
                          overrides={k: v for k, v in overrides.items() if v is not None})
     run_dir = args.run_dir or default_run_dir(cfg, args.data_dir)
@@ -60,8 +61,8 @@ def _add_collapse(sub) -> None:
     p.add_argument("--run-dir", type=Path, default=None, help="run folder (default DATA_DIR/runs/<preset>-<corpus>)")
     p.add_argument("--generations", type=int, default=None, help="models per strategy, generation 0 included")
     p.add_argument("--strategy", action="append", default=None,
-                   help="replace | mix:P | accumulate | accumulate-subsample | filter[:perplexity|dedup] | "
-                        "watermark[:C] | grounded; repeat the flag or separate with commas")
+                   help="replace | mix:P | accumulate | accumulate-fixed | accumulate-subsample | "
+                        "filter[:perplexity|dedup] | watermark[:C] | grounded; repeat the flag or separate with commas")
     p.add_argument("--model-size", default=None, help="model preset of every generation: tiny | small | base | large")
     p.add_argument("--decoding", choices=["beam", "sample"], default=None,
                    help="the writer: 5-way beam search with repetition penalty, or pure sampling")
@@ -74,6 +75,8 @@ def _add_collapse(sub) -> None:
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="run the branches after generation 0 as Ray tasks: a local cluster, or ADDRESS (auto, "
                         "HOST:PORT, ray://HOST:10001); resumable with or without it (docs/scale.md)")
+    p.add_argument("--next-curriculum", action="store_true",
+                   help="later generations keep fact, copy and retrieval rows built from their pool (an ablation)")
     p.set_defaults(func=_cmd_collapse)
 
 

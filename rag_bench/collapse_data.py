@@ -8,7 +8,10 @@ The human training and held-out texts come from ``DATA_DIR/corpora/<corpus>/corp
 ``metadata.split``; a corpus without one holds out 5% of documents by a hash of their id), or, for a
 folder ingested with ``rag-bench ingest`` (no JSONL), from the index's chunks, restricted to
 ``countries`` and ``kinds``. They are written to ``RUN/data/human_{train,heldout}.jsonl`` on the first
-start, and a resumed run reads those copies, so every generation sees the same human data.
+start, and a resumed run reads those copies, so every generation sees the same human data. With
+``eval_heldout_tokens`` the measurement text (perplexity, diversity prompts) is ``RUN/data/human_eval.jsonl``:
+held-out documents of the run's kinds outside its countries; the run's own held-out documents then only choose
+checkpoints (validation), so the text that picks a checkpoint never scores it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 from rag_bench.config import CollapseConfig, TrainConfig
 from rag_bench.eval_inputs import is_heldout_chunk
+from rag_bench.frequency import recount_over_texts
 from rag_bench.index import current_version
 from rag_bench.records import (
     CorpusRecord,
@@ -39,6 +43,7 @@ from rag_bench.records import (
 from rag_bench.train_data import CopyTask, record_lines
 
 GEN0_CACHE_FORMAT = "rag_bench.gen0/1"
+CHARS_PER_TOKEN = 4.5  # Factbook text under an 8k BPE
 
 
 class InputError(ValueError):
@@ -50,9 +55,11 @@ class RunInputs:
     """Human texts and probes of a run, with their files and hashes."""
 
     train_texts: list[str]  # human training split (what generation 0 trains on)
-    heldout_texts: list[str]  # human held-out split (perplexity, diversity prompts; never trained on)
+    heldout_texts: list[str]  # human held-out split of the run: checkpoint choice (validation; never trained on)
     train_path: Path  # RUN/data/human_train.jsonl
     heldout_path: Path  # RUN/data/human_heldout.jsonl
+    eval_texts: list[str]  # human text the evaluation measures on (perplexity, diversity): human_eval.jsonl or heldout
+    eval_path: Path  # RUN/data/human_eval.jsonl, or heldout_path when eval_heldout_tokens is 0
     probes_path: Path  # RUN/data/probes.jsonl (restricted to the run's countries)
     index_path: Path  # DATA_DIR/indexes/<index>
 
@@ -106,6 +113,26 @@ def human_records(cfg: CollapseConfig, data_dir: Path) -> tuple[list[CorpusRecor
         f"{version}/docstore.jsonl"
 
 
+def eval_heldout(records: list[CorpusRecord], cfg: CollapseConfig, corpus: str) -> list[CorpusRecord]:
+    """Held-out documents of the run's kinds outside its countries, in corpus order, until ``eval_heldout_tokens``
+    tokens (4.5 characters a token) are reached; an InputError when the corpus holds too few."""
+    wanted = cfg.eval_heldout_tokens * CHARS_PER_TOKEN
+    picked, chars = [], 0
+    for r in records:
+        meta = r.metadata
+        if chars >= wanted:
+            break
+        if meta.get("split") == "heldout" and (not cfg.kinds or meta.get("kind") in cfg.kinds) \
+                and (not cfg.countries or meta.get("country_code") not in cfg.countries):
+            picked.append(r)
+            chars += len(r.contents)
+    if chars < wanted:
+        raise InputError(f"eval_heldout_tokens: {corpus} holds about {chars / CHARS_PER_TOKEN:.0f} tokens of held-out "
+                         f"documents of kinds {list(cfg.kinds)} outside the run's countries, fewer than "
+                         f"{cfg.eval_heldout_tokens}")
+    return picked
+
+
 def _keep(record_meta: dict[str, Any], cfg: CollapseConfig) -> bool:
     if cfg.countries and record_meta.get("country_code") not in cfg.countries:
         return False
@@ -117,6 +144,10 @@ def prepare_inputs(cfg: CollapseConfig, *, run_dir: Path, data_dir: Path) -> Run
     folder = run_dir / "data"
     train_path, heldout_path = folder / "human_train.jsonl", folder / "human_heldout.jsonl"
     probes_path = folder / "probes.jsonl"
+    eval_path = folder / "human_eval.jsonl" if cfg.eval_heldout_tokens else heldout_path
+    if cfg.eval_heldout_tokens and not eval_path.is_file():
+        records, corpus = human_records(cfg, data_dir)
+        write_jsonl(eval_path, eval_heldout(records, cfg, corpus))
     if not (train_path.is_file() and heldout_path.is_file()):
         records, corpus = human_records(cfg, data_dir)
         records = [r for r in records if _keep(r.metadata, cfg)]
@@ -143,13 +174,18 @@ def prepare_inputs(cfg: CollapseConfig, *, run_dir: Path, data_dir: Path) -> Run
             raise InputError(f"probes: {source} holds no probe of the countries {list(cfg.countries)}")
         sidecar = source.with_name(source.stem + ".meta.json")
         meta = read_json(sidecar) if sidecar.is_file() else {}
+        # the buckets say how often a fact occurs in what the run trains on, not in the whole index (issue 13)
+        rows, thresholds = recount_over_texts(rows, [r["contents"] for r in read_jsonl(train_path)])
         write_json(probes_path.with_name("probes.meta.json"),
                    {**meta, "source": str(source), "source_sha256": sha256_file(source),
-                    "countries": list(cfg.countries), "probes_in_run": len(rows)})
+                    "countries": list(cfg.countries), "probes_in_run": len(rows),
+                    "bucket_thresholds_index": meta.get("bucket_thresholds"), "bucket_thresholds": thresholds,
+                    "frequency_over": "the run's human training text (rag_bench.frequency.recount_over_texts)"})
         write_jsonl(probes_path, rows)
     return RunInputs(train_texts=[r["contents"] for r in read_jsonl(train_path)],
                      heldout_texts=[r["contents"] for r in read_jsonl(heldout_path)], train_path=train_path,
-                     heldout_path=heldout_path, probes_path=probes_path,
+                     heldout_path=heldout_path, probes_path=probes_path, eval_path=eval_path,
+                     eval_texts=[r["contents"] for r in read_jsonl(eval_path)],
                      index_path=data_dir / "indexes" / cfg.resolved_index())
 
 
@@ -193,11 +229,24 @@ def copy_model(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def next_steps(cfg: CollapseConfig, pool_tokens: int, block: int) -> int:
-    """Optimizer steps of a generation >= 1: fixed, or ``next_epochs`` passes over its pool."""
+def next_steps(cfg: CollapseConfig, pool_tokens: int, block: int, scale: float = 1.0) -> int:
+    """Optimizer steps of a generation >= 1: ``next_train.max_steps`` times ``scale`` (Strategy.compute_scale),
+    or ``next_epochs`` passes over ``pool_tokens``."""
     if cfg.next_epochs <= 0:
-        return cfg.next_train.max_steps
+        return max(1, math.ceil(cfg.next_train.max_steps * scale - 1e-9))
     return max(1, math.ceil(cfg.next_epochs * pool_tokens / (cfg.next_train.batch_size * block)))
+
+
+def checkpoint_every(steps: int, cfg: CollapseConfig) -> int:
+    """The same checkpoint rule for every generation: validation perplexity at as many evenly spaced points as
+    generation 0 has (``train.max_steps / train.eval_every``), the best of them kept."""
+    points = max(1, math.ceil(cfg.train.max_steps / cfg.train.eval_every))
+    return max(1, math.ceil(steps / points))
+
+
+def curriculum_off(tcfg: TrainConfig) -> TrainConfig:
+    """A later generation's training config without fact, copy and retrieval rows: plain blocks of its pool."""
+    return tcfg.replace(fact_share=0.0, copy_share=0.0, retrieval_share=0.0, copy_warmup_steps=0)
 
 
 def copy_guard(tcfg: TrainConfig, texts: list[str]) -> tuple[TrainConfig, str]:

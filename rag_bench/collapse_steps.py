@@ -29,8 +29,10 @@ import torch
 from rag_bench.collapse_data import (
     RunInputs,
     base_model_dir,
+    checkpoint_every,
     copy_guard,
     copy_model,
+    curriculum_off,
     fact_guard,
     gen0_cache_key,
     next_steps,
@@ -39,9 +41,10 @@ from rag_bench.collapse_data import (
 )
 from rag_bench.config import CollapseConfig, TrainConfig
 from rag_bench.lm import LM
+from rag_bench.overlap import HumanNgrams
 from rag_bench.records import read_json, read_jsonl, sha256_file, write_json, write_jsonl
 from rag_bench.run_status import utc_now
-from rag_bench.strategies import PoolNeighbours, Strategy, build_pool, human_units, tokens_of
+from rag_bench.strategies import PoolNeighbours, Strategy, build_pool, human_units, tokens_of, unit_origin
 from rag_bench.synthetic import (
     PromptBlock,
     grounded_blocks,
@@ -142,6 +145,10 @@ class StepRunner:
                            count_tokens=self.count_tokens)
 
     @functools.cached_property
+    def human_ngrams(self) -> HumanNgrams:
+        return HumanNgrams(self.inputs.train_texts, n=8)
+
+    @functools.cached_property
     def budget(self) -> int:
         return tokens_of(self.human_units)
 
@@ -200,8 +207,9 @@ class StepRunner:
         for k in range(1, cfg.generations):
             for s in self.strategies:
                 d = self.gen_dir(s, k)
-                growth = (k + 1) if s.kind == "accumulate" and cfg.next_epochs > 0 else 1
-                train_tokens = next_steps(cfg, int(human_tokens * growth), block) * cfg.next_train.batch_size * block
+                growth = (k + 1) if s.kind == "accumulate" else 1
+                train_tokens = next_steps(cfg, int(human_tokens * growth), block, growth) \
+                    * cfg.next_train.batch_size * block
                 label = f"gen {k} {s.name}"
                 steps += [
                     Step(key="pool", label=f"{label}: build pool", gen_dir=d, generation=k, strategy=s.name,
@@ -234,7 +242,8 @@ class StepRunner:
         def train_into(out_dir: Path) -> None:
             neighbours = PoolNeighbours(texts, k=cfg.neighbours_k) if tcfg.retrieval_share > 0 else None
             train(tcfg, train_texts=texts, heldout_texts=self.inputs.heldout_texts, out_dir=out_dir,
-                  neighbours=neighbours, base_model=base_model_dir(cfg, self.data_dir), on_step=self.train_progress)
+                  neighbours=neighbours, base_model=base_model_dir(cfg, self.data_dir), on_step=self.train_progress,
+                  origins=["human"] * len(texts))
 
         key, material = gen0_cache_key(cfg, self.inputs, tcfg, base_model_dir(cfg, self.data_dir))
         cache = self.data_dir / "gen0_cache" / key
@@ -250,6 +259,7 @@ class StepRunner:
             else:
                 write_json(cache / "key.json", material)
                 train_into(cache)
+                write_json(cache / "checkpoint.json", self._checkpoint(cache))
                 shutil.rmtree(cache / "last", ignore_errors=True)
                 write_json(cache / "done.json", {"finished": utc_now()})
         g0 = self.gen_dir(None, 0)
@@ -264,10 +274,31 @@ class StepRunner:
                                                          "enabled": tcfg.retrieval_share > 0},
                     "copy_curriculum": {"source": "train_texts", "state": copy_state},
                     "fact_rows": {"source": "train_texts", "state": fact_state},
-                    "heldout_texts": {**self.file_info(self.inputs.heldout_path), "use": "checkpoint selection"}},
+                    "heldout_texts": {**self.file_info(self.inputs.heldout_path),
+                                      "use": "validation: checkpoint selection"},
+                    "eval_texts": {**self.file_info(self.inputs.eval_path), "use": "measurement (perplexity, "
+                                   "diversity prompts)"}},
             gen0_cache={"key": key, "path": str(cache)},
-            train=read_json(g0 / "model" / "timings.json") if (g0 / "model" / "timings.json").is_file() else {},
+            trained_tokens=self._timings(g0).get("trained_tokens", {}), train=self._timings(g0),
+            checkpoint=read_json(cache / "checkpoint.json") if (cache / "checkpoint.json").is_file() else {},
             steps={"train": {"finished": utc_now()}})
+
+    @staticmethod
+    def _checkpoint(out_dir: Path) -> dict[str, Any]:
+        """Which step the kept model is: the lowest validation perplexity among the evaluated steps (read from the
+        full log in ``last/``, before it is removed; ``model/`` holds the log up to the kept step)."""
+        log = next((p for p in (out_dir / "last" / "train_log.jsonl", out_dir / "model" / "train_log.jsonl")
+                    if p.is_file()), None)
+        rows = read_jsonl(log) if log else []
+        scored = [(r["step"], r["heldout_ppl"]) for r in rows if "heldout_ppl" in r]
+        best = [r["step"] for r in rows if r.get("best")]
+        return {"rule": "lowest validation perplexity among evenly spaced steps (checkpoint_every)",
+                "validation_ppl_by_step": dict(scored), "chosen_step": best[-1] if best else None}
+
+    @staticmethod
+    def _timings(gen_dir: Path) -> dict[str, Any]:
+        path = gen_dir / "model" / "timings.json"
+        return read_json(path) if path.is_file() else {}
 
     def evaluate(self, strategy: Strategy | None, k: int) -> None:
         from rag_bench.evaluate import evaluate
@@ -278,7 +309,7 @@ class StepRunner:
                       "chunks": len(self.index.store.index_to_docstore_id)}
         evaluate(lm, self.inputs.probes_path, retriever=self.retriever,
                  cfg=self.cfg.eval.replace(cache_dir=str(self.run_dir / "cache")),
-                 heldout_texts=self.inputs.heldout_texts, out_dir=gen_dir / "eval", reference_lm=self.gen0,
+                 heldout_texts=self.inputs.eval_texts, out_dir=gen_dir / "eval", reference_lm=self.gen0,
                  human_texts_for_rare=self.inputs.train_texts, model_path=gen_dir / "model", index_info=index_info,
                  progress=False)
         self.update_manifest(gen_dir, steps={"eval": {"finished": utc_now()}},
@@ -315,7 +346,7 @@ class StepRunner:
     def build_pool(self, strategy: Strategy, k: int) -> None:
         cfg, gen_dir = self.cfg, self.gen_dir(strategy, k)
         synthetic = [read_jsonl(self.synthetic_path(strategy, j)) for j in range(k)]
-        needs_human = strategy.kind in ("mix", "accumulate", "accumulate-subsample", "watermark")
+        needs_human = strategy.keeps_human
         pool, stats = build_pool(
             strategy, generation=k, human=self.human_units if needs_human else [], synthetic=synthetic,
             budget=self.budget, seed=cfg.seed, filter_by=cfg.filter_by, keep=cfg.filter_keep,
@@ -323,6 +354,9 @@ class StepRunner:
             z_threshold=cfg.watermark_z,
             z_scores=(lambda texts: watermark_z_scores(self.gen0, texts, self.watermark))
             if strategy.kind == "watermark" else None)
+        written = [u["contents"] for u in pool if u["metadata"]["source"] != "human"]
+        stats["human_overlap"] = {"written": self.human_ngrams.summary(written),
+                                  "pool": self.human_ngrams.summary([u["contents"] for u in pool])}
         write_jsonl(gen_dir / "pool.jsonl", pool)
         sources = {self.rel(self.synthetic_path(strategy, j)): sha256_file(self.synthetic_path(strategy, j))
                    for j in range(k)}
@@ -333,26 +367,32 @@ class StepRunner:
 
     def train_next(self, strategy: Strategy, k: int) -> None:
         cfg, gen_dir = self.cfg, self.gen_dir(strategy, k)
-        texts = [r["contents"] for r in read_jsonl(gen_dir / "pool.jsonl")]
+        rows = read_jsonl(gen_dir / "pool.jsonl")
+        texts = [r["contents"] for r in rows]
         block = min(cfg.train.model.n_positions, self.gen0.max_positions)
         pool_tokens = sum(self.count_tokens(texts))
-        steps = next_steps(cfg, pool_tokens, block)
-        nt = cfg.next_train
+        steps = next_steps(cfg, pool_tokens, block, strategy.compute_scale(pool_tokens, self.budget))
+        nt = cfg.next_train if cfg.next_curriculum else curriculum_off(cfg.next_train)
         tcfg = nt.replace(model=cfg.train.model, seed=stable_seed(cfg.seed, "train", k, strategy.folder),
-                          max_steps=steps, warmup_steps=min(nt.warmup_steps, steps // 4), eval_every=steps,
-                          save_every=min(nt.save_every, steps))
+                          max_steps=steps, warmup_steps=min(nt.warmup_steps, steps // 4),
+                          eval_every=checkpoint_every(steps, cfg), save_every=min(nt.save_every, steps))
         tcfg, copy_state = copy_guard(tcfg, texts)
         tcfg, fact_state = fact_guard(tcfg, texts, self.fact_fields)
         neighbours = PoolNeighbours(texts, k=cfg.neighbours_k) if tcfg.retrieval_share > 0 else None
         init = self.init_model(strategy, k, gen_dir)
         train(tcfg, train_texts=texts, heldout_texts=self.inputs.heldout_texts, out_dir=gen_dir,
-              neighbours=neighbours, base_model=init, on_step=self.train_progress)
+              neighbours=neighbours, base_model=init, on_step=self.train_progress,
+              origins=[unit_origin(r) for r in rows])
+        checkpoint = self._checkpoint(gen_dir)
         shutil.rmtree(gen_dir / "last", ignore_errors=True)
         shutil.rmtree(gen_dir / "init", ignore_errors=True)
         pool_info = {**self.file_info(gen_dir / "pool.jsonl"), "texts": len(texts), "tokens": pool_tokens}
+        curriculum = "on: built from the pool only" if cfg.next_curriculum else "off (next_curriculum=false)"
+        timings = read_json(gen_dir / "model" / "timings.json")
         self.update_manifest(
             gen_dir, config={"train": tcfg.to_dict(), "init": cfg.init, "init_from": self.rel(init)
                              if Path(init).is_relative_to(self.run_dir) else str(init), "strategy": strategy.name,
+                             "keeps_human": strategy.keeps_human, "curriculum": curriculum,
                              "run_config_sha256": sha256_file(self.run_dir / "config.json")},
             seeds={"train": tcfg.seed},
             inputs={"train_texts": pool_info,
@@ -361,8 +401,10 @@ class StepRunner:
                     "copy_curriculum": {"source": "train_texts", "state": copy_state},
                     "fact_rows": {"source": "train_texts", "state": fact_state},
                     "heldout_texts": {**self.file_info(self.inputs.heldout_path),
-                                      "use": "measurement only: one evaluation at the last step, no selection"}},
-            train=read_json(gen_dir / "model" / "timings.json"), steps={"train": {"finished": utc_now()}})
+                                      "use": "validation: the best of the evenly spaced checkpoints, as in gen 0"},
+                    "eval_texts": {**self.file_info(self.inputs.eval_path), "use": "measurement"}},
+            trained_tokens=timings.get("trained_tokens", {}), checkpoint=checkpoint,
+            train=timings, steps={"train": {"finished": utc_now()}})
 
     def init_model(self, strategy: Strategy, k: int, gen_dir: Path) -> Path:
         """Where generation k starts: generation k-1, the base model, or a fresh model saved to ``gen_dir/init``."""

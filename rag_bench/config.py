@@ -330,7 +330,8 @@ class TrainConfig(ConfigBase):
 # ---------------------------------------------------------------------------------------
 # The collapse experiment (rag_bench.collapse): generations, data strategies, presets
 
-STRATEGY_KINDS = ("replace", "mix", "accumulate", "accumulate-subsample", "filter", "watermark", "grounded")
+STRATEGY_KINDS = ("replace", "mix", "accumulate", "accumulate-fixed", "accumulate-subsample", "filter", "watermark",
+                  "grounded")
 FILTER_KINDS = ("perplexity", "dedup")
 
 
@@ -388,8 +389,13 @@ class CollapseConfig(ConfigBase):
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # generation 0 on the human training split
     next_train: TrainConfig = dataclasses.field(default_factory=_next_train)  # generations >= 1 (model size from train)
     next_epochs: float = 0.0  # > 0: later generations take this many passes over their pool, not next_train.max_steps
+    next_curriculum: bool = False  # later generations keep next_train's fact, copy and retrieval rows (built from
+    # their pool only); False: they train on plain blocks of their pool, the shares set to 0 (issue 13, point 1)
     fact_fields_from_probes: bool = False  # every generation's fact rows teach only the record fields probes ask about
     knowledge_buckets: bool = False  # metrics by gen 0's confidence, known/unknown and run frequency (collapse_buckets)
+    eval_heldout_tokens: int = 0  # > 0: perplexity and diversity prompts come from the corpus's held-out documents
+    # of the run's kinds outside its countries (at least this many tokens at 4.5 characters a token); the run's own
+    # held-out documents then only choose checkpoints (validation). 0: the run's held-out documents do both
     prompt_tokens: int = 64  # k: each human training block's first k tokens prompt the writer
     decode: DecodeConfig = dataclasses.field(default_factory=_writer_decode)  # the writer; max_new_tokens is m
     score_synthetic: bool = True  # perplexity of every synthetic text under generation 0 (filter needs it)
@@ -497,7 +503,8 @@ def _quick_preset() -> CollapseConfig:
                                  copy_warmup_steps=0),
         decode=DecodeConfig(max_new_tokens=64, do_sample=True, temperature=1.0, stop=(), batch_size=128),
         score_synthetic=False,  # 40% of a write; the eval's reference perplexities give Shumailov's histogram
-        eval=EvalConfig(k=READER_K, diversity_prompts=32, heldout_max_texts=60, batch_size=64))
+        eval_heldout_tokens=60_000,  # held-out record documents of other countries (about 65k tokens exist)
+        eval=EvalConfig(k=READER_K, diversity_prompts=32, heldout_max_texts=0, batch_size=64))
 
 
 def _full_preset() -> CollapseConfig:

@@ -37,6 +37,7 @@ import platform
 import re
 import subprocess
 import time
+import warnings
 from collections.abc import Sequence
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -113,6 +114,13 @@ def exact_match_gaps(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
             for mode, by_bucket in metrics.items() if mode != "closed"}
 
 
+def capped(name: str, requested: int, got: int, what: str) -> str:
+    """The note (also printed as a warning) that a requested count was cut to what the data holds."""
+    note = f"{name}={requested} requested, {got} used: only {got} {what}"
+    warnings.warn(note, stacklevel=2)
+    return note
+
+
 def _sample_row(probe: Probe, ans: Answer, scores: dict[str, float]) -> dict[str, Any]:
     meta = probe.metadata
     return {"id": probe.id, "prompt": probe.prompt, "prediction": ans.text,
@@ -148,7 +156,10 @@ def heldout_fit(lm: LM, texts: Sequence[str], cfg: EvalConfig, *, progress: bool
         pairs += lm.token_nll(texts[start:start + cfg.batch_size], batch_size=cfg.batch_size)
     tokens = sum(n for _, n in pairs)
     value = perplexity_from_nll([nll for nll, _ in pairs], [n for _, n in pairs]) if tokens else None
-    return {"heldout_perplexity": {"value": value, "higher_is_better": False, "n": tokens, "texts": len(texts)}}
+    # per text (summed NLL in nats, tokens): a bootstrap over texts gives its interval (rag_bench.bootstrap)
+    per_text = [[round(nll, 4), n] for nll, n in pairs]
+    return {"heldout_perplexity": {"value": value, "higher_is_better": False, "n": tokens, "texts": len(texts),
+                                   "per_text_nll": per_text}}
 
 
 def default_cache_dir(out_dir: Path) -> Path:
@@ -204,6 +215,8 @@ def evaluate(lm: LM | str | Path, probes: str | Path | Sequence[Probe], *, retri
     cache: dict[str, str] = {}
 
     selected, probe_info = load_eval_probes(probes, limit=cfg.limit, seed=cfg.seed)
+    if cfg.limit is not None and len(selected) < cfg.limit:
+        notes.append(capped("limit", cfg.limit, len(selected), "probes in the file"))
     prompts = [p.prompt for p in selected]
     context_retriever = None
     index_ids: set[str] = set()
@@ -248,6 +261,8 @@ def evaluate(lm: LM | str | Path, probes: str | Path | Sequence[Probe], *, retri
         chosen = human_prompts(heldout_texts, count=cfg.diversity_prompts, words=cfg.diversity_prompt_words,
                                tokenizer=lm.tokenizer, max_new_tokens=cfg.continuation_decode.max_new_tokens,
                                seed=cfg.seed)
+        if len(chosen) < cfg.diversity_prompts:
+            notes.append(capped("diversity_prompts", cfg.diversity_prompts, len(chosen), "held-out texts of 4+ words"))
         prompt_contexts = None
         if "grounded" in cfg.modes:
             prompt_contexts, cache["prompt_contexts"] = retrieve_contexts(

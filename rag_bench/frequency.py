@@ -7,9 +7,10 @@ and the tail / torso / head buckets those counts fall into.
     counter.count("Guinea", "Gabon", exclude=["Equatorial Guinea"])
     assign_buckets(probes)                                       # metadata["frequency"] -> metadata["bucket"]
 
-Matching is case-insensitive, with whitespace normalised, and whole words only ("Algiers" is not found in
-"Algiersville"). The probe builders of ``rag_bench.probes`` set each probe's frequency with it; used by
-``rag-bench probes``.
+A collapse run recounts its probes over the text it trains on (``recount_over_texts``): what a model can have
+seen is its training text, not the whole index. Matching is case-insensitive, with whitespace normalised, and
+whole words only ("Algiers" is not found in "Algiersville"). The probe builders of ``rag_bench.probes`` set
+each probe's frequency with it; used by ``rag-bench probes``.
 """
 
 from __future__ import annotations
@@ -114,3 +115,31 @@ def assign_buckets(probes: list[Probe], thresholds: dict[str, int] | None = None
         probe.metadata.update(bucket=bucket_of(probe.metadata["frequency"], thresholds),
                               bucket_thresholds=dict(thresholds))
     return probes
+
+
+def recount_over_texts(rows: list[dict], texts: Sequence[str], *, chunk_chars: int = 500) -> tuple[list[dict], dict]:
+    """Probe rows (JSON dicts) with ``frequency`` and ``bucket`` recounted over ``texts`` cut into chunks of about
+    ``chunk_chars`` characters at line ends; the index-wide values are kept as ``frequency_index``/``bucket_index``.
+
+    Returns the rows and the new thresholds. A subject that is part of a longer one ("Niger" in "Nigeria") is
+    blanked out of the longer name first, as the probe builder does.
+    """
+    from rag_bench.train_data import text_segments
+
+    counter = ChunkCooccurrence([Document(page_content=c) for c in text_segments(texts, chunk_chars)])
+    subjects = sorted({str(r["metadata"].get("subject", "")) for r in rows} - {""})
+    counts = []
+    for row in rows:
+        meta = row["metadata"]
+        subject, answer = meta.get("subject"), meta.get("frequency_answer") or row["golden_answers"][0]
+        longer = [s for s in subjects if subject and s != subject and subject.casefold() in s.casefold()]
+        counts.append(counter.count(subject, answer, exclude=longer) if subject else 0)
+    thresholds = frequency_thresholds(counts)
+    out = []
+    for row, count in zip(rows, counts, strict=True):
+        meta = dict(row["metadata"])
+        meta.update(frequency_index=meta.get("frequency"), bucket_index=meta.get("bucket"), frequency=count,
+                    bucket=bucket_of(count, thresholds), bucket_thresholds=dict(thresholds),
+                    frequency_over="the run's human training text")
+        out.append({**row, "metadata": meta})
+    return out, thresholds

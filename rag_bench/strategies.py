@@ -5,12 +5,16 @@
     pool, stats = build_pool(strategy, generation=1, human=human_units, synthetic=[gen0_units], budget=T, seed=0)
 
 A unit is a corpus record (``{"id", "contents", "metadata": {"source": "human"|"synthetic", "tokens": n, ...}}``).
-Budgets are in tokens of the run's tokenizer. Every pool is a seeded function of (seed, generation), so a
+Budgets are in tokens of the run's tokenizer. ``Strategy.keeps_human`` says whether a strategy's pool may hold
+human text; ``build_pool`` refuses a pool that breaks it, and ``origin_tokens`` counts a pool's tokens by origin
+(``human``, ``gen_<k>``) for the manifest. Every pool is a seeded function of (seed, generation), so a
 resumed run builds the same pool.
 
 * ``replace``: generation n's text only;
 * ``mix:p``: a share p of the budget from human data (resampled each generation), the rest from generation n;
-* ``accumulate``: all human data and every generation's text so far (Gerstgrasser et al. 2024);
+* ``accumulate``: all human data and every generation's text so far, and the training compute grows with it
+  (``compute_scale``: generation n trains n+1 times the steps; Gerstgrasser et al. 2024);
+* ``accumulate-fixed``: the same union at the fixed compute of the other strategies;
 * ``accumulate-subsample``: the same union, sampled down to the fixed budget;
 * ``filter[:perplexity|dedup]``: generation n's text without its worst records: the highest perplexity
   under generation 0 (keeping ``keep`` of them), or near-duplicates of a text already kept;
@@ -37,6 +41,7 @@ from rag_bench.retrieve import bm25_tokens
 from rag_bench.train_data import text_segments
 
 Unit = dict[str, Any]
+HUMAN_KEEPING = ("mix", "accumulate", "accumulate-fixed", "accumulate-subsample", "watermark")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -44,7 +49,7 @@ class Strategy:
     """A parsed strategy name."""
 
     name: str  # as configured, e.g. "mix:0.1"
-    kind: str  # replace | mix | accumulate | accumulate-subsample | filter | watermark | grounded
+    kind: str  # one of rag_bench.config.STRATEGY_KINDS
     param: str = ""  # the part after the colon
 
     @classmethod
@@ -56,6 +61,16 @@ class Strategy:
     def folder(self) -> str:
         """The run subfolder of this strategy's generations (no colon in paths)."""
         return self.name.replace(":", "-")
+
+    @property
+    def keeps_human(self) -> bool:
+        """Whether generations >= 1 may train on human text (and curriculum rows built from it)."""
+        return self.kind in HUMAN_KEEPING
+
+    def compute_scale(self, pool_tokens: int, budget: int) -> float:
+        """Training steps relative to a fixed-compute generation: ``accumulate`` trains on the whole union, so
+        its steps grow with the pool (pool tokens over the fixed budget); every other strategy 1."""
+        return max(1.0, pool_tokens / budget) if self.kind == "accumulate" and budget > 0 else 1.0
 
     @property
     def writer(self) -> str:
@@ -74,6 +89,20 @@ def human_units(texts: Sequence[str], *, segment_chars: int,
 
 def tokens_of(units: Sequence[Unit]) -> int:
     return sum(u["metadata"]["tokens"] for u in units)
+
+
+def unit_origin(unit: Unit) -> str:
+    """``human`` or ``gen_<k>``: who wrote a unit."""
+    meta = unit["metadata"]
+    return "human" if meta["source"] == "human" else f"gen_{meta.get('generation', '?')}"
+
+
+def origin_tokens(units: Sequence[Unit]) -> dict[str, int]:
+    """Tokens of ``units`` by origin, in a stable order (human first, then generations)."""
+    counts = Counter()
+    for unit in units:
+        counts[unit_origin(unit)] += unit["metadata"]["tokens"]
+    return dict(sorted(counts.items(), key=lambda kv: (kv[0] != "human", len(kv[0]), kv[0])))
 
 
 def sample_budget(units: Sequence[Unit], budget: int, rng: random.Random) -> list[Unit]:
@@ -157,7 +186,7 @@ def build_pool(strategy: Strategy, *, generation: int, human: Sequence[Unit], sy
         human_part = sample_budget(human, round(share * budget), rng)
         pool = human_part + sample_budget(newest, round((1 - share) * budget), rng)
         stats["human_share_target"] = share
-    elif strategy.kind == "accumulate":
+    elif strategy.kind in ("accumulate", "accumulate-fixed"):
         pool = list(human) + [u for gen in synthetic for u in gen]
     elif strategy.kind == "accumulate-subsample":
         pool = sample_budget(list(human) + [u for gen in synthetic for u in gen], budget, rng)
@@ -188,8 +217,11 @@ def build_pool(strategy: Strategy, *, generation: int, human: Sequence[Unit], sy
     for unit in pool:
         by_source[unit["metadata"]["source"]] += unit["metadata"]["tokens"]
     total = sum(by_source.values())
+    if by_source["human"] and not strategy.keeps_human:
+        raise ValueError(f"{strategy.name}: its pool must hold no human text, got {by_source['human']} tokens")
     stats.update(units=len(pool), tokens=total, human_tokens=by_source["human"],
-                 synthetic_tokens=by_source["synthetic"], human_share=by_source["human"] / total if total else None)
+                 synthetic_tokens=by_source["synthetic"], human_share=by_source["human"] / total if total else None,
+                 origin_tokens=origin_tokens(pool))
     return pool, stats
 
 

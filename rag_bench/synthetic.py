@@ -32,11 +32,13 @@ from transformers import WatermarkDetector, WatermarkingConfig
 
 from rag_bench.config import DecodeConfig
 from rag_bench.lm import LM, autocast
+from rag_bench.overlap import word_ngrams
 from rag_bench.prompt import render_prompt
 from rag_bench.records import read_json, read_jsonl, write_json, write_jsonl
 from rag_bench.train_data import corpus_stream, document_separator
 
 PART_PROMPTS = 512  # prompts per part file: the unit of resumption
+CONTINUATION_NGRAM = 8  # a passage sharing a word n-gram this long with a prompt's true continuation is not shown
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -46,14 +48,16 @@ class PromptBlock:
     index: int  # position of the block in the human token stream
     ids: list[int]  # the prompt's token ids
     passages: tuple[str, ...] = ()  # human passages placed before the prompt (grounded writer)
+    continuation: tuple[int, ...] = ()  # the human text's next tokens: the grounded writer must not be shown them
 
 
 def prompt_blocks(texts: Sequence[str], tokenizer: Any, *, prompt_tokens: int, new_tokens: int) -> list[PromptBlock]:
     """One prompt per ``new_tokens``-token block of the human stream, so the continuations match its size."""
     stream = corpus_stream(texts, tokenizer)
     starts = range(0, max(0, len(stream) - prompt_tokens) + 1, new_tokens)
-    return [PromptBlock(index=i, ids=stream[s:s + prompt_tokens]) for i, s in enumerate(starts)
-            if len(stream[s:s + prompt_tokens]) == prompt_tokens]
+    return [PromptBlock(index=i, ids=stream[s:s + prompt_tokens],
+                        continuation=tuple(stream[s + prompt_tokens:s + prompt_tokens + new_tokens]))
+            for i, s in enumerate(starts) if len(stream[s:s + prompt_tokens]) == prompt_tokens]
 
 
 def watermarking_config(*, bias: float, greenlist: float, key: int) -> WatermarkingConfig:
@@ -202,24 +206,30 @@ def write_synthetic(lm: LM, prompts: Sequence[PromptBlock], decode: DecodeConfig
 
 def grounded_blocks(prompts: Sequence[PromptBlock], tokenizer: Any, retriever: Any, docstore: Any, *, k: int,
                     heldout_ids: set[str], cache: Path) -> list[PromptBlock]:
-    """``prompts`` with k human passages each: never a held-out chunk, nor the chunk that holds the prompt itself.
+    """``prompts`` with k human passages each: never a held-out chunk, nor the chunk that holds the prompt itself,
+    nor one that holds any word 8-gram of the prompt's true continuation (the neighbouring chunk it runs on into),
+    so the writer cannot copy the human text it is meant to replace.
 
     The chosen chunk ids are cached in ``cache`` (JSON) under a hash of the prompts, since every
     generation of a run continues the same prompts.
     """
-    key = hashlib.sha256(repr([(p.index, p.ids) for p in prompts]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(repr([(p.index, p.ids, p.continuation, CONTINUATION_NGRAM) for p in prompts])
+                         .encode()).hexdigest()[:16]
     stored = read_json(cache) if cache.is_file() else {}
     if stored.get("key") != key or stored.get("k") != k:
         texts = [tokenizer.decode(p.ids, skip_special_tokens=True) for p in prompts]
         chosen = []
         for start in range(0, len(texts), 256):
             batch = texts[start:start + 256]
-            for text, docs in zip(batch, retriever.batch_search(batch, k=k + 4), strict=True):
+            following = [set(word_ngrams(tokenizer.decode(list(p.continuation), skip_special_tokens=True),
+                                         CONTINUATION_NGRAM)) for p in prompts[start:start + 256]]
+            for text, after, docs in zip(batch, following, retriever.batch_search(batch, k=k + 8), strict=True):
                 folded = " ".join(text.split())
                 keep = [d for d in docs if d.metadata.get("split") != "heldout"
                         and d.metadata.get("doc_id") not in heldout_ids
                         and d.metadata.get("chunk_id") not in heldout_ids
-                        and folded not in " ".join(d.page_content.split())]
+                        and folded not in " ".join(d.page_content.split())
+                        and not after & set(word_ngrams(d.page_content, CONTINUATION_NGRAM))]
                 chosen.append([d.metadata["chunk_id"] for d in keep[:k]])
         stored = {"key": key, "k": k, "chunk_ids": chosen}
         write_json(cache, stored)

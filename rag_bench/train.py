@@ -22,6 +22,7 @@ import math
 import os
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -57,12 +58,15 @@ KEEP_FREED_MEMORY = True  # see _keep_freed_memory; the benchmark turns it off t
 
 def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequence[str], out_dir: str | Path,
           neighbours: Neighbours | None = None, base_model: str | Path | None = None,
-          until_step: int | None = None, on_step: Callable[[int, int, dict], None] | None = None) -> Path:
+          until_step: int | None = None, on_step: Callable[[int, int, dict], None] | None = None,
+          origins: Sequence[str] | None = None) -> Path:
     """Train (resuming from ``out_dir/last`` when it exists) and return ``out_dir/model``, the best checkpoint.
 
     ``until_step`` ends this call after that step with a checkpoint, as an interruption would; calling
     again resumes. ``max_minutes`` does the same by wall time. ``on_step(step, max_steps, log_row)`` is called
-    on rank 0 after each step (the collapse loop's progress and ETA come from it).
+    on rank 0 after each step (the collapse loop's progress and ETA come from it). ``origins`` names who wrote
+    each training text (``human``, ``gen_<k>``); ``timings.json`` then counts the tokens trained on per row kind
+    and origin (``trained_tokens``, see ``_Batches.account``).
     """
     out_dir = Path(out_dir)
     if not heldout_texts:
@@ -85,7 +89,7 @@ def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequen
     if cfg.lora_rank:
         add_lora(lm, cfg, state.get("lora") if state else None)
     block = min(cfg.model.n_positions, lm.max_positions)
-    data = _Batches(cfg, lm, train_texts, block, neighbours)
+    data = _Batches(cfg, lm, train_texts, block, neighbours, origins)
     timings = {"setup_s": time.perf_counter() - started}
     if device.type == "cpu" and KEEP_FREED_MEMORY:
         _keep_freed_memory()
@@ -112,7 +116,9 @@ def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequen
     stop_step = min(cfg.max_steps, until_step or cfg.max_steps)
     while step < stop_step and not _past(deadline, world, lm.device):
         step_started = time.perf_counter()
-        rows = data.batch(step)[rank::world]
+        rows = data.batch(step)
+        data.account(timings.setdefault("trained_tokens", {}), rows)
+        rows = rows[rank::world]
         lr = _lr(cfg, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -181,12 +187,18 @@ def _evaluate(lm: LM, data: _Batches, heldout_texts: Sequence[str], cfg: TrainCo
 class _Batches:
     """The rows of every step: corpus blocks, retrieval-augmented, fact and copy rows, by (seed, step)."""
 
-    def __init__(self, cfg: TrainConfig, lm: LM, texts: Sequence[str], block: int, neighbours: Neighbours | None):
+    def __init__(self, cfg: TrainConfig, lm: LM, texts: Sequence[str], block: int, neighbours: Neighbours | None,
+                 origins: Sequence[str] | None = None):
         self.cfg, self.block, self.tok = cfg, block, lm.tokenizer
         self._orders: dict[tuple[int, int], list[int]] = {}
         self.pad = lm.tokenizer.pad_token_id
-        stream = corpus_stream(texts, lm.tokenizer)
+        stream, stream_origins = corpus_stream(texts, lm.tokenizer, origins=origins or ["train"] * len(texts))
         self.corpus = [stream[i:i + block] for i in range(0, len(stream) - block + 1, block)]
+        self.block_origins = [Counter(stream_origins[i:i + block]) for i in range(0, len(stream) - block + 1, block)]
+        self.row_kinds: list[str] = []  # the kind of each row of the last batch, in order
+        self.corpus_picked: list[int] = []  # the corpus blocks of the last batch
+        # what each curriculum kind is built from: tokens of the texts (that hold record lines) by origin
+        self.built_from = _built_from(texts, origins or ["train"] * len(texts), lm.tokenizer)
         if not self.corpus:
             raise ValueError(f"the training texts hold {len(stream)} tokens, fewer than one block of {block}")
         self.retrieval: list[Example] = []
@@ -215,6 +227,9 @@ class _Batches:
         # the facts this run means to store: those of the fact rows' fields when the rows are limited to some
         fields = cfg.fact_fields if self.facts is not None else ()
         self.probes = probe_lines(records, cfg.probe_count, seed=cfg.seed, fields=fields) if cfg.probe_count else []
+        if 0 < len(self.probes) < cfg.probe_count:
+            print(f"warning: probe_count={cfg.probe_count} requested, {len(self.probes)} closed-book probes used: "
+                  "only so many short record lines in the training texts")
         self.copy_probes = []
         if cfg.probe_count and records:
             probe_task = CopyTask(records, seed=cfg.seed + 7919, min_lines=2, max_lines=max(2, cfg.copy_max_lines),
@@ -228,11 +243,13 @@ class _Batches:
         n_retrieval = min(round(cfg.retrieval_share * cfg.batch_size), cfg.batch_size - n_copy) if self.retrieval else 0
         n_fact = min(round(cfg.fact_share * cfg.batch_size), cfg.batch_size - n_copy - n_retrieval) if self.facts else 0
         n_corpus = cfg.batch_size - n_copy - n_retrieval - n_fact
-        rows = [Example(ids=b, labels=b) for b in self._take(self.corpus, step, n_corpus)]
+        self.corpus_picked = self._take(list(range(len(self.corpus))), step, n_corpus, key=id(self.corpus))
+        rows = [Example(ids=self.corpus[i], labels=self.corpus[i]) for i in self.corpus_picked]
         rows += self._take(self.retrieval, step, n_retrieval)
         if n_fact:
             fact_rng = random.Random(cfg.seed * 1_000_033 + step)
             rows += [self.facts.example(fact_rng, block=self.block) for _ in range(n_fact)]
+        n_repeat = 0
         if n_copy:
             self.rng.seed(cfg.seed * 1_000_003 + step)
             n_repeat = n_copy if self.copy is None else round(cfg.copy_repeat_share * n_copy)
@@ -241,19 +258,38 @@ class _Batches:
             if self.copy is not None:
                 self.copy.rng.seed(cfg.seed * 1_000_003 + step)
                 rows += [self.copy.example(self.tok, max_tokens=self.block) for _ in range(n_copy - n_repeat)]
+        self.row_kinds = (["corpus"] * n_corpus + ["retrieval"] * n_retrieval + ["fact"] * n_fact
+                          + ["repeat"] * n_repeat + ["copy"] * (n_copy - n_repeat))
         return rows
 
-    def _take(self, pool: list, step: int, n: int) -> list:
+    def account(self, totals: dict, rows: list[Example]) -> None:
+        """Add the last batch's tokens to ``totals``: per row kind, corpus blocks split by origin (exact), the
+        curriculum kinds with the origins of the texts they are built from (``built_from``)."""
+        for row, kind in zip(rows, self.row_kinds, strict=True):
+            entry = totals.setdefault(kind, {"rows": 0, "tokens": 0})
+            entry["rows"] += 1
+            entry["tokens"] += len(row.ids)
+        corpus = totals.get("corpus")
+        for i in self.corpus_picked:
+            by_origin = corpus.setdefault("by_origin", {})
+            for origin, n in self.block_origins[i].items():
+                by_origin[origin] = by_origin.get(origin, 0) + n
+        for kind in ("retrieval", "fact", "copy"):
+            if kind in totals:
+                totals[kind]["built_from"] = self.built_from["texts" if kind == "retrieval" else "records"]
+        if "repeat" in totals:
+            totals["repeat"]["built_from"] = {"random tokens": totals["repeat"]["tokens"]}
+
+    def _take(self, pool: list, step: int, n: int, key: int | None = None) -> list:
         """Rows ``step*n .. step*n+n`` of an endless sequence of seeded per-epoch permutations of ``pool``."""
-        out = []
+        out, name = [], id(pool) if key is None else key
         for index in range(step * n, step * n + n):
             epoch, offset = divmod(index, len(pool))
-            key = (id(pool), epoch)
-            if key not in self._orders:
+            if (name, epoch) not in self._orders:
                 order = list(range(len(pool)))
                 random.Random(self.cfg.seed * 7_919 + epoch).shuffle(order)
-                self._orders = {k: v for k, v in self._orders.items() if k[0] != id(pool)} | {key: order}
-            out.append(pool[self._orders[key][offset]])
+                self._orders = {k: v for k, v in self._orders.items() if k[0] != name} | {(name, epoch): order}
+            out.append(pool[self._orders[(name, epoch)][offset]])
         return out
 
     def probe_scores(self, lm: LM) -> dict[str, float]:
@@ -264,6 +300,18 @@ class _Batches:
                 answers = lm.generate([p for p, _ in pairs], _PROBE_DECODE)
                 scores[name] = sum(a.strip() == g for a, (_, g) in zip(answers, pairs, strict=True)) / len(pairs)
         return scores
+
+
+def _built_from(texts: Sequence[str], origins: Sequence[str], tokenizer) -> dict[str, dict[str, int]]:
+    """Tokens of the training texts by origin: all of them (retrieval rows) and those holding record lines (fact
+    and copy rows)."""
+    lengths = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]] if texts else []
+    every, records = Counter(), Counter()
+    for text, origin, n in zip(texts, origins, lengths, strict=True):
+        every[origin] += n
+        if record_lines([text]):
+            records[origin] += n
+    return {"texts": dict(every), "records": dict(records)}
 
 
 def _micro_batches(rows: list[Example], size: int) -> list[list[Example]]:

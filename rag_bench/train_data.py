@@ -231,15 +231,21 @@ def document_separator(tokenizer) -> int:
     return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
 
 
-def corpus_stream(texts: Sequence[str], tokenizer) -> list[int]:
-    """The corpus as one token stream, each document preceded by ``document_separator``."""
+def corpus_stream(texts: Sequence[str], tokenizer, *, origins: Sequence[str] | None = None):
+    """The corpus as one token stream, each document preceded by ``document_separator``.
+
+    With ``origins`` (one label per text) returns ``(stream, origin of each token)``.
+    """
     stream: list[int] = []
+    labels: list[str] = []
     separator = document_separator(tokenizer)
-    for enc in tokenizer(list(texts))["input_ids"]:
+    for i, enc in enumerate(tokenizer(list(texts))["input_ids"]):
         if not enc or enc[0] != separator:
             enc = [separator, *enc]
         stream.extend(enc)
-    return stream
+        if origins is not None:
+            labels.extend([origins[i]] * len(enc))
+    return (stream, labels) if origins is not None else stream
 
 
 def text_segments(texts: Sequence[str], max_chars: int) -> list[str]:

@@ -22,7 +22,8 @@ from rag_bench.records import read_json, read_jsonl, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 COUNTRIES = ["ck", "kt", "pc"]  # Cocos (Keeling) Islands, Christmas Island, Pitcairn: small, with probes
-ALL = ("replace", "mix:0.5", "accumulate", "accumulate-subsample", "filter", "filter:dedup", "watermark", "grounded")
+ALL = ("replace", "mix:0.5", "accumulate", "accumulate-fixed", "accumulate-subsample", "filter", "filter:dedup",
+       "watermark", "grounded")
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +70,8 @@ def test_a_tiny_run_writes_the_layout(tiny_run: Path):
     assert set(manifest["steps"]) == {"train", "eval", "write_plain", "write_watermark", "write_grounded"}
     assert manifest["outputs"]["synthetic"]["sha256"] == sha256_file(g0 / "synthetic.jsonl")
     assert manifest["inputs"]["train_texts"]["tokens"] > 0 and manifest["timings"]["train_s"] > 0
-    for folder in ("replace", "mix-0.5", "accumulate", "accumulate-subsample", "filter", "filter-dedup", "watermark",
-                   "grounded"):
+    for folder in ("replace", "mix-0.5", "accumulate", "accumulate-fixed", "accumulate-subsample", "filter",
+                   "filter-dedup", "watermark", "grounded"):
         gen = tiny_run / folder / "gen_1"
         assert (gen / "model" / "config.json").is_file() and (gen / "eval" / "results.json").is_file()
         assert not (gen / "synthetic.jsonl").exists()  # the last generation writes nothing
@@ -88,17 +89,41 @@ def test_replace_trains_only_on_the_previous_generations_text(tiny_run: Path):
     assert manifest["inputs"]["pool_sources"] == {"gen_0/synthetic.jsonl": sha256_file(synthetic)}
     assert read_json(tiny_run / "gen_0" / "manifest.json")["outputs"]["synthetic"]["sha256"] == sha256_file(synthetic)
     inputs = manifest["inputs"]
-    assert inputs["neighbours"] == {"source": "train_texts", "passages_k": 2, "enabled": True}
-    assert inputs["copy_curriculum"]["source"] == "train_texts"
-    assert inputs["heldout_texts"]["use"].startswith("measurement only")
+    # no curriculum rows after generation 0 (next_curriculum is off): plain blocks of the pool, all written by gen 0
+    assert inputs["neighbours"] == {"source": "train_texts", "passages_k": 2, "enabled": False}
+    assert inputs["copy_curriculum"]["state"] == "off" and inputs["fact_rows"]["state"] == "off"
+    assert manifest["config"]["curriculum"].startswith("off") and manifest["config"]["keeps_human"] is False
+    trained = manifest["trained_tokens"]
+    assert set(trained) == {"corpus"} and set(trained["corpus"]["by_origin"]) == {"gen_0"}
+    assert trained["corpus"]["by_origin"]["gen_0"] == trained["corpus"]["tokens"] > 0
+    assert inputs["heldout_texts"]["use"].startswith("validation")
+    # the same checkpoint rule as generation 0: validation perplexity at as many evenly spaced steps (tiny: 2)
+    assert list(manifest["checkpoint"]["validation_ppl_by_step"]) == ["4", "8"]
+    assert manifest["checkpoint"]["chosen_step"] in (4, 8)
+    assert list(read_json(tiny_run / "gen_0" / "manifest.json")["checkpoint"]["validation_ppl_by_step"]) == [
+        "20", "40"]
+    g0_trained = read_json(tiny_run / "gen_0" / "manifest.json")["trained_tokens"]
+    assert set(g0_trained["corpus"]["by_origin"]) == {"human"} and g0_trained["copy"]["built_from"]["human"] > 0
     pool = read_jsonl(tiny_run / "replace" / "gen_1" / "pool.jsonl")
     assert {r["metadata"]["source"] for r in pool} == {"synthetic"} and manifest["pool"]["human_tokens"] == 0
     assert set(contents(tiny_run / "replace" / "gen_1" / "pool.jsonl")) <= set(contents(synthetic))
     human_lines = {line for text in contents(tiny_run / "data" / "human_train.jsonl") for line in text.splitlines()
                    if len(line) > 40}
     assert not any(line in text for text in contents(synthetic) for line in human_lines)
-    accumulate = read_json(tiny_run / "accumulate" / "gen_1" / "manifest.json")["inputs"]["pool_sources"]
-    assert "data/human_train.jsonl" in accumulate  # the other strategies do name the human file
+    accumulate = read_json(tiny_run / "accumulate" / "gen_1" / "manifest.json")
+    assert "data/human_train.jsonl" in accumulate["inputs"]["pool_sources"]  # the other strategies name it
+    assert set(accumulate["trained_tokens"]["corpus"]["by_origin"]) == {"human", "gen_0"}
+
+
+def test_accumulate_trains_on_the_whole_union_and_the_fixed_variant_does_not(tiny_run: Path):
+    steps = {name: read_json(tiny_run / name / "gen_1" / "manifest.json")["config"]["train"]["max_steps"]
+             for name in ("replace", "accumulate", "accumulate-fixed")}
+    pools = {name: read_json(tiny_run / name / "gen_1" / "manifest.json")["pool"]
+             for name in ("accumulate", "accumulate-fixed")}
+    assert pools["accumulate"]["tokens"] == pools["accumulate-fixed"]["tokens"]  # the same union
+    scale = pools["accumulate"]["tokens"] / pools["accumulate"]["budget_tokens"]
+    assert steps["accumulate-fixed"] == steps["replace"] == 8
+    assert steps["accumulate"] == pytest.approx(8 * scale, abs=1) and steps["accumulate"] > 8
 
 
 def test_each_strategy_builds_its_pool(tiny_run: Path):
@@ -116,12 +141,30 @@ def test_each_strategy_builds_its_pool(tiny_run: Path):
     wm = pools["watermark"]["watermark"]
     assert {"precision", "recall", "flagged", "synthetic", "human", "z_threshold"} <= set(wm)
     assert wm["recall"] > 0.5 and wm["precision"] > 0.8
+    for name, pool in pools.items():  # each pool's overlap with the human training text is measured
+        overlap = pool["human_overlap"]
+        assert overlap["written"]["ngram"] == 8 and 0 <= overlap["pool"]["share"] <= 1, name
+    assert pools["accumulate"]["human_overlap"]["pool"]["share"] > 0.4  # half of it is the human text itself
+    assert pools["accumulate"]["origin_tokens"]["human"] == pools["accumulate"]["human_tokens"]
     grounded = read_jsonl(tiny_run / "gen_0" / "synthetic_grounded.jsonl")
     assert sum(r["metadata"]["grounded_passages"] > 0 for r in grounded) > 0.95 * len(grounded)
     heldout = {r["id"] for r in read_jsonl(tiny_run / "data" / "human_heldout.jsonl")}
     docstore = load_index(tiny_run.parent.parent / "indexes" / "factbook").store.docstore
-    used = {c for ids in read_json(tiny_run / "cache" / "writer_passages.json")["chunk_ids"] for c in ids}
+    chosen = read_json(tiny_run / "cache" / "writer_passages.json")["chunk_ids"]
+    used = {c for ids in chosen for c in ids}
     assert used and not any(docstore.search(c).metadata["doc_id"] in heldout for c in used)
+    # no passage holds a word 8-gram of the true human continuation of its prompt (the neighbouring chunk)
+    from rag_bench.lm import LM
+    from rag_bench.overlap import word_ngrams
+    from rag_bench.synthetic import prompt_blocks
+
+    tokenizer = LM.load(tiny_run / "gen_0" / "model").tokenizer
+    prompts = prompt_blocks(contents(tiny_run / "data" / "human_train.jsonl"), tokenizer, prompt_tokens=16,
+                            new_tokens=16)
+    assert len(prompts) == len(chosen)
+    for prompt, ids in zip(prompts, chosen, strict=True):
+        after = set(word_ngrams(tokenizer.decode(list(prompt.continuation), skip_special_tokens=True), 8))
+        assert not any(after & set(word_ngrams(docstore.search(c).page_content, 8)) for c in ids)
 
 
 def test_an_invalid_config_is_refused_naming_the_key(data_dir: Path, tmp_path: Path, capsys):
@@ -252,7 +295,8 @@ def test_fact_rows_can_teach_just_the_probed_fields(data_dir: Path):
     assert fact_guard(TrainConfig(fact_share=0.0), records, fields)[1] == "off"
     threads = torch.get_num_threads()
     try:
-        tiny = collapse_preset("tiny", strategies=("replace",), report=False, fact_fields_from_probes=True)
+        tiny = collapse_preset("tiny", strategies=("replace",), report=False, fact_fields_from_probes=True,
+                               next_curriculum=True)
         cfg = tiny.replace(train=tiny.train.replace(fact_share=0.25),
                            next_train=tiny.next_train.replace(fact_share=0.25))
         run = run_collapse(cfg, run_dir=data_dir / "runs" / "facts", data_dir=data_dir, echo=False)
@@ -262,12 +306,15 @@ def test_fact_rows_can_teach_just_the_probed_fields(data_dir: Path):
     assert taught and set(taught) <= set(fields) and "Capital" in taught
     assert read_json(run / "gen_0" / "manifest.json")["inputs"]["fact_rows"]["state"] == (
         f"the probed fields {taught}")
-    assert "fact_rows" in read_json(run / "replace" / "gen_1" / "manifest.json")["inputs"]
+    gen1 = read_json(run / "replace" / "gen_1" / "manifest.json")
+    assert gen1["config"]["curriculum"].startswith("on") and gen1["trained_tokens"]["fact"]["rows"] > 0
+    assert set(gen1["trained_tokens"]["fact"]["built_from"]) <= {"gen_0"}  # replace: its pool only, never human
     # the cache key is that of the config generation 0 trained with: taught fields or not, never the same model
     from rag_bench.collapse_data import RunInputs, gen0_cache_key
 
     inputs = RunInputs(train_texts=[], heldout_texts=[], train_path=run / "data" / "human_train.jsonl",
-                       heldout_path=run / "data" / "human_heldout.jsonl", probes_path=probes, index_path=run)
+                       heldout_path=run / "data" / "human_heldout.jsonl", probes_path=probes, index_path=run,
+                       eval_texts=[], eval_path=run / "data" / "human_heldout.jsonl")
     trained = TrainConfig.from_file(run / "gen_0" / "model" / "train_config.json")
     key = read_json(run / "gen_0" / "manifest.json")["gen0_cache"]["key"]
     assert gen0_cache_key(cfg, inputs, trained)[0] == key

@@ -9,6 +9,7 @@ The planted corpus is a folder of invented countries' record lines plus some pro
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -165,6 +166,9 @@ def test_results_json_is_typed_versioned_and_complete(full_run, probes_file, tra
     assert results["gap"]["grounded-closed"]["tail"] == pytest.approx(tail["grounded"] - tail["closed"])
     fit = results["fit"]["heldout_perplexity"]
     assert fit["value"] > 1 and fit["higher_is_better"] is False and fit["texts"] == len(HELDOUT)
+    nll = fit["per_text_nll"]  # per text, so a bootstrap over texts can give the perplexity an interval
+    assert len(nll) == len(HELDOUT) and sum(n for _, n in nll) == fit["n"]
+    assert fit["value"] == pytest.approx(math.exp(sum(s for s, _ in nll) / fit["n"]), rel=1e-3)
 
 
 def test_bucket_split_follows_the_probes_metadata(full_run):
@@ -197,6 +201,11 @@ def test_a_model_that_knows_the_facts_scores_exact_match_closed_book(full_run, u
                         cfg=small_cfg(modes=("closed",)), progress=False)
     assert ignorant["metrics"]["closed"]["all"]["exact_match"]["value"] == 0.0
     assert ignorant["fit"] == {} and any("no held-out texts" in n for n in ignorant["notes"])
+    # a request the data cannot meet is cut, and the cut is said (a note and a warning), never silent
+    with pytest.warns(UserWarning, match=r"limit=50 requested, 18 used"):
+        capped = evaluate(untrained, probes_file, heldout_texts=(), out_dir=tmp_path / "capped",
+                          cfg=small_cfg(modes=("closed",), limit=50), progress=False)
+    assert "limit=50 requested, 18 used: only 18 probes in the file" in capped["notes"]
 
 
 def test_diversity_and_distribution_in_each_mode(full_run):

@@ -64,3 +64,19 @@ def test_thresholds_balance_tied_frequencies():
     chosen = assign_buckets([Probe(id=str(f), prompt="p", golden_answers=("a",), metadata={"frequency": f})
                              for f in range(1, 10)])
     assert [p.metadata["bucket"] for p in chosen] == ["tail"] * 3 + ["torso"] * 3 + ["head"] * 3
+
+
+def test_a_run_recounts_its_probes_over_the_text_it_trains_on():
+    from rag_bench.frequency import recount_over_texts
+
+    rows = [{"id": f"p{i}", "golden_answers": [answer], "metadata": {
+        "subject": subject, "frequency_answer": answer, "frequency": 99, "bucket": "head"}}
+        for i, (subject, answer) in enumerate([("Niger", "Niamey"), ("Nigeria", "Abuja"), ("Chad", "N'Djamena")])]
+    texts = ["Niger | Government | Capital: Niamey\nNigeria | Government | Capital: Abuja",
+             "Nigeria | People | Largest city: Lagos, not Abuja"]
+    out, thresholds = recount_over_texts(rows, texts, chunk_chars=40)  # one record line per chunk
+    assert [r["metadata"]["frequency"] for r in out] == [1, 2, 0]  # "Niger" is not counted inside "Nigeria"
+    assert [r["metadata"]["bucket"] for r in out] == ["torso", "head", "tail"] and thresholds == {
+        "tail_max": 0, "torso_max": 1}
+    assert out[0]["metadata"]["frequency_index"] == 99 and out[0]["metadata"]["bucket_index"] == "head"
+    assert rows[0]["metadata"]["frequency"] == 99  # the input rows are left as they were

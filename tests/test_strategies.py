@@ -21,7 +21,7 @@ def human() -> list[dict]:
 
 def generation(g: int, n: int = 50, tokens: int = 20) -> list[dict]:
     return [unit(f"gen{g}/plain/{i}/0", f"written by generation {g} number {i} zz", tokens, "synthetic",
-                 gen0_ppl=float(100 + i)) for i in range(n)]
+                 gen0_ppl=float(100 + i), generation=g) for i in range(n)]
 
 
 def pool_of(name: str, human: list[dict], k: int, **kwargs):
@@ -114,3 +114,28 @@ def test_strategy_names_and_folders():
     for bad in ("mixx", "mix", "mix:2", "replace:1", "filter:length"):
         with pytest.raises(ConfigError, match="strategies"):
             Strategy.parse(bad)
+
+
+def test_only_strategies_that_keep_human_data_may_hold_it(human):
+    keeping = {name: Strategy.parse(name).keeps_human for name in
+               ("replace", "grounded", "filter", "mix:0.1", "accumulate", "accumulate-fixed", "accumulate-subsample",
+                "watermark")}
+    assert keeping == {"replace": False, "grounded": False, "filter": False, "mix:0.1": True, "accumulate": True,
+                       "accumulate-fixed": True, "accumulate-subsample": True, "watermark": True}
+    with pytest.raises(ValueError, match="replace: its pool must hold no human text"):
+        build_pool(Strategy.parse("replace"), generation=1, human=human, budget=BUDGET, seed=0,
+                   synthetic=[human[:5] + generation(0)])  # a human unit slipped into what gen 0 "wrote"
+
+
+def test_pools_count_their_tokens_by_origin(human):
+    _, stats = pool_of("accumulate", human, 3)
+    assert stats["origin_tokens"] == {"human": BUDGET, "gen_0": BUDGET, "gen_1": BUDGET, "gen_2": BUDGET}
+    assert list(stats["origin_tokens"]) == ["human", "gen_0", "gen_1", "gen_2"]
+    assert pool_of("replace", human, 2)[1]["origin_tokens"] == {"gen_1": BUDGET}
+
+
+def test_accumulate_compute_grows_with_its_pool_and_the_fixed_variant_keeps_it():
+    assert Strategy.parse("accumulate").compute_scale(3 * BUDGET, BUDGET) == 3.0
+    assert Strategy.parse("accumulate-fixed").compute_scale(3 * BUDGET, BUDGET) == 1.0
+    assert Strategy.parse("replace").compute_scale(BUDGET, BUDGET) == 1.0
+    assert Strategy.parse("accumulate").compute_scale(BUDGET // 2, BUDGET) == 1.0  # never below fixed compute

@@ -118,6 +118,10 @@ def test_corpus_stream_separates_documents_with_bos(tokenizer):
     stream = corpus_stream(TEXTS, tokenizer)
     assert stream.count(tokenizer.bos_token_id) == len(TEXTS) and stream[0] == tokenizer.bos_token_id
     assert tokenizer.decode(stream, skip_special_tokens=True) == "".join(TEXTS)
+    labelled, origins = corpus_stream(TEXTS, tokenizer, origins=[f"o{i}" for i in range(len(TEXTS))])
+    assert labelled == stream and len(origins) == len(stream)
+    first = len(tokenizer(TEXTS[0])["input_ids"])
+    assert set(origins[:first]) == {"o0"} and origins[first] == "o1"
 
 
 def test_a_pretrained_tokenizer_without_bos_gets_its_end_of_text_between_documents(smollm2):
