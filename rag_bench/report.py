@@ -32,8 +32,10 @@ from typing import Any
 
 from rag_bench import plots
 from rag_bench.records import RecordError, read_json, write_json
+from rag_bench.report_ci import CI_COLUMNS, DIFF_COLUMNS, difference_lines, interval_rows
 from rag_bench.summary import index_rows, seed_mean, summarize
 from rag_bench.theory import TheoryConfig, theory_report
+from rag_bench.theory_harness import harness_report
 
 SCHEMA = "rag_bench.results/1"
 GEN_DIR = re.compile(r"gen_(\d+)")
@@ -226,9 +228,9 @@ DRAW = {"exact_match": plots.exact_match_figure, "heldout_perplexity": plots.per
         "perplexity_histograms": plots.histogram_figure}
 
 
-def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+def _write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str] = COLUMNS) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     path.write_text(buffer.getvalue(), encoding="utf-8")
@@ -325,7 +327,9 @@ def _write(entries: list[Evaluated], pending: list[str], out_dir: Path, title: s
 
     figure_rows = tidy_rows(entries)
     theory = theory_report(config=theory_config or TheoryConfig())
-    summary = summarize(figure_rows, theory, pending)
+    theory["harness"] = harness_report(theory_config or TheoryConfig())  # the anchor through build_pool
+    ci = interval_rows(entries)
+    summary = summarize(figure_rows, theory, pending, difference_lines(ci["differences"]))
     figures = [(stem, caption) for stem, caption in FIGURES if figure_rows.get(stem)]
     notes = [f"No {stem} data in the results, so no {stem} figure." for stem, _ in FIGURES if not figure_rows.get(stem)]
     notes.append(f"{len({e.path for e in entries})} results files read; their paths are in report.json.")
@@ -342,12 +346,15 @@ def _write(entries: list[Evaluated], pending: list[str], out_dir: Path, title: s
             figures.append((stem, f"Grounded exact match against the synthetic share of the answer pool, one line per "
                                   f"defence; rewrites by generation {found.get('writer_generation')} "
                                   f"(rag-bench contaminate, {path.parent}/results.json)."))
+        _write_csv(folder / "intervals.csv", ci["intervals"], CI_COLUMNS)
+        _write_csv(folder / "differences.csv", ci["differences"], DIFF_COLUMNS)
         plots.save_png(plots.theory_figure(theory), folder / "theory.png")
         _write_csv(folder / "theory.csv", plots.theory_rows(theory))
         every = ("metrics", "gap", "heldout_perplexity", "diversity", "continuation_perplexity")
         _write_csv(folder / "results_long.csv", [r for key in every for r in figure_rows.get(key, [])])
-        shown = [*figures, ("theory", "Theory anchors: simulated against closed form, as a check of the harness "
-                                      "(Shumailov et al. 2024 Thm 3.1; Gerstgrasser et al. 2024).")]
+        shown = [*figures, ("theory", "Theory anchors: simulated against closed form (Shumailov et al. 2024 Thm 3.1; "
+                                      "Gerstgrasser et al. 2024). The summary's harness line runs the Gaussian "
+                                      "through build_pool and the generation loop (rag_bench.theory_harness).")]
         tables = _tables(figure_rows)
         (folder / "report.md").write_text(_markdown(title, summary, tables, shown, notes), encoding="utf-8")
         (folder / "report.html").write_text(_html(title, summary, tables, shown, folder, notes), encoding="utf-8")

@@ -52,7 +52,7 @@ def change_se(a: Cell, b: Cell, *, binomial: bool) -> float:
     seed = math.sqrt(_seed_se(a) ** 2 + _seed_se(b) ** 2)
     if not binomial:
         return seed
-    na, nb = a[0][1] or 0, b[0][1] or 0
+    na, nb = sum(n or 0 for _, n in a), sum(n or 0 for _, n in b)  # probes of every seed, not the first's only
     p = (seed_mean(a) + seed_mean(b)) / 2
     binom = math.sqrt(p * (1 - p) * (1 / na + 1 / nb)) if na and nb else 0.0
     return max(seed, binom)
@@ -66,7 +66,7 @@ def _spread(cell: Cell, fmt: str = ".3f") -> str:
 def _describe(label: str, a_gen: int, a: Cell, b_gen: int, b: Cell, *, binomial: bool, fmt: str = ".3f") -> str:
     """"label: A at generation a -> B at generation b, n=...: fell (-0.2, 2 SE = 0.05)", or no verdict."""
     delta, se = seed_mean(b) - seed_mean(a), change_se(a, b, binomial=binomial)
-    n = f", n={b[0][1]}" if binomial and b[0][1] else ""
+    n = f", n={b[0][1]} per seed" if binomial and b[0][1] else ""
     text = (f"{label}: {seed_mean(a):{fmt}} at generation {a_gen} -> {seed_mean(b):{fmt}} at generation {b_gen}"
             f"{n}{_spread(b, fmt)}")
     if se == 0:
@@ -76,8 +76,14 @@ def _describe(label: str, a_gen: int, a: Cell, b_gen: int, b: Cell, *, binomial:
 
 
 def summarize(figure_rows: dict[str, list[dict[str, Any]]], theory: dict[str, Any] | None = None,
-              pending: Sequence[str] = ()) -> list[str]:
-    """Sentences stating what the numbers show, per strategy, then across strategies and the theory anchors."""
+              pending: Sequence[str] = (), interval_lines: Sequence[str] = ()) -> list[str]:
+    """Sentences stating what the numbers show, per strategy, then across strategies and the theory anchors.
+
+    ``interval_lines`` (rag_bench.report_ci.difference_lines: paired bootstrap intervals from the per-probe
+    samples) replace the exact-match and perplexity changes judged by standard errors when given.
+    """
+    if interval_lines:
+        return _with_intervals(figure_rows, theory, pending, interval_lines)
     em, gap = index_rows(figure_rows.get("exact_match", [])), index_rows(figure_rows.get("gap", []))
     ppl = index_rows(figure_rows.get("heldout_perplexity", []))
     lines = []
@@ -92,19 +98,11 @@ def summarize(figure_rows: dict[str, list[dict[str, Any]]], theory: dict[str, An
             if first in by and last in by and first != last:
                 lines.append(_describe(f"{s}, {mode} exact match (all probes)", first, by[first], last, by[last],
                                        binomial=True))
-            falls = []
-            for bucket in ("tail", "torso", "head"):
+            for bucket in ("tail", "torso", "head"):  # every bucket, none picked after the fact
                 by = _values(em, s, mode, bucket, "exact_match")
                 if first in by and last in by and first != last:
-                    delta = seed_mean(by[last]) - seed_mean(by[first])
-                    if -delta > Z * change_se(by[first], by[last], binomial=True):
-                        falls.append((delta, bucket, by[last][0][1]))
-            if falls:
-                delta, bucket, n = min(falls)
-                lines.append(f"{s}, {mode}: the {bucket} bucket fell most ({delta:+.3f}, n={n}) among the buckets "
-                             f"whose fall exceeds {Z:g} SE.")
-            elif first != last and any(k[0] == s and k[1] == mode and k[2] != "all" for k in em):
-                lines.append(f"{s}, {mode}: no frequency bucket fell by more than {Z:g} SE.")
+                    lines.append(_describe(f"{s}, {mode} exact match ({bucket} bucket)", first, by[first], last,
+                                           by[last], binomial=True))
         for key, by in sorted(gap.items()):
             if key[0] != s or key[2] != "all":
                 continue
@@ -131,6 +129,16 @@ def summarize(figure_rows: dict[str, list[dict[str, Any]]], theory: dict[str, An
         lines.append(_theory_line(theory))
     lines += [f"Not yet evaluated: {p}." for p in pending]
     return lines
+
+
+def _with_intervals(figure_rows, theory, pending, interval_lines) -> list[str]:
+    gens = index_rows(figure_rows.get("exact_match", []))
+    lines = [f"{s}: generations {min(g)} to {max(g)} evaluated." for s, g in sorted(
+        {k[0]: set(by) for k, by in gens.items()}.items())]
+    lines += list(interval_lines)
+    if theory:
+        lines.append(_theory_line(theory))
+    return lines + [f"Not yet evaluated: {p}." for p in pending]
 
 
 def _gap_se(em, strategy: str, mode: str, generation: int) -> float:
@@ -166,5 +174,21 @@ def _theory_line(theory: dict[str, Any]) -> str:
             zs += [abs(a - b) / c for a, b, c in zip(sim, exact, se, strict=True) if c > 0]
     worst = max(zs)
     verdict = "agree with" if worst <= 4 else "DEVIATE from"
-    return (f"Theory anchors: the simulations {verdict} their closed forms (largest |simulated - exact| / SE = "
+    line = (f"Theory anchors: the simulations {verdict} their closed forms (largest |simulated - exact| / SE = "
             f"{worst:.1f} over {len(zs)} points).")
+    harness = theory.get("harness") or {}
+    if "replace" in harness:
+        from rag_bench.theory_harness import harness_zscores
+
+        hz = harness_zscores(harness["replace"])
+        acc = harness.get("accumulate") or {}
+        shift = max(acc["simulated"]["mean_shift_sq"]) if acc else None
+        line += (f" Through the harness (build_pool and the generation loop, a Gaussian fit as the model): replace "
+                 f"{'agrees with' if max(hz) <= 4 else 'DEVIATES from'} the closed form (largest z = {max(hz):.1f} "
+                 f"over {len(hz)} points)")
+        if shift is not None:
+            line += (f"; accumulate's largest mean shift {shift:.4f} is "
+                     f"{'below' if shift <= acc['mean_shift_bound'] else 'ABOVE'} the bound "
+                     f"{acc['mean_shift_bound']:.4f}")
+        line += "."
+    return line

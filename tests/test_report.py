@@ -146,10 +146,13 @@ def test_the_summary_states_the_drop_and_not_the_flat_series(report):
     summary = read_json(out / "report.json")["summary"]
     replace_closed = next(s for s in summary if s.startswith("replace, closed exact match"))
     accumulate_closed = next(s for s in summary if s.startswith("accumulate, closed exact match"))
-    assert "0.500 at generation 0 -> 0.250 at generation 2, n=400: fell" in replace_closed
+    assert "0.500 at generation 0 -> 0.250 at generation 2, n=400 per seed: fell" in replace_closed
     assert "did not change beyond noise" in accumulate_closed and "fell" not in accumulate_closed
-    assert any(s.startswith("replace, closed: the tail bucket fell most") for s in summary)
-    assert any(s.startswith("accumulate, closed: no frequency bucket fell") for s in summary)
+    # every bucket is stated, none picked after the fact as "the one that fell most"
+    tail = next(s for s in summary if s.startswith("replace, closed exact match (tail bucket)"))
+    assert "0.400 at generation 0 -> 0.050 at generation 2, n=120 per seed: fell" in tail
+    assert sum(s.startswith("accumulate, closed exact match (") and "bucket)" in s for s in summary) == 3
+    assert not any("fell most" in s for s in summary)
     assert any(s.startswith("replace: grounded exact match was above closed-book at every one of the 3 evaluated "
                             "generations (smallest gap +0.200 at generation 0; above by more than 2 SE at 3 of 3)")
                for s in summary)
@@ -227,7 +230,7 @@ def test_seeds_pooled_from_two_single_strategy_runs(tmp_path):
     rows = [r for r in read_csv(out / "exact_match.csv") if r["mode"] == "closed" and r["bucket"] == "all"]
     assert sorted((int(r["generation"]), r["seed"]) for r in rows) == [(g, s) for g in range(3) for s in "01"]
     summary = read_json(out / "report.json")["summary"]
-    assert any("0.510 at generation 0 -> 0.260 at generation 2, n=400; 2 seeds, 0.250 to 0.270: fell" in s
+    assert any("0.510 at generation 0 -> 0.260 at generation 2, n=400 per seed; 2 seeds, 0.250 to 0.270: fell" in s
                for s in summary)
     assert {e.strategy for e in collect_runs(runs)[0]} == {"seed0/replace", "seed1/replace"}
 

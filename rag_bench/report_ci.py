@@ -1,0 +1,139 @@
+"""Confidence intervals of a collapse report: every figure and every difference, from the per-probe samples.
+
+    from rag_bench.report_ci import interval_rows
+    rows = interval_rows(entries)          # entries: rag_bench.report.find_results / collect_runs
+    rows["intervals"], rows["differences"]  # dict rows for intervals.csv / differences.csv
+
+Exact match is read per probe from ``samples_<mode>.jsonl`` beside each ``results.json``, on the **test** half
+of the probes (``rag_bench.splits``; dev is where settings are tuned); held-out perplexity from the per-text NLL
+in ``results.json`` (``fit.heldout_perplexity.per_text_nll``, written since issue 13; older results have none).
+Every interval is ``rag_bench.bootstrap.TEST``. Differences: each generation against generation 0 (per
+strategy, mode and frequency bucket), strategy against strategy at each generation, and grounded against
+closed-book. All buckets are listed; none is picked after the fact.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from rag_bench.bootstrap import TEST, Interval, Scores, difference, interval, perplexity_interval
+from rag_bench.records import read_jsonl
+from rag_bench.splits import probe_split
+
+BUCKETS = ("all", "tail", "torso", "head")
+CI_COLUMNS = ("figure", "strategy", "generation", "mode", "bucket", "split", "value", "low", "high", "probes",
+              "seeds", "test")
+DIFF_COLUMNS = ("comparison", "figure", "strategy", "against", "generation", "against_generation", "mode", "bucket",
+                "split", "value", "low", "high", "excludes_zero", "probes", "seeds", "test")
+Key = tuple[str, int, str, str]  # strategy, generation, mode, bucket
+
+
+def _samples(entries: Sequence[Any], split: str) -> dict[Key, dict[Any, Scores]]:
+    """Exact match per probe: {(strategy, generation, mode, bucket): {seed: {probe id: score}}}."""
+    out: dict[Key, dict[Any, Scores]] = defaultdict(dict)
+    cache: dict[str, list[dict]] = {}
+    for e in entries:
+        for mode in e.results.get("metrics", {}):
+            path = e.path.parent / f"samples_{mode}.jsonl"
+            if not path.is_file():
+                continue
+            rows = cache.setdefault(str(path), read_jsonl(path))
+            for bucket in BUCKETS:
+                scores = {r["id"]: float(r["scores"]["exact_match"]) for r in rows
+                          if (split == "all" or probe_split(r["id"]) == split)
+                          and (bucket == "all" or r.get("bucket") == bucket)
+                          and r["scores"].get("exact_match") is not None}
+                if scores:
+                    out[(e.strategy, e.generation, mode, bucket)][e.seed] = scores
+    return out
+
+
+def _perplexities(entries: Sequence[Any]) -> dict[tuple[str, int], dict[Any, list]]:
+    out: dict[tuple[str, int], dict[Any, list]] = defaultdict(dict)
+    for e in entries:
+        per_text = ((e.results.get("fit") or {}).get("heldout_perplexity") or {}).get("per_text_nll")
+        if per_text:
+            out[(e.strategy, e.generation)][e.seed] = per_text
+    return out
+
+
+def _aligned(*cells: dict[Any, Any]) -> list[list[Any]] | None:
+    """The per-seed values of each cell over the seeds they all have (seed order), or None when none is shared."""
+    seeds = sorted(set.intersection(*(set(c) for c in cells)), key=lambda s: (s is None, s or 0))
+    return [[c[s] for s in seeds] for c in cells] if seeds else None
+
+
+def _row(columns: Sequence[str], result: Interval, **fields: Any) -> dict[str, Any]:
+    row = {**fields, **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.to_dict().items()},
+           "test": TEST}
+    if "excludes_zero" in columns:
+        row["excludes_zero"] = result.excludes_zero
+    return {k: row.get(k) for k in columns}
+
+
+def interval_rows(entries: Sequence[Any], *, split: str = "test") -> dict[str, list[dict[str, Any]]]:
+    """Rows of intervals.csv (every figure) and differences.csv (every difference the summary states)."""
+    em, ppl = _samples(entries, split), _perplexities(entries)
+    intervals, diffs = [], []
+    for (strategy, gen, mode, bucket), cell in sorted(em.items()):
+        sides = _aligned(cell)
+        intervals.append(_row(CI_COLUMNS, interval(sides[0]), figure="exact_match", strategy=strategy,
+                              generation=gen, mode=mode, bucket=bucket, split=split))
+        base = em.get((strategy, 0, mode, bucket))
+        if gen > 0 and base and (pair := _aligned(base, cell)):
+            diffs.append(_row(DIFF_COLUMNS, difference(*pair), comparison="generation vs 0", figure="exact_match",
+                              strategy=strategy, against=strategy, generation=gen, against_generation=0, mode=mode,
+                              bucket=bucket, split=split))
+        closed = em.get((strategy, gen, "closed", bucket))
+        if mode != "closed" and bucket == "all" and closed and (pair := _aligned(closed, cell)):
+            diffs.append(_row(DIFF_COLUMNS, difference(*pair), comparison=f"{mode} vs closed", figure="exact_match",
+                              strategy=strategy, against=strategy, generation=gen, against_generation=gen,
+                              mode=mode, bucket=bucket, split=split))
+    strategies = sorted({k[0] for k in em})
+    for a, b in itertools.combinations(strategies, 2):
+        for (strategy, gen, mode, bucket), cell in sorted(em.items()):
+            other = em.get((a, gen, mode, bucket))
+            if strategy == b and gen > 0 and bucket == "all" and other and (pair := _aligned(other, cell)):
+                diffs.append(_row(DIFF_COLUMNS, difference(*pair), comparison="strategy vs strategy",
+                                  figure="exact_match", strategy=b, against=a, generation=gen, against_generation=gen,
+                                  mode=mode, bucket=bucket, split=split))
+    for (strategy, gen), cell in sorted(ppl.items()):
+        sides = _aligned(cell)
+        intervals.append(_row(CI_COLUMNS, perplexity_interval(sides[0]), figure="heldout_perplexity",
+                              strategy=strategy, generation=gen, mode="", bucket="heldout", split="eval_texts"))
+        base = ppl.get((strategy, 0))
+        if gen > 0 and base and (pair := _aligned(base, cell)):
+            diffs.append(_row(DIFF_COLUMNS, perplexity_interval(*pair), comparison="generation vs 0",
+                              figure="heldout_perplexity", strategy=strategy, against=strategy, generation=gen,
+                              against_generation=0, mode="", bucket="heldout", split="eval_texts"))
+    return {"intervals": intervals, "differences": diffs}
+
+
+def difference_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Summary sentences of the last generation against 0, and of the strategies there (bucket all)."""
+    last: dict[tuple, int] = {}
+    for r in rows:
+        key = (r["comparison"], r["figure"], r["strategy"], r["against"], r["mode"], r["bucket"])
+        last[key] = max(last.get(key, 0), r["generation"])
+    lines = []
+    for r in rows:
+        key = (r["comparison"], r["figure"], r["strategy"], r["against"], r["mode"], r["bucket"])
+        if r["generation"] != last[key] or (r["bucket"] not in ("all", "heldout") and r["comparison"] !=
+                                            "generation vs 0"):
+            continue
+        what = f"{r['figure'].replace('_', ' ')}{' ' + r['mode'] if r['mode'] else ''}" + (
+            f" ({r['bucket']} bucket)" if r["bucket"] not in ("all", "heldout") else "")
+        if r["comparison"] == "generation vs 0":
+            head = f"{r['strategy']}, {what}: generation {r['generation']} minus 0"
+        elif r["comparison"] == "strategy vs strategy":
+            head = f"{what} at generation {r['generation']}: {r['strategy']} minus {r['against']}"
+        else:
+            head = f"{r['strategy']}, generation {r['generation']}: {r['mode']} minus closed-book exact match"
+        verdict = "excludes 0" if r["excludes_zero"] else "includes 0: no change shown"
+        lines.append(f"{head} = {r['value']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}], {r['probes']} "
+                     f"{'texts' if r['figure'] == 'heldout_perplexity' else r['split'] + ' probes'}, "
+                     f"{r['seeds']} seed(s); the interval {verdict}.")
+    return lines
