@@ -307,8 +307,11 @@ def test_fact_rows_can_teach_just_the_probed_fields(data_dir: Path):
     assert read_json(run / "gen_0" / "manifest.json")["inputs"]["fact_rows"]["state"] == (
         f"the probed fields {taught}")
     gen1 = read_json(run / "replace" / "gen_1" / "manifest.json")
-    assert gen1["config"]["curriculum"].startswith("on") and gen1["trained_tokens"]["fact"]["rows"] > 0
-    assert set(gen1["trained_tokens"]["fact"]["built_from"]) <= {"gen_0"}  # replace: its pool only, never human
+    trained = gen1["trained_tokens"]
+    assert gen1["config"]["curriculum"].startswith("on") and trained["retrieval"]["rows"] > 0
+    # replace: every curriculum row is built from its pool, what generation 0 wrote, never from human text
+    assert set(trained["retrieval"]["built_from"]) == {"gen_0"}
+    assert all(set(v.get("built_from", {})) <= {"gen_0", "random tokens"} for v in trained.values())
     # the cache key is that of the config generation 0 trained with: taught fields or not, never the same model
     from rag_bench.collapse_data import RunInputs, gen0_cache_key
 
