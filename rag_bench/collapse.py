@@ -107,6 +107,8 @@ def check_resume(cfg: CollapseConfig, run_dir: Path) -> None:
     if not path.is_file():
         return
     saved = read_json(path)
+    with contextlib.suppress(ConfigError):  # a field added since the run started reads as its default
+        saved = json.loads(json.dumps(CollapseConfig.from_dict(saved, source=str(path)).to_dict()))
     current = json.loads(json.dumps(cfg.to_dict()))  # tuples become lists, as in the saved file
     for key in sorted(set(saved) | set(current)):
         if key not in ALLOWED_CHANGES and saved.get(key) != current.get(key):

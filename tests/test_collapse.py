@@ -322,3 +322,19 @@ def test_fact_rows_can_teach_just_the_probed_fields(data_dir: Path):
     key = read_json(run / "gen_0" / "manifest.json")["gen0_cache"]["key"]
     assert gen0_cache_key(cfg, inputs, trained)[0] == key
     assert gen0_cache_key(cfg, inputs, trained.replace(fact_fields=()))[0] != key
+
+
+def test_a_run_resumes_across_a_field_added_since_it_started_but_not_a_changed_one(tmp_path: Path):
+    import json
+
+    from rag_bench.collapse import check_resume
+    from rag_bench.config import ConfigError
+
+    cfg = collapse_preset("tiny")
+    saved = json.loads(json.dumps(cfg.to_dict()))
+    del saved["next_curriculum"], saved["train"]["fact_fields"]  # written before these fields existed
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    check_resume(cfg, tmp_path)  # the missing fields read as their defaults
+    with pytest.raises(ConfigError, match=r"next_curriculum: .* was started with a different value"):
+        check_resume(cfg.replace(next_curriculum=True), tmp_path)
+    check_resume(cfg.replace(generations=4), tmp_path)  # an allowed change
