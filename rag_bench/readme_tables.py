@@ -1,0 +1,233 @@
+"""The README's result tables, regenerated from the small result files committed under ``docs/results/<name>/``.
+
+    python -m rag_bench.readme_tables publish quick data/reports/quick-seeds data/runs/quick-factbook ...
+    python -m rag_bench.readme_tables inputs quick-inputs data/runs/quick-factbook   # a run's data splits
+    python -m rag_bench.readme_tables harness theory-harness                         # the Gaussian through the harness
+    python -m rag_bench.readme_tables                # rewrite every marked table in README.md
+    python -m rag_bench.readme_tables --check        # exit 1 when a README table and its results disagree
+
+``publish`` copies a report's ``intervals.csv``, ``differences.csv`` and ``report.json`` into
+``docs/results/<name>/`` and collects ``provenance.json`` from the runs' manifests (tokens trained on per row kind
+and origin, each pool's origins and its 8-gram overlap with the human training text). A table in the README sits
+between ``<!-- table:<name>:<kind> -->`` and ``<!-- /table -->``; ``kind`` is one of TABLES.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rag_bench.records import read_json, write_json
+from rag_bench.theory_harness import harness_zscores
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "docs" / "results"
+MARKER = re.compile(r"(<!-- table:(?P<name>[\w.-]+):(?P<kind>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _ci(row: dict[str, str], fmt: str = ".3f") -> str:
+    return f"{float(row['value']):{fmt}} [{float(row['low']):{fmt}}, {float(row['high']):{fmt}}]"
+
+
+def _grid(rows: list[dict[str, str]], label: Callable[[dict[str, str]], str], fmt: str = ".3f") -> list[str]:
+    gens = sorted({int(r["generation"]) for r in rows})
+    labels = list(dict.fromkeys(label(r) for r in rows))
+    cells = {(label(r), int(r["generation"])): _ci(r, fmt) for r in rows}
+    out = ["| | " + " | ".join(f"generation {g}" if g == gens[0] else str(g) for g in gens) + " |",
+           "|---|" + "---:|" * len(gens)]
+    return out + [f"| {lab} | " + " | ".join(cells.get((lab, g), "") for g in gens) + " |" for lab in labels]
+
+
+def exact_match_table(folder: Path) -> list[str]:
+    rows = [r for r in _csv(folder / "intervals.csv") if r["figure"] == "exact_match" and r["bucket"] == "all"]
+    rows.sort(key=lambda r: (r["strategy"], r["mode"] != "closed", r["mode"], int(r["generation"])))
+    return _grid(rows, lambda r: f"{r['strategy']}, {'closed-book' if r['mode'] == 'closed' else r['mode']}")
+
+
+def perplexity_table(folder: Path) -> list[str]:
+    rows = [r for r in _csv(folder / "intervals.csv") if r["figure"] == "heldout_perplexity"]
+    rows.sort(key=lambda r: (r["strategy"], int(r["generation"])))
+    return _grid(rows, lambda r: r["strategy"], ".2f")
+
+
+def differences_table(folder: Path) -> list[str]:
+    rows = _csv(folder / "differences.csv")
+    last = max((int(r["generation"]) for r in rows), default=0)
+    keep = [r for r in rows if int(r["generation"]) == last]
+    out = [f"| difference (generation {last}) | mode | bucket | value [95% interval] | excludes 0 |",
+           "|---|---|---|---:|---|"]
+    for r in keep:
+        what = {"generation vs 0": f"{r['strategy']}: generation {last} minus 0",
+                "strategy vs strategy": f"{r['strategy']} minus {r['against']}"}.get(
+            r["comparison"], f"{r['strategy']}: {r['mode']} minus closed-book")
+        fmt = ".2f" if r["figure"] == "heldout_perplexity" else ".3f"
+        mode = "perplexity" if r["figure"] == "heldout_perplexity" else r["mode"]
+        shown = "yes" if r["excludes_zero"] == "True" else "no"
+        out.append(f"| {what} | {mode} | {r['bucket']} | {_ci(r, fmt)} | {shown} |")
+    return out
+
+
+def tokens_table(folder: Path) -> list[str]:
+    data = read_json(folder / "provenance.json")
+    out = ["| run | strategy | generation | corpus blocks by origin | curriculum rows (tokens) | pool 8-gram overlap "
+           "with human text (written part) |", "|---|---|---:|---|---|---:|"]
+    for r in data["generations"]:
+        trained = r.get("trained_tokens") or {}
+        corpus = trained.get("corpus", {}).get("by_origin", {})
+        curriculum = ", ".join(f"{k} {v['tokens']:,}" for k, v in trained.items() if k != "corpus") or "none"
+        overlap = ((r.get("pool") or {}).get("human_overlap") or {}).get("written", {}).get("share")
+        out.append(f"| {r['run']} | {r['strategy'] or 'shared'} | {r['generation']} | "
+                   + ", ".join(f"{k} {v:,}" for k, v in corpus.items()) + f" | {curriculum} | "
+                   + (f"{overlap:.3f}" if overlap is not None else "") + " |")
+    return out
+
+
+def inputs_table(folder: Path) -> list[str]:
+    data = read_json(folder / "inputs.json")
+    out = ["| input of the run | count |", "|---|---:|"]
+    out += [f"| {label} | {value} |" for label, value in data["rows"]]
+    return out
+
+
+def harness_table(folder: Path) -> list[str]:
+    data = read_json(folder / "harness.json")
+    rep, acc = data["replace"], data["accumulate"]
+    z = harness_zscores(rep)
+    return ["| Gaussian through build_pool and the generation loop | value |", "|---|---:|",
+            f"| chains x generations, M samples per fit | {rep['chains']} x {len(rep['generation'])}, "
+            f"{rep['samples']} |",
+            f"| replace: largest abs(simulated - closed form) / SE over {len(z)} points | {max(z):.2f} |",
+            f"| accumulate: largest mean shift E[(mu_n - mu_0)^2] | {max(acc['simulated']['mean_shift_sq']):.4f} |",
+            f"| bound (pi^2/6) sigma0^2 / M | {acc['mean_shift_bound']:.4f} |",
+            f"| replace: mean shift at the last generation | {rep['simulated']['mean_shift_sq'][-1]:.4f} |"]
+
+
+TABLES: dict[str, Callable[[Path], list[str]]] = {"exact-match": exact_match_table, "perplexity": perplexity_table,
+                                                   "differences": differences_table, "tokens": tokens_table,
+                                                   "inputs": inputs_table, "harness": harness_table}
+
+
+def render(readme: str, results: Path = RESULTS) -> str:
+    """``readme`` with every marked table regenerated from ``results/<name>/``."""
+    def table(match: re.Match) -> str:
+        kind = match["kind"]
+        if kind not in TABLES:
+            raise ValueError(f"README: unknown table kind {kind!r}; choose from {sorted(TABLES)}")
+        folder = results / match["name"]
+        if not folder.is_dir():
+            raise ValueError(f"README: table {match['name']}:{kind} has no results folder {folder}")
+        return match[1] + "\n".join(TABLES[kind](folder)) + "\n" + match[5]
+
+    return MARKER.sub(table, readme)
+
+
+def provenance(run_dirs: list[Path]) -> dict[str, Any]:
+    """Per generation of each run: tokens trained on by row kind and origin, the pool's origins and overlap."""
+    rows = []
+    for run in run_dirs:
+        for manifest in sorted(run.rglob("gen_*/manifest.json")):
+            data = read_json(manifest)
+            rel = manifest.parent.relative_to(run).parts
+            pool = data.get("pool") or {}
+            rows.append({"run": run.name, "strategy": rel[0] if len(rel) > 1 else None,
+                         "generation": int(rel[-1].removeprefix("gen_")), "trained_tokens": data.get("trained_tokens"),
+                         "curriculum": (data.get("config") or {}).get("curriculum"),
+                         "pool": {k: pool.get(k) for k in ("tokens", "origin_tokens", "human_overlap")} if pool
+                         else None})
+    rows.sort(key=lambda r: (r["run"], r["strategy"] or "", r["generation"]))
+    return {"generations": rows}
+
+
+def run_inputs(run: Path) -> dict[str, Any]:
+    """Counts of a run's data splits and probes (issue 13, points 5-7), from RUN/data."""
+    from collections import Counter
+
+    from rag_bench.collapse_data import CHARS_PER_TOKEN
+    from rag_bench.records import read_jsonl
+    from rag_bench.splits import probe_split
+
+    data = run / "data"
+
+    def texts(name: str) -> list[str]:
+        return [r["contents"] for r in read_jsonl(data / name)] if (data / name).is_file() else []
+
+    probes = read_jsonl(data / "probes.jsonl")
+    rows = []
+    for label, name in (("human training texts", "human_train.jsonl"), ("validation texts (checkpoint choice)",
+                                                                        "human_heldout.jsonl"),
+                        ("measurement texts (perplexity, diversity prompts)", "human_eval.jsonl")):
+        found = texts(name)
+        chars = sum(map(len, found))
+        rows.append([label, f"{len(found)} texts, {chars:,} characters (about {chars / CHARS_PER_TOKEN:,.0f} tokens)"])
+    for key, label in (("bucket_index", "probes by bucket, counted over the whole index (tail / torso / head)"),
+                       ("bucket", "probes by bucket, counted over the run's training text (tail / torso / head)")):
+        counts = Counter(p["metadata"].get(key) for p in probes)
+        rows.append([label, " / ".join(str(counts[b]) for b in ("tail", "torso", "head"))])
+    sides = Counter(probe_split(p["id"]) for p in probes)
+    rows.append(["probes, dev / test (rag_bench.splits)", f"{sides['dev']} / {sides['test']}"])
+    return {"run": run.name, "rows": rows}
+
+
+def publish(name: str, report: Path, run_dirs: list[Path], results: Path = RESULTS) -> Path:
+    folder = results / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for file in ("intervals.csv", "differences.csv", "report.json", "exact_match.csv", "heldout_perplexity.csv"):
+        if (report / file).is_file():
+            shutil.copyfile(report / file, folder / file)
+    write_json(folder / "provenance.json", provenance(run_dirs))
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rag_bench.readme_tables", description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 when README.md differs from its results")
+    parser.add_argument("--readme", type=Path, default=REPO / "README.md")
+    sub = parser.add_subparsers(dest="command")
+    pub = sub.add_parser("publish", help="copy a report's result files into docs/results/NAME")
+    pub.add_argument("name")
+    pub.add_argument("report", type=Path)
+    pub.add_argument("runs", type=Path, nargs="*")
+    inp = sub.add_parser("inputs", help="write docs/results/NAME/inputs.json: a run's data splits and probe counts")
+    inp.add_argument("name")
+    inp.add_argument("run", type=Path)
+    har = sub.add_parser("harness", help="write docs/results/NAME/harness.json: the Gaussian through the harness")
+    har.add_argument("name")
+    args = parser.parse_args(argv)
+    if args.command == "publish":
+        print(f"wrote {publish(args.name, args.report, args.runs)}")
+        return 0
+    if args.command in ("inputs", "harness"):
+        from rag_bench.theory import TheoryConfig
+        from rag_bench.theory_harness import harness_report
+
+        data = run_inputs(args.run) if args.command == "inputs" else harness_report(TheoryConfig())
+        (RESULTS / args.name).mkdir(parents=True, exist_ok=True)
+        write_json(RESULTS / args.name / f"{args.command}.json", data)
+        print(f"wrote {RESULTS / args.name / args.command}.json")
+        return 0
+    text = args.readme.read_text(encoding="utf-8")
+    new = render(text)
+    if args.check:
+        if new != text:
+            print(f"{args.readme}: a table differs from docs/results; run python -m rag_bench.readme_tables",
+                  file=sys.stderr)
+            return 1
+        return 0
+    args.readme.write_text(new, encoding="utf-8")
+    print(f"rewrote {len(MARKER.findall(text))} tables in {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

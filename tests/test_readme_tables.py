@@ -1,0 +1,90 @@
+"""README tables are regenerated from committed results, and the README agrees with them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag_bench.readme_tables import REPO, RESULTS, main, provenance, render
+
+INTERVALS = """figure,strategy,generation,mode,bucket,split,value,low,high,probes,seeds,test
+exact_match,replace,0,closed,all,test,0.1,0.05,0.15,100,2,t
+exact_match,replace,1,closed,all,test,0.05,0.01,0.09,100,2,t
+exact_match,replace,0,grounded,all,test,0.7,0.6,0.8,100,2,t
+heldout_perplexity,replace,0,,heldout,eval_texts,20.0,19.0,21.0,111,2,t
+"""
+DIFFS = """comparison,figure,strategy,against,generation,against_generation,mode,bucket,split,value,low,high,\
+excludes_zero,probes,seeds,test
+generation vs 0,exact_match,replace,replace,1,0,closed,all,test,-0.05,-0.09,-0.01,True,100,2,t
+"""
+
+
+@pytest.fixture
+def results(tmp_path):
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    (folder / "intervals.csv").write_text(INTERVALS)
+    (folder / "differences.csv").write_text(DIFFS)
+    (folder / "provenance.json").write_text(json.dumps({"generations": [
+        {"run": "r", "strategy": "replace", "generation": 1, "trained_tokens": {"corpus": {"tokens": 10, "by_origin": {
+            "gen_0": 10}}}, "pool": {"human_overlap": {"written": {"share": 0.012}}}}]}))
+    (folder / "inputs.json").write_text(json.dumps({"run": "r", "rows": [["probes, dev / test", "3 / 4"]]}))
+    return tmp_path
+
+
+def test_the_inputs_and_harness_tables(results, tmp_path):
+    from rag_bench.readme_tables import run_inputs
+    from rag_bench.records import write_jsonl
+    from rag_bench.theory import TheoryConfig
+    from rag_bench.theory_harness import harness_report
+
+    harness = harness_report(TheoryConfig(gaussian_chains=500, gaussian_generations=4))
+    (results / "demo" / "harness.json").write_text(json.dumps(harness))
+    out = render("<!-- table:demo:inputs -->\n<!-- /table -->\n<!-- table:demo:harness -->\n<!-- /table -->\n",
+                 results)
+    assert "| probes, dev / test | 3 / 4 |" in out and "| chains x generations, M samples per fit | 50 x 4, 50 |" in out
+    assert f"| bound (pi^2/6) sigma0^2 / M | {harness['accumulate']['mean_shift_bound']:.4f} |" in out
+    run = tmp_path / "run"
+    write_jsonl(run / "data" / "human_train.jsonl", [{"id": "a", "contents": "x" * 45}])
+    write_jsonl(run / "data" / "probes.jsonl", [
+        {"id": "p1", "metadata": {"bucket": "tail", "bucket_index": "head"}},
+        {"id": "p2", "metadata": {"bucket": "tail", "bucket_index": "tail"}}])
+    rows = dict(run_inputs(run)["rows"])
+    assert rows["human training texts"] == "1 texts, 45 characters (about 10 tokens)"
+    assert rows["probes by bucket, counted over the whole index (tail / torso / head)"] == "1 / 0 / 1"
+    assert rows["probes by bucket, counted over the run's training text (tail / torso / head)"] == "2 / 0 / 0"
+
+
+def test_marked_tables_are_rendered_from_the_result_files(results):
+    readme = ("text\n<!-- table:demo:exact-match -->\nstale\n<!-- /table -->\nmore\n"
+              "<!-- table:demo:differences -->\n<!-- /table -->\n<!-- table:demo:tokens -->\n<!-- /table -->\n")
+    out = render(readme, results)
+    assert "| replace, closed-book | 0.100 [0.050, 0.150] | 0.050 [0.010, 0.090] |" in out
+    assert "| replace, grounded | 0.700 [0.600, 0.800] |  |" in out and "stale" not in out
+    assert "| replace: generation 1 minus 0 | closed | all | -0.050 [-0.090, -0.010] | yes |" in out
+    assert "| r | replace | 1 | gen_0 10 | none | 0.012 |" in out
+    assert render(out, results) == out  # rendering is idempotent
+    with pytest.raises(ValueError, match="unknown table kind 'nope'"):
+        render("<!-- table:demo:nope -->\n<!-- /table -->", results)
+    with pytest.raises(ValueError, match="has no results folder"):
+        render("<!-- table:missing:exact-match -->\n<!-- /table -->", results)
+
+
+def test_the_readme_agrees_with_its_committed_results(capsys):
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert text.count("<!-- table:") >= 2, "the README tables are generated (python -m rag_bench.readme_tables)"
+    assert render(text, RESULTS) == text, "a README table disagrees with docs/results; run the script"
+    assert main(["--check"]) == 0
+
+
+def test_provenance_collects_tokens_and_overlap_from_manifests(tmp_path):
+    gen = tmp_path / "run" / "replace" / "gen_1"
+    gen.mkdir(parents=True)
+    (gen / "manifest.json").write_text(json.dumps({"trained_tokens": {"corpus": {"tokens": 5}}, "pool": {
+        "tokens": 5, "origin_tokens": {"gen_0": 5}, "human_overlap": {"written": {"share": 0.1}}, "units": 3},
+        "config": {"curriculum": "off"}}))
+    (rows,) = provenance([tmp_path / "run"])["generations"]
+    assert rows == {"run": "run", "strategy": "replace", "generation": 1, "trained_tokens": {"corpus": {"tokens": 5}},
+                    "curriculum": "off", "pool": {"tokens": 5, "origin_tokens": {"gen_0": 5},
+                                                  "human_overlap": {"written": {"share": 0.1}}}}
