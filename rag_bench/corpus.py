@@ -30,6 +30,11 @@ from rag_bench.config import CorpusConfig
 from rag_bench.corpus_files import SkipFile, detect_encoding, iter_jsonl_records, iter_text, link_problem, walk
 from rag_bench.records import sha256_file
 
+# html, pdf and docx are parsed whole in memory (BeautifulSoup, pypdf, docx2txt), unlike the streamed text
+# formats, so their size is capped whatever --max-file-mb says: parsing takes several times the file's size.
+WHOLE_FILE_MAX_BYTES = 32_000_000
+WHOLE_FILE_SUFFIXES = frozenset({".html", ".htm", ".pdf", ".docx"})
+
 # pypdf logs "EOF marker not found" and the like for every bad file; the skip reason says it once.
 logging.getLogger("pypdf").setLevel(logging.ERROR)
 
@@ -112,6 +117,9 @@ def load_file(path: Path, root: Path, cfg: CorpusConfig,
             raise SkipFile("empty file")
         if size > cfg.max_file_bytes:
             raise SkipFile(f"too large: {size:,} bytes over the limit of {cfg.max_file_bytes:,}")
+        if suffix in WHOLE_FILE_SUFFIXES and size > WHOLE_FILE_MAX_BYTES:
+            raise SkipFile(f"too large to parse: {suffix} files are read whole, and {size:,} bytes is over their "
+                           f"fixed limit of {WHOLE_FILE_MAX_BYTES:,} (--max-file-mb does not raise it); split the file")
         with open(path, "rb") as fh:
             head = fh.read(8192)
     except PermissionError:

@@ -210,3 +210,16 @@ def test_a_large_text_file_is_chunked_in_streamed_segments(tmp_path: Path):
     text = (tmp_path / "big.txt").read_text()
     assert all(text[c.metadata["start_index"]:].startswith(c.page_content) for c in chunks)
     assert chunks[-1].metadata["start_index"] + len(chunks[-1].page_content) == len(text.rstrip("\n"))
+
+
+def test_formats_parsed_whole_keep_a_size_cap_whatever_max_file_mb_says(tmp_path: Path):
+    from rag_bench.corpus import WHOLE_FILE_MAX_BYTES
+
+    (tmp_path / "good.txt").write_text("A readable file about otters.")
+    with open(tmp_path / "huge.html", "wb") as fh:  # sparse: costs no disk
+        fh.write(b"<html><body>otters</body></html>")
+        fh.truncate(WHOLE_FILE_MAX_BYTES + 1)
+    loaded = load_corpus(tmp_path, CorpusConfig(max_file_bytes=10 * WHOLE_FILE_MAX_BYTES), progress=False)
+    reason = {f.path: f.reason for f in loaded.skipped}["huge.html"]
+    assert "too large to parse" in reason and "--max-file-mb does not raise it" in reason
+    assert [c.metadata["source"] for c in loaded.chunks] == ["good.txt"]
