@@ -46,3 +46,19 @@ class HumanNgrams:
     def summary(self, texts: Sequence[str]) -> dict[str, float | int | None]:
         found, total = self.counts(texts)
         return {"ngram": self.n, "found": found, "ngrams": total, "share": found / total if total else None}
+
+
+def pool_overlap_lines(manifests: Iterable[tuple[str, int, dict]]) -> list[str]:
+    """Summary lines: per strategy, the written part's 8-gram overlap with the human text by generation.
+
+    ``manifests``: (strategy, generation, manifest.json) of each generation; several seeds are averaged.
+    """
+    shares: dict[str, dict[int, list[float]]] = {}
+    for strategy, generation, manifest in manifests:
+        share = (((manifest.get("pool") or {}).get("human_overlap") or {}).get("written") or {}).get("share")
+        if isinstance(share, int | float):
+            shares.setdefault(strategy, {}).setdefault(generation, []).append(float(share))
+    return [f"{strategy}: share of the written pool's word 8-grams found in the human training text, by generation: "
+            + ", ".join(f"{g}: {sum(v) / len(v):.3f}" for g, v in sorted(by_gen.items()))
+            + (" (mean of the seeds)" if any(len(v) > 1 for v in by_gen.values()) else "")
+            for strategy, by_gen in sorted(shares.items())]

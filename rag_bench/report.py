@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rag_bench import plots
+from rag_bench.overlap import pool_overlap_lines
 from rag_bench.records import RecordError, read_json, write_json
 from rag_bench.report_ci import CI_COLUMNS, DIFF_COLUMNS, difference_lines, interval_rows
 from rag_bench.summary import index_rows, seed_mean, summarize
@@ -329,7 +330,9 @@ def _write(entries: list[Evaluated], pending: list[str], out_dir: Path, title: s
     theory = theory_report(config=theory_config or TheoryConfig())
     theory["harness"] = harness_report(theory_config or TheoryConfig())  # the anchor through build_pool
     ci = interval_rows(entries)
-    summary = summarize(figure_rows, theory, pending, difference_lines(ci["differences"]))
+    overlap = pool_overlap_lines((e.strategy, e.generation, _read_optional(e.path.parent.parent / "manifest.json"))
+                                 for e in entries if e.generation > 0)
+    summary = [*summarize(figure_rows, theory, pending, difference_lines(ci["differences"])), *overlap]
     figures = [(stem, caption) for stem, caption in FIGURES if figure_rows.get(stem)]
     notes = [f"No {stem} data in the results, so no {stem} figure." for stem, _ in FIGURES if not figure_rows.get(stem)]
     notes.append(f"{len({e.path for e in entries})} results files read; their paths are in report.json.")

@@ -118,7 +118,8 @@ def difference_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     for r in rows:
         key = (r["comparison"], r["figure"], r["strategy"], r["against"], r["mode"], r["bucket"])
         last[key] = max(last.get(key, 0), r["generation"])
-    lines = []
+    tests = sorted({r["test"] for r in rows if r.get("test")})
+    lines = [f"Every interval below and in intervals.csv / differences.csv: {'; '.join(tests)}."] if tests else []
     for r in rows:
         key = (r["comparison"], r["figure"], r["strategy"], r["against"], r["mode"], r["bucket"])
         if r["generation"] != last[key] or (r["bucket"] not in ("all", "heldout") and r["comparison"] !=

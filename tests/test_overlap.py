@@ -22,3 +22,18 @@ def test_partial_overlap_is_counted_per_position():
     text = "Japan Government Capital Tokyo is the seat of the zz yy xx ww vv uu tt"
     assert len(word_ngrams(text, 8)) == 9
     assert human.summary([text]) == {"ngram": 8, "found": 2, "ngrams": 9, "share": pytest.approx(2 / 9)}
+
+
+def test_pool_overlap_lines_average_seeds_by_strategy_and_generation():
+    from rag_bench.overlap import pool_overlap_lines
+
+    def manifest(share):
+        return {"pool": {"human_overlap": {"written": {"share": share}}}}
+
+    lines = pool_overlap_lines([("replace", 1, manifest(0.2)), ("replace", 1, manifest(0.4)),
+                                ("replace", 2, manifest(0.1)), ("accumulate", 1, {}), ("accumulate", 2, manifest(0.5))])
+    assert lines == [
+        "accumulate: share of the written pool's word 8-grams found in the human training text, by generation: "
+        "2: 0.500",
+        "replace: share of the written pool's word 8-grams found in the human training text, by generation: "
+        "1: 0.300, 2: 0.100 (mean of the seeds)"]
