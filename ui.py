@@ -30,9 +30,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import gradio as gr
 
-from rag_bench import app_experiment, app_tab_experiment, app_tabs
-from rag_bench.app_runs import AUTOSTART_RUN, RunQueue, bootstrap, collapse_job, known_runs, run_view, tail
-from rag_bench.app_state import App, AppConfig
+from rag_bench.app import experiment as app_experiment
+from rag_bench.app import tab_experiment as app_tab_experiment
+from rag_bench.app import tabs as app_tabs
+from rag_bench.app.runs import AUTOSTART_RUN, RunQueue, bootstrap, collapse_job, known_runs, run_view, tail
+from rag_bench.app.state import App, AppConfig
 
 CSS = """
 mark { background: #fde68a; padding: 0 2px; border-radius: 2px; }

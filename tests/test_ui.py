@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rag_bench.app_state import App, AppConfig, UserError, check_tree_inside, resolve_inside
+from rag_bench.app.state import App, AppConfig, UserError, check_tree_inside, resolve_inside
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")  # pandas 3 deprecations inside gradio
 
@@ -214,7 +214,7 @@ def test_resolve_inside_refuses_paths_and_links_that_leave_the_root(tmp_path):
 
 
 def test_ask_streams_closed_then_grounded_with_cited_sources(app):
-    from rag_bench.app_chat import ask
+    from rag_bench.app.chat import ask
 
     steps = list(ask(app, "Varnholt | Government | Capital:", "r", "gen_0", k=2, retrieval="bm25"))
     first_left, first_right = steps[0]
@@ -239,7 +239,7 @@ def test_ask_streams_closed_then_grounded_with_cited_sources(app):
 
 def test_without_a_run_the_chat_answers_with_the_pretrained_smollm2(tiny_data: Path, smollm2_data_dir: Path):
     """No run picked: SmolLM2-135M-Instruct answers, closed-book beside grounded, streamed, with citations."""
-    from rag_bench.app_chat import ask, describe_model, ensure_converted, resolve_model
+    from rag_bench.app.chat import ask, describe_model, ensure_converted, resolve_model
     from rag_bench.models import pretrained_dir
 
     folder = pretrained_dir(tiny_data, "smollm2-135m")  # the session's converted copy, as if converted here
@@ -262,7 +262,7 @@ def test_without_a_run_the_chat_answers_with_the_pretrained_smollm2(tiny_data: P
 
 
 def test_a_model_folder_too_large_for_memory_is_one_line_in_the_chat(tiny_data: Path):
-    from rag_bench.app_chat import ask
+    from rag_bench.app.chat import ask
     from rag_bench.lm import ModelLoadError
 
     big = tiny_data / "models" / "big"  # a header declaring a 4 TiB tensor: refused before reading any weight
@@ -275,7 +275,7 @@ def test_a_model_folder_too_large_for_memory_is_one_line_in_the_chat(tiny_data: 
 
 
 def test_ask_refuses_bad_input_with_what_to_fix_and_survives_free_questions(app):
-    from rag_bench.app_chat import ask
+    from rag_bench.app.chat import ask
 
     with pytest.raises(UserError, match="Type a question"):
         next(ask(app, "   ", "r", "gen_0"))
@@ -295,7 +295,7 @@ def test_ask_refuses_bad_input_with_what_to_fix_and_survives_free_questions(app)
 
 
 def test_compare_two_generations_in_one_mode(app):
-    from rag_bench.app_chat import ask
+    from rag_bench.app.chat import ask
 
     left, right = list(ask(app, "Varnholt | Government | Capital:", "r", "gen_0", compare=True, generation_b="gen_1",
                            compare_mode="grounded", k=1))[-1]
@@ -304,7 +304,7 @@ def test_compare_two_generations_in_one_mode(app):
 
 
 def test_missing_index_leaves_the_closed_book_answer_and_explains(tiny_data):
-    from rag_bench.app_chat import ask
+    from rag_bench.app.chat import ask
 
     left, right = list(ask(App(AppConfig(data_dir=str(tiny_data))), "q", "r", "gen_0", corpus="nope"))[-1]
     assert "closed-book" in left[1]["content"]
@@ -312,7 +312,7 @@ def test_missing_index_leaves_the_closed_book_answer_and_explains(tiny_data):
 
 
 def test_grounded_by_bm25_over_the_corpus_file_until_the_dense_index_exists_then_by_the_index(tmp_path, tiny_data):
-    from rag_bench.app_chat import ask
+    from rag_bench.app.chat import ask
     from rag_bench.cli import ingest
 
     corpus_dir = tmp_path / "data" / "corpora" / "factbook"
@@ -336,7 +336,7 @@ def test_grounded_by_bm25_over_the_corpus_file_until_the_dense_index_exists_then
 
 
 def test_highlight_marks_the_answer_and_keeps_corpus_text_literal():
-    from rag_bench.app_chat import highlight, source_title
+    from rag_bench.app.chat import highlight, source_title
 
     assert highlight("Capital: Algiers; algiers *x*", " Algiers ") == \
         "Capital: <mark>Algiers</mark>; <mark>algiers</mark> \\*x\\*"
@@ -349,7 +349,7 @@ def test_highlight_marks_the_answer_and_keeps_corpus_text_literal():
 
 
 def test_model_notice_says_size_training_data_and_generation(app, tiny_data):
-    from rag_bench.app_chat import describe_model, resolve_model
+    from rag_bench.app.chat import describe_model, resolve_model
     from rag_bench.config import ModelConfig
 
     model_dir, label = resolve_model(app.cfg, "r", "gen_1")
@@ -370,7 +370,7 @@ def test_model_notice_says_size_training_data_and_generation(app, tiny_data):
 
 
 def test_record_prefix_helper(app):
-    from rag_bench.app_prefix import facts_table, prefix_fields, record_prefix
+    from rag_bench.app.prefix import facts_table, prefix_fields, record_prefix
 
     assert sorted(facts_table(app.cfg, "factbook")) == ["Orrinland", "Varnholt"]
     assert prefix_fields(app.cfg, "factbook", "Varnholt") == ["Capital", "Population - total"]  # probed fields first
@@ -383,7 +383,7 @@ def test_record_prefix_helper(app):
 
 
 def test_upload_checks_type_and_size_then_ingests_and_lists_the_index(tmp_path, tiny_data):
-    from rag_bench.app_corpus import has_probes, index_table, ingest_uploads
+    from rag_bench.app.corpus import has_probes, index_table, ingest_uploads
 
     cfg = AppConfig(data_dir=str(tiny_data), upload_root=str(tmp_path / "uploads"), max_upload_mb=0.001)
     incoming = tmp_path / "incoming"
@@ -416,7 +416,7 @@ def test_upload_checks_type_and_size_then_ingests_and_lists_the_index(tmp_path, 
 
 
 def test_server_folder_must_stay_inside_the_upload_root(tmp_path, tiny_data):
-    from rag_bench.app_corpus import ingest_server_folder
+    from rag_bench.app.corpus import ingest_server_folder
 
     root = tmp_path / "root"
     (root / "docs").mkdir(parents=True)
@@ -470,8 +470,8 @@ def parse_collapse(cfg: AppConfig, argv: list[str]):
 
 
 def test_collapse_argv_is_what_the_collapse_command_accepts(tmp_path):
-    from rag_bench.app_experiment import DECODINGS, MODEL_SIZES, PRESETS, STRATEGIES
-    from rag_bench.app_runs import collapse_argv, collapse_job, resume_job
+    from rag_bench.app.experiment import DECODINGS, MODEL_SIZES, PRESETS, STRATEGIES
+    from rag_bench.app.runs import collapse_argv, collapse_job, resume_job
 
     cfg = AppConfig(data_dir=str(tmp_path / "data"))
     run_dir = cfg.runs_path / "r1"
@@ -505,7 +505,7 @@ def test_collapse_argv_is_what_the_collapse_command_accepts(tmp_path):
 
 
 def test_progress_line_says_stage_generation_and_eta():
-    from rag_bench.app_experiment import progress_html, progress_text
+    from rag_bench.app.experiment import progress_html, progress_text
 
     running = {"run_id": "r", "state": "running", "stage": "gen 2: train", "generation": 2, "generations": 5,
                "strategy": "replace", "fraction": 0.43, "eta_seconds": 512, "position": 0}
@@ -519,8 +519,8 @@ def test_progress_line_says_stage_generation_and_eta():
 
 
 def test_runs_start_queue_cancel_and_resume(tmp_path, monkeypatch):
-    from rag_bench.app_experiment import cancel_run, follow_run, resume_run, start_run
-    from rag_bench.app_runs import RunQueue, run_view
+    from rag_bench.app.experiment import cancel_run, follow_run, resume_run, start_run
+    from rag_bench.app.runs import RunQueue, run_view
 
     monkeypatch.setenv("FAKE_STEP_SECONDS", "0.4")
     cfg = AppConfig(data_dir=str(tmp_path / "data"),
@@ -559,9 +559,9 @@ def test_runs_start_queue_cancel_and_resume(tmp_path, monkeypatch):
 
 def test_a_run_that_fails_before_its_first_status_shows_failed_with_its_error_even_after_a_restart(tmp_path):
     import ui
-    from rag_bench.app_experiment import progress_html
-    from rag_bench.app_runs import AUTOSTART_RUN, RunQueue, collapse_job, known_runs, run_view
-    from rag_bench.app_state import App
+    from rag_bench.app.experiment import progress_html
+    from rag_bench.app.runs import AUTOSTART_RUN, RunQueue, collapse_job, known_runs, run_view
+    from rag_bench.app.state import App
 
     crash = fake_command(tmp_path, "crash", "import sys\nprint('loading ...')\n"
                          "sys.exit('probes: data/probes/x.jsonl not found; build it with rag-bench probes')\n")
@@ -583,7 +583,7 @@ def test_a_run_that_fails_before_its_first_status_shows_failed_with_its_error_ev
 
 
 def test_a_crashed_run_shows_its_console_and_a_killed_one_is_resumable(tmp_path):
-    from rag_bench.app_runs import RunQueue, collapse_job, run_view
+    from rag_bench.app.runs import RunQueue, collapse_job, run_view
 
     crash = fake_command(tmp_path, "crash", "import sys\nprint('boom: no such preset')\nsys.exit(2)\n")
     cfg = AppConfig(data_dir=str(tmp_path / "data"), collapse_command=tuple(crash))
@@ -601,8 +601,8 @@ def test_a_crashed_run_shows_its_console_and_a_killed_one_is_resumable(tmp_path)
 
 
 def test_a_queued_run_is_listed_and_shown_first_while_the_index_builds(tmp_path):
-    from rag_bench.app_experiment import default_run
-    from rag_bench.app_runs import AUTOSTART_RUN, RunQueue, bootstrap, known_runs, run_view
+    from rag_bench.app.experiment import default_run
+    from rag_bench.app.runs import AUTOSTART_RUN, RunQueue, bootstrap, known_runs, run_view
 
     slow_prepare = fake_command(tmp_path, "prepare", "import time\nprint('embedding 10/100')\ntime.sleep(30)\n")
     cfg = AppConfig(data_dir=str(tmp_path / "data"), prepare_command=tuple(slow_prepare),
@@ -617,8 +617,8 @@ def test_a_queued_run_is_listed_and_shown_first_while_the_index_builds(tmp_path)
 
 
 def test_a_run_the_server_stopped_resumes_at_the_next_start_and_a_cancelled_one_does_not(tmp_path, monkeypatch):
-    from rag_bench.app_experiment import cancel_run, start_run
-    from rag_bench.app_runs import RunQueue, bootstrap, run_view
+    from rag_bench.app.experiment import cancel_run, start_run
+    from rag_bench.app.runs import RunQueue, bootstrap, run_view
 
     monkeypatch.setenv("FAKE_STEP_SECONDS", "0.3")
     cfg = AppConfig(data_dir=str(tmp_path / "data"),
@@ -648,7 +648,7 @@ def test_a_run_the_server_stopped_resumes_at_the_next_start_and_a_cancelled_one_
 
 
 def test_the_seed_field_is_empty_for_the_presets_and_refuses_what_is_not_a_whole_number():
-    from rag_bench.app_experiment import parse_seed
+    from rag_bench.app.experiment import parse_seed
 
     assert parse_seed("") is None and parse_seed(None) is None and parse_seed(" 7 ") == 7
     for bad in ("-1", "1.5", "seven", str(2**31)):
@@ -659,7 +659,7 @@ def test_the_seed_field_is_empty_for_the_presets_and_refuses_what_is_not_a_whole
 def test_a_user_error_is_one_toast_line_and_no_console_traceback():
     import gradio as gr
 
-    from rag_bench.app_tabs import friendly
+    from rag_bench.app.tabs import friendly
 
     def refuse():
         raise UserError("seed must be a whole number")
@@ -672,8 +672,8 @@ def test_a_user_error_is_one_toast_line_and_no_console_traceback():
 
 def test_no_experiment_banner_promises_no_duration(tmp_path):
     import ui
-    from rag_bench.app_runs import RunQueue
-    from rag_bench.app_state import App
+    from rag_bench.app.runs import RunQueue
+    from rag_bench.app.state import App
 
     cfg = AppConfig(data_dir=str(tmp_path / "data"))
     banner, button = ui.banner_html(App(cfg), RunQueue(cfg))
@@ -682,7 +682,7 @@ def test_no_experiment_banner_promises_no_duration(tmp_path):
 
 
 def test_first_start_builds_then_starts_quick_and_a_restart_rebuilds_nothing(tmp_path, monkeypatch):
-    from rag_bench.app_runs import AUTOSTART_RUN, RunQueue, bootstrap, run_view
+    from rag_bench.app.runs import AUTOSTART_RUN, RunQueue, bootstrap, run_view
 
     monkeypatch.setenv("FAKE_STEP_SECONDS", "0.01")
     cfg = AppConfig(data_dir=str(tmp_path / "data"),
@@ -708,7 +708,7 @@ def test_first_start_builds_then_starts_quick_and_a_restart_rebuilds_nothing(tmp
 
 
 def test_results_table_plot_and_downloads(app, tiny_data):
-    from rag_bench.app_results import downloads, plot_frame, results_frame, run_table
+    from rag_bench.app.results import downloads, plot_frame, results_frame, run_table
 
     frame = results_frame(app.cfg, ["r"])
     assert len(frame) == 2 * 2 * 2 * 2  # generations x modes x buckets x metrics
@@ -792,7 +792,7 @@ def test_auth_is_parsed_from_user_colon_password():
 
 
 def test_a_contaminated_index_marks_each_citation_origin_after_the_answer(app, tiny_data):
-    from rag_bench.app_chat import ask
+    from rag_bench.app.chat import ask
     from rag_bench.contaminate.build import SharePlan, build_share_indexes
 
     row = {"id": "uncurated/x/0", "contents": "Varnholt | Government | Capital: Oranburg",
@@ -814,7 +814,7 @@ def test_make_run_from_an_empty_data_dir_answers_at_once_and_its_experiment_trai
     launch), over an empty data dir, with a 3-country Factbook and the tiny preset in place of the full ones, and
     the session's converted SmolLM2 in place of converting it again (bench/first_answer.py times all of it)."""
     import ui
-    from rag_bench.app_runs import AUTOSTART_RUN, run_view
+    from rag_bench.app.runs import AUTOSTART_RUN, run_view
     from rag_bench.models import pretrained_dir
 
     release = tmp_path / "release-index"

@@ -136,7 +136,7 @@ def serve(data_dir: Path, collapse_command: list[str] | None = None):
 
 def start_demo_run(demo, run_id: str = "quick-demo") -> None:
     """A stand-in run that moves slowly, so the Experiment tab shows a live stage, bar and log."""
-    from rag_bench.app_runs import collapse_job
+    from rag_bench.app.runs import collapse_job
 
     cfg = demo.rag_app.cfg
     demo.rag_runner.submit(collapse_job(cfg, run_id, preset="quick", generations=40,
@@ -225,7 +225,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from rag_bench.app_state import generations
+    from rag_bench.app.state import generations
 
     torch.set_num_threads(1)  # one answer at a time: the machine's other cores stay with whoever trains
     if browser_missing():

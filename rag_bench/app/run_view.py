@@ -1,11 +1,11 @@
 """What the page shows about a run, read from disk: status.json and log.txt (docs/runs.md), the console of
 the process that ran it, and the command file the page keeps beside it (how it started, how it ended).
 
-    from rag_bench.app_run_view import known_runs, run_view
+    from rag_bench.app.run_view import known_runs, run_view
     known_runs(cfg, runner)                     # running and queued first, then newest first
     run_view(cfg, runner, "quick-factbook")     # state, stage, step, fraction, ETA, error, log tail
 
-``runner`` is the server's rag_bench.app_runs.RunQueue: what it runs now overrides a stale status.json.
+``runner`` is the server's rag_bench.app.runs.RunQueue: what it runs now overrides a stale status.json.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rag_bench.app_state import AppConfig, check_name, read_json_or_none
+from rag_bench.app.state import AppConfig, check_name, read_json_or_none
 from rag_bench.records import write_json
 
 if TYPE_CHECKING:
-    from rag_bench.app_runs import RunQueue
+    from rag_bench.app.runs import RunQueue
 
 FINISHED = ("done", "failed", "cancelled")
 

@@ -1,6 +1,6 @@
 """Results of finished generations for the page: one long table over runs, plots and report downloads.
 
-    from rag_bench.app_results import results_frame, plot_frame
+    from rag_bench.app.results import results_frame, plot_frame
     frame = results_frame(cfg, ["quick-factbook"])          # run, strategy, generation, mode, bucket, metric, value
     plot_frame(frame, metric="exact_match", bucket="all")    # generation x value, one series per run/strategy/mode
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rag_bench.app_state import AppConfig, check_name, read_json_or_none, results_files
+from rag_bench.app.state import AppConfig, check_name, read_json_or_none, results_files
 from rag_bench.records import atomic_path, write_json
 
 COLUMNS = ["run", "strategy", "generation", "mode", "bucket", "metric", "value", "higher_is_better", "n"]

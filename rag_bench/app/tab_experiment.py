@@ -1,5 +1,5 @@
 """The Experiment tab: pick a run, follow its progress and log, start, cancel and resume runs, see its results.
-Layout and wiring only; the handlers are rag_bench.app_experiment's and app_results'.
+Layout and wiring only; the handlers are rag_bench.app.experiment's and rag_bench.app.results'.
 
     python ui.py        # serves this tab (ui.build_demo composes it)
 """
@@ -10,10 +10,11 @@ import html
 
 import gradio as gr
 
-from rag_bench import app_experiment, app_results
-from rag_bench.app_runs import RunQueue, known_runs, run_view
-from rag_bench.app_state import App, UserError
-from rag_bench.app_tabs import FOLLOW_LOG_JS, PRIVATE, SCROLL_LOG_JS, friendly
+from rag_bench.app import experiment as app_experiment
+from rag_bench.app import results as app_results
+from rag_bench.app.runs import RunQueue, known_runs, run_view
+from rag_bench.app.state import App, UserError
+from rag_bench.app.tabs import FOLLOW_LOG_JS, PRIVATE, SCROLL_LOG_JS, friendly
 
 QUIET = {**PRIVATE, "show_progress": "hidden"}  # a refused click says why in a toast, not as an "Error" pill
 

@@ -1,7 +1,7 @@
 """The Chat tab's record-prefix helper: pick a country and a field of a corpus's facts.jsonl, get the record line
 prefix the Factbook models were trained on ("Algeria | Government | Capital:"), which they answer best.
 
-    from rag_bench.app_prefix import facts_table, prefix_fields, record_prefix
+    from rag_bench.app.prefix import facts_table, prefix_fields, record_prefix
     prefix_fields(cfg, "factbook", "Algeria")                    # the probed fields first
     record_prefix(cfg, "factbook", "Algeria", "Capital")          # "Algeria | Government | Capital:"
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 
-from rag_bench.app_state import AppConfig
+from rag_bench.app.state import AppConfig
 
 
 @functools.lru_cache(maxsize=2)

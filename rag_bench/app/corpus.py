@@ -1,6 +1,6 @@
 """The Corpus tab: upload files or name a server folder, ingest them into an index, switch the active corpus.
 
-    from rag_bench.app_corpus import ingest_uploads, ingest_server_folder, index_table
+    from rag_bench.app.corpus import ingest_uploads, ingest_server_folder, index_table
     rows, summary = ingest_uploads(cfg, "acme", ["/tmp/gradio/.../handbook.pdf"])
     rows, summary = ingest_server_folder(cfg, "acme", "acme_docs")   # a folder under the upload root
 
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rag_bench.app_state import (
+from rag_bench.app.state import (
     AppConfig,
     UserError,
     check_name,

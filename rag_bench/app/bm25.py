@@ -1,6 +1,6 @@
 """Grounded answers before a dense index exists: bm25 over the chunks of a corpus file, as the index will hold them.
 
-    from rag_bench.app_bm25 import corpus_bm25
+    from rag_bench.app.bm25 import corpus_bm25
     retriever = corpus_bm25(Path("data/corpora/factbook/corpus.jsonl"))   # ~5 s for the Factbook's 24k chunks
     retriever.batch_search(["What is the capital of Kenya?"], k=1)
 

@@ -1,5 +1,5 @@
-"""The Chat, Corpus and Results tabs of the page (the Experiment tab is in rag_bench.app_tab_experiment), wired
-to the plain handlers of rag_bench.app_chat, app_corpus and app_results. Nothing here computes; it lays out
+"""The Chat, Corpus and Results tabs of the page (the Experiment tab is in rag_bench.app.tab_experiment), wired
+to the plain handlers of rag_bench.app.chat, app.corpus and app.results. Nothing here computes; it lays out
 components and turns user errors into gr.Error.
 
     python ui.py        # serves these tabs (ui.build_demo composes them)
@@ -14,8 +14,11 @@ from typing import Any
 
 import gradio as gr
 
-from rag_bench import app_chat, app_corpus, app_prefix, app_results
-from rag_bench.app_state import App, UserError, generations, list_indexes, list_runs
+from rag_bench.app import chat as app_chat
+from rag_bench.app import corpus as app_corpus
+from rag_bench.app import prefix as app_prefix
+from rag_bench.app import results as app_results
+from rag_bench.app.state import App, UserError, generations, list_indexes, list_runs
 from rag_bench.config import READER_K, ConfigError
 from rag_bench.records import RecordError
 

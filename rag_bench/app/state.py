@@ -1,6 +1,6 @@
 """What the web UI shares between its tabs: its config, safe paths, run discovery, model and index caches.
 
-    from rag_bench.app_state import App, AppConfig
+    from rag_bench.app.state import App, AppConfig
     app = App(AppConfig(data_dir="data"))
     lm = app.lm("data/runs/quick-factbook/gen_0/model")       # loaded once, then cached
     retriever = app.retriever("factbook", "hybrid")          # the index is loaded once per version
@@ -257,7 +257,7 @@ class App:
 
     def _corpus_retriever(self, corpus: str, mode: str):
         """bm25 over the corpus file while its dense index is being built (first start builds the Factbook's)."""
-        from rag_bench.app_bm25 import corpus_bm25
+        from rag_bench.app.bm25 import corpus_bm25
 
         corpus_file = self.cfg.data_path / "corpora" / check_name(corpus, "corpus") / "corpus.jsonl"
         if not corpus_file.is_file():

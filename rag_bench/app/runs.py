@@ -1,6 +1,6 @@
 """Background processes of the web UI: one collapse run (or index build) at a time, queued, cancellable.
 
-    from rag_bench.app_runs import RunQueue, collapse_job
+    from rag_bench.app.runs import RunQueue, collapse_job
     runner = RunQueue(cfg)
     runner.submit(collapse_job(cfg, "quick-factbook", preset="quick"))
     run_view(cfg, runner, "quick-factbook")     # state, stage, fraction, ETA, log tail
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rag_bench.app_run_view import (
+from rag_bench.app.run_view import (
     FINISHED,
     command_file,
     console_error,
@@ -30,7 +30,7 @@ from rag_bench.app_run_view import (
     tail,
     update_command_file,
 )
-from rag_bench.app_state import AppConfig, UserError, check_name, list_runs, read_json_or_none
+from rag_bench.app.state import AppConfig, UserError, check_name, list_runs, read_json_or_none
 from rag_bench.records import write_json
 
 __all__ = ["AUTOSTART_RUN", "FINISHED", "Job", "RunQueue", "bootstrap", "collapse_argv", "collapse_job",
@@ -41,7 +41,7 @@ RUN_NICENESS = 10  # runs and index builds yield the cores to the chat: an answe
 
 AUTOSTART_RUN = "quick-factbook"  # the run first start makes when none exists
 TERMINATE_GRACE_SECONDS = 10.0  # after SIGTERM, SIGKILL follows
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclasses.dataclass(kw_only=True)

@@ -1,6 +1,6 @@
 """The Experiment tab's handlers: start, cancel, resume and follow a collapse run.
 
-    from rag_bench.app_experiment import start_run, cancel_run, resume_run, progress_html
+    from rag_bench.app.experiment import start_run, cancel_run, resume_run, progress_html
     run_id, message = start_run(cfg, runner, preset="quick", corpus="factbook")
     progress_html(run_view(cfg, runner, run_id))     # a bar with the stage and the ETA
 
@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from rag_bench.app_corpus import cloze_probes, has_probes
-from rag_bench.app_runs import RunQueue, collapse_job, known_runs, mark_cancelled, resume_job, run_view
-from rag_bench.app_state import AppConfig, UserError, check_name
+from rag_bench.app.corpus import cloze_probes, has_probes
+from rag_bench.app.runs import RunQueue, collapse_job, known_runs, mark_cancelled, resume_job, run_view
+from rag_bench.app.state import AppConfig, UserError, check_name
 from rag_bench.config import COLLAPSE_PRESETS, MODEL_PRESETS, STRATEGY_KINDS
 
 PRESETS = tuple(COLLAPSE_PRESETS)

@@ -2,7 +2,7 @@
 
     python ui.py    # then the Chat tab; or call the handlers directly:
 
-    from rag_bench.app_chat import ask
+    from rag_bench.app.chat import ask
     for left, right in ask(app, "Algeria | Government | Capital:", run="quick-factbook", generation="gen_0"):
         ...                                   # gradio messages: closed-book left, grounded + citations right
 
@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rag_bench.app_state import (
+from rag_bench.app.state import (
     GEN_DIR,
     App,
     AppConfig,
