@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rag_bench.cli import build_parser, main
-from rag_bench.cli_train import index_neighbours
+from rag_bench.cli.train import index_neighbours
 from tests.conftest import PLANTED_FACT
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,8 +121,8 @@ def test_train_writes_a_checkpoint_folder_and_resumes(tmp_path: Path, capsys):
 
 
 def test_train_kinds_keeps_only_those_documents(tmp_path: Path):
-    from rag_bench.cli_common import CliError
-    from rag_bench.cli_train import split_corpus
+    from rag_bench.cli.common import CliError
+    from rag_bench.cli.train import split_corpus
 
     rows = [{"id": "r1", "contents": TRAIN_LINES[0], "metadata": {"split": "train", "kind": "record"}},
             {"id": "p1", "contents": "Town0 trades in barley.", "metadata": {"split": "train", "kind": "prose"}},
@@ -174,7 +174,7 @@ def test_train_with_an_index_takes_neighbour_passages_from_it(tmp_path: Path, ca
 
 def test_prepare_builds_the_probes_that_the_quick_experiment_needs(tmp_path: Path, capsys):
     """A fresh data dir after `rag-bench prepare` holds the probes a collapse run on the Factbook reads."""
-    from rag_bench.cli_corpus import default_probes, ingest
+    from rag_bench.cli.corpus import default_probes, ingest
     from rag_bench.collapse_data import probes_source
     from rag_bench.config import CollapseConfig
     from tests.test_probes import COUNTRIES, factbook_builder
@@ -214,7 +214,7 @@ def test_ingest_reports_every_file_encoding_and_bad_lines(tmp_path: Path, capsys
 def test_prepare_reseals_an_index_built_before_manifests_were_sealed(tmp_path: Path, capsys):
     import os
 
-    from rag_bench.cli_corpus import ingest
+    from rag_bench.cli.corpus import ingest
     from rag_bench.index import current_version, load_index
     from tests.test_probes import COUNTRIES, factbook_builder
 

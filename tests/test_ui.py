@@ -118,7 +118,7 @@ print("corpus built; waiting for the test before indexing", flush=True)
 while not release.exists():
     time.sleep(0.1)
 from rag_bench.cli import ingest
-from rag_bench.cli_eval import build_probes
+from rag_bench.cli.eval import build_probes
 ingest(str(data / "corpora" / "factbook" / "corpus.jsonl"), data_dir=data, name="factbook", progress=False)
 print(build_probes(data)[1], flush=True)
 '''

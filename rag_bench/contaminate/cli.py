@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rag_bench.cli_common import CliError, add_subcommand
+from rag_bench.cli.common import CliError, add_subcommand
 
 
 def _cmd_contaminate(args: argparse.Namespace) -> None:

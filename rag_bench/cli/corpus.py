@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from rag_bench.cli_common import (
+from rag_bench.cli.common import (
     DEFAULT_CORPUS,
     REPO_ROOT,
     CliError,
@@ -162,7 +162,7 @@ def prepare(data_dir: Path, *, progress: bool = True) -> dict:
     # collapse run on the default corpus stops at once.
     done["probes"] = "present"
     if not default_probes(data_dir).is_file():
-        from rag_bench.cli_eval import build_probes
+        from rag_bench.cli.eval import build_probes
 
         print("building the Factbook probes ...", flush=True)
         meta, out = build_probes(data_dir)

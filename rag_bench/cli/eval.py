@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rag_bench.cli_common import (
+from rag_bench.cli.common import (
     DEFAULT_CORPUS,
     CliError,
     add_subcommand,

@@ -16,24 +16,31 @@ from collections.abc import Callable
 from pathlib import Path
 
 # This module is the parser and the entry point (`rag-bench`, `python -m rag_bench`); the commands live
-# by stage in cli_corpus, cli_eval, cli_train and cli_experiment. Importing cli_common (first, through
-# them) sets the offline and OpenMP environment before anything imports torch.
-from rag_bench import cli_corpus, cli_eval, cli_experiment, cli_train
-from rag_bench.cli_common import DEFAULT_CORPUS, REPO_ROOT, CliError, corpus_dir, index_dir
-from rag_bench.cli_corpus import build_factbook, ingest, prepare
-from rag_bench.contaminate import cli as cli_contaminate
+# by stage in corpus, eval, train and experiment. Importing common (first, through them) sets the offline and
+# OpenMP environment before anything imports torch.
+from rag_bench.cli import corpus as cli_corpus
+from rag_bench.cli import eval as cli_eval
+from rag_bench.cli import experiment as cli_experiment
+from rag_bench.cli import train as cli_train
+from rag_bench.cli.common import DEFAULT_CORPUS, REPO_ROOT, CliError, corpus_dir, index_dir
+from rag_bench.cli.corpus import build_factbook, ingest, prepare
 
-# In the order `rag-bench --help` lists them: the data flow of the package.
-SUBCOMMANDS: list[Callable] = [*cli_corpus.SUBCOMMANDS, cli_eval.SUBCOMMANDS[0], *cli_train.SUBCOMMANDS,
-                               *cli_eval.SUBCOMMANDS[1:], *cli_experiment.SUBCOMMANDS,
-                               *cli_contaminate.SUBCOMMANDS]
+
+def subcommands() -> list[Callable]:
+    """The subcommands' adders, in the order `rag-bench --help` lists them: the data flow of the package."""
+    # Imported here, not at the top: rag_bench.contaminate.cli builds on rag_bench.cli.common, so importing it
+    # first would run this package's __init__ while it is still half-initialised.
+    from rag_bench.contaminate import cli as cli_contaminate
+
+    return [*cli_corpus.SUBCOMMANDS, cli_eval.SUBCOMMANDS[0], *cli_train.SUBCOMMANDS, *cli_eval.SUBCOMMANDS[1:],
+            *cli_experiment.SUBCOMMANDS, *cli_contaminate.SUBCOMMANDS]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag-bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
-    for add in SUBCOMMANDS:
+    for add in subcommands():
         add(sub)
     return parser
 
@@ -58,5 +65,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["DEFAULT_CORPUS", "REPO_ROOT", "SUBCOMMANDS", "CliError", "build_factbook", "build_parser", "corpus_dir",
-           "index_dir", "ingest", "main", "prepare"]
+__all__ = ["DEFAULT_CORPUS", "REPO_ROOT", "CliError", "build_factbook", "build_parser", "corpus_dir", "index_dir",
+           "ingest", "main", "prepare", "subcommands"]

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rag_bench.cli_common import CliError, add_subcommand
+from rag_bench.cli.common import CliError, add_subcommand
 
 
 def _cmd_collapse(args: argparse.Namespace) -> None:

@@ -19,7 +19,7 @@ import argparse
 import typing
 from pathlib import Path
 
-from rag_bench.cli_common import (
+from rag_bench.cli.common import (
     DEFAULT_CORPUS,
     CliError,
     add_subcommand,

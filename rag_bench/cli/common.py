@@ -1,6 +1,6 @@
 """What every `rag-bench` subcommand shares: the environment, the data layout, the error type, the parser helper.
 
-    from rag_bench.cli_common import CliError, add_subcommand, index_dir
+    from rag_bench.cli.common import CliError, add_subcommand, index_dir
     p = add_subcommand(sub, "search", "print the chunks an index retrieves", 'rag-bench search "capital of Algeria"')
 """
 
@@ -18,7 +18,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DEFAULT_CORPUS = "factbook"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class CliError(Exception):
