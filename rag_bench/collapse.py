@@ -27,6 +27,7 @@ a run killed at any point resumes at the first unfinished step with the same com
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -186,11 +187,15 @@ def run_collapse(cfg: CollapseConfig, *, run_dir: str | Path, data_dir: str | Pa
             shared = [step for step in steps if step.strategy is None]
             branches = [step for step in steps if step.strategy is not None]
             before = None
-            if ray_address is not None:
+            if ray_address is not None:  # generation 0's writers and probe answering shard over Ray Data actors
+                from rag_bench.distributed.answer import ray_answerer
                 from rag_bench.distributed.generate import shard_write
 
                 def before(step: Step) -> None:
                     shard_write(runner, step, address=ray_address)
+
+                runner.answerer = functools.partial(ray_answerer, address=ray_address, threads=cfg.threads or 1,
+                                                    log=progress.log)
 
             _run_steps(shared, runner, progress, before=before)
             if ray_address is not None:

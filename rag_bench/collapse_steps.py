@@ -81,6 +81,7 @@ class StepRunner:
         self.cfg, self.run_dir, self.data_dir, self.inputs = cfg, run_dir, data_dir, inputs
         self.strategies = [Strategy.parse(s) for s in cfg.strategies]
         self.progress: Any = None  # RunProgress, set by run_collapse
+        self.answerer: Any = None  # model folder -> evaluate's answer_with (Ray Data actors; run_collapse --ray)
         self.watermark = watermarking_config(bias=cfg.watermark_bias, greenlist=cfg.watermark_greenlist,
                                              key=cfg.watermark_key)
         # the perplexity filter ranks by generation 0's perplexity, so its writers must score what they write
@@ -311,7 +312,7 @@ class StepRunner:
                  cfg=self.cfg.eval.replace(cache_dir=str(self.run_dir / "cache")),
                  heldout_texts=self.inputs.eval_texts, out_dir=gen_dir / "eval", reference_lm=self.gen0,
                  human_texts_for_rare=self.inputs.train_texts, model_path=gen_dir / "model", index_info=index_info,
-                 progress=False)
+                 progress=False, answer_with=self.answerer(gen_dir / "model") if self.answerer else None)
         self.update_manifest(gen_dir, steps={"eval": {"finished": utc_now()}},
                              outputs={"eval": self.file_info(gen_dir / "eval" / "results.json")})
 

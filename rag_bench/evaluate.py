@@ -38,7 +38,7 @@ import re
 import subprocess
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ SCHEMA = "rag_bench.results/1"
 BUCKETS = ("tail", "torso", "head", "all")
 ACCURACY = ("exact_match", "token_f1", "contains")
 LOCAL_METRICS = {"answer_recall": True, "prompt_truncated": False}  # name: higher_is_better, for unregistered ones
+ANSWER_CHUNK_BATCHES = 4  # batches per answer() call; rag_bench.distributed.answer shards by the same chunks
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("rag-bench", "torch", "transformers", "tokenizers", "sentence-transformers", "faiss-cpu", "langchain-core",
             "langchain-community", "langchain-huggingface", "numpy", "sacrebleu", "scipy")
@@ -135,7 +136,7 @@ def answer_probes(lm: LM, probes: Sequence[Probe], mode: str, cfg: EvalConfig, *
                   progress: bool = True) -> list[Answer]:
     """Answers in the order of ``probes``, in chunks of a few batches so the bar moves."""
     decode = cfg.decode.replace(batch_size=cfg.batch_size)
-    step = cfg.batch_size * 4
+    step = cfg.batch_size * ANSWER_CHUNK_BATCHES
     answers: list[Answer] = []
     with tqdm(total=len(probes), desc=f"answering ({mode})", unit="probe", disable=not progress) as bar:
         for start in range(0, len(probes), step):
@@ -191,12 +192,15 @@ def evaluate(lm: LM | str | Path, probes: str | Path | Sequence[Probe], *, retri
              cfg: EvalConfig = EvalConfig(), heldout_texts: Sequence[str] = (), out_dir: str | Path,
              reference_lm: LM | str | Path | None = None, human_texts_for_rare: Sequence[str] | None = None,
              embedder: Any = None, model_path: str | Path | None = None, index_info: dict[str, Any] | None = None,
-             notes: Sequence[str] = (), progress: bool = True) -> dict[str, Any]:
+             notes: Sequence[str] = (), progress: bool = True,
+             answer_with: Callable[[list[Probe], EvalConfig, Any], dict[str, list[Answer]]] | None = None
+             ) -> dict[str, Any]:
     """Evaluate one model in ``cfg.modes`` and write results.json and samples_<mode>.jsonl into ``out_dir``.
 
     ``lm`` and ``reference_lm`` may be model folders. ``embedder`` defaults to the retriever's own MiniLM.
     Diversity needs ``heldout_texts`` and ``cfg.diversity_prompts > 0``; tail survival needs
-    ``human_texts_for_rare``. Returns the results dict.
+    ``human_texts_for_rare``. ``answer_with(probes, cfg, retriever)`` answers the probes in every mode
+    elsewhere (``rag_bench.distributed.answer.ray_answerer``: Ray Data actors). Returns the results dict.
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -231,9 +235,15 @@ def evaluate(lm: LM | str | Path, probes: str | Path | Sequence[Probe], *, retri
 
     metrics: dict[str, Any] = {}
     by_field: dict[str, Any] = {}
+    answered: dict[str, list[Answer]] = {}
+    if answer_with is not None:  # every mode at once (one model load per actor); each mode's generation_s is then ~0
+        tick = time.perf_counter()
+        answered = answer_with(selected, cfg, context_retriever)
+        timings["answered_elsewhere_s"] = time.perf_counter() - tick
     for mode in cfg.modes:
         tick = time.perf_counter()
-        answers = answer_probes(lm, selected, mode, cfg, retriever=context_retriever, progress=progress)
+        answers = answered[mode] if mode in answered else answer_probes(lm, selected, mode, cfg,
+                                                                         retriever=context_retriever, progress=progress)
         generated = time.perf_counter()
         scores = [score_answer(a, p, gold_in_index=p.metadata.get("source_chunk_id") in index_ids,
                                rel_tol=cfg.numeric_rel_tol)

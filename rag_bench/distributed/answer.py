@@ -1,0 +1,130 @@
+"""Answering probes sharded over workers with Ray Data: one model actor per worker, one chunk of probes per call.
+
+    rag-bench collapse --preset quick --ray        # generation 0's evaluation answers its probes this way
+
+    from rag_bench.distributed.answer import ray_answerer
+    evaluate(lm, probes, retriever=retriever, cfg=cfg, out_dir=out,
+             answer_with=ray_answerer(model_path, address="local", threads=1))
+
+The unit of work is the chunk that ``rag_bench.evaluate.answer_probes`` answers in one call
+(``cfg.batch_size * ANSWER_CHUNK_BATCHES`` probes, counted from the first), in every mode of the evaluation:
+an actor calls ``rag_bench.answer.answer`` on exactly the prompts, in the same order and batches, as the direct
+path, so greedy answers are the same token for token at the same torch thread count, and so are the per-sample
+JSONL and every score. Each actor loads the generation's model once and answers every mode's chunks it is given.
+
+In a collapse run with ``--ray``, generation 0's evaluation (in the driver) answers this way. The branches'
+evaluations answer inside their own task: a branch is already one task per worker, and Ray Data actors started
+from inside it would wait for the CPUs the branches hold.
+
+Retrieval stays in the driver: ``evaluate`` retrieves every probe's passages once before answering (cached
+under RUN/cache and shared by all generations), and the actors receive those very Documents. Retrieving in the
+actor would load MiniLM and the FAISS index into every actor (seconds of start-up and hundreds of MB each) to
+compute the same passages again; shipping them costs a few kB per probe.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rag_bench.distributed.cluster import connect
+from rag_bench.distributed.generate import actor_resources
+
+
+class ProbeAnswerer:
+    """The Ray Data actor: loads the model once, then answers the (mode, chunk) rows it is given."""
+
+    def __init__(self, *, model_path: str, chunks: list[list[str]], contexts: list[list[list[Any]]] | None, k: int,
+                 decode: dict[str, Any], threads: int) -> None:
+        import torch
+
+        from rag_bench.config import DecodeConfig
+        from rag_bench.lm import LM
+
+        torch.set_num_threads(threads)  # Ray sets OMP_NUM_THREADS to the actor's CPUs; torch is told explicitly
+        self.lm = LM.load(model_path)
+        self.chunks, self.contexts, self.k, self.decode = chunks, contexts, k, DecodeConfig.from_dict(decode)
+        self.threads = torch.get_num_threads()
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        from rag_bench.answer import answer
+        from rag_bench.eval_inputs import ContextRetriever
+
+        answered = []
+        for mode, chunk in zip(batch["mode"], batch["chunk"], strict=True):
+            questions = self.chunks[int(chunk)]
+            retriever = ContextRetriever(questions, self.contexts[int(chunk)]) if self.contexts else None
+            answers = answer(self.lm, questions, str(mode), retriever=retriever, k=self.k, decode=self.decode)
+            # JSON carries exactly what evaluate scores and writes (strings, ints and floats; sources as dicts)
+            answered.append(json.dumps([a.to_dict() for a in answers]))
+        return {"mode": batch["mode"], "chunk": batch["chunk"], "answers": answered,
+                "threads": [self.threads] * len(answered)}
+
+
+def chunked(items: Sequence[Any], size: int) -> list[list[Any]]:
+    return [list(items[start:start + size]) for start in range(0, len(items), size)]
+
+
+def answer_on_ray(model_path: str | Path, probes: Sequence[Any], cfg: Any, retriever: Any = None, *,
+                  address: str = "local", threads: int = 1, actors: int | None = None,
+                  on_chunk: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Answer ``probes`` in every mode of ``cfg`` (an EvalConfig) over an actor pool; answers in probe order.
+
+    Returns ``{"answers": {mode: [Answer, ...]}, "actors", "chunks", "threads", "first_chunk_s", "seconds"}``;
+    ``first_chunk_s`` is the time from the call to the first answered chunk (actor start and model load
+    included), the fixed cost a benchmark separates from the per-chunk one. ``retriever`` serves the passages
+    of the grounded modes (evaluate's ContextRetriever); ``threads`` torch threads per actor; ``actors``
+    overrides the pool size the cluster allows; ``on_chunk(done, total)`` is called as chunks come back.
+    """
+    from rag_bench.answer import Answer
+    from rag_bench.evaluate import ANSWER_CHUNK_BATCHES
+
+    started = time.perf_counter()
+    chunks = chunked([p.prompt for p in probes], cfg.batch_size * ANSWER_CHUNK_BATCHES)
+    grounded = [mode for mode in cfg.modes if mode != "closed"]
+    if grounded and retriever is None:
+        raise ValueError(f"modes {grounded} need a retriever")
+    contexts = [retriever.batch_search(questions, k=cfg.k) for questions in chunks] if grounded else None
+    rows = [{"mode": mode, "chunk": i} for mode in cfg.modes for i in range(len(chunks))]
+    ray = connect(address)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    size, resources = actor_resources(ray, len(rows), threads)
+    size = actors or size
+    dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+        ProbeAnswerer, batch_size=1, compute=ray.data.ActorPoolStrategy(size=size), **resources,
+        fn_constructor_kwargs={"model_path": str(Path(model_path).resolve()), "chunks": chunks,
+                               "contexts": contexts, "k": cfg.k,
+                               "decode": cfg.decode.replace(batch_size=cfg.batch_size).to_dict(),
+                               "threads": threads})
+    by_row: dict[tuple[str, int], list[Answer]] = {}
+    first_chunk_s, actor_threads = None, set()
+    for row in dataset.iter_rows():
+        first_chunk_s = first_chunk_s or time.perf_counter() - started
+        by_row[(str(row["mode"]), int(row["chunk"]))] = [Answer(**a) for a in json.loads(row["answers"])]
+        actor_threads.add(int(row["threads"]))
+        if on_chunk is not None:
+            on_chunk(len(by_row), len(rows))
+    answers = {mode: [a for i in range(len(chunks)) for a in by_row[(mode, i)]] for mode in cfg.modes}
+    return {"answers": answers, "actors": size, "chunks": len(rows), "threads": sorted(actor_threads),
+            "first_chunk_s": first_chunk_s, "seconds": time.perf_counter() - started}
+
+
+def ray_answerer(model_path: str | Path, *, address: str = "local", threads: int = 1, actors: int | None = None,
+                 log: Callable[[str], None] | None = None) -> Callable[[Sequence[Any], Any, Any], dict[str, Any]]:
+    """``evaluate``'s ``answer_with``: ``(probes, cfg, retriever) -> {mode: answers}`` over Ray Data actors.
+
+    ``log`` (e.g. a run's ``progress.log``) receives one line per evaluation: actors, start-up and total time.
+    """
+
+    def answer_with(probes: Sequence[Any], cfg: Any, retriever: Any) -> dict[str, Any]:
+        done = answer_on_ray(model_path, probes, cfg, retriever, address=address, threads=threads, actors=actors)
+        if log is not None:
+            log(f"{len(probes)} probes answered in {', '.join(cfg.modes)} by {done['actors']} Ray Data actors "
+                f"({done['chunks']} chunks, {done['threads']} torch threads each; first chunk after "
+                f"{done['first_chunk_s']:.1f} s, all after {done['seconds']:.1f} s)")
+        return done["answers"]
+
+    return answer_with

@@ -1,0 +1,96 @@
+"""Probe answering over Ray Data actors of a real local cluster equals answering in this process, answer for answer.
+
+    OMP_NUM_THREADS=1 .venv/bin/pytest -q tests/test_distributed_answer.py
+
+A tiny untrained model (random weights, scaled up so that greedy answers differ from prompt to prompt and with the
+passages), a tiny real index (MiniLM, FAISS), 22 probes in chunks of 8 (batch size 2): three chunks per mode, the
+last one short, answered by two actors of one thread each.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rag_bench.cli import index_dir, ingest
+from rag_bench.config import DecodeConfig, EvalConfig, ModelConfig
+from rag_bench.distributed.answer import answer_on_ray, ray_answerer
+from rag_bench.eval_inputs import ContextRetriever, retrieve_contexts
+from rag_bench.evaluate import answer_probes, evaluate
+from rag_bench.index import load_index
+from rag_bench.lm import LM, train_tokenizer
+from rag_bench.records import Probe, read_json
+from rag_bench.retrieve import make_retriever
+
+TOWNS = ["Quenta", "Tirrin", "Vanhold", "Kesmet", "Ashgrove", "Sorenby", "Dorvik", "Brellin", "Tarsil", "Askel",
+         "Orrin"]
+CFG = EvalConfig(k=2, batch_size=2, modes=("closed", "grounded"), diversity_prompts=0,
+                 decode=DecodeConfig(max_new_tokens=6))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, embeddings) -> dict:
+    """Eleven one-line documents ingested into a real index, 22 probes over them, a tiny model saved to disk."""
+    root = tmp_path_factory.mktemp("answer")
+    docs = root / "docs"
+    docs.mkdir()
+    texts = [f"{town} | Economy | Exports: {i * 37 % 101} tonnes of {'timber' if i % 2 else 'copper'}\n"
+             for i, town in enumerate(TOWNS)]
+    for town, text in zip(TOWNS, texts, strict=True):
+        (docs / f"{town.lower()}.txt").write_text(text)
+    ingest(str(docs), data_dir=root / "data", name="towns", progress=False)
+    index = load_index(index_dir(root / "data", "towns"), embeddings=embeddings)
+    probes = [Probe(id=f"{town}/{field}", prompt=f"{town} | Economy | {field}:", golden_answers=("timber",),
+                    metadata={"bucket": "tail" if i % 2 else "head"})
+              for i, town in enumerate(TOWNS) for field in ("Exports", "Main export of the valley towns")]
+    lm = LM.build(ModelConfig.preset("tiny"), train_tokenizer(texts * 5, vocab_size=300), seed=3)
+    with torch.no_grad():  # sharper random weights: greedy answers differ from prompt to prompt (at init, 2 strings)
+        for weight in lm.model.parameters():
+            if weight.dim() > 1:
+                weight.mul_(8.0)
+    model = root / "run" / "gen_0" / "model"
+    lm.save(model)
+    return {"root": root, "index": index, "probes": probes, "lm": LM.load(model), "model": model}
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the actors run one thread each: the same floats need the same thread count
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_answers_over_ray_data_equal_direct_answers_closed_and_grounded(tiny, ray_cluster, one_thread):
+    probes, retriever = tiny["probes"], make_retriever(tiny["index"].store, k=CFG.k)
+    contexts, _ = retrieve_contexts(retriever, [p.prompt for p in probes], k=CFG.k)
+    served = ContextRetriever([p.prompt for p in probes], contexts)
+    done = answer_on_ray(tiny["model"], probes, CFG, served, address=ray_cluster, threads=1)
+    assert done["actors"] == 2 and done["chunks"] == 6 and done["threads"] == [1]  # torch threads inside the actor
+    assert 0 < done["first_chunk_s"] <= done["seconds"]
+    for mode in CFG.modes:
+        direct = answer_probes(tiny["lm"], probes, mode, CFG, retriever=served, progress=False)
+        assert done["answers"][mode] == direct  # every field: text, prompt, sources, token counts
+    assert len({a.text for a in done["answers"]["closed"]}) > 5  # the answers depend on the prompt,
+    assert done["answers"]["closed"] != done["answers"]["grounded"]  # and on the passages
+    assert [s["chunk_id"] for s in done["answers"]["grounded"][5].sources] == \
+        [d.metadata["chunk_id"] for d in contexts[5]]
+
+
+def test_evaluate_with_ray_answerer_writes_the_same_samples_and_results(tiny, ray_cluster, one_thread):
+    retriever = make_retriever(tiny["index"].store, k=CFG.k)
+    lines: list[str] = []
+    runs = {}
+    for name, answer_with in (("direct", None), ("ray", ray_answerer(tiny["model"], address=ray_cluster,
+                                                                      log=lines.append))):
+        out = tiny["root"] / name / "gen_0" / "eval"
+        runs[name] = evaluate(tiny["lm"], tiny["probes"], retriever=retriever, cfg=CFG, out_dir=out,
+                              model_path=tiny["model"], progress=False, answer_with=answer_with)
+    assert lines and lines[0].startswith("22 probes answered in closed, grounded by 2 Ray Data actors")
+    for mode in CFG.modes:
+        samples = [(tiny["root"] / name / "gen_0" / "eval" / f"samples_{mode}.jsonl").read_bytes() for name in runs]
+        assert samples[0] == samples[1]
+    for key in ("metrics", "gap", "by_field", "baselines"):
+        assert runs["direct"][key] == runs["ray"][key] == read_json(
+            tiny["root"] / "ray" / "gen_0" / "eval" / "results.json")[key]
+    assert "answered_elsewhere_s" in runs["ray"]["timings"] and "answered_elsewhere_s" not in runs["direct"]["timings"]
