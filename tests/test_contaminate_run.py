@@ -94,14 +94,15 @@ def test_a_strategy_the_run_does_not_have_is_refused(contaminate_data: Path, str
     assert "is not one of the run's" in capsys.readouterr().err
 
 
-def test_the_same_command_again_reuses_rewrites_indexes_and_answers(contaminate_data: Path, contaminated: Path):
+def test_the_same_command_again_reuses_rewrites_indexes_and_answers(contaminate_data: Path, contaminated: Path,
+                                                                    monkeypatch):
     from rag_bench.contaminate.config import ContaminateConfig
     from rag_bench.contaminate.run import contaminate
 
     first = read_json(contaminated / "results.json")
-    contaminate(contaminate_data / "runs" / "tiny", generation=1, cfg=ContaminateConfig(shares=(0.0, 0.5, 0.9),
-                                                                                          limit=6),
-                data_dir=contaminate_data, echo=None)
+    monkeypatch.chdir(contaminate_data)  # the same run, typed as a relative path this time
+    contaminate(Path("runs") / "tiny", generation=1, cfg=ContaminateConfig(shares=(0.0, 0.5, 0.9), limit=6),
+                data_dir=".", echo=None)
     again = read_json(contaminated / "results.json")
     assert again["answers_generated"] == 0 and again["rows"] == first["rows"]
     assert all(m["embedded"] == n["embedded"] for m, n in zip(again["indexes"], first["indexes"], strict=True))

@@ -5,6 +5,7 @@
 
 * ``contamination.png``: grounded exact match against the synthetic share of the answer pool, one line per
   defence (closed-book dotted for reference); one panel per answering model and retriever; 95% Wilson bars.
+* ``differences.csv``: paired differences with bootstrap intervals (``rag_bench.contaminate.differences``).
 * ``retrieved_share.png``: the share of retrieved passages that is synthetic against the share in the pool
   (Yu et al.'s curve), per retriever, with the diagonal a share-blind retriever would follow.
 """
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rag_bench.contaminate.differences import differences, markdown
 from rag_bench.plots import STYLE, save_png
 from rag_bench.records import atomic_path, write_json, write_text_atomic
 
@@ -143,14 +145,17 @@ def write_outputs(results: dict[str, Any], out_dir: str | Path) -> Path:
     write_csv(out_dir / "filters.csv", [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in f.items()}
                                         for f in results["filters"]])
     tables = [markdown_table(results, mode) for mode in dict.fromkeys(r["retriever"] for r in results["rows"])]
-    write_text_atomic(out_dir / "table.md", "\n".join(tables))
+    samples = out_dir / "samples_grounded.jsonl"  # per-probe answers: the paired differences need them
+    gaps = differences(samples) if samples.is_file() else []
+    write_csv(out_dir / "differences.csv", gaps)
+    write_text_atomic(out_dir / "table.md", "\n".join([*tables, markdown(gaps)]))
     save_png(contamination_figure(results), out_dir / "contamination.png")
     save_png(retrieved_share_figure(results), out_dir / "retrieved_share.png")
     return out_dir
 
 
-PUBLISHED = ("config.json", "results.json", "results.csv", "filters.csv", "table.md", "contamination.png",
-             "retrieved_share.png")  # small enough to commit; the samples JSONL stay with the run
+PUBLISHED = ("config.json", "results.json", "results.csv", "filters.csv", "differences.csv", "table.md",
+             "contamination.png", "retrieved_share.png")  # small enough to commit; the samples JSONL stay with the run
 
 
 def publish(out_dir: str | Path, target: str | Path) -> Path:

@@ -85,7 +85,8 @@ def contaminate(run_dir: str | Path, *, generation: int, cfg: ContaminateConfig 
 
     say = echo or (lambda _line: None)
     started = time.perf_counter()
-    run_dir, data_dir = Path(run_dir), Path(data_dir)
+    # resolved, so that the resume keys (which name the models' folders) match however the paths were typed
+    run_dir, data_dir = Path(run_dir).resolve(), Path(data_dir).resolve()
     run_cfg, strategy, done = check_run(run_dir, generation, cfg)
     human_dir = data_dir / "indexes" / run_cfg.resolved_index()
     if not (human_dir / "CURRENT").is_file():
