@@ -6,9 +6,10 @@
     python -m rag_bench.readme_tables                # rewrite every marked table in README.md
     python -m rag_bench.readme_tables --check        # exit 1 when a README table and its results disagree
 
-``publish`` copies a report's ``intervals.csv``, ``differences.csv`` and ``report.json`` into
-``docs/results/<name>/`` and collects ``provenance.json`` from the runs' manifests (tokens trained on per row kind
-and origin, each pool's origins and its 8-gram overlap with the human training text). A table in the README sits
+``publish`` copies a report's ``intervals.csv``, ``differences.csv``, ``diversity.csv`` and ``report.json``, and
+each run's ``knowledge_buckets.csv``, into ``docs/results/<name>/`` and collects ``provenance.json`` from the runs'
+manifests (tokens trained on per row kind and origin, each pool's origins and its 8-gram overlap with the human
+training text). A table in the README sits
 between ``<!-- table:<name>:<kind> -->`` and ``<!-- /table -->``; ``kind`` is one of TABLES.
 """
 
@@ -49,8 +50,8 @@ def _grid(rows: list[dict[str, str]], label: Callable[[dict[str, str]], str], fm
     return out + [f"| {lab} | " + " | ".join(cells.get((lab, g), "") for g in gens) + " |" for lab in labels]
 
 
-def exact_match_table(folder: Path) -> list[str]:
-    rows = [r for r in _csv(folder / "intervals.csv") if r["figure"] == "exact_match" and r["bucket"] == "all"]
+def exact_match_table(folder: Path, metric: str = "exact_match") -> list[str]:
+    rows = [r for r in _csv(folder / "intervals.csv") if r["figure"] == metric and r["bucket"] == "all"]
     rows.sort(key=lambda r: (r["strategy"], r["mode"] != "closed", r["mode"], int(r["generation"])))
     return _grid(rows, lambda r: f"{r['strategy']}, {'closed-book' if r['mode'] == 'closed' else r['mode']}")
 
@@ -61,8 +62,8 @@ def perplexity_table(folder: Path) -> list[str]:
     return _grid(rows, lambda r: r["strategy"], ".2f")
 
 
-def differences_table(folder: Path) -> list[str]:
-    rows = _csv(folder / "differences.csv")
+def differences_table(folder: Path, metric: str = "exact_match") -> list[str]:
+    rows = [r for r in _csv(folder / "differences.csv") if r["figure"] in (metric, "heldout_perplexity")]
     last = max((int(r["generation"]) for r in rows), default=0)
     keep = [r for r in rows if int(r["generation"]) == last]
     out = [f"| difference (generation {last}) | mode | bucket | value [95% interval] | excludes 0 |",
@@ -113,9 +114,64 @@ def harness_table(folder: Path) -> list[str]:
             f"| replace: mean shift at the last generation | {rep['simulated']['mean_shift_sq'][-1]:.4f} |"]
 
 
-TABLES: dict[str, Callable[[Path], list[str]]] = {"exact-match": exact_match_table, "perplexity": perplexity_table,
-                                                   "differences": differences_table, "tokens": tokens_table,
-                                                   "inputs": inputs_table, "harness": harness_table}
+def _bucket_files(folder: Path) -> dict[str, list[dict[str, str]]]:
+    """``knowledge_buckets-<run>.csv`` files of a results folder (one per seed), by run name."""
+    return {p.stem.removeprefix("knowledge_buckets-"): _csv(p) for p in sorted(folder.glob("knowledge_buckets-*.csv"))}
+
+
+def buckets_table(folder: Path, metric: str = "contains") -> list[str]:
+    """Per run (seed): ``metric`` [95% Wilson] by knowledge bucket at generation 0 and at the last generation."""
+    runs = _bucket_files(folder)
+    last = {run: max(int(r["generation"]) for r in rows) for run, rows in runs.items()}
+    head = [f"{run}: generation {g}" for run in runs for g in (0, last[run])]
+    out = ["| strategy, bucket, mode | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
+    keys = list(dict.fromkeys((r["strategy"], r["axis"], r["bucket"], r["mode"]) for rows in runs.values()
+                              for r in rows if r["metric"] == metric and r["axis"] in ("known", "confidence")))
+    for strategy, axis, bucket, mode in keys:
+        cells = []
+        for run, rows in runs.items():
+            for g in (0, last[run]):
+                hit = [r for r in rows if (r["strategy"], r["axis"], r["bucket"], r["mode"], r["metric"],
+                                           int(r["generation"])) == (strategy, axis, bucket, mode, metric, g)]
+                cells.append(f"{float(hit[0]['value']):.2f} [{float(hit[0]['ci95_low']):.2f}, "
+                             f"{float(hit[0]['ci95_high']):.2f}] (n {hit[0]['n']})" if hit else "")
+        label = bucket if axis == "known" else f"confidence {bucket}"
+        out.append(f"| {strategy}, {label}, {'closed-book' if mode == 'closed' else mode} | " + " | ".join(cells)
+                   + " |")
+    return out
+
+
+def forgetting_table(folder: Path) -> list[str]:
+    """Share of generation 0's known facts that each later generation no longer answers, per run and strategy."""
+    rows = [dict(r, strategy=f"{run}, {r['strategy']}") for run, rs in _bucket_files(folder).items() for r in rs
+            if r["metric"] == "forgetting" and int(r["generation"]) > 0]
+    for r in rows:
+        r.update(value=r["value"], low=r["ci95_low"], high=r["ci95_high"])
+    return _grid(rows, lambda r: r["strategy"], ".2f")
+
+
+def diversity_table(folder: Path, metrics: tuple[str, ...] = ("distinct_2", "bigram_entropy")) -> list[str]:
+    """Diversity of each generation's continuations: the mean over seeds, and each seed's value (no interval)."""
+    rows = [r for r in _csv(folder / "diversity.csv") if r["metric"] in metrics and r["mode"] == "closed"]
+    gens = sorted({int(r["generation"]) for r in rows})
+    out = ["| strategy, metric | " + " | ".join(f"generation {g}" if g == gens[0] else str(g) for g in gens) + " |",
+           "|---|" + "---:|" * len(gens)]
+    for strategy, metric in dict.fromkeys((r["strategy"], r["metric"]) for r in rows):
+        cells = []
+        for g in gens:
+            vals = [float(r["value"]) for r in rows if (r["strategy"], r["metric"], int(r["generation"])) ==
+                    (strategy, metric, g)]
+            cells.append(f"{sum(vals) / len(vals):.3f} (" + ", ".join(f"{v:.3f}" for v in vals) + ")" if vals else "")
+        out.append(f"| {strategy}, {metric} | " + " | ".join(cells) + " |")
+    return out
+
+
+TABLES: dict[str, Callable[[Path], list[str]]] = {
+    "exact-match": exact_match_table, "contains": lambda folder: exact_match_table(folder, "contains"),
+    "perplexity": perplexity_table, "differences": differences_table,
+    "differences-contains": lambda folder: differences_table(folder, "contains"), "buckets": buckets_table,
+    "forgetting": forgetting_table, "diversity": diversity_table, "tokens": tokens_table, "inputs": inputs_table,
+    "harness": harness_table}
 
 
 def render(readme: str, results: Path = RESULTS) -> str:
@@ -182,9 +238,13 @@ def run_inputs(run: Path) -> dict[str, Any]:
 def publish(name: str, report: Path, run_dirs: list[Path], results: Path = RESULTS) -> Path:
     folder = results / name
     folder.mkdir(parents=True, exist_ok=True)
-    for file in ("intervals.csv", "differences.csv", "report.json", "exact_match.csv", "heldout_perplexity.csv"):
+    for file in ("intervals.csv", "differences.csv", "report.json", "exact_match.csv", "heldout_perplexity.csv",
+                 "diversity.csv"):
         if (report / file).is_file():
             shutil.copyfile(report / file, folder / file)
+    for run in run_dirs:  # knowledge buckets (rag_bench.collapse_buckets) are per run: one file per seed
+        if (run / "knowledge_buckets.csv").is_file():
+            shutil.copyfile(run / "knowledge_buckets.csv", folder / f"knowledge_buckets-{run.name}.csv")
     write_json(folder / "provenance.json", provenance(run_dirs))
     return folder
 

@@ -4,7 +4,9 @@
     rows = interval_rows(entries)          # entries: rag_bench.report.find_results / collect_runs
     rows["intervals"], rows["differences"]  # dict rows for intervals.csv / differences.csv
 
-Exact match is read per probe from ``samples_<mode>.jsonl`` beside each ``results.json``, on the **test** half
+Answer scores (``ANSWER_METRICS``: exact match, and ``contains``, a golden answer inside the prediction, which
+is what scores a chat model's sentence answers) are read per probe from ``samples_<mode>.jsonl`` beside each
+``results.json``, on the **test** half
 of the probes (``rag_bench.splits``; dev is where settings are tuned); held-out perplexity from the per-text NLL
 in ``results.json`` (``fit.heldout_perplexity.per_text_nll``, written since issue 13; older results have none).
 Every interval is ``rag_bench.bootstrap.TEST``. Differences: each generation against generation 0 (per
@@ -29,10 +31,13 @@ CI_COLUMNS = ("figure", "strategy", "generation", "mode", "bucket", "split", "va
 DIFF_COLUMNS = ("comparison", "figure", "strategy", "against", "generation", "against_generation", "mode", "bucket",
                 "split", "value", "low", "high", "excludes_zero", "probes", "seeds", "test")
 Key = tuple[str, int, str, str]  # strategy, generation, mode, bucket
+# Per-probe answer scores that get intervals. Exact match for record values; `contains` (FlashRAG's `acc`) for a
+# model that answers in a sentence ("The capital of Kenya is Nairobi."), where exact match is 0 by construction.
+ANSWER_METRICS = ("exact_match", "contains")
 
 
-def _samples(entries: Sequence[Any], split: str) -> dict[Key, dict[Any, Scores]]:
-    """Exact match per probe: {(strategy, generation, mode, bucket): {seed: {probe id: score}}}."""
+def _samples(entries: Sequence[Any], split: str, metric: str) -> dict[Key, dict[Any, Scores]]:
+    """One metric per probe: {(strategy, generation, mode, bucket): {seed: {probe id: score}}}."""
     out: dict[Key, dict[Any, Scores]] = defaultdict(dict)
     cache: dict[str, list[dict]] = {}
     for e in entries:
@@ -42,10 +47,10 @@ def _samples(entries: Sequence[Any], split: str) -> dict[Key, dict[Any, Scores]]
                 continue
             rows = cache.setdefault(str(path), read_jsonl(path))
             for bucket in BUCKETS:
-                scores = {r["id"]: float(r["scores"]["exact_match"]) for r in rows
+                scores = {r["id"]: float(r["scores"][metric]) for r in rows
                           if (split == "all" or probe_split(r["id"]) == split)
                           and (bucket == "all" or r.get("bucket") == bucket)
-                          and r["scores"].get("exact_match") is not None}
+                          and r["scores"].get(metric) is not None}
                 if scores:
                     out[(e.strategy, e.generation, mode, bucket)][e.seed] = scores
     return out
@@ -76,30 +81,12 @@ def _row(columns: Sequence[str], result: Interval, **fields: Any) -> dict[str, A
 
 def interval_rows(entries: Sequence[Any], *, split: str = "test") -> dict[str, list[dict[str, Any]]]:
     """Rows of intervals.csv (every figure) and differences.csv (every difference the summary states)."""
-    em, ppl = _samples(entries, split), _perplexities(entries)
     intervals, diffs = [], []
-    for (strategy, gen, mode, bucket), cell in sorted(em.items()):
-        sides = _aligned(cell)
-        intervals.append(_row(CI_COLUMNS, interval(sides[0]), figure="exact_match", strategy=strategy,
-                              generation=gen, mode=mode, bucket=bucket, split=split))
-        base = em.get((strategy, 0, mode, bucket))
-        if gen > 0 and base and (pair := _aligned(base, cell)):
-            diffs.append(_row(DIFF_COLUMNS, difference(*pair), comparison="generation vs 0", figure="exact_match",
-                              strategy=strategy, against=strategy, generation=gen, against_generation=0, mode=mode,
-                              bucket=bucket, split=split))
-        closed = em.get((strategy, gen, "closed", bucket))
-        if mode != "closed" and bucket == "all" and closed and (pair := _aligned(closed, cell)):
-            diffs.append(_row(DIFF_COLUMNS, difference(*pair), comparison=f"{mode} vs closed", figure="exact_match",
-                              strategy=strategy, against=strategy, generation=gen, against_generation=gen,
-                              mode=mode, bucket=bucket, split=split))
-    strategies = sorted({k[0] for k in em})
-    for a, b in itertools.combinations(strategies, 2):
-        for (strategy, gen, mode, bucket), cell in sorted(em.items()):
-            other = em.get((a, gen, mode, bucket))
-            if strategy == b and gen > 0 and bucket == "all" and other and (pair := _aligned(other, cell)):
-                diffs.append(_row(DIFF_COLUMNS, difference(*pair), comparison="strategy vs strategy",
-                                  figure="exact_match", strategy=b, against=a, generation=gen, against_generation=gen,
-                                  mode=mode, bucket=bucket, split=split))
+    for metric in ANSWER_METRICS:
+        rows = _answer_rows(_samples(entries, split, metric), metric, split)
+        intervals += rows["intervals"]
+        diffs += rows["differences"]
+    ppl = _perplexities(entries)
     for (strategy, gen), cell in sorted(ppl.items()):
         sides = _aligned(cell)
         intervals.append(_row(CI_COLUMNS, perplexity_interval(sides[0]), figure="heldout_perplexity",
@@ -109,6 +96,34 @@ def interval_rows(entries: Sequence[Any], *, split: str = "test") -> dict[str, l
             diffs.append(_row(DIFF_COLUMNS, perplexity_interval(*pair), comparison="generation vs 0",
                               figure="heldout_perplexity", strategy=strategy, against=strategy, generation=gen,
                               against_generation=0, mode="", bucket="heldout", split="eval_texts"))
+    return {"intervals": intervals, "differences": diffs}
+
+
+def _answer_rows(em: dict[Key, dict[Any, Scores]], metric: str, split: str) -> dict[str, list[dict[str, Any]]]:
+    """Intervals and differences of one answer metric (``figure`` names it)."""
+    intervals, diffs = [], []
+    for (strategy, gen, mode, bucket), cell in sorted(em.items()):
+        sides = _aligned(cell)
+        intervals.append(_row(CI_COLUMNS, interval(sides[0]), figure=metric, strategy=strategy,
+                              generation=gen, mode=mode, bucket=bucket, split=split))
+        base = em.get((strategy, 0, mode, bucket))
+        if gen > 0 and base and (pair := _aligned(base, cell)):
+            diffs.append(_row(DIFF_COLUMNS, difference(*pair), comparison="generation vs 0", figure=metric,
+                              strategy=strategy, against=strategy, generation=gen, against_generation=0, mode=mode,
+                              bucket=bucket, split=split))
+        closed = em.get((strategy, gen, "closed", bucket))
+        if mode != "closed" and bucket == "all" and closed and (pair := _aligned(closed, cell)):
+            diffs.append(_row(DIFF_COLUMNS, difference(*pair), comparison=f"{mode} vs closed", figure=metric,
+                              strategy=strategy, against=strategy, generation=gen, against_generation=gen,
+                              mode=mode, bucket=bucket, split=split))
+    strategies = sorted({k[0] for k in em})
+    for a, b in itertools.combinations(strategies, 2):
+        for (strategy, gen, mode, bucket), cell in sorted(em.items()):
+            other = em.get((a, gen, mode, bucket))
+            if strategy == b and gen > 0 and bucket == "all" and other and (pair := _aligned(other, cell)):
+                diffs.append(_row(DIFF_COLUMNS, difference(*pair), comparison="strategy vs strategy",
+                                  figure=metric, strategy=b, against=a, generation=gen, against_generation=gen,
+                                  mode=mode, bucket=bucket, split=split))
     return {"intervals": intervals, "differences": diffs}
 
 
@@ -132,7 +147,8 @@ def difference_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
         elif r["comparison"] == "strategy vs strategy":
             head = f"{what} at generation {r['generation']}: {r['strategy']} minus {r['against']}"
         else:
-            head = f"{r['strategy']}, generation {r['generation']}: {r['mode']} minus closed-book exact match"
+            head = (f"{r['strategy']}, generation {r['generation']}: {r['mode']} minus closed-book "
+                    f"{r['figure'].replace('_', ' ')}")
         verdict = "excludes 0" if r["excludes_zero"] else "includes 0: no change shown"
         lines.append(f"{head} = {r['value']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}], {r['probes']} "
                      f"{'texts' if r['figure'] == 'heldout_perplexity' else r['split'] + ' probes'}, "

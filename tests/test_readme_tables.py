@@ -12,11 +12,26 @@ INTERVALS = """figure,strategy,generation,mode,bucket,split,value,low,high,probe
 exact_match,replace,0,closed,all,test,0.1,0.05,0.15,100,2,t
 exact_match,replace,1,closed,all,test,0.05,0.01,0.09,100,2,t
 exact_match,replace,0,grounded,all,test,0.7,0.6,0.8,100,2,t
+contains,replace,0,closed,all,test,0.3,0.2,0.4,100,2,t
 heldout_perplexity,replace,0,,heldout,eval_texts,20.0,19.0,21.0,111,2,t
 """
 DIFFS = """comparison,figure,strategy,against,generation,against_generation,mode,bucket,split,value,low,high,\
 excludes_zero,probes,seeds,test
 generation vs 0,exact_match,replace,replace,1,0,closed,all,test,-0.05,-0.09,-0.01,True,100,2,t
+generation vs 0,contains,replace,replace,1,0,closed,all,test,-0.2,-0.3,-0.1,True,100,2,t
+"""
+BUCKETS = """strategy,generation,axis,bucket,mode,metric,value,ci95_low,ci95_high,n
+replace,0,known,known,closed,contains,1.0,0.88,1.0,27
+replace,0,known,known,closed,forgetting,0.0,0.0,0.12,27
+replace,2,known,known,closed,contains,0.5,0.3,0.7,27
+replace,1,known,known,closed,forgetting,0.25,0.1,0.4,27
+replace,2,known,known,closed,forgetting,0.5,0.3,0.7,27
+replace,0,frequency,tail,closed,contains,0.1,0.05,0.2,50
+"""
+DIVERSITY = """strategy,generation,mode,bucket,metric,value,n,seed,run
+replace,0,closed,,distinct_2,0.8,8,0,s0
+replace,0,closed,,distinct_2,0.6,8,1,s1
+replace,1,closed,,distinct_2,0.5,8,0,s0
 """
 
 
@@ -30,6 +45,8 @@ def results(tmp_path):
         {"run": "r", "strategy": "replace", "generation": 1, "trained_tokens": {"corpus": {"tokens": 10, "by_origin": {
             "gen_0": 10}}}, "pool": {"human_overlap": {"written": {"share": 0.012}}}}]}))
     (folder / "inputs.json").write_text(json.dumps({"run": "r", "rows": [["probes, dev / test", "3 / 4"]]}))
+    (folder / "knowledge_buckets-seed0.csv").write_text(BUCKETS)
+    (folder / "diversity.csv").write_text(DIVERSITY)
     return tmp_path
 
 
@@ -69,6 +86,30 @@ def test_marked_tables_are_rendered_from_the_result_files(results):
         render("<!-- table:demo:nope -->\n<!-- /table -->", results)
     with pytest.raises(ValueError, match="has no results folder"):
         render("<!-- table:missing:exact-match -->\n<!-- /table -->", results)
+
+
+def test_the_tables_of_a_run_that_answers_in_sentences(results, tmp_path):
+    from rag_bench.readme_tables import publish
+
+    out = render("".join(f"<!-- table:demo:{kind} -->\n<!-- /table -->\n" for kind in (
+        "contains", "differences-contains", "buckets", "forgetting", "diversity")), results)
+    assert "| replace, closed-book | 0.300 [0.200, 0.400] |" in out
+    assert "| replace: generation 1 minus 0 | closed | all | -0.200 [-0.300, -0.100] | yes |" in out
+    assert "-0.050" not in out  # the exact-match difference belongs to the other table
+    assert "| strategy, bucket, mode | seed0: generation 0 | seed0: generation 2 |" in out
+    assert "| replace, known, closed-book | 1.00 [0.88, 1.00] (n 27) | 0.50 [0.30, 0.70] (n 27) |" in out
+    assert "tail" not in out  # frequency buckets are the report's, not this table's
+    assert "| seed0, replace | 0.25 [0.10, 0.40] | 0.50 [0.30, 0.70] |" in out
+    assert "| replace, distinct_2 | 0.700 (0.800, 0.600) | 0.500 (0.500) |" in out
+    report, run = tmp_path / "report", tmp_path / "runs" / "smol-seed1"
+    report.mkdir()
+    run.mkdir(parents=True)
+    (report / "intervals.csv").write_text(INTERVALS)
+    (report / "diversity.csv").write_text(DIVERSITY)
+    (run / "knowledge_buckets.csv").write_text(BUCKETS)
+    folder = publish("pub", report, [run], results=tmp_path / "published")
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "diversity.csv", "intervals.csv", "knowledge_buckets-smol-seed1.csv", "provenance.json"]
 
 
 def test_the_readme_agrees_with_its_committed_results(capsys):

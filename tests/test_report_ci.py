@@ -20,8 +20,9 @@ IDS = [f"factbook/c{i}/f" for i in range(200)]
 TEST_IDS = [i for i in IDS if probe_split(i) == "test"]
 
 
-def write_gen(gen_dir: Path, right: set[str], ppl_nll: float) -> None:
-    """A results.json and samples files: closed-book right on ``right``; grounded right on every probe."""
+def write_gen(gen_dir: Path, right: set[str], ppl_nll: float, contains: set[str] | None = None) -> None:
+    """A results.json and samples files: closed-book right on ``right``; grounded right on every probe; with
+    ``contains``, a `contains` score (the answer inside a sentence) that is 1 on those probes, closed-book."""
     (gen_dir / "eval").mkdir(parents=True)
     metrics = {m: {"all": {"exact_match": {"value": 0.0, "n": len(IDS)}}} for m in ("closed", "grounded")}
     fit = {"heldout_perplexity": {"value": 1.0, "n": 100, "per_text_nll": [[ppl_nll, 10], [ppl_nll, 10]]}}
@@ -30,7 +31,9 @@ def write_gen(gen_dir: Path, right: set[str], ppl_nll: float) -> None:
     for mode in ("closed", "grounded"):
         write_jsonl(gen_dir / "eval" / f"samples_{mode}.jsonl", [
             {"id": i, "bucket": "tail" if n % 2 else "head",
-             "scores": {"exact_match": 1.0 if mode == "grounded" or i in right else 0.0}} for n, i in enumerate(IDS)])
+             "scores": {"exact_match": 1.0 if mode == "grounded" or i in right else 0.0,
+                        **({} if contains is None else {"contains": 1.0 if mode == "grounded" or i in contains
+                                                        else 0.0})}} for n, i in enumerate(IDS)])
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +83,22 @@ def test_differences_are_paired_and_the_summary_states_them(run):
                for s in summary)
     assert any(s.startswith("exact match closed at generation 1: replace minus accumulate = -") for s in summary)
     assert any("includes 0: no change shown" in s and s.startswith("accumulate, exact match closed") for s in summary)
+
+
+def test_sentence_answers_get_contains_intervals_beside_exact_match(tmp_path):
+    from rag_bench.report import find_results
+
+    run = tmp_path / "run"
+    write_gen(run / "gen_0", set(), 10.0, contains=set(IDS[:100]))  # never exact, often right inside a sentence
+    write_gen(run / "replace" / "gen_1", set(), 20.0, contains=set(IDS[:20]))
+    rows = interval_rows(find_results(run)[0])
+    em = {(r["figure"], r["generation"], r["mode"]): r for r in rows["intervals"] if r["bucket"] == "all"}
+    assert em[("exact_match", 0, "closed")]["value"] == 0.0
+    expected = sum(i in set(IDS[:100]) for i in TEST_IDS) / len(TEST_IDS)
+    assert em[("contains", 0, "closed")]["value"] == pytest.approx(expected, abs=1e-4)
+    fall = next(r for r in rows["differences"] if (r["figure"], r["comparison"], r["mode"], r["bucket"]) ==
+                ("contains", "generation vs 0", "closed", "all"))
+    assert fall["value"] < 0 and fall["excludes_zero"]
 
 
 def test_an_old_run_without_samples_gets_no_intervals(tmp_path):
