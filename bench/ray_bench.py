@@ -37,14 +37,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 from train_bench import REPO, load_average, machine_info
 
-from rag_bench.collapse import run_collapse
-from rag_bench.collapse_data import stable_seed
+from rag_bench.collapse.data import stable_seed
+from rag_bench.collapse.run import run_collapse
+from rag_bench.collapse.synthetic import PART_PROMPTS, prompt_blocks, write_synthetic
 from rag_bench.config import collapse_preset
 from rag_bench.distributed.cluster import connect
 from rag_bench.distributed.generate import write_parts
 from rag_bench.lm import LM
 from rag_bench.records import read_json, read_jsonl, sha256_file, write_json
-from rag_bench.synthetic import PART_PROMPTS, prompt_blocks, write_synthetic
 
 
 def branch_seconds(run: Path) -> dict[str, float]:

@@ -4,7 +4,7 @@
     .venv/bin/python bench/smol_rates.py --model PATH --threads 2 --steps 4
 
 Everything goes through the code a collapse run uses: ``rag_bench.train.train`` fine-tunes the base (full, then
-LoRA, in fp32 and, where the CPU runs it natively, bf16 autocast), ``rag_bench.synthetic.continue_prompts``
+LoRA, in fp32 and, where the CPU runs it natively, bf16 autocast), ``rag_bench.collapse.synthetic.continue_prompts``
 writes 64-token continuations of 64-token human prompts (sampling at batch 32, then 5-beam search as Shumailov
 et al.), and ``rag_bench.answer`` answers closed-book and grounded prompts. Each rate is measured after a warm-up
 step or batch; the fp32 and bf16 matmul ceilings are timed in the same process, so the rates can be carried to
@@ -34,10 +34,10 @@ import torch  # noqa: E402
 from train_bench import corpus_texts, load_average, machine_info, matmul_ceiling  # noqa: E402
 
 from rag_bench.answer import closed_book, grounded  # noqa: E402
+from rag_bench.collapse.synthetic import continue_prompts, prompt_blocks  # noqa: E402
 from rag_bench.config import DecodeConfig, ModelConfig, TrainConfig  # noqa: E402
 from rag_bench.lm import LM  # noqa: E402
 from rag_bench.records import read_jsonl, write_json  # noqa: E402
-from rag_bench.synthetic import continue_prompts, prompt_blocks  # noqa: E402
 from rag_bench.train import train  # noqa: E402
 
 QUESTIONS = ["What is the capital of Kenya?", "What is the currency of Japan?", "What is the population of Peru?",

@@ -3,7 +3,7 @@
     .venv/bin/python bench/smol_sizing.py                           # reads bench/results/smol_rates.json
     .venv/bin/python bench/smol_sizing.py --rates /tmp/rates.json --preset smol --preset paper
 
-For each preset it adds up what the run does, step by step as ``rag_bench.collapse_steps`` plans it: generation 0's
+For each preset it adds up what the run does, step by step as ``rag_bench.collapse.steps`` plans it: generation 0's
 fine-tuning, every later generation's fine-tuning (``next_epochs`` passes over a pool as large as the human text),
 every write (one continuation token per human token, plus the prompts' prefill), and every evaluation (closed-book
 and grounded prompts of the probe sample, held-out perplexity, diversity continuations), plus loading and saving

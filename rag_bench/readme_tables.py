@@ -209,7 +209,7 @@ def run_inputs(run: Path) -> dict[str, Any]:
     """Counts of a run's data splits and probes (issue 13, points 5-7), from RUN/data."""
     from collections import Counter
 
-    from rag_bench.collapse_data import CHARS_PER_TOKEN
+    from rag_bench.collapse.data import CHARS_PER_TOKEN
     from rag_bench.records import read_jsonl
     from rag_bench.splits import probe_split
 
@@ -242,7 +242,7 @@ def publish(name: str, report: Path, run_dirs: list[Path], results: Path = RESUL
                  "diversity.csv"):
         if (report / file).is_file():
             shutil.copyfile(report / file, folder / file)
-    for run in run_dirs:  # knowledge buckets (rag_bench.collapse_buckets) are per run: one file per seed
+    for run in run_dirs:  # knowledge buckets (rag_bench.collapse.buckets) are per run: one file per seed
         if (run / "knowledge_buckets.csv").is_file():
             shutil.copyfile(run / "knowledge_buckets.csv", folder / f"knowledge_buckets-{run.name}.csv")
     write_json(folder / "provenance.json", provenance(run_dirs))

@@ -4,8 +4,8 @@
     series = gaussian_through_harness("replace", samples=50, generations=10, chains=300)
     series["simulated"]["var"], series["closed_form"]["var"]     # agree within a few SE under replace
 
-Each chain is the collapse loop of ``rag_bench.collapse_steps`` in miniature: generation 0 "trains" (fits mean
-and variance) on M human samples; generation k's pool comes from ``rag_bench.strategies.build_pool`` with the
+Each chain is the collapse loop of ``rag_bench.collapse.steps`` in miniature: generation 0 "trains" (fits mean
+and variance) on M human samples; generation k's pool comes from ``rag_bench.collapse.strategies.build_pool`` with the
 texts every earlier generation "wrote" (M samples drawn from its fit, one unit of one token each), and it fits
 that pool. Under ``replace`` this is exactly the recursion of ``rag_bench.theory`` (Shumailov et al. Thm 3.1), so
 the closed forms there check that the harness's pools and generation numbering are the ones the theory means.
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rag_bench.strategies import Strategy, build_pool
+from rag_bench.collapse.strategies import Strategy, build_pool
 from rag_bench.theory import GAUSSIAN_QUANTITIES, Estimator, gaussian_closed_form
 
 

@@ -90,7 +90,7 @@ def contaminate_data(tmp_path_factory) -> Path:
     import torch
 
     from rag_bench.cli import ingest
-    from rag_bench.collapse import run_collapse
+    from rag_bench.collapse.run import run_collapse
     from rag_bench.config import collapse_preset
     from rag_bench.index import load_index
     from rag_bench.probes import make_probe_file

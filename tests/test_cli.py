@@ -175,7 +175,7 @@ def test_train_with_an_index_takes_neighbour_passages_from_it(tmp_path: Path, ca
 def test_prepare_builds_the_probes_that_the_quick_experiment_needs(tmp_path: Path, capsys):
     """A fresh data dir after `rag-bench prepare` holds the probes a collapse run on the Factbook reads."""
     from rag_bench.cli.corpus import default_probes, ingest
-    from rag_bench.collapse_data import probes_source
+    from rag_bench.collapse.data import probes_source
     from rag_bench.config import CollapseConfig
     from tests.test_probes import COUNTRIES, factbook_builder
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from rag_bench.cli import ingest
-from rag_bench.collapse import run_collapse
+from rag_bench.collapse.run import run_collapse
 from rag_bench.config import ConfigError, collapse_preset
 from rag_bench.index import load_index
 from rag_bench.probes_natural import make_natural_probe_file

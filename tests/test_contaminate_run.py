@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rag_bench.cli import ingest, main
-from rag_bench.collapse import run_collapse
+from rag_bench.collapse.run import run_collapse
 from rag_bench.config import collapse_preset
 from rag_bench.index import load_index
 from rag_bench.probes import make_probe_file

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from langchain_core.documents import Document
 
+from rag_bench.collapse.synthetic import watermarking_config
 from rag_bench.config import DecodeConfig
 from rag_bench.contaminate.config import ContaminateConfig
 from rag_bench.contaminate.writer import is_record_chunk, write_rewrites
 from rag_bench.lm import LM
 from rag_bench.records import read_jsonl
-from rag_bench.synthetic import watermarking_config
 from rag_bench.train_data import parse_record_line
 
 RECORD = Document(page_content="Pitcairn Islands | Government | Capital: Adamstown\n"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rag_bench.cli import ingest
-from rag_bench.collapse import run_collapse
+from rag_bench.collapse.run import run_collapse
 from rag_bench.config import collapse_preset
 from rag_bench.index import load_index
 from rag_bench.probes import make_probe_file

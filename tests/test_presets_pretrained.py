@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag_bench.collapse import resolve_config
+from rag_bench.collapse.run import resolve_config
 from rag_bench.config import collapse_preset
 from rag_bench.presets_pretrained import PROSE_TOKENS
 

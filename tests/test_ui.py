@@ -457,7 +457,7 @@ def wait_for(predicate, timeout: float = 30.0):
 def parse_collapse(cfg: AppConfig, argv: list[str]):
     """``argv`` as the real `rag-bench collapse` parses it, then resolved into a config as that command does."""
     from rag_bench.cli import build_parser
-    from rag_bench.collapse import resolve_config
+    from rag_bench.collapse.run import resolve_config
 
     assert argv[: len(cfg.collapse_command)] == list(cfg.collapse_command)
     args = build_parser().parse_args(["collapse", *argv[len(cfg.collapse_command):]])

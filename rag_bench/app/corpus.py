@@ -126,7 +126,7 @@ def cloze_probes(cfg: AppConfig, name: str) -> int:
 
 
 def has_probes(cfg: AppConfig, name: str) -> bool:
-    """Whether a collapse run on ``name`` finds probes (rag_bench.collapse_data.probes_source looks for these)."""
+    """Whether a collapse run on ``name`` finds probes (rag_bench.collapse.data.probes_source looks for these)."""
     folder = cfg.data_path / "probes"
     return any((folder / f"{name}-{kind}.jsonl").is_file() for kind in ("factbook", "cloze"))
 

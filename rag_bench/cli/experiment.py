@@ -14,8 +14,8 @@ from rag_bench.cli.common import CliError, add_subcommand
 
 
 def _cmd_collapse(args: argparse.Namespace) -> None:
-    from rag_bench.collapse import RunCancelled, default_run_dir, resolve_config, run_collapse
-    from rag_bench.collapse_data import InputError
+    from rag_bench.collapse.data import InputError
+    from rag_bench.collapse.run import RunCancelled, default_run_dir, resolve_config, run_collapse
     from rag_bench.run_status import RunLocked
 
     errors: tuple[type[Exception], ...] = (InputError, RunLocked)

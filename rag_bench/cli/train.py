@@ -93,11 +93,11 @@ def train_config(args: argparse.Namespace):
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from rag_bench.collapse_data import copy_guard
+    from rag_bench.collapse.data import copy_guard
+    from rag_bench.collapse.strategies import PoolNeighbours
     from rag_bench.config import CollapseConfig
     from rag_bench.lm import ModelLoadError
     from rag_bench.records import read_json
-    from rag_bench.strategies import PoolNeighbours
     from rag_bench.train import train
 
     if args.limit is not None and args.limit < 1:

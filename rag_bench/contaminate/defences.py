@@ -10,7 +10,7 @@ drops those its check rejects and returns the first ``k`` left, re-ranked. The c
 deployment could read: the text (watermark z-score, perplexity under generation 0) or the folder a chunk
 came from (``source``); never the ``origin`` labels, which only the evaluation reads.
 
-* ``ProvenanceCheck``: Kirchenbauer et al.'s detector (``rag_bench.synthetic.watermark_z_scores``) with the
+* ``ProvenanceCheck``: Kirchenbauer et al.'s detector (``rag_bench.collapse.synthetic.watermark_z_scores``) with the
   run's key; a chunk whose z-score passes the threshold is dropped. Unmarked model text passes it.
 * ``PerplexityCheck``: model text is likely under the model family that wrote it; a chunk whose perplexity
   under generation 0 is below the ``quantile`` of human chunks' perplexities is dropped (so the filter
@@ -68,7 +68,7 @@ class ProvenanceCheck(ChunkCheck):
         self.lm, self.watermark, self.z_threshold = lm, watermark, z_threshold
 
     def score(self, docs: list[Document]) -> list[float]:
-        from rag_bench.synthetic import watermark_z_scores
+        from rag_bench.collapse.synthetic import watermark_z_scores
 
         return watermark_z_scores(self.lm, [d.page_content for d in docs], self.watermark)
 

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rag_bench.collapse.strategies import Strategy
 from rag_bench.config import CollapseConfig
 from rag_bench.contaminate.config import ContaminateConfig, rewrites_for
 from rag_bench.records import read_json, write_json
-from rag_bench.strategies import Strategy
 
 OUT_FORMAT = "rag_bench.contaminate/1"
 
@@ -76,12 +76,12 @@ def contaminate(run_dir: str | Path, *, generation: int, cfg: ContaminateConfig 
                 data_dir: str | Path = "data", out: str | Path | None = None,
                 echo: Callable[[str], None] | None = print) -> Path:
     """Write the rewrites, build one index per share, evaluate; returns the output folder."""
+    from rag_bench.collapse.synthetic import watermarking_config
     from rag_bench.contaminate.build import SharePlan, build_share_indexes
     from rag_bench.contaminate.evaluate import evaluate_contamination
     from rag_bench.eval_inputs import load_eval_probes
     from rag_bench.index import load_index
     from rag_bench.lm import LM
-    from rag_bench.synthetic import watermarking_config
 
     say = echo or (lambda _line: None)
     started = time.perf_counter()

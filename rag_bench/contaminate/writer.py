@@ -31,11 +31,11 @@ from typing import Any
 
 from langchain_core.documents import Document
 
+from rag_bench.collapse.synthetic import PromptBlock, continue_prompts, split_documents
 from rag_bench.config import DecodeConfig
 from rag_bench.contaminate.config import ContaminateConfig
 from rag_bench.lm import LM
 from rag_bench.records import read_jsonl, write_jsonl
-from rag_bench.synthetic import PromptBlock, continue_prompts, split_documents
 from rag_bench.train_data import parse_record_line
 
 UNCURATED = "uncurated/"  # the source folder of every rewrite

@@ -68,9 +68,9 @@ def run_branch(cfg_dict: dict[str, Any], run_dir: str, data_dir: str, strategy: 
     """The Ray task: run ``strategy``'s unfinished steps; returns one row per step run (key, generation, seconds)."""
     import torch
 
-    from rag_bench.collapse_buckets import with_bucket_steps
-    from rag_bench.collapse_data import prepare_inputs
-    from rag_bench.collapse_steps import StepRunner
+    from rag_bench.collapse.buckets import with_bucket_steps
+    from rag_bench.collapse.data import prepare_inputs
+    from rag_bench.collapse.steps import StepRunner
     from rag_bench.config import CollapseConfig
 
     if Path(cwd).is_dir():  # relative paths in the config (base_model, probes) mean what they meant to the driver
@@ -137,7 +137,7 @@ def run_branches(runner: Any, steps: list[Any], progress: Any, *, address: str) 
             ray.cancel(ref, force=True)
         raise
     if runner.cfg.knowledge_buckets:  # branches rewrote the run's CSV at once; write it again from every generation
-        from rag_bench.collapse_buckets import write_bucket_csv
+        from rag_bench.collapse.buckets import write_bucket_csv
 
         write_bucket_csv(runner.run_dir)
     progress.finish()

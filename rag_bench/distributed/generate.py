@@ -3,7 +3,7 @@
     from rag_bench.distributed.generate import write_parts
     write_parts(model_path, prompts, decode, out=path, generation=0, seed=seed, address="local")
 
-The unit of work is a part of ``rag_bench.synthetic`` (PART_PROMPTS prompts with their own seed), so an
+The unit of work is a part of ``rag_bench.collapse.synthetic`` (PART_PROMPTS prompts with their own seed), so an
 actor writes exactly the text the sequential writer would and writes it atomically to the same part
 file; the step that follows (``StepRunner.write``) finds every part present and only joins them. In a
 collapse run (``--ray``) generation 0's writers shard this way before their step runs (``shard_write``);
@@ -27,9 +27,9 @@ class PartWriter:
                  threads: int) -> None:
         import torch
 
+        from rag_bench.collapse.synthetic import watermarking_config
         from rag_bench.config import DecodeConfig
         from rag_bench.lm import LM
-        from rag_bench.synthetic import watermarking_config
 
         torch.set_num_threads(threads)
         self.lm = LM.load(model_path)
@@ -39,7 +39,7 @@ class PartWriter:
                        "watermark": watermarking_config(**watermark) if watermark else None}
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        from rag_bench.synthetic import write_part
+        from rag_bench.collapse.synthetic import write_part
 
         written = [write_part(self.lm, self.prompts, self.decode, part=int(part), scorer=self.scorer, **self.kwargs)
                    for part in batch["part"]]
@@ -63,7 +63,7 @@ def write_parts(model_path: str | Path, prompts: Sequence[Any], decode: Any, *, 
     run's ``threads``: results equal the sequential writer's at the same thread count); ``actors`` overrides
     the pool size the cluster allows (the benchmark times one actor).
     """
-    from rag_bench.synthetic import part_count, part_path
+    from rag_bench.collapse.synthetic import part_count, part_path
 
     missing = [part for part in range(part_count(prompts)) if not part_path(out, part).is_file()]
     if not missing:
@@ -89,7 +89,7 @@ def shard_write(runner: Any, step: Any, *, address: str) -> None:
 
     The writer's prompts, seed and options are those ``StepRunner.write`` uses for generation 0.
     """
-    from rag_bench.collapse_data import stable_seed
+    from rag_bench.collapse.data import stable_seed
 
     if step.generation != 0 or not step.key.startswith("write_"):
         return

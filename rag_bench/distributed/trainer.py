@@ -33,8 +33,8 @@ def worker_loop(config: dict[str, Any]) -> None:
     import ray.train
     import torch
 
+    from rag_bench.collapse.strategies import PoolNeighbours
     from rag_bench.config import TrainConfig
-    from rag_bench.strategies import PoolNeighbours
     from rag_bench.train import train
 
     context = ray.train.get_context()

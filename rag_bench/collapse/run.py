@@ -4,7 +4,7 @@
     rag-bench collapse --preset quick --strategy replace,mix:0.1 --generations 3 --run-dir data/runs/r2
     rag-bench collapse --preset quick --ray                    # branches as Ray tasks (docs/scale.md)
 
-    from rag_bench.collapse import run_collapse
+    from rag_bench.collapse.run import run_collapse
     run_collapse(collapse_preset("tiny"), run_dir="runs/t", data_dir="data")
 
 Layout (docs/runs.md): ``RUN/gen_0`` is shared by every strategy; ``RUN/<strategy>/gen_<k>`` (a colon
@@ -38,9 +38,9 @@ from typing import Any
 
 import torch
 
-from rag_bench.collapse_buckets import with_bucket_steps
-from rag_bench.collapse_data import check_inputs, prepare_inputs
-from rag_bench.collapse_steps import Step, StepRunner
+from rag_bench.collapse.buckets import with_bucket_steps
+from rag_bench.collapse.data import check_inputs, prepare_inputs
+from rag_bench.collapse.steps import Step, StepRunner
 from rag_bench.config import CollapseConfig, ConfigError, collapse_preset
 from rag_bench.records import read_json, write_json
 from rag_bench.run_status import RunLock, RunProgress

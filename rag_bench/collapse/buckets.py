@@ -1,6 +1,6 @@
 """The knowledge-bucket steps of a collapse run (``CollapseConfig.knowledge_buckets``): one after each evaluation.
 
-    from rag_bench.collapse_buckets import with_bucket_steps
+    from rag_bench.collapse.buckets import with_bucket_steps
     steps = with_bucket_steps(runner, runner.plan())
 
 After generation 0's evaluation, ``RUN/data/probe_axes.json`` places every evaluated probe on the axes of
@@ -21,7 +21,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from rag_bench.collapse_steps import Step
+from rag_bench.collapse.steps import Step
 from rag_bench.knowledge_buckets import AXES, bucket_metrics, probe_axes
 from rag_bench.probes import load_probes
 from rag_bench.prompt import render_prompt

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from rag_bench.cli import ingest, main
-from rag_bench.collapse import run_collapse
+from rag_bench.collapse.run import run_collapse
 from rag_bench.config import collapse_preset
 from rag_bench.index import load_index
 from rag_bench.probes import make_probe_file
@@ -154,9 +154,9 @@ def test_each_strategy_builds_its_pool(tiny_run: Path):
     used = {c for ids in chosen for c in ids}
     assert used and not any(docstore.search(c).metadata["doc_id"] in heldout for c in used)
     # no passage holds a word 8-gram of the true human continuation of its prompt (the neighbouring chunk)
+    from rag_bench.collapse.synthetic import prompt_blocks
     from rag_bench.lm import LM
     from rag_bench.overlap import word_ngrams
-    from rag_bench.synthetic import prompt_blocks
 
     tokenizer = LM.load(tiny_run / "gen_0" / "model").tokenizer
     prompts = prompt_blocks(contents(tiny_run / "data" / "human_train.jsonl"), tokenizer, prompt_tokens=16,
@@ -281,7 +281,7 @@ def test_generation_1_starts_from_a_fresh_model_or_the_base_model(init: str, dat
 
 
 def test_fact_rows_can_teach_just_the_probed_fields(data_dir: Path):
-    from rag_bench.collapse_data import fact_guard, probed_fields
+    from rag_bench.collapse.data import fact_guard, probed_fields
     from rag_bench.config import TrainConfig
 
     probes = data_dir / "probes" / "factbook-factbook.jsonl"
@@ -313,7 +313,7 @@ def test_fact_rows_can_teach_just_the_probed_fields(data_dir: Path):
     assert set(trained["retrieval"]["built_from"]) == {"gen_0"}
     assert all(set(v.get("built_from", {})) <= {"gen_0", "random tokens"} for v in trained.values())
     # the cache key is that of the config generation 0 trained with: taught fields or not, never the same model
-    from rag_bench.collapse_data import RunInputs, gen0_cache_key
+    from rag_bench.collapse.data import RunInputs, gen0_cache_key
 
     inputs = RunInputs(train_texts=[], heldout_texts=[], train_path=run / "data" / "human_train.jsonl",
                        heldout_path=run / "data" / "human_heldout.jsonl", probes_path=probes, index_path=run,
@@ -327,7 +327,7 @@ def test_fact_rows_can_teach_just_the_probed_fields(data_dir: Path):
 def test_a_run_resumes_across_a_field_added_since_it_started_but_not_a_changed_one(tmp_path: Path):
     import json
 
-    from rag_bench.collapse import check_resume
+    from rag_bench.collapse.run import check_resume
     from rag_bench.config import ConfigError
 
     cfg = collapse_preset("tiny")

@@ -1,6 +1,6 @@
 """The steps of a collapse run (train, evaluate, write, build the pool) and how each knows it is finished.
 
-    from rag_bench.collapse_steps import StepRunner
+    from rag_bench.collapse.steps import StepRunner
     runner = StepRunner(cfg, run_dir=run_dir, data_dir=data_dir, inputs=inputs)
     for step in runner.plan():
         if not step.done():
@@ -8,7 +8,7 @@
 
 A step's ``weight`` is its estimated seconds at reference CPU rates (for the fraction and ETA in
 status.json). A step is finished when its output exists: ``eval/results.json``, ``synthetic.jsonl``, or
-the manifest's ``steps`` entry written after the model or pool was saved; see rag_bench.collapse.
+the manifest's ``steps`` entry written after the model or pool was saved; see rag_bench.collapse.run.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from rag_bench.collapse_data import (
+from rag_bench.collapse.data import (
     RunInputs,
     base_model_dir,
     checkpoint_every,
@@ -39,13 +39,8 @@ from rag_bench.collapse_data import (
     probed_fields,
     stable_seed,
 )
-from rag_bench.config import CollapseConfig, TrainConfig
-from rag_bench.lm import LM
-from rag_bench.overlap import HumanNgrams
-from rag_bench.records import read_json, read_jsonl, sha256_file, write_json, write_jsonl
-from rag_bench.run_status import utc_now
-from rag_bench.strategies import PoolNeighbours, Strategy, build_pool, human_units, tokens_of, unit_origin
-from rag_bench.synthetic import (
+from rag_bench.collapse.strategies import PoolNeighbours, Strategy, build_pool, human_units, tokens_of, unit_origin
+from rag_bench.collapse.synthetic import (
     PromptBlock,
     grounded_blocks,
     prompt_blocks,
@@ -53,6 +48,11 @@ from rag_bench.synthetic import (
     watermarking_config,
     write_synthetic,
 )
+from rag_bench.config import CollapseConfig, TrainConfig
+from rag_bench.lm import LM
+from rag_bench.overlap import HumanNgrams
+from rag_bench.records import read_json, read_jsonl, sha256_file, write_json, write_jsonl
+from rag_bench.run_status import utc_now
 from rag_bench.train import train
 
 TRAIN_TOKENS_PER_S = 3000.0  # reference rates for the weights (small model, one busy core); the pace corrects them

@@ -7,11 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from rag_bench import synthetic
-from rag_bench.config import DecodeConfig, ModelConfig, TrainConfig
-from rag_bench.lm import LM
-from rag_bench.records import read_jsonl
-from rag_bench.synthetic import (
+from rag_bench.collapse import synthetic
+from rag_bench.collapse.synthetic import (
     PromptBlock,
     continue_prompts,
     prompt_blocks,
@@ -20,6 +17,9 @@ from rag_bench.synthetic import (
     watermarking_config,
     write_synthetic,
 )
+from rag_bench.config import DecodeConfig, ModelConfig, TrainConfig
+from rag_bench.lm import LM
+from rag_bench.records import read_jsonl
 from rag_bench.train import train
 from rag_bench.train_data import corpus_stream
 
@@ -113,8 +113,8 @@ import sys, torch
 torch.set_num_threads(1)
 from rag_bench.config import DecodeConfig
 from rag_bench.lm import LM
-from rag_bench.synthetic import prompt_blocks, write_synthetic
-from tests.test_synthetic import TEXTS
+from rag_bench.collapse.synthetic import prompt_blocks, write_synthetic
+from tests.test_collapse_synthetic import TEXTS
 lm = LM.load(sys.argv[1])
 blocks = prompt_blocks(TEXTS, lm.tokenizer, prompt_tokens=8, new_tokens=12)
 decode = DecodeConfig(max_new_tokens=48, do_sample=True, stop=(), batch_size=2)

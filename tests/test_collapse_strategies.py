@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from rag_bench.collapse.strategies import PoolNeighbours, Strategy, build_pool, detection_scores, tokens_of
 from rag_bench.config import ConfigError
-from rag_bench.strategies import PoolNeighbours, Strategy, build_pool, detection_scores, tokens_of
 
 BUDGET = 1000
 

@@ -1,6 +1,6 @@
 """The fixed inputs of a collapse run (human texts, probes, the gen-0 cache key) and small helpers of its steps.
 
-    from rag_bench.collapse_data import prepare_inputs
+    from rag_bench.collapse.data import prepare_inputs
     inputs = prepare_inputs(cfg, run_dir="data/runs/quick-factbook", data_dir="data")
     inputs.train_texts, inputs.heldout_texts, inputs.probes_path
 
@@ -210,7 +210,7 @@ def gen0_cache_key(cfg: CollapseConfig, inputs: RunInputs, tcfg: TrainConfig,
 
 
 # ---------------------------------------------------------------------------------------
-# Small helpers of the steps (rag_bench.collapse_steps)
+# Small helpers of the steps (rag_bench.collapse.steps)
 
 
 def stable_seed(*parts: Any) -> int:

@@ -1,6 +1,6 @@
 """The data strategies: which texts generation n+1 trains on, given the human data and what was written so far.
 
-    from rag_bench.strategies import Strategy, build_pool
+    from rag_bench.collapse.strategies import Strategy, build_pool
     strategy = Strategy.parse("mix:0.1")
     pool, stats = build_pool(strategy, generation=1, human=human_units, synthetic=[gen0_units], budget=T, seed=0)
 

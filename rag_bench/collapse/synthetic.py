@@ -1,6 +1,6 @@
 """What generation n writes for generation n+1: human prompts continued by the model, optionally watermarked.
 
-    from rag_bench.synthetic import prompt_blocks, write_synthetic
+    from rag_bench.collapse.synthetic import prompt_blocks, write_synthetic
     prompts = prompt_blocks(human_train_texts, lm.tokenizer, prompt_tokens=64, new_tokens=64)
     stats = write_synthetic(lm, prompts, decode, out="runs/r1/gen_0/synthetic.jsonl", generation=0, seed=0)
 
