@@ -3,7 +3,7 @@
     flock /tmp/rag_bench_heavy.lock .venv/bin/python bench/embed_bench.py          # ~10 min on 2 busy cores
     .venv/bin/python bench/embed_bench.py --quick                                  # tiny sizes: a smoke test
 
-Throughput is chunks/s of ``rag_bench.embedding.embed_texts`` (the path an index build takes) on a fixed
+Throughput is chunks/s of ``rag_bench.index.embedding.embed_texts`` (the path an index build takes) on a fixed
 sample of Factbook chunks, methods alternated round by round; ratios against fp32 in the same process.
 An AVX2-only CPU is emulated by a child process started with ``ONEDNN_MAX_CPU_ISA=AVX2``,
 ``MKL_ENABLE_INSTRUCTIONS=AVX2`` and ``ATEN_CPU_CAPABILITY=avx2``; the child reports torch's CPU capability
@@ -82,7 +82,7 @@ def measure(cfg: EmbedBenchConfig, dtypes: list[str]) -> dict:
     """chunks/s (wall and per CPU-second) of each dtype, alternated by round, and its vectors."""
     import torch
 
-    from rag_bench.embedding import embed_texts, load_embedder
+    from rag_bench.index.embedding import embed_texts, load_embedder
 
     torch.set_num_threads(cfg.threads)
     texts, queries = sample_texts(cfg)
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     if args.child:
         child(cfg, args.child.split(","))
         return None
-    from rag_bench.embedding import native_bf16
+    from rag_bench.index.embedding import native_bf16
 
     started = time.perf_counter()
     res: dict = {"config": cfg.to_dict(), "load_start": [round(x, 2) for x in os.getloadavg()],

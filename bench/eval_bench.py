@@ -35,10 +35,10 @@ from rag_bench.cli import index_dir  # noqa: E402
 from rag_bench.config import EvalConfig  # noqa: E402
 from rag_bench.eval_inputs import human_texts, load_eval_probes  # noqa: E402
 from rag_bench.evaluate import corpus_jsonl_for, evaluate, provenance  # noqa: E402
-from rag_bench.index import load_index  # noqa: E402
+from rag_bench.index.retrieve import make_retriever  # noqa: E402
+from rag_bench.index.store import load_index  # noqa: E402
 from rag_bench.lm import LM  # noqa: E402
 from rag_bench.records import write_json  # noqa: E402
-from rag_bench.retrieve import make_retriever  # noqa: E402
 
 
 def time_mode(lm: LM, probes: Path, mode: str, *, retriever, cfg: EvalConfig, heldout: list[str],

@@ -27,7 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import faiss  # before rag_bench.index, which sets one thread: read OpenMP's default first
+import faiss  # before rag_bench.index.store, which sets one thread: read OpenMP's default first
 
 FAISS_DEFAULT_THREADS = faiss.omp_get_max_threads()
 
@@ -36,10 +36,11 @@ import torch  # noqa: E402
 
 from rag_bench.config import ConfigBase, CorpusConfig, IndexConfig  # noqa: E402
 from rag_bench.corpus import LoadedCorpus, load_corpus  # noqa: E402
-from rag_bench.index import current_version, embedder_path, load_embedder, load_index, package_versions  # noqa: E402
-from rag_bench.index import update_index as rag_update_index  # noqa: E402
+from rag_bench.index.embedding import embedder_path, load_embedder  # noqa: E402
+from rag_bench.index.retrieve import make_retriever  # noqa: E402
+from rag_bench.index.store import current_version, load_index, package_versions  # noqa: E402
+from rag_bench.index.store import update_index as rag_update_index  # noqa: E402
 from rag_bench.records import write_json  # noqa: E402
-from rag_bench.retrieve import make_retriever  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TORCH_DEFAULT_THREADS = torch.get_num_threads()
@@ -204,7 +205,7 @@ def bench_build(cfg: BenchConfig, chunks: list, queries: list[str], workdir: Pat
     ours_embed_s = sum(st.embedded / st.embed_chunks_per_s for st in ours_stats)
     ours_total_s = sum(st.seconds for st in ours_stats)
 
-    # torch threads: importing torch before rag_bench.index leaves torch on 1 thread (shared libgomp)
+    # torch threads: importing torch before rag_bench.index.store leaves torch on 1 thread (shared libgomp)
     subset = [c.page_content for c in chunks[: 4 * cfg.batch_size]]
     thread_rates: dict[int, list[float]] = {TORCH_DEFAULT_THREADS: [], 1: []}
     for threads in (TORCH_DEFAULT_THREADS, 1, 1, TORCH_DEFAULT_THREADS):
@@ -476,8 +477,8 @@ def prepare_summary(cfg: BenchConfig) -> dict:
 
 
 def machine_info() -> dict:
-    check = subprocess.run([sys.executable, "-c", "import torch, rag_bench.index; print(torch.get_num_threads())"],
-                           capture_output=True, text=True, cwd=REPO)
+    probe = "import torch, rag_bench.index.store; print(torch.get_num_threads())"
+    check = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO)
     return {
         "cpu_count": os.cpu_count(), "torch_threads": TORCH_DEFAULT_THREADS,
         "faiss_default_omp_threads": FAISS_DEFAULT_THREADS,

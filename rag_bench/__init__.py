@@ -27,8 +27,8 @@ _EXPORTS = {
     "CorpusRecord": "records", "Probe": "records", "read_corpus": "records", "read_probes": "records",
     # corpus and index
     "load_corpus": "corpus", "CorpusError": "corpus",
-    "update_index": "index", "load_index": "index", "load_embedder": "index", "IndexStoreError": "index",
-    "make_retriever": "retrieve",
+    "update_index": "index.store", "load_index": "index.store", "load_embedder": "index.embedding",
+    "IndexStoreError": "index.integrity", "make_retriever": "index.retrieve",
     # models and answers
     "LM": "lm", "train_tokenizer": "lm", "load_model": "models", "render_prompt": "prompt", "train": "train",
     "closed_book": "answer", "grounded": "answer", "grounded_chain": "answer", "Answer": "answer",

@@ -131,7 +131,7 @@ class IndexConfig(ConfigBase):
     dtype: Literal["auto", "float32", "bfloat16", "int8"] = "auto"  # auto: bf16 where native, else fp32; int8 opt-in
     batch_size: int = 64  # chunks per embedding batch
     device: str = "auto"  # auto: cuda when available, else cpu
-    # flat (exact) | hnsw | ivf (rag_bench.ann); auto: the stored index's type, else flat below a million chunks
+    # flat (exact) | hnsw | ivf (rag_bench.index.ann); auto: the stored index's type, else flat below a million chunks
     index_type: str = "auto"
 
     def __post_init__(self) -> None:

@@ -17,7 +17,7 @@ PLANTED_FACT = "The Quillmark lighthouse on Varnholt island was lit for the firs
 @pytest.fixture(scope="session")
 def embeddings():
     """The packaged all-MiniLM-L6-v2, loaded once per test session."""
-    from rag_bench.index import load_embedder
+    from rag_bench.index.embedding import load_embedder
 
     return load_embedder()
 
@@ -92,7 +92,7 @@ def contaminate_data(tmp_path_factory) -> Path:
     from rag_bench.cli import ingest
     from rag_bench.collapse.run import run_collapse
     from rag_bench.config import collapse_preset
-    from rag_bench.index import load_index
+    from rag_bench.index.store import load_index
     from rag_bench.probes import make_probe_file
 
     data = tmp_path_factory.mktemp("contaminate_data")

@@ -11,10 +11,10 @@ from langchain_core.runnables import RunnableLambda
 from rag_bench.answer import answer, answer_chain, closed_book, grounded
 from rag_bench.config import DecodeConfig, ModelConfig
 from rag_bench.corpus import load_corpus
-from rag_bench.index import load_index, update_index
+from rag_bench.index.retrieve import make_retriever
+from rag_bench.index.store import load_index, update_index
 from rag_bench.lm import LM, train_tokenizer
 from rag_bench.prompt import render_prompt
-from rag_bench.retrieve import make_retriever
 from tests.conftest import PLANTED_FACT
 
 QUESTION = "When was the Quillmark lighthouse first lit?"

@@ -215,7 +215,7 @@ def test_prepare_reseals_an_index_built_before_manifests_were_sealed(tmp_path: P
     import os
 
     from rag_bench.cli.corpus import ingest
-    from rag_bench.index import current_version, load_index
+    from rag_bench.index.store import current_version, load_index
     from tests.test_probes import COUNTRIES, factbook_builder
 
     data = tmp_path / "data"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from rag_bench.answer import SOURCE_FIELDS, grounded
 from rag_bench.contaminate.build import MARKER, SharePlan, build_share_indexes
-from rag_bench.index import current_version, load_index
+from rag_bench.index.retrieve import make_retriever
+from rag_bench.index.store import current_version, load_index
 from rag_bench.lm import LM
 from rag_bench.records import read_json, read_jsonl, sha256_file
-from rag_bench.retrieve import make_retriever
 
 REPO = Path(__file__).resolve().parents[1]
 

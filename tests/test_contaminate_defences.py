@@ -12,9 +12,9 @@ from rag_bench.collapse.synthetic import PromptBlock, continue_prompts, watermar
 from rag_bench.config import DecodeConfig
 from rag_bench.contaminate.defences import FilteredRetriever, PerplexityCheck, ProvenanceCheck, TrustedSourceCheck
 from rag_bench.corpus import FileOutcome, LoadedCorpus
-from rag_bench.index import load_index, update_index
+from rag_bench.index.retrieve import make_retriever
+from rag_bench.index.store import load_index, update_index
 from rag_bench.lm import LM
-from rag_bench.retrieve import make_retriever
 
 MARK = watermarking_config(bias=4.0, greenlist=0.25, key=15485863)
 

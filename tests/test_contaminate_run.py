@@ -11,7 +11,7 @@ import torch
 from rag_bench.cli import ingest, main
 from rag_bench.collapse.run import run_collapse
 from rag_bench.config import collapse_preset
-from rag_bench.index import load_index
+from rag_bench.index.store import load_index
 from rag_bench.probes import make_probe_file
 from rag_bench.records import read_json, read_jsonl
 

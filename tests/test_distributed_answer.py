@@ -17,10 +17,10 @@ from rag_bench.config import DecodeConfig, EvalConfig, ModelConfig
 from rag_bench.distributed.answer import answer_on_ray, ray_answerer
 from rag_bench.eval_inputs import ContextRetriever, retrieve_contexts
 from rag_bench.evaluate import answer_probes, evaluate
-from rag_bench.index import load_index
+from rag_bench.index.retrieve import make_retriever
+from rag_bench.index.store import load_index
 from rag_bench.lm import LM, train_tokenizer
 from rag_bench.records import Probe, read_json
-from rag_bench.retrieve import make_retriever
 
 TOWNS = ["Quenta", "Tirrin", "Vanhold", "Kesmet", "Ashgrove", "Sorenby", "Dorvik", "Brellin", "Tarsil", "Askel",
          "Orrin"]

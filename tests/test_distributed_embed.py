@@ -10,8 +10,9 @@ from rag_bench.cli import main
 from rag_bench.config import IndexConfig
 from rag_bench.corpus import load_corpus
 from rag_bench.distributed.embed import ray_embedder
-from rag_bench.index import embed_texts, load_index, resolve_dtype
-from rag_bench.retrieve import make_retriever
+from rag_bench.index.embedding import embed_texts, resolve_dtype
+from rag_bench.index.retrieve import make_retriever
+from rag_bench.index.store import load_index
 from tests.conftest import PLANTED_FACT
 
 

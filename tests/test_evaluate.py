@@ -18,11 +18,11 @@ import torch
 from rag_bench.cli import index_dir, ingest, main
 from rag_bench.config import DecodeConfig, EvalConfig, ModelConfig
 from rag_bench.evaluate import SCHEMA, evaluate, run_generation
-from rag_bench.index import load_index
+from rag_bench.index.retrieve import make_retriever
+from rag_bench.index.store import load_index
 from rag_bench.lm import LM, train_tokenizer
 from rag_bench.probes import make_probe_file
 from rag_bench.records import Probe, RecordError, read_jsonl, sha256_file, write_jsonl
-from rag_bench.retrieve import make_retriever
 
 COUNTRIES = {  # country: (capital, independence year, population), one bucket per pair of countries
     "Zorbia": ("Quenta", "1843", "41,200"), "Malvesh": ("Tirrin", "1907", "7,350"),

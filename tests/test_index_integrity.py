@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from rag_bench.corpus import load_corpus
-from rag_bench.index import IndexStoreError, current_version, load_index, update_index
+from rag_bench.index.integrity import IndexStoreError
+from rag_bench.index.retrieve import make_retriever
+from rag_bench.index.store import current_version, load_index, update_index
 from rag_bench.records import sha256_file
-from rag_bench.retrieve import make_retriever
 from tests.conftest import PLANTED_FACT
 
 

@@ -19,7 +19,7 @@ from langchain_core.documents import Document
 from rag_bench.cli import index_dir, ingest, main
 from rag_bench.corpus import load_corpus
 from rag_bench.frequency import bucket_of
-from rag_bench.index import load_index
+from rag_bench.index.store import load_index
 from rag_bench.probes import (
     build_cloze_probes,
     build_copy_probes,

@@ -20,7 +20,7 @@ from langchain_core.embeddings import Embeddings
 
 from rag_bench.config import CorpusConfig
 from rag_bench.corpus import load_corpus
-from rag_bench.retrieve import IndexRetriever
+from rag_bench.index.retrieve import IndexRetriever
 
 
 class NoVectors(Embeddings):

@@ -82,7 +82,7 @@ def ingest_path(cfg: AppConfig, name: str, folder: Path, progress: Progress = _n
     """Ingest ``folder`` into the index ``name``; returns the per-file table rows and a one-paragraph summary."""
     from rag_bench.cli import ingest
     from rag_bench.corpus import CorpusError
-    from rag_bench.index import IndexStoreError
+    from rag_bench.index.integrity import IndexStoreError
 
     progress(0.0, desc=f"reading {folder.name}")
     started = time.perf_counter()
@@ -110,7 +110,7 @@ def cloze_probes(cfg: AppConfig, name: str) -> int:
     Without them a run on an ingested corpus stops at once ("probes: ... not found"); with too few chunks for
     any probe, the run is refused with that reason.
     """
-    from rag_bench.index import load_index
+    from rag_bench.index.store import load_index
     from rag_bench.probes import make_probe_file
     from rag_bench.records import sha256_file
 
@@ -161,7 +161,7 @@ def ingest_server_folder(cfg: AppConfig, name: str, folder: str,
 
 def index_table(cfg: AppConfig) -> list[list[Any]]:
     """One row per index: size, embedder and where it came from, read from manifests without loading anything."""
-    from rag_bench.index import current_version
+    from rag_bench.index.store import current_version
 
     rows = []
     for name in list_indexes(cfg.indexes_path):

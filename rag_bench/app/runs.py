@@ -277,7 +277,7 @@ def mark_cancelled(cfg: AppConfig, run_id: str) -> None:
 
 
 def needs_prepare(cfg: AppConfig) -> bool:
-    from rag_bench.index import current_version
+    from rag_bench.index.store import current_version
 
     corpus = cfg.data_path / "corpora" / "factbook" / "corpus.jsonl"
     probes = cfg.data_path / "probes" / "factbook-factbook.jsonl"  # the quick experiment evaluates these

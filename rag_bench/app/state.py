@@ -233,8 +233,9 @@ class App:
     def retriever(self, corpus: str, mode: str):
         """A retriever over the live version of ``corpus``'s index; a new version is picked up on the next call."""
         from rag_bench.config import IndexConfig
-        from rag_bench.index import current_version, load_embedder, load_index
-        from rag_bench.retrieve import make_retriever
+        from rag_bench.index.embedding import load_embedder
+        from rag_bench.index.retrieve import make_retriever
+        from rag_bench.index.store import current_version, load_index
 
         index_dir = self.index_dir(corpus)
         version = current_version(index_dir)

@@ -43,7 +43,7 @@ SCROLL_LOG_JS = _FOLLOW_LOG_JS.replace("FORCE", "true")  # on picking a run, on 
 
 
 def _friendly_errors() -> tuple[type[Exception], ...]:
-    from rag_bench.index import IndexStoreError
+    from rag_bench.index.integrity import IndexStoreError
     from rag_bench.lm import ModelLoadError
 
     return UserError, ConfigError, RecordError, IndexStoreError, ModelLoadError

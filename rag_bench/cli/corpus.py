@@ -43,7 +43,7 @@ def ingest(path: str, *, data_dir: Path, name: str, corpus_cfg=None, index_cfg=N
     """
     from rag_bench.config import CorpusConfig, IndexConfig
     from rag_bench.corpus import load_corpus
-    from rag_bench.index import current_version, update_index
+    from rag_bench.index.store import current_version, update_index
     from rag_bench.records import read_json, write_json
 
     corpus_cfg = corpus_cfg or CorpusConfig()
@@ -138,8 +138,8 @@ def _add_ingest(sub) -> None:
 
 def prepare(data_dir: Path, *, progress: bool = True) -> dict:
     """Build what the default corpus needs, skipping what already exists."""
-    from rag_bench.index import current_version
-    from rag_bench.index_integrity import is_sealed
+    from rag_bench.index.integrity import is_sealed
+    from rag_bench.index.store import current_version
 
     corpus = corpus_dir(data_dir, DEFAULT_CORPUS) / "corpus.jsonl"
     done = {"corpus": "present", "index": "present"}
@@ -201,8 +201,8 @@ def _add_factbook(sub) -> None:
 
 
 def _cmd_search(args: argparse.Namespace) -> None:
-    from rag_bench.index import load_index
-    from rag_bench.retrieve import make_retriever
+    from rag_bench.index.retrieve import make_retriever
+    from rag_bench.index.store import load_index
 
     path = args.index or index_dir(args.data_dir, args.name)
     loaded = load_index(path)

@@ -28,7 +28,7 @@ def build_probes(data_dir: Path, *, kind: str = "factbook", name: str = DEFAULT_
                  limit: int | None = None, seed: int = 0, thresholds: dict[str, int] | None = None,
                  out: Path | None = None, copy_shape: tuple[int, int] = (6, 2)) -> tuple[dict, Path]:
     """Build the probes of ``kind`` from an index (DATA_DIR/indexes/NAME or ``index``); returns (sidecar, path)."""
-    from rag_bench.index import load_index
+    from rag_bench.index.store import load_index
     from rag_bench.probes import DEFAULT_FIELDS, make_probe_file
     from rag_bench.records import sha256_file
 
@@ -121,8 +121,8 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         reference_model_path,
         run_generation,
     )
-    from rag_bench.index import load_index
-    from rag_bench.retrieve import make_retriever
+    from rag_bench.index.retrieve import make_retriever
+    from rag_bench.index.store import load_index
 
     cfg = EvalConfig.from_file(args.config) if args.config else EvalConfig()
     overrides = {"limit": args.limit, "k": args.k, "retrieval": args.retrieval, "batch_size": args.batch_size,
@@ -219,8 +219,8 @@ def _cmd_ask(args: argparse.Namespace) -> None:
     modes = ["closed", "grounded"] if args.mode == "both" else [args.mode]
     retriever = None
     if any(m != "closed" for m in modes):
-        from rag_bench.index import load_index
-        from rag_bench.retrieve import make_retriever
+        from rag_bench.index.retrieve import make_retriever
+        from rag_bench.index.store import load_index
 
         loaded = load_index(args.index or index_dir(args.data_dir, args.name))
         retriever = make_retriever(loaded.store, mode=args.retrieval, k=args.k)

@@ -67,8 +67,8 @@ def split_corpus(path: Path, *, limit: int | None = None, kinds: tuple[str, ...]
 def index_neighbours(index_path: Path, *, k: int):
     """texts -> the index's k best passages for each (dense retrieval), never a held-out chunk."""
     from rag_bench.eval_inputs import retrieve_contexts
-    from rag_bench.index import load_index
-    from rag_bench.retrieve import make_retriever
+    from rag_bench.index.retrieve import make_retriever
+    from rag_bench.index.store import load_index
 
     retriever = make_retriever(load_index(index_path).store, mode="dense", k=k + NEIGHBOUR_MARGIN)
 

@@ -168,13 +168,13 @@ class StepRunner:
 
     @functools.cached_property
     def index(self) -> Any:
-        from rag_bench.index import load_index
+        from rag_bench.index.store import load_index
 
         return load_index(self.inputs.index_path)
 
     @functools.cached_property
     def retriever(self) -> Any:
-        from rag_bench.retrieve import make_retriever
+        from rag_bench.index.retrieve import make_retriever
 
         return make_retriever(self.index.store, mode=self.cfg.eval.retrieval, k=self.cfg.eval.k)
 

@@ -37,7 +37,7 @@ import numpy as np
 from scipy import sparse
 
 from rag_bench.config import parse_strategy
-from rag_bench.retrieve import bm25_tokens
+from rag_bench.index.retrieve import bm25_tokens
 from rag_bench.train_data import text_segments
 
 Unit = dict[str, Any]

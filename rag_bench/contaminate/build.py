@@ -4,7 +4,7 @@
     built = build_share_indexes(human_dir, plan, names, embeddings=emb)   # {share: index folder}
 
 A share's index is its own folder (``DATA_DIR/indexes/<name>``). It starts as a copy of the live
-version of the previous share's index (the human index for the first), and ``rag_bench.index.update_index``
+version of the previous share's index (the human index for the first), and ``rag_bench.index.store.update_index``
 then embeds only the synthetic chunks that are new to it: the human vectors are reused, never recomputed,
 and the human index folder is only read. Every human chunk is labelled ``origin: human``, every
 rewrite ``origin: synthetic`` with its generation and watermark flag.
@@ -27,7 +27,7 @@ from langchain_core.documents import Document
 
 from rag_bench.config import CorpusConfig, IndexConfig
 from rag_bench.corpus import FileOutcome, LoadedCorpus, chunk_documents
-from rag_bench.index import LoadedIndex, current_version, load_index, update_index
+from rag_bench.index.store import LoadedIndex, current_version, load_index, update_index
 from rag_bench.records import read_json, write_json, write_text_atomic
 
 FORMAT = "rag_bench.contaminated_index/1"

@@ -128,7 +128,7 @@ class FilteredRetriever(BaseRetriever):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    base: Any  # an IndexRetriever (rag_bench.retrieve), or anything with batch_search(queries, k=)
+    base: Any  # an IndexRetriever (rag_bench.index.retrieve), or anything with batch_search(queries, k=)
     check: Any  # a ChunkCheck
     k: int = 3  # chunks returned
     depth: int = 4  # candidates retrieved per returned chunk

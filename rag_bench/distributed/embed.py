@@ -6,7 +6,7 @@
     update_index(folder, corpus, index_cfg=cfg, embed=ray_embedder(cfg, address="local"))
 
 Each actor loads the index's embedder once (the same weights and dtype the manifest records) and embeds
-blocks of chunks with ``rag_bench.index.embed_texts``; rows come back in their order. The vectors are those of
+blocks of chunks with ``rag_bench.index.embedding.embed_texts``; rows come back in their order. The vectors are those of
 a local build up to the float noise of different batch compositions (cosine > 0.9999 in the tests).
 """
 
@@ -29,14 +29,14 @@ class ChunkEmbedder:
         import torch
 
         from rag_bench.config import IndexConfig
-        from rag_bench.index import load_embedder
+        from rag_bench.index.embedding import load_embedder
 
         torch.set_num_threads(threads)
         self.cfg = IndexConfig.from_dict(index_cfg)
         self.embeddings = load_embedder(self.cfg, dtype=dtype)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        from rag_bench.index import embed_texts
+        from rag_bench.index.embedding import embed_texts
 
         vectors = embed_texts(self.embeddings, [str(t) for t in batch["text"]], batch_size=self.cfg.batch_size,
                               progress=False)

@@ -19,7 +19,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
 from rag_bench.config import ConfigError
-from rag_bench.index import single_thread_search
+from rag_bench.index.store import single_thread_search
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")

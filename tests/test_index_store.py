@@ -14,8 +14,9 @@ import pytest
 
 from rag_bench.config import IndexConfig
 from rag_bench.corpus import load_corpus
-from rag_bench.index import IndexStoreError, current_version, load_index, update_index
-from rag_bench.retrieve import make_retriever
+from rag_bench.index.integrity import IndexStoreError
+from rag_bench.index.retrieve import make_retriever
+from rag_bench.index.store import current_version, load_index, update_index
 from tests.conftest import PLANTED_FACT
 
 REPO = Path(__file__).resolve().parents[1]

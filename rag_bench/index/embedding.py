@@ -28,7 +28,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from rag_bench.config import IndexConfig
-from rag_bench.index_integrity import IndexStoreError
+from rag_bench.index.integrity import IndexStoreError
 
 
 class EmbedderError(IndexStoreError):

@@ -14,8 +14,8 @@ from langchain_core.embeddings import Embeddings
 
 from rag_bench.config import IndexConfig
 from rag_bench.corpus import load_corpus
-from rag_bench.embedding import embed_texts, load_embedder, native_bf16, progress_folder, resolve_dtype
-from rag_bench.index import current_version, load_index, update_index
+from rag_bench.index.embedding import embed_texts, load_embedder, native_bf16, progress_folder, resolve_dtype
+from rag_bench.index.store import current_version, load_index, update_index
 
 REPO = Path(__file__).resolve().parents[1]
 

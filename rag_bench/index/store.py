@@ -11,7 +11,7 @@ Layout of an index folder::
     versions/<version>/manifest.json  embedder, dimension, dtype, chunker, corpus hash, sha256s, versions
     embedding-progress/<embedder>-<dtype>-b<batch>/batch-*.npz   vectors of finished batches (during a build)
 
-<version> is ``<stamp>-manifest-<sha256 of manifest.json>``: the checks of rag_bench.index_integrity
+<version> is ``<stamp>-manifest-<sha256 of manifest.json>``: the checks of rag_bench.index.integrity
 never take the manifest's word for itself. A build writes a whole new version folder and only then points
 CURRENT at it, so a build that is killed midway leaves the previous index loadable and whole; the vectors
 it had finished wait in embedding-progress/ and the next build reads them instead of embedding again.
@@ -39,20 +39,17 @@ from langchain_community.vectorstores.utils import DistanceStrategy
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
-from rag_bench.ann import build_index, choose_type, configure_loaded, recall_report
 from rag_bench.config import CorpusConfig, IndexConfig
 from rag_bench.corpus import LoadedCorpus
-from rag_bench.embedding import (  # noqa: F401  (re-exported: the embedder was part of this module)
-    EmbedderError,
+from rag_bench.index.ann import build_index, choose_type, configure_loaded, recall_report
+from rag_bench.index.embedding import (
     embed_texts,
     embedder_fingerprint,
-    embedder_path,
     load_embedder,
     progress_folder,
-    resolve_device,
     resolve_dtype,
 )
-from rag_bench.index_integrity import (
+from rag_bench.index.integrity import (
     FORMAT,
     IndexStoreError,
     check_counts,
@@ -133,7 +130,7 @@ def current_version(index_dir: str | Path) -> Path | None:
 
 def load_index(index_dir: str | Path, cfg: IndexConfig = IndexConfig(), *,
                embeddings: Embeddings | None = None, unsealed: bool = False) -> LoadedIndex:
-    """Load an index after the checks of rag_bench.index_integrity; no pickle is ever read.
+    """Load an index after the checks of rag_bench.index.integrity; no pickle is ever read.
 
     ``unsealed`` accepts a version from before manifests were sealed (its sha256 section must still be
     whole): only ``update_index`` uses it, to re-seal such an index without embedding again.

@@ -2,7 +2,7 @@
 
     rag-bench ingest corpus.jsonl --name big --index hnsw      # prints recall@10 of HNSW against flat
 
-    from rag_bench.ann import build_index, recall_at_k
+    from rag_bench.index.ann import build_index, recall_at_k
     index, params = build_index(vectors, "hnsw")
     recall_at_k(index, vectors, k=10, sample=500)               # 0.99...
 
