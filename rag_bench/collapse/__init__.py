@@ -7,7 +7,9 @@ Modules, in the order a run uses them:
 
 * ``run``: ``run_collapse`` and the config checks of a new or resumed run;
 * ``data``: the run's fixed inputs (human texts, probes, the generation-0 cache key) and small step helpers;
-* ``steps``: ``StepRunner``, the plan of resumable steps (train, evaluate, write, build the pool);
+* ``steps``: ``StepRunner``, the plan of resumable steps and what they share; the evaluate and report steps;
+* ``train_steps``: train generation 0 (through the shared cache) and each later generation;
+* ``write_steps``: a generation writes its synthetic text; the next generation's pool is built from it;
 * ``buckets``: the knowledge-bucket steps after each evaluation;
 * ``synthetic``: what generation n writes for generation n+1 (sampling, beam search, watermark);
 * ``strategies``: replace, mix, accumulate, filter, watermark, grounded: the next generation's training pool.

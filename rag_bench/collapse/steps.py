@@ -9,51 +9,45 @@
 A step's ``weight`` is its estimated seconds at reference CPU rates (for the fraction and ETA in
 status.json). A step is finished when its output exists: ``eval/results.json``, ``synthetic.jsonl``, or
 the manifest's ``steps`` entry written after the model or pool was saved; see rag_bench.collapse.run.
+
+``StepRunner`` holds the plan, the run's paths and manifests, and the resources its steps share (generation 0,
+the index, the prompts), loaded on first use; the steps themselves are functions of the runner:
+``train_steps`` (train generation 0 and each later one), ``write_steps`` (write synthetic text, build the
+next pool), and ``evaluate``/``write_report`` here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import functools
-import math
-import shutil
-import statistics
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from rag_bench.collapse.data import (
     RunInputs,
     base_model_dir,
-    checkpoint_every,
     copy_guard,
-    copy_model,
-    curriculum_off,
     fact_guard,
     gen0_cache_key,
     next_steps,
     probed_fields,
-    stable_seed,
 )
-from rag_bench.collapse.strategies import PoolNeighbours, Strategy, build_pool, human_units, tokens_of, unit_origin
+from rag_bench.collapse.strategies import Strategy, human_units, tokens_of
 from rag_bench.collapse.synthetic import (
     PromptBlock,
     grounded_blocks,
     prompt_blocks,
-    watermark_z_scores,
     watermarking_config,
-    write_synthetic,
 )
+from rag_bench.collapse.train_steps import train_gen0, train_next
+from rag_bench.collapse.write_steps import build_pool_step, write_step
 from rag_bench.config import CollapseConfig, TrainConfig
 from rag_bench.lm import LM
 from rag_bench.overlap import HumanNgrams
-from rag_bench.records import read_json, read_jsonl, sha256_file, write_json, write_jsonl
+from rag_bench.records import read_json, read_jsonl, sha256_file, write_json
 from rag_bench.run_status import utc_now
-from rag_bench.train import train
 
 TRAIN_TOKENS_PER_S = 3000.0  # reference rates for the weights (small model, one busy core); the pace corrects them
 WRITE_TOKENS_PER_S = 1200.0
@@ -140,6 +134,12 @@ class StepRunner:
         return prompt_blocks(self.inputs.train_texts, self.gen0.tokenizer, prompt_tokens=self.cfg.prompt_tokens,
                              new_tokens=self.cfg.decode.max_new_tokens)
 
+    def grounded_prompts(self) -> list[PromptBlock]:
+        heldout_ids = {r["id"] for r in read_jsonl(self.inputs.heldout_path)}
+        return grounded_blocks(self.prompts, self.gen0.tokenizer, self.retriever, self.index.store.docstore,
+                               k=self.cfg.grounded_k, heldout_ids=heldout_ids,
+                               cache=self.run_dir / "cache" / "writer_passages.json")
+
     @functools.cached_property
     def human_units(self) -> list[dict[str, Any]]:
         return human_units(self.inputs.train_texts, segment_chars=self.cfg.segment_chars,
@@ -195,7 +195,7 @@ class StepRunner:
         g0 = self.gen_dir(None, 0)
         steps = [
             Step(key="train", label="gen 0: train", gen_dir=g0, generation=0, strategy=None, weight=train0_w,
-                 run=self.train_gen0, done=lambda: self.step_done(g0, "train")),
+                 run=functools.partial(train_gen0, self), done=lambda: self.step_done(g0, "train")),
             Step(key="eval", label="gen 0: evaluate", gen_dir=g0, generation=0, strategy=None, weight=eval_w,
                  run=lambda: self.evaluate(None, 0), done=lambda: (g0 / "eval" / "results.json").is_file())]
         if cfg.generations > 1:
@@ -203,7 +203,7 @@ class StepRunner:
                 first = next(s for s in self.strategies if s.writer == writer)
                 path = self.synthetic_path(first, 0)
                 steps.append(Step(key=f"write_{writer}", label=f"gen 0: write ({writer})", gen_dir=g0, generation=0,
-                                  strategy=None, weight=write_w, run=functools.partial(self.write, first, 0),
+                                  strategy=None, weight=write_w, run=functools.partial(write_step, self, first, 0),
                                   done=functools.partial(Path.is_file, path)))
         for k in range(1, cfg.generations):
             for s in self.strategies:
@@ -215,91 +215,22 @@ class StepRunner:
                 steps += [
                     Step(key="pool", label=f"{label}: build pool", gen_dir=d, generation=k, strategy=s.name,
                          weight=2.0 + (human_tokens / 2000 if s.kind == "watermark" else 0),
-                         run=functools.partial(self.build_pool, s, k),
+                         run=functools.partial(build_pool_step, self, s, k),
                          done=functools.partial(self.step_done, d, "pool")),
                     Step(key="train", label=f"{label}: train", gen_dir=d, generation=k, strategy=s.name,
-                         weight=train_tokens / TRAIN_TOKENS_PER_S, run=functools.partial(self.train_next, s, k),
+                         weight=train_tokens / TRAIN_TOKENS_PER_S, run=functools.partial(train_next, self, s, k),
                          done=functools.partial(self.step_done, d, "train")),
                     Step(key="eval", label=f"{label}: evaluate", gen_dir=d, generation=k, strategy=s.name,
                          weight=eval_w, run=functools.partial(self.evaluate, s, k),
                          done=functools.partial(Path.is_file, d / "eval" / "results.json"))]
                 if k < cfg.generations - 1:
                     steps.append(Step(key="write", label=f"{label}: write", gen_dir=d, generation=k, strategy=s.name,
-                                      weight=write_w, run=functools.partial(self.write, s, k),
+                                      weight=write_w, run=functools.partial(write_step, self, s, k),
                                       done=functools.partial(Path.is_file, self.synthetic_path(s, k))))
         return steps
 
     # -----------------------------------------------------------------------------------
-    # Steps
-
-    def train_progress(self, step: int, max_steps: int, row: dict) -> None:
-        """A training step done: the stage's fraction, and its step and loss on the page (docs/runs.md)."""
-        self.progress.update(step / max(1, max_steps), detail=f"step {step}/{max_steps}, loss {row['loss']:.3f}")
-
-    def train_gen0(self) -> None:
-        cfg, texts = self.cfg, self.inputs.train_texts
-        tcfg, copy_state, fact_state = self.gen0_train
-
-        def train_into(out_dir: Path) -> None:
-            neighbours = PoolNeighbours(texts, k=cfg.neighbours_k) if tcfg.retrieval_share > 0 else None
-            train(tcfg, train_texts=texts, heldout_texts=self.inputs.heldout_texts, out_dir=out_dir,
-                  neighbours=neighbours, base_model=base_model_dir(cfg, self.data_dir), on_step=self.train_progress,
-                  origins=["human"] * len(texts))
-
-        key, material = gen0_cache_key(cfg, self.inputs, tcfg, base_model_dir(cfg, self.data_dir))
-        cache = self.data_dir / "gen0_cache" / key
-        cache.mkdir(parents=True, exist_ok=True)
-        with open(cache.parent / f"{key}.lock", "a+") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                self.progress.log(f"another run is training generation 0 {key}; waiting for it")
-                fcntl.flock(lock, fcntl.LOCK_EX)
-            if (cache / "done.json").is_file():
-                self.progress.log(f"generation 0 taken from the cache {cache}")
-            else:
-                write_json(cache / "key.json", material)
-                train_into(cache)
-                write_json(cache / "checkpoint.json", self._checkpoint(cache))
-                shutil.rmtree(cache / "last", ignore_errors=True)
-                write_json(cache / "done.json", {"finished": utc_now()})
-        g0 = self.gen_dir(None, 0)
-        copy_model(cache / "model", g0 / "model")
-        human = self.file_info(self.inputs.train_path, texts)
-        self.update_manifest(
-            g0, config={"train": tcfg.to_dict(), "init": "base_model" if cfg.base_model else "scratch",
-                        "base_model": cfg.base_model or None,
-                        "run_config_sha256": sha256_file(self.run_dir / "config.json")},
-            seeds={"train": tcfg.seed},
-            inputs={"train_texts": human, "neighbours": {"source": "train_texts", "passages_k": cfg.neighbours_k,
-                                                         "enabled": tcfg.retrieval_share > 0},
-                    "copy_curriculum": {"source": "train_texts", "state": copy_state},
-                    "fact_rows": {"source": "train_texts", "state": fact_state},
-                    "heldout_texts": {**self.file_info(self.inputs.heldout_path),
-                                      "use": "validation: checkpoint selection"},
-                    "eval_texts": {**self.file_info(self.inputs.eval_path), "use": "measurement (perplexity, "
-                                   "diversity prompts)"}},
-            gen0_cache={"key": key, "path": str(cache)},
-            trained_tokens=self._timings(g0).get("trained_tokens", {}), train=self._timings(g0),
-            checkpoint=read_json(cache / "checkpoint.json") if (cache / "checkpoint.json").is_file() else {},
-            steps={"train": {"finished": utc_now()}})
-
-    @staticmethod
-    def _checkpoint(out_dir: Path) -> dict[str, Any]:
-        """Which step the kept model is: the lowest validation perplexity among the evaluated steps (read from the
-        full log in ``last/``, before it is removed; ``model/`` holds the log up to the kept step)."""
-        log = next((p for p in (out_dir / "last" / "train_log.jsonl", out_dir / "model" / "train_log.jsonl")
-                    if p.is_file()), None)
-        rows = read_jsonl(log) if log else []
-        scored = [(r["step"], r["heldout_ppl"]) for r in rows if "heldout_ppl" in r]
-        best = [r["step"] for r in rows if r.get("best")]
-        return {"rule": "lowest validation perplexity among evenly spaced steps (checkpoint_every)",
-                "validation_ppl_by_step": dict(scored), "chosen_step": best[-1] if best else None}
-
-    @staticmethod
-    def _timings(gen_dir: Path) -> dict[str, Any]:
-        path = gen_dir / "model" / "timings.json"
-        return read_json(path) if path.is_file() else {}
+    # Steps: training in train_steps.py, writing and pools in write_steps.py; evaluation and the report here
 
     def evaluate(self, strategy: Strategy | None, k: int) -> None:
         from rag_bench.evaluate import evaluate
@@ -315,110 +246,6 @@ class StepRunner:
                  progress=False, answer_with=self.answerer(gen_dir / "model") if self.answerer else None)
         self.update_manifest(gen_dir, steps={"eval": {"finished": utc_now()}},
                              outputs={"eval": self.file_info(gen_dir / "eval" / "results.json")})
-
-    def write(self, strategy: Strategy, k: int) -> None:
-        cfg, writer = self.cfg, strategy.writer
-        gen_dir, path = self.gen_dir(strategy, k), self.synthetic_path(strategy, k)
-        lm = self.gen0 if k == 0 else LM.load(gen_dir / "model")
-        prompts = self.grounded_prompts() if writer == "grounded" else self.prompts
-        seed = stable_seed(cfg.seed, "write", k, writer if k == 0 else strategy.folder)
-        stats = write_synthetic(lm, prompts, cfg.decode, out=path, generation=k, seed=seed, writer=writer,
-                                watermark=self.watermark if writer == "watermark" else None,
-                                scorer=self.gen0 if self.score_synthetic else None,
-                                on_part=lambda done, total: self.progress.update(done / total))
-        rows = read_jsonl(path)
-        ppl = [r["metadata"]["gen0_ppl"] for r in rows if math.isfinite(r["metadata"].get("gen0_ppl") or math.nan)]
-        stats.update(sha256=sha256_file(path), path=self.rel(path), seed=seed, decode=cfg.decode.to_dict(),
-                     human_tokens=self.budget, prompt_tokens=cfg.prompt_tokens,
-                     gen0_ppl_median=statistics.median(ppl) if ppl else None)
-        self.update_manifest(gen_dir, outputs={path.stem: stats}, seeds={f"write_{writer}": seed},
-                             steps={self.write_key(strategy, k): {"finished": utc_now()}})
-
-    @staticmethod
-    def write_key(strategy: Strategy, k: int) -> str:
-        return f"write_{strategy.writer}" if k == 0 else "write"
-
-    def grounded_prompts(self) -> list[PromptBlock]:
-        heldout_ids = {r["id"] for r in read_jsonl(self.inputs.heldout_path)}
-        return grounded_blocks(self.prompts, self.gen0.tokenizer, self.retriever, self.index.store.docstore,
-                               k=self.cfg.grounded_k, heldout_ids=heldout_ids,
-                               cache=self.run_dir / "cache" / "writer_passages.json")
-
-    def build_pool(self, strategy: Strategy, k: int) -> None:
-        cfg, gen_dir = self.cfg, self.gen_dir(strategy, k)
-        synthetic = [read_jsonl(self.synthetic_path(strategy, j)) for j in range(k)]
-        needs_human = strategy.keeps_human
-        pool, stats = build_pool(
-            strategy, generation=k, human=self.human_units if needs_human else [], synthetic=synthetic,
-            budget=self.budget, seed=cfg.seed, filter_by=cfg.filter_by, keep=cfg.filter_keep,
-            dedup_ngram=cfg.dedup_ngram, dedup_threshold=cfg.dedup_threshold, contamination=cfg.contamination,
-            z_threshold=cfg.watermark_z,
-            z_scores=(lambda texts: watermark_z_scores(self.gen0, texts, self.watermark))
-            if strategy.kind == "watermark" else None)
-        written = [u["contents"] for u in pool if u["metadata"]["source"] != "human"]
-        stats["human_overlap"] = {"written": self.human_ngrams.summary(written),
-                                  "pool": self.human_ngrams.summary([u["contents"] for u in pool])}
-        write_jsonl(gen_dir / "pool.jsonl", pool)
-        sources = {self.rel(self.synthetic_path(strategy, j)): sha256_file(self.synthetic_path(strategy, j))
-                   for j in range(k)}
-        if needs_human:
-            sources[self.rel(self.inputs.train_path)] = sha256_file(self.inputs.train_path)
-        self.update_manifest(gen_dir, pool=stats, inputs={"pool_sources": sources},
-                             steps={"pool": {"finished": utc_now()}})
-
-    def train_next(self, strategy: Strategy, k: int) -> None:
-        cfg, gen_dir = self.cfg, self.gen_dir(strategy, k)
-        rows = read_jsonl(gen_dir / "pool.jsonl")
-        texts = [r["contents"] for r in rows]
-        block = min(cfg.train.model.n_positions, self.gen0.max_positions)
-        pool_tokens = sum(self.count_tokens(texts))
-        steps = next_steps(cfg, pool_tokens, block, strategy.compute_scale(pool_tokens, self.budget))
-        nt = cfg.next_train if cfg.next_curriculum else curriculum_off(cfg.next_train)
-        tcfg = nt.replace(model=cfg.train.model, seed=stable_seed(cfg.seed, "train", k, strategy.folder),
-                          max_steps=steps, warmup_steps=min(nt.warmup_steps, steps // 4),
-                          eval_every=checkpoint_every(steps, cfg), save_every=min(nt.save_every, steps))
-        tcfg, copy_state = copy_guard(tcfg, texts)
-        tcfg, fact_state = fact_guard(tcfg, texts, self.fact_fields)
-        neighbours = PoolNeighbours(texts, k=cfg.neighbours_k) if tcfg.retrieval_share > 0 else None
-        init = self.init_model(strategy, k, gen_dir)
-        train(tcfg, train_texts=texts, heldout_texts=self.inputs.heldout_texts, out_dir=gen_dir,
-              neighbours=neighbours, base_model=init, on_step=self.train_progress,
-              origins=[unit_origin(r) for r in rows])
-        checkpoint = self._checkpoint(gen_dir)
-        shutil.rmtree(gen_dir / "last", ignore_errors=True)
-        shutil.rmtree(gen_dir / "init", ignore_errors=True)
-        pool_info = {**self.file_info(gen_dir / "pool.jsonl"), "texts": len(texts), "tokens": pool_tokens}
-        curriculum = "on: built from the pool only" if cfg.next_curriculum else "off (next_curriculum=false)"
-        timings = read_json(gen_dir / "model" / "timings.json")
-        self.update_manifest(
-            gen_dir, config={"train": tcfg.to_dict(), "init": cfg.init, "init_from": self.rel(init)
-                             if Path(init).is_relative_to(self.run_dir) else str(init), "strategy": strategy.name,
-                             "keeps_human": strategy.keeps_human, "curriculum": curriculum,
-                             "run_config_sha256": sha256_file(self.run_dir / "config.json")},
-            seeds={"train": tcfg.seed},
-            inputs={"train_texts": pool_info,
-                    "neighbours": {"source": "train_texts", "passages_k": cfg.neighbours_k,
-                                   "enabled": neighbours is not None},
-                    "copy_curriculum": {"source": "train_texts", "state": copy_state},
-                    "fact_rows": {"source": "train_texts", "state": fact_state},
-                    "heldout_texts": {**self.file_info(self.inputs.heldout_path),
-                                      "use": "validation: the best of the evenly spaced checkpoints, as in gen 0"},
-                    "eval_texts": {**self.file_info(self.inputs.eval_path), "use": "measurement"}},
-            trained_tokens=timings.get("trained_tokens", {}), checkpoint=checkpoint,
-            train=timings, steps={"train": {"finished": utc_now()}})
-
-    def init_model(self, strategy: Strategy, k: int, gen_dir: Path) -> Path:
-        """Where generation k starts: generation k-1, the base model, or a fresh model saved to ``gen_dir/init``."""
-        if self.cfg.init == "previous":
-            return self.gen_dir(strategy, k - 1) / "model"
-        if self.cfg.init == "base":
-            return base_model_dir(self.cfg, self.data_dir)
-        init = gen_dir / "init"
-        if not (init / "config.json").is_file():
-            torch.manual_seed(stable_seed(self.cfg.seed, "init", k, strategy.folder))
-            fresh = type(self.gen0.model)(self.gen0.model.config)
-            LM(fresh, self.gen0.tokenizer, config=self.gen0.config, device="cpu").save(init)
-        return init
 
     def write_report(self) -> None:
         try:

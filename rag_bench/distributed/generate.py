@@ -5,9 +5,9 @@
 
 The unit of work is a part of ``rag_bench.collapse.synthetic`` (PART_PROMPTS prompts with their own seed), so an
 actor writes exactly the text the sequential writer would and writes it atomically to the same part
-file; the step that follows (``StepRunner.write``) finds every part present and only joins them. In a
-collapse run (``--ray``) generation 0's writers shard this way before their step runs (``shard_write``);
-the branches after it are already one task per worker (rag_bench.distributed.branches).
+file; the step that follows (``rag_bench.collapse.write_steps.write_step``) finds every part present and only
+joins them. In a collapse run (``--ray``) generation 0's writers shard this way before their step runs
+(``shard_write``); the branches after it are already one task per worker (rag_bench.distributed.branches).
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ def write_parts(model_path: str | Path, prompts: Sequence[Any], decode: Any, *, 
 def shard_write(runner: Any, step: Any, *, address: str) -> None:
     """Before generation 0's write step ``write_<writer>``: write its parts over Ray Data (other steps: nothing).
 
-    The writer's prompts, seed and options are those ``StepRunner.write`` uses for generation 0.
+    The writer's prompts, seed and options are those ``rag_bench.collapse.write_steps.write_step`` uses for
+    generation 0.
     """
     from rag_bench.collapse.data import stable_seed
 
