@@ -523,6 +523,6 @@ def _full_preset() -> CollapseConfig:
 COLLAPSE_PRESETS.update(tiny=_tiny_preset, quick=_quick_preset, full=_full_preset)
 
 # smol and paper: generation 0 fine-tunes the offline SmolLM2 (imported last: that module builds on the classes above)
-from rag_bench.presets_pretrained import PRETRAINED_PRESETS  # noqa: E402
+from rag_bench.models.presets_pretrained import PRETRAINED_PRESETS  # noqa: E402
 
 COLLAPSE_PRESETS.update(PRETRAINED_PRESETS)

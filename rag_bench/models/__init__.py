@@ -1,13 +1,38 @@
-"""Models that come from elsewhere: the offline registry, GGUF conversion, and the loader every command uses.
+"""Models: those that come from elsewhere (the offline registry, GGUF conversion, the loader every command uses),
+LoRA fine-tuning, and the collapse presets on a pretrained base.
 
     from rag_bench.models import load_model, resolve_model, REGISTRY
     lm = load_model("smollm2-135m", data_dir="data")     # or any model folder
 
-See registry.py (names), convert.py (GGUF to safetensors, once), resolve.py (name or folder to LM), memory.py.
+See registry.py (names), convert.py (GGUF to safetensors, once), resolve.py (name or folder to LM), memory.py,
+lora.py (adapters through PEFT) and presets_pretrained.py (the smol and paper presets).
+
+The names below load on first use: rag_bench.config imports presets_pretrained, and importing this package
+must not pull in torch and transformers for it (`rag-bench --help` stays fast).
 """
 
-from rag_bench.models.registry import DEFAULT_PRETRAINED, REGISTRY, PretrainedSpec, lookup
-from rag_bench.models.resolve import is_converted, load_model, pretrained_dir, pretrained_info, resolve_model
+from __future__ import annotations
 
-__all__ = ["DEFAULT_PRETRAINED", "REGISTRY", "PretrainedSpec", "is_converted", "load_model", "lookup",
-           "pretrained_dir", "pretrained_info", "resolve_model"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DEFAULT_PRETRAINED": "registry", "REGISTRY": "registry", "PretrainedSpec": "registry", "lookup": "registry",
+    "is_converted": "resolve", "load_model": "resolve", "pretrained_dir": "resolve", "pretrained_info": "resolve",
+    "resolve_model": "resolve",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rag_bench.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"rag_bench.models.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -2,7 +2,7 @@
 
     rag-bench collapse --preset smol --lora-rank 16        # every generation fine-tunes adapters, not all weights
 
-    from rag_bench.lora import add_lora, lora_state, plain_lm
+    from rag_bench.models.lora import add_lora, lora_state, plain_lm
     add_lora(lm, cfg)                 # lm.model becomes a PeftModel; only the adapters train
     plain_lm(lm).save(path)           # a merged copy: an ordinary model folder that LM.load reads
 

@@ -1,6 +1,6 @@
 """LoRA fine-tuning through PEFT: only the adapters train, checkpoints are plain merged models, resume is exact.
 
-    .venv/bin/pytest tests/test_lora.py -q
+    .venv/bin/pytest tests/test_models_lora.py -q
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from rag_bench.config import ConfigError, ModelConfig, TrainConfig
 from rag_bench.lm import LM, train_tokenizer
-from rag_bench.lora import add_lora, lora_state, plain_lm
+from rag_bench.models.lora import add_lora, lora_state, plain_lm
 from rag_bench.records import read_jsonl
 from rag_bench.train import train
 
