@@ -30,7 +30,8 @@ import torch
 from train_bench import REPO, corpus_texts, load_average, machine_info, peak_rss_mb, reset_peak_rss
 
 from rag_bench.config import DecodeConfig, ModelConfig
-from rag_bench.lm import LM, train_tokenizer
+from rag_bench.lm import LM
+from rag_bench.models.scratch import train_tokenizer
 from rag_bench.records import write_json
 from rag_bench.train_data import record_lines
 

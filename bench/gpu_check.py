@@ -119,7 +119,8 @@ def throughput(args: argparse.Namespace, workdir: Path) -> dict:
     from train_bench import time_ours as time_train
 
     from rag_bench.config import ModelConfig, TrainConfig
-    from rag_bench.lm import LM, pick_device, train_tokenizer
+    from rag_bench.lm import LM, pick_device
+    from rag_bench.models.scratch import train_tokenizer
 
     texts, source = corpus_texts(400_000)
     model = ModelConfig.preset("base")

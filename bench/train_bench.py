@@ -40,7 +40,8 @@ import torch  # noqa: E402
 
 from rag_bench.config import ModelConfig, TrainConfig  # noqa: E402
 from rag_bench.evaluate import provenance  # noqa: E402
-from rag_bench.lm import LM, train_tokenizer  # noqa: E402
+from rag_bench.lm import LM  # noqa: E402
+from rag_bench.models.scratch import train_tokenizer  # noqa: E402
 from rag_bench.records import read_corpus, read_json, read_jsonl, write_json  # noqa: E402
 from rag_bench.train_data import corpus_stream  # noqa: E402
 

@@ -30,8 +30,8 @@ _EXPORTS = {
     "update_index": "index.store", "load_index": "index.store", "load_embedder": "index.embedding",
     "IndexStoreError": "index.integrity", "make_retriever": "index.retrieve",
     # models and answers
-    "LM": "lm", "train_tokenizer": "lm", "load_model": "models", "render_prompt": "prompt", "train": "train",
-    "closed_book": "answer", "grounded": "answer", "grounded_chain": "answer", "Answer": "answer",
+    "LM": "lm", "train_tokenizer": "models.scratch", "load_model": "models", "render_prompt": "prompt",
+    "train": "train", "closed_book": "answer", "grounded": "answer", "grounded_chain": "answer", "Answer": "answer",
     # evaluation
     "get_metric": "metrics", "list_metrics": "metrics", "diversity_report": "diversity",
     "build_factbook_probes": "probes", "build_cloze_probes": "probes", "load_probes": "probes",

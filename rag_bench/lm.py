@@ -1,6 +1,7 @@
-"""The causal LM of every generation: tokenizer, model, save/load, batched generation and scoring.
+"""The causal LM of every generation: model and tokenizer, save/load, batched generation and scoring.
 
-    from rag_bench.lm import LM, train_tokenizer
+    from rag_bench.lm import LM
+    from rag_bench.models.scratch import train_tokenizer
 
     tokenizer = train_tokenizer(texts, vocab_size=8192)
     lm = LM.build(ModelConfig.preset("base"), tokenizer)        # prints the parameter count
@@ -13,48 +14,33 @@
 Every prompt starts with what the tokenizer adds (the BOS ``<|endoftext|>`` of a tokenizer built here; nothing
 for SmolLM2, whose chat template opens the prompt instead: rag_bench.models), is truncated from the left when
 prompt + ``max_new_tokens`` exceeds the model's positions (reported in ``Generation.truncated_tokens``), and is
-left-padded in batches.
+left-padded in batches. The tokenizer and model built from scratch are in rag_bench.models.scratch, the generation
+record and span-constrained decoding in rag_bench.models.decoding.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
-import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    GPT2Config,
-    GPT2LMHeadModel,
-    Lfm2Config,
-    Lfm2ForCausalLM,
-    LlamaConfig,
-    LlamaForCausalLM,
-    PreTrainedModel,
-    PreTrainedTokenizerFast,
-)
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerFast
 from transformers.utils import logging as hf_logging
 
 from rag_bench.config import DecodeConfig, ModelConfig
-from rag_bench.records import read_json, write_json
+from rag_bench.models.decoding import Generation, SpanConstraint, cut_at_stop
+from rag_bench.models.scratch import build_model
+from rag_bench.records import read_json, replace_dir, write_json
 
 log = logging.getLogger(__name__)
 
-BOS_TOKEN = "<|endoftext|>"  # begins every prompt and separates packed training documents
-PAD_TOKEN = "<|pad|>"
 MODEL_CONFIG_FILE = "rag_bench_model.json"  # the resolved ModelConfig beside a model built here
-# GPT-2's pre-tokenisation pattern with ":?" after a run of letters
-PRETOKENIZE_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+:?| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 # Scoring (held-out perplexity, answer log-probabilities) materialises rows x positions x vocabulary fp32 logits:
 # SmolLM2's 8192 positions and 49,152-token vocabulary at batch 32 would need about 50 GB (a 23 GB machine killed
 # `rag-bench eval --model smollm2-135m` so). Windows are capped, and rows per forward follow a logits budget.
@@ -81,77 +67,9 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-# ---------------------------------------------------------------------------------------
-# Tokenizer and model construction
-
-
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 8192, *, min_frequency: int = 2) -> PreTrainedTokenizerFast:
-    """Byte-level BPE trained on ``texts``; prepends BOS, pads on the left.
-
-    Pre-tokenisation is GPT-2's except that a word keeps a colon right after it, so a record field
-    and its colon (`` Capital:``) can become one token: the last token of a question then names
-    the field, and copying its value from a passage is a single induction step (see docs/copying.md).
-    """
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(PRETOKENIZE_PATTERN), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, show_progress=False,
-                                  special_tokens=[BOS_TOKEN, PAD_TOKEN],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(texts, trainer)
-    bos_id = tok.token_to_id(BOS_TOKEN)
-    tok.post_processor = processors.TemplateProcessing(single=f"{BOS_TOKEN} $A", pair=f"{BOS_TOKEN} $A $B",
-                                                       special_tokens=[(BOS_TOKEN, bos_id)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS_TOKEN, eos_token=BOS_TOKEN,
-                                   pad_token=PAD_TOKEN, padding_side="left", model_max_length=1 << 30)
-
-
-def build_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
-    """A randomly initialised LFM2, Llama or GPT-2 of ``cfg``'s size for ``tokenizer``'s vocabulary."""
-    common = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id,
-              "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id,
-              "tie_word_embeddings": cfg.tie_embeddings}
-    if cfg.arch == "gpt2":
-        config = GPT2Config(n_layer=cfg.n_layer, n_head=cfg.n_head, n_embd=cfg.n_embd, n_positions=cfg.n_positions,
-                            resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout, **common)
-        return GPT2LMHeadModel(config)
-    if cfg.arch == "lfm2":
-        # Even blocks are gated short convolutions, odd ones attention: a convolution hands each position its
-        # previous tokens, so the next attention block can match and copy ("induction") without first learning a
-        # previous-token head -- see docs/copying.md (H3, Zoology). Without causal-conv1d, torch's conv1d runs it.
-        config = Lfm2Config(num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head,
-                            num_key_value_heads=cfg.n_head, hidden_size=cfg.n_embd,
-                            intermediate_size=_llama_ffn_width(cfg.n_embd), block_auto_adjust_ff_dim=False,
-                            layer_types=["conv" if i % 2 == 0 else "full_attention" for i in range(cfg.n_layer)],
-                            max_position_embeddings=cfg.n_positions,
-                            rope_parameters={"rope_type": "default", "rope_theta": 10_000.0}, **common)
-        return Lfm2ForCausalLM(config)
-    config = LlamaConfig(num_hidden_layers=cfg.n_layer, num_attention_heads=cfg.n_head, num_key_value_heads=cfg.n_head,
-                         hidden_size=cfg.n_embd, intermediate_size=_llama_ffn_width(cfg.n_embd),
-                         max_position_embeddings=cfg.n_positions, attention_dropout=cfg.dropout, **common)
-    return LlamaForCausalLM(config)
-
-
-def _llama_ffn_width(n_embd: int) -> int:
-    # SwiGLU with 8/3 width keeps the parameter count of GPT-2's 4x MLP; rounded to a multiple of 32
-    return 32 * math.ceil(8 * n_embd / 3 / 32)
-
-
 def count_parameters(model: torch.nn.Module) -> int:
     """Unique parameters (tied embeddings counted once)."""
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Generation:
-    """One generated answer and what happened to its prompt."""
-
-    text: str  # the continuation, cut before the first stop string
-    prompt_tokens: int  # prompt tokens fed to the model (after truncation)
-    truncated_tokens: int  # tokens dropped from the left of the prompt to fit the model's positions
-    new_tokens: int  # tokens generated (before cutting at the stop string)
 
 
 # ---------------------------------------------------------------------------------------
@@ -420,44 +338,6 @@ class LM:
         return [(float(nll[r].sum()), int((targets[r] != -100).sum())) for r in range(len(rows))]
 
 
-class SpanConstraint:
-    """``prefix_allowed_tokens_fn``: the answer so far must occur in a context, token for token.
-
-    Allowed next tokens are those that continue some occurrence in the context of the tokens
-    generated so far; once the answer is non-empty a stop token (newline, EOS) is allowed too.
-    Matches are cached per (row, prefix) so each step extends the previous step's matches.
-    """
-
-    def __init__(self, contexts: list[list[list[int]]], prompt_len: int, stop_ids: frozenset[int], eos_id: int) -> None:
-        self.contexts, self.prompt_len, self.stop_ids, self.eos = contexts, prompt_len, stop_ids, eos_id
-        self._matches: dict[tuple[int, tuple[int, ...]], list[tuple[int, int]]] = {}
-
-    def __call__(self, batch_id: int, input_ids: torch.Tensor) -> list[int]:
-        generated = tuple(input_ids[self.prompt_len:].tolist())
-        if generated and generated[-1] in self.stop_ids:
-            return [self.eos]  # finished rows are padded by generate; anything allowed is fine
-        matches = self._find(batch_id, generated)
-        ctx = self.contexts[batch_id]
-        allowed = {ctx[p][j + len(generated)] for p, j in matches if j + len(generated) < len(ctx[p])}
-        if generated:
-            allowed |= self.stop_ids
-        else:
-            allowed -= self.stop_ids
-        return sorted(allowed) or [self.eos]
-
-    def _find(self, row: int, generated: tuple[int, ...]) -> list[tuple[int, int]]:
-        key = (row, generated)
-        if key not in self._matches:
-            if not generated:
-                found = [(p, j) for p, toks in enumerate(self.contexts[row]) for j in range(len(toks))]
-            else:
-                m, last = len(generated) - 1, generated[-1]
-                found = [(p, j) for p, j in self._find(row, generated[:-1])
-                         if j + m < len(self.contexts[row][p]) and self.contexts[row][p][j + m] == last]
-            self._matches[key] = found
-        return self._matches[key]
-
-
 @contextlib.contextmanager
 def _quiet_transformers() -> Iterator[None]:
     """No per-shard progress bars for models of a few megabytes."""
@@ -468,22 +348,3 @@ def _quiet_transformers() -> Iterator[None]:
     finally:
         if was_active:
             hf_logging.enable_progress_bar()
-
-
-def cut_at_stop(text: str, stop: Iterable[str]) -> str:
-    """``text`` up to (not including) the earliest stop string."""
-    cut = min((i for s in stop if (i := text.find(s)) >= 0), default=len(text))
-    return text[:cut]
-
-
-def replace_dir(src: Path, dst: Path) -> None:
-    """Move folder ``src`` to ``dst``, replacing any previous ``dst`` with only a rename in between."""
-    old = None
-    if dst.exists():
-        old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-

@@ -31,9 +31,10 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from rag_bench.config import DecodeConfig, TrainConfig
-from rag_bench.lm import LM, autocast, pick_device, replace_dir, train_tokenizer
+from rag_bench.lm import LM, autocast, pick_device
 from rag_bench.models.lora import add_lora, lora_state, plain_lm
-from rag_bench.records import read_json, read_jsonl, write_json, write_jsonl
+from rag_bench.models.scratch import train_tokenizer
+from rag_bench.records import read_json, read_jsonl, replace_dir, write_json, write_jsonl
 from rag_bench.train_data import (
     IGNORE,
     CopyTask,

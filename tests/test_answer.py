@@ -13,7 +13,8 @@ from rag_bench.config import DecodeConfig, ModelConfig
 from rag_bench.corpus import load_corpus
 from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import load_index, update_index
-from rag_bench.lm import LM, train_tokenizer
+from rag_bench.lm import LM
+from rag_bench.models.scratch import train_tokenizer
 from rag_bench.prompt import render_prompt
 from tests.conftest import PLANTED_FACT
 

@@ -44,7 +44,7 @@ def data_dir(tmp_path_factory) -> Path:
 def base_folder(tmp_path_factory, data_dir: Path) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from rag_bench.lm import train_tokenizer
+    from rag_bench.models.scratch import train_tokenizer
 
     texts = [r["contents"] for r in read_jsonl(data_dir / "corpora" / "factbook" / "corpus.jsonl")]
     tokenizer = train_tokenizer(texts, 400)

@@ -240,7 +240,7 @@ def llama_folder(tmp_path_factory, data_dir: Path) -> Path:
     """A small random Llama with its own tokenizer, saved as any local Hugging Face model would be."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from rag_bench.lm import train_tokenizer
+    from rag_bench.models.scratch import train_tokenizer
 
     texts = contents(data_dir / "corpora" / "factbook" / "corpus.jsonl")
     tokenizer = train_tokenizer(texts, 400)

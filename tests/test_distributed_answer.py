@@ -19,7 +19,8 @@ from rag_bench.eval_inputs import ContextRetriever, retrieve_contexts
 from rag_bench.evaluate import answer_probes, evaluate
 from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import load_index
-from rag_bench.lm import LM, train_tokenizer
+from rag_bench.lm import LM
+from rag_bench.models.scratch import train_tokenizer
 from rag_bench.records import Probe, read_json
 
 TOWNS = ["Quenta", "Tirrin", "Vanhold", "Kesmet", "Ashgrove", "Sorenby", "Dorvik", "Brellin", "Tarsil", "Askel",

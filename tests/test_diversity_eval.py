@@ -20,7 +20,8 @@ from rag_bench.diversity_eval import (
     human_prompts,
     model_fingerprint,
 )
-from rag_bench.lm import LM, train_tokenizer
+from rag_bench.lm import LM
+from rag_bench.models.scratch import train_tokenizer
 
 TEXTS = [
     "The old lighthouse keeper walked along the cliffs every morning and counted the ships in the bay below.",

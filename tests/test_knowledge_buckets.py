@@ -66,7 +66,8 @@ def test_run_frequency_counts_segments_of_the_training_text():
 def tiny_lm():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from rag_bench.lm import LM, train_tokenizer
+    from rag_bench.lm import LM
+    from rag_bench.models.scratch import train_tokenizer
 
     tokenizer = train_tokenizer(TEXTS * 20, 300)
     torch.manual_seed(0)

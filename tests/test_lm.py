@@ -1,4 +1,4 @@
-"""Tokenizer, model build/save/load, generation options, span-constrained decoding and scoring."""
+"""LM: build/save/load, generation options, span-constrained decoding through generate, and scoring."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 import rag_bench.lm as lm_module
 from rag_bench.config import ConfigError, DecodeConfig, ModelConfig
-from rag_bench.lm import LM, ModelLoadError, count_parameters, cut_at_stop, train_tokenizer
+from rag_bench.lm import LM, ModelLoadError, count_parameters
+from rag_bench.models.scratch import train_tokenizer
 
 LINES = [f"Land{i} | Government | Capital: {city}" for i, city in enumerate(
     ["Orvane", "Belmuth", "Carsk", "Dunmere", "Eskaville", "Farrow", "Gellin", "Hoxley"])]
@@ -41,19 +42,6 @@ def fitted_lm(tokenizer) -> LM:
         opt.zero_grad()
     lm.model.eval()
     return lm
-
-
-def test_tokenizer_round_trip_and_bos(tokenizer):
-    text = "Côte d'Ivoire | Economy | GDP: $1,234 (2023 est.)\n\nnaïve ümlaut 東京"
-    ids = tokenizer(text)["input_ids"]
-    assert ids[0] == tokenizer.bos_token_id
-    assert tokenizer.decode(ids, skip_special_tokens=True) == text
-    assert tokenizer.padding_side == "left" and tokenizer.pad_token_id != tokenizer.eos_token_id
-
-
-def test_a_field_and_its_colon_become_one_token(tokenizer):
-    tokens = tokenizer.tokenize("Land3 | Government | Capital: Dunmere")
-    assert "ĠCapital:" in tokens  # the question's last token names the field (see docs/copying.md)
 
 
 def test_presets_and_parameter_count(tokenizer, capsys):
@@ -141,12 +129,6 @@ def test_beam_search_and_repetition_penalty(fitted_lm):
     assert len(beams) == 2 and all(b and "\n" not in b for b in beams)
     penalised = fitted_lm.generate(["Land2 | Government | Capital:"], GREEDY.replace(repetition_penalty=1.3))
     assert isinstance(penalised[0], str)
-
-
-def test_stop_sequences_cut_the_text_before_the_stop():
-    assert cut_at_stop(" Carsk\nLand3", ("\n",)) == " Carsk"
-    assert cut_at_stop(" Carsk | x", ("\n", " |")) == " Carsk"
-    assert cut_at_stop("abc", ()) == "abc"
 
 
 def test_without_stop_generation_runs_to_max_new_tokens(fitted_lm):

@@ -11,8 +11,9 @@ from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from rag_bench.config import ConfigError, ModelConfig, TrainConfig
-from rag_bench.lm import LM, train_tokenizer
+from rag_bench.lm import LM
 from rag_bench.models.lora import add_lora, lora_state, plain_lm
+from rag_bench.models.scratch import train_tokenizer
 from rag_bench.records import read_jsonl
 from rag_bench.train import train
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from rag_bench.config import ModelConfig
-from rag_bench.lm import LM, ModelLoadError, train_tokenizer
+from rag_bench.lm import LM, ModelLoadError
 from rag_bench.models.memory import available_bytes, check_folder_fits, folder_parameters
+from rag_bench.models.scratch import train_tokenizer
 
 
 def _save_tiny(path: Path) -> LM:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from rag_bench.config import ModelConfig
-from rag_bench.lm import LM, ModelLoadError, train_tokenizer
+from rag_bench.lm import LM, ModelLoadError
 from rag_bench.models import is_converted, load_model, pretrained_dir, pretrained_info, resolve_model
+from rag_bench.models.scratch import train_tokenizer
 
 
 def test_a_registry_name_is_converted_once_into_the_data_dir(smollm2_data_dir: Path):

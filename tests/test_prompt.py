@@ -41,7 +41,7 @@ def test_an_instruct_model_gets_passages_and_question_as_one_user_turn_of_its_ch
 
 
 def test_a_tokenizer_without_a_chat_template_gets_the_plain_text():
-    from rag_bench.lm import train_tokenizer
+    from rag_bench.models.scratch import train_tokenizer
 
     tok = train_tokenizer([QUESTION + " Algiers"] * 20, vocab_size=300)
     assert not uses_chat_template(tok) and not uses_chat_template(None)

@@ -15,6 +15,7 @@ from rag_bench.records import (
     read_corpus,
     read_json,
     read_probes,
+    replace_dir,
     write_json,
     write_jsonl,
 )
@@ -71,3 +72,18 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_replace_dir_swaps_a_whole_folder_and_leaves_no_old_copy(tmp_path: Path):
+    target, new = tmp_path / "model", tmp_path / ".model.tmp"
+    target.mkdir()
+    (target / "old.bin").write_text("old")
+    new.mkdir()
+    (new / "weights.bin").write_text("new")
+    replace_dir(new, target)
+    assert [p.name for p in target.iterdir()] == ["weights.bin"] and not new.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    fresh = tmp_path / ".fresh.tmp"
+    fresh.mkdir()
+    replace_dir(fresh, tmp_path / "absent")  # nothing to replace: a plain rename
+    assert (tmp_path / "absent").is_dir() and not fresh.exists()

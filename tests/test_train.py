@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from rag_bench.config import DecodeConfig, ModelConfig, TrainConfig
-from rag_bench.lm import LM, train_tokenizer
+from rag_bench.lm import LM
+from rag_bench.models.scratch import train_tokenizer
 from rag_bench.prompt import render_prompt
 from rag_bench.records import read_json, read_jsonl
 from rag_bench.train import train

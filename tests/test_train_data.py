@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from rag_bench.lm import train_tokenizer
+from rag_bench.models.scratch import train_tokenizer
 from rag_bench.prompt import render_prompt
 from rag_bench.train_data import (
     IGNORE,

@@ -136,7 +136,8 @@ def make_tiny_data(root: Path) -> Path:
     """A data dir with a planted 'factbook' index, a facts file and a run 'r' of two tiny generations."""
     from rag_bench.cli import ingest
     from rag_bench.config import ModelConfig
-    from rag_bench.lm import LM, train_tokenizer
+    from rag_bench.lm import LM
+    from rag_bench.models.scratch import train_tokenizer
 
     data = root / "data"
     planted = root / "planted"

@@ -3,7 +3,7 @@
     python corpora/factbook/stats.py --corpus data/corpora/factbook/corpus.jsonl [--vocab-size 8192]
 
 Tokens are counted under the default tokenizer of generation 0: the byte-level BPE that
-``rag_bench.lm.train_tokenizer`` trains on the training split (vocabulary 8192).
+``rag_bench.models.scratch.train_tokenizer`` trains on the training split (vocabulary 8192).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from rag_bench.lm import train_tokenizer
+from rag_bench.models.scratch import train_tokenizer
 from rag_bench.records import read_corpus
 
 

@@ -1,11 +1,12 @@
 """Models: those that come from elsewhere (the offline registry, GGUF conversion, the loader every command uses),
-LoRA fine-tuning, and the collapse presets on a pretrained base.
+those built here from scratch, LoRA fine-tuning, and the collapse presets on a pretrained base.
 
     from rag_bench.models import load_model, resolve_model, REGISTRY
     lm = load_model("smollm2-135m", data_dir="data")     # or any model folder
 
 See registry.py (names), convert.py (GGUF to safetensors, once), resolve.py (name or folder to LM), memory.py,
-lora.py (adapters through PEFT) and presets_pretrained.py (the smol and paper presets).
+scratch.py (the tokenizer and model of generation 0 from scratch), decoding.py (what LM.generate uses besides the
+model), lora.py (adapters through PEFT) and presets_pretrained.py (the smol and paper presets).
 
 The names below load on first use: rag_bench.config imports presets_pretrained, and importing this package
 must not pull in torch and transformers for it (`rag-bench --help` stays fast).
