@@ -41,8 +41,13 @@ from rag_bench.collapse.data import stable_seed
 from rag_bench.collapse.run import run_collapse
 from rag_bench.collapse.synthetic import PART_PROMPTS, prompt_blocks, write_synthetic
 from rag_bench.config import collapse_preset
+from rag_bench.distributed.answer import answer_on_ray
 from rag_bench.distributed.cluster import connect
 from rag_bench.distributed.generate import write_parts
+from rag_bench.eval_inputs import ContextRetriever, load_eval_probes, retrieve_contexts
+from rag_bench.evaluate import answer_probes
+from rag_bench.index.retrieve import make_retriever
+from rag_bench.index.store import load_index
 from rag_bench.lm import LM
 from rag_bench.records import read_json, read_jsonl, sha256_file, write_json
 
@@ -105,6 +110,69 @@ def bench_generation(cfg, run: Path, workdir: Path, address: str, parts: int) ->
             "load_average": {"before_direct": load_before, "before_ray": load_middle, "after": load_average()}}
 
 
+def mean_interval(values: list[float]) -> dict:
+    """Mean and its 95% t-interval over repeats (Student's t, n - 1 degrees of freedom)."""
+    from scipy import stats
+
+    n, mean = len(values), sum(values) / len(values)
+    if n < 2:
+        return {"mean": round(mean, 3), "ci95": None, "n": n, "test": "t-interval over repeats"}
+    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5
+    half = stats.t.ppf(0.975, n - 1) * sd / n ** 0.5
+    return {"mean": round(mean, 3), "ci95": [round(mean - half, 3), round(mean + half, 3)], "n": n,
+            "test": "t-interval over repeats"}
+
+
+def bench_answering(cfg, run: Path, data_dir: Path, address: str, probes: int, repeats: int) -> dict:
+    """Answering ``probes`` probes in both modes directly and over one Ray Data actor (1 thread each), ``repeats``
+    times in alternating order; every Ray run starts its actor afresh, so each pays the start-up again."""
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    lm = LM.load(run / "gen_0" / "model")
+    load_s = time.perf_counter() - started
+    ecfg = cfg.eval.replace(limit=probes)
+    selected, _ = load_eval_probes(data_dir / "probes" / "factbook-factbook.jsonl", limit=probes, seed=0)
+    prompts = [p.prompt for p in selected]
+    retriever = make_retriever(load_index(data_dir / "indexes" / "factbook").store, mode=ecfg.retrieval, k=ecfg.k)
+    contexts, _ = retrieve_contexts(retriever, prompts, k=ecfg.k)  # in the driver, before either path (as evaluate)
+    served = ContextRetriever(prompts, contexts)
+    rows = []
+    for repeat in range(repeats):
+        row: dict = {"load_average_before": load_average()}
+        for path in (("direct", "ray") if repeat % 2 == 0 else ("ray", "direct")):
+            tick = time.perf_counter()
+            if path == "direct":
+                direct = {mode: answer_probes(lm, selected, mode, ecfg, retriever=served, progress=False)
+                          for mode in ecfg.modes}
+                row["direct_s"] = round(time.perf_counter() - tick, 2)
+            else:
+                done = answer_on_ray(run / "gen_0" / "model", selected, ecfg, served, address=address, threads=1,
+                                     actors=1)
+                startup = done["startup"][0]
+                row.update(ray_s=round(done["seconds"], 2), first_chunk_s=round(done["first_chunk_s"], 2),
+                           actor_import_s=round(startup["import_s"], 2), actor_load_s=round(startup["load_s"], 2),
+                           first_chunk_answer_s=round(done["first_chunk_answer_s"], 2),
+                           actor_answer_s=round(done["answer_s"], 2), actor_torch_threads=startup["torch_threads"],
+                           actor_omp_num_threads=startup["omp_num_threads"],
+                           ray_startup_s=round(done["actor_began_s"], 2),
+                           first_delivery_s=round(done["first_delivery_s"], 2))
+        row["identical_answers"] = done["answers"] == direct
+        row["ratio"] = round(row["ray_s"] / row["direct_s"], 3)
+        row["ratio_after_start"] = round((row["ray_s"] - row["first_chunk_s"]) / row["direct_s"]
+                                         * done["chunks"] / max(1, done["chunks"] - 1), 3)
+        rows.append(row)
+        print(json.dumps(row))
+    return {"probes": len(selected), "modes": list(ecfg.modes), "batch_size": ecfg.batch_size,
+            "chunks": done["chunks"], "direct_model_load_s": round(load_s, 2), "repeats": rows,
+            "ratio": mean_interval([r["ratio"] for r in rows]),
+            "ratio_after_start": mean_interval([r["ratio_after_start"] for r in rows]),
+            "compute_ratio": mean_interval([r["actor_answer_s"] / r["direct_s"] for r in rows]),
+            "first_chunk_s": mean_interval([r["first_chunk_s"] for r in rows]),
+            "fixed_s": {key: mean_interval([r[key] for r in rows])
+                        for key in ("ray_startup_s", "actor_import_s", "actor_load_s", "first_delivery_s")},
+            "identical_answers": all(r["identical_answers"] for r in rows)}
+
+
 def projection(branch_phase: dict, workers: tuple[int, ...] = (1, 2, 4, 8, 16, 32)) -> dict:
     """Branch-phase speed-up of ``full`` and ``paper`` (B branches per seed) on N workers, from the measured one.
 
@@ -129,6 +197,10 @@ def main() -> None:
     parser.add_argument("--next-steps", type=int, default=4, help="steps of each later generation (quick: 16)")
     parser.add_argument("--eval-limit", type=int, default=60, help="probes per evaluation (quick: all of the run's)")
     parser.add_argument("--generations", type=int, default=2, help="generations per branch, generation 0 included")
+    parser.add_argument("--answer-probes", type=int, default=1024, help="probes answered in each mode, timed")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of the answering comparison")
+    parser.add_argument("--sections", default="branches,generation,answering",
+                        help="which parts to run; the others keep their figures in --out")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ray.json")
     parser.add_argument("--project", action="store_true", help="only (re)write the projection of --out's figures")
     args = parser.parse_args()
@@ -147,6 +219,10 @@ def main() -> None:
                         train=quick.train.replace(max_steps=steps, copy_warmup_steps=min(quick.train.copy_warmup_steps,
                                                                                            steps // 2),
                                                   eval_every=steps, save_every=steps))
+    sections = set(args.sections.split(","))
+    result = read_json(args.out) if args.out.is_file() else {"bench": "ray"}
+    stamp = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "measured": time.strftime("%Y-%m-%dT%H:%MZ",
+             time.gmtime()), "git_commit": machine_info()["git_commit"]}
     with tempfile.TemporaryDirectory(prefix="ray_bench_") as tmp:
         workdir = Path(tmp)
         data_dir = workdir / "data"  # the corpus, index and probes are shared; generation 0's cache is not
@@ -154,25 +230,49 @@ def main() -> None:
         for name in ("corpora", "indexes", "probes"):
             (data_dir / name).symlink_to((args.data_dir / name).resolve())
         address = "local"
-        branches = bench_branches(cfg, workdir, data_dir, address)
-        generation = bench_generation(cfg, workdir / "seq", workdir, address, args.gen_parts)
-    result = {"bench": "ray", "command": " ".join([Path(sys.executable).name, *sys.argv]),
-              "config": {"preset": "quick", "gen0_steps": steps, "generations": args.generations,
-                         "countries": list(cfg.countries), "next_steps": args.next_steps, "eval_limit": args.eval_limit,
-                         "diversity_prompts": 8,
-                         "strategies": list(cfg.strategies), "ray_cluster_cpus": 2},
-              "branch_phase": branches, "generation": generation, "machine": machine_info(),
-              "projection": projection(branches)}
+        if "branches" in sections:
+            result["branch_phase"] = {**bench_branches(cfg, workdir, data_dir, address), **stamp}
+            result["projection"] = projection(result["branch_phase"])
+        else:  # generation 0 only, for the other parts
+            run_collapse(cfg.replace(threads=2, generations=1), run_dir=workdir / "seq", data_dir=data_dir, echo=False)
+        connect(address, num_cpus=2)
+        if "generation" in sections:
+            result["generation"] = {**bench_generation(cfg, workdir / "seq", workdir, address, args.gen_parts), **stamp}
+        if "answering" in sections:
+            result["answering"] = {**bench_answering(cfg, workdir / "seq", data_dir, address, args.answer_probes,
+                                                     args.repeats), **stamp}
+    result.update(command=stamp["command"], machine=machine_info(),
+                  config={"preset": "quick", "gen0_steps": steps, "generations": args.generations,
+                          "countries": list(cfg.countries), "next_steps": args.next_steps,
+                          "eval_limit": args.eval_limit, "diversity_prompts": 8, "strategies": list(cfg.strategies),
+                          "ray_cluster_cpus": 2})
     write_json(args.out, result)
-    print(f"\nbranch phase of quick ({args.generations} generations, {' + '.join(cfg.strategies)}), 2 cores:")
-    print(f"  sequential (2 threads)      {branches['sequential_s']:8.1f} s")
-    print(f"  Ray, 2 workers x 1 thread   {branches['ray_wall_s']:8.1f} s   speed-up {branches['speedup']:.2f}x")
-    print(f"generation 0's writer ({generation['prompts']} prompts, {generation['parts']} parts, 1 thread):")
-    print(f"  direct                      {generation['direct_s']:8.1f} s")
-    print(f"  Ray Data, one actor         {generation['ray_data_one_actor_s']:8.1f} s   ratio {generation['ratio']:.3f}"
-          f"   identical text: {generation['identical_text']}")
+    report(result, cfg, args)
+
+
+def report(result: dict, cfg, args) -> None:
+    branches, generation, answering = (result.get(k) for k in ("branch_phase", "generation", "answering"))
+    if branches:
+        print(f"\nbranch phase of quick ({args.generations} generations, {' + '.join(cfg.strategies)}), 2 cores:")
+        print(f"  sequential (2 threads)      {branches['sequential_s']:8.1f} s")
+        print(f"  Ray, 2 workers x 1 thread   {branches['ray_wall_s']:8.1f} s   speed-up {branches['speedup']:.2f}x")
+    if generation:
+        print(f"generation 0's writer ({generation['prompts']} prompts, {generation['parts']} parts, 1 thread):")
+        print(f"  direct                      {generation['direct_s']:8.1f} s")
+        print(f"  Ray Data, one actor         {generation['ray_data_one_actor_s']:8.1f} s   "
+              f"ratio {generation['ratio']:.3f}   identical text: {generation['identical_text']}")
+    if answering:
+        ratio, after, fixed = answering["ratio"], answering["ratio_after_start"], answering["fixed_s"]
+        print(f"answering {answering['probes']} probes in {' + '.join(answering['modes'])} (1 thread, "
+              f"{len(answering['repeats'])} repeats, mean [95% t-interval]):")
+        print(f"  Ray Data / direct           {ratio['mean']:.3f} {ratio['ci95']}   identical answers: "
+              f"{answering['identical_answers']}")
+        print(f"  after the first chunk       {after['mean']:.3f} {after['ci95']}")
+        print(f"  time to the first chunk     {answering['first_chunk_s']['mean']:.1f} s: Ray "
+              f"{fixed['ray_startup_s']['mean']:.1f} s, imports {fixed['actor_import_s']['mean']:.1f} s, "
+              f"model load {fixed['actor_load_s']['mean']:.1f} s, the chunk, its delivery "
+              f"{fixed['first_delivery_s']['mean']:.1f} s")
     print(f"wrote {args.out}")
-    print(json.dumps({"load_average": branches["load_average"]}))
 
 
 if __name__ == "__main__":

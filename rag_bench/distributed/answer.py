@@ -25,6 +25,7 @@ compute the same passages again; shipping them costs a few kB per probe.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,29 +40,37 @@ class ProbeAnswerer:
 
     def __init__(self, *, model_path: str, chunks: list[list[str]], contexts: list[list[list[Any]]] | None, k: int,
                  decode: dict[str, Any], threads: int) -> None:
+        began, started = time.time(), time.perf_counter()
         import torch
 
+        from rag_bench.answer import answer  # noqa: F401  (imported here so that its cost counts as start-up)
         from rag_bench.config import DecodeConfig
         from rag_bench.lm import LM
 
+        imported = time.perf_counter()
         torch.set_num_threads(threads)  # Ray sets OMP_NUM_THREADS to the actor's CPUs; torch is told explicitly
         self.lm = LM.load(model_path)
         self.chunks, self.contexts, self.k, self.decode = chunks, contexts, k, DecodeConfig.from_dict(decode)
-        self.threads = torch.get_num_threads()
+        # what the actor's start-up spent in our code (the rest of the time to the first chunk is Ray's)
+        self.startup = json.dumps({"began": began, "import_s": imported - started,
+                                   "load_s": time.perf_counter() - imported, "torch_threads": torch.get_num_threads(),
+                                   "omp_num_threads": os.environ.get("OMP_NUM_THREADS")})
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         from rag_bench.answer import answer
         from rag_bench.eval_inputs import ContextRetriever
 
-        answered = []
+        answered, seconds = [], []
         for mode, chunk in zip(batch["mode"], batch["chunk"], strict=True):
+            started = time.perf_counter()
             questions = self.chunks[int(chunk)]
             retriever = ContextRetriever(questions, self.contexts[int(chunk)]) if self.contexts else None
             answers = answer(self.lm, questions, str(mode), retriever=retriever, k=self.k, decode=self.decode)
             # JSON carries exactly what evaluate scores and writes (strings, ints and floats; sources as dicts)
             answered.append(json.dumps([a.to_dict() for a in answers]))
-        return {"mode": batch["mode"], "chunk": batch["chunk"], "answers": answered,
-                "threads": [self.threads] * len(answered)}
+            seconds.append(time.perf_counter() - started)
+        return {"mode": batch["mode"], "chunk": batch["chunk"], "answers": answered, "answer_s": seconds,
+                "finished": [time.time()] * len(answered), "startup": [self.startup] * len(answered)}
 
 
 def chunked(items: Sequence[Any], size: int) -> list[list[Any]]:
@@ -73,16 +82,19 @@ def answer_on_ray(model_path: str | Path, probes: Sequence[Any], cfg: Any, retri
                   on_chunk: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Answer ``probes`` in every mode of ``cfg`` (an EvalConfig) over an actor pool; answers in probe order.
 
-    Returns ``{"answers": {mode: [Answer, ...]}, "actors", "chunks", "threads", "first_chunk_s", "seconds"}``;
-    ``first_chunk_s`` is the time from the call to the first answered chunk (actor start and model load
-    included), the fixed cost a benchmark separates from the per-chunk one. ``retriever`` serves the passages
-    of the grounded modes (evaluate's ContextRetriever); ``threads`` torch threads per actor; ``actors``
-    overrides the pool size the cluster allows; ``on_chunk(done, total)`` is called as chunks come back.
+    ``retriever`` serves the passages of the grounded modes (evaluate's ContextRetriever); ``threads`` torch
+    threads per actor; ``actors`` overrides the pool size the cluster allows; ``on_chunk(done, total)`` is called
+    as chunks come back. Returns ``{"answers": {mode: [Answer, ...]}, "actors", "chunks", "seconds", ...}`` and
+    where the time went, for the benchmark: ``actor_began_s`` until the first actor's constructor ran (Ray's own
+    start-up: planning, a worker process, its connection), ``startup`` each actor's import and model-load seconds
+    and torch threads, ``first_chunk_s`` until the first answered chunk arrived here, ``first_delivery_s`` from
+    its end in the actor to its arrival (one machine's wall clock), ``answer_s`` the actors' seconds inside
+    ``answer`` (summed) and ``first_chunk_answer_s`` that of the first chunk.
     """
     from rag_bench.answer import Answer
     from rag_bench.evaluate import ANSWER_CHUNK_BATCHES
 
-    started = time.perf_counter()
+    started, called = time.perf_counter(), time.time()
     chunks = chunked([p.prompt for p in probes], cfg.batch_size * ANSWER_CHUNK_BATCHES)
     grounded = [mode for mode in cfg.modes if mode != "closed"]
     if grounded and retriever is None:
@@ -100,16 +112,20 @@ def answer_on_ray(model_path: str | Path, probes: Sequence[Any], cfg: Any, retri
                                "decode": cfg.decode.replace(batch_size=cfg.batch_size).to_dict(),
                                "threads": threads})
     by_row: dict[tuple[str, int], list[Answer]] = {}
-    first_chunk_s, actor_threads = None, set()
+    first_chunk_s, delivered_s, answer_s, startups = None, None, [], {}
     for row in dataset.iter_rows():
-        first_chunk_s = first_chunk_s or time.perf_counter() - started
+        if first_chunk_s is None:
+            first_chunk_s, delivered_s = time.perf_counter() - started, time.time() - float(row["finished"])
         by_row[(str(row["mode"]), int(row["chunk"]))] = [Answer(**a) for a in json.loads(row["answers"])]
-        actor_threads.add(int(row["threads"]))
+        answer_s.append(float(row["answer_s"]))
+        startups[row["startup"]] = json.loads(row["startup"])  # one entry per actor (its own timings)
         if on_chunk is not None:
             on_chunk(len(by_row), len(rows))
     answers = {mode: [a for i in range(len(chunks)) for a in by_row[(mode, i)]] for mode in cfg.modes}
-    return {"answers": answers, "actors": size, "chunks": len(rows), "threads": sorted(actor_threads),
-            "first_chunk_s": first_chunk_s, "seconds": time.perf_counter() - started}
+    return {"answers": answers, "actors": size, "chunks": len(rows), "seconds": time.perf_counter() - started,
+            "first_chunk_s": first_chunk_s, "first_chunk_answer_s": answer_s[0], "answer_s": sum(answer_s),
+            "startup": list(startups.values()), "threads": sorted({s["torch_threads"] for s in startups.values()}),
+            "actor_began_s": min(s["began"] for s in startups.values()) - called, "first_delivery_s": delivered_s}
 
 
 def ray_answerer(model_path: str | Path, *, address: str = "local", threads: int = 1, actors: int | None = None,
