@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import resource
 import shutil
 import sys
 import tempfile
@@ -79,7 +81,11 @@ def bench_branches(cfg, workdir: Path, data_dir: Path, address: str) -> dict:
     sequential = sum(seq_steps.values())
     same = all(sha256_file(seq / p) == sha256_file(ray_run / p) for p in ("replace/gen_1/pool.jsonl",
                                                                            "accumulate/gen_1/pool.jsonl"))
-    return {"sequential_s": round(sequential, 1), "ray_wall_s": round(ray_wall, 1),
+    # each branch task's fixed cost, from its log line (rag_bench.distributed.branches.run_branch)
+    starts = re.findall(r"started ([\d.]+) s after it was submitted; imports and inputs took ([\d.]+) s",
+                        (ray_run / "log.txt").read_text())
+    return {"task_start_s": [float(a) for a, _ in starts], "task_imports_inputs_s": [float(b) for _, b in starts],
+            "sequential_s": round(sequential, 1), "ray_wall_s": round(ray_wall, 1),
             "speedup": round(sequential / ray_wall, 3), "steps_sequential_s": seq_steps, "steps_on_ray_s": ray_steps,
             "ray_step_sum_s": round(sum(ray_steps.values()), 1), "pools_identical": same,
             "load_average": {"before_sequential": load_before, "before_ray": load_middle, "after": load_average()}}
@@ -90,8 +96,8 @@ def bench_generation(cfg, run: Path, workdir: Path, address: str, parts: int) ->
     model = run / "gen_0" / "model"
     lm = LM.load(model)
     texts = [r["contents"] for r in read_jsonl(run / "data" / "human_train.jsonl")]
-    prompts = prompt_blocks(texts, lm.tokenizer, prompt_tokens=cfg.prompt_tokens,
-                            new_tokens=cfg.decode.max_new_tokens)[:parts * PART_PROMPTS]
+    prompts = prompt_blocks(texts, lm.tokenizer, prompt_tokens=cfg.prompt_tokens, new_tokens=cfg.decode.max_new_tokens)
+    prompts = (prompts * -(-parts * PART_PROMPTS // len(prompts)))[:parts * PART_PROMPTS]  # repeated past the supply
     seed = stable_seed(cfg.seed, "bench", 0)
     load_before = load_average()
     started = time.perf_counter()
@@ -119,8 +125,14 @@ def mean_interval(values: list[float]) -> dict:
         return {"mean": round(mean, 3), "ci95": None, "n": n, "test": "t-interval over repeats"}
     sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5
     half = stats.t.ppf(0.975, n - 1) * sd / n ** 0.5
-    return {"mean": round(mean, 3), "ci95": [round(mean - half, 3), round(mean + half, 3)], "n": n,
+    return {"mean": round(mean, 3), "ci95": [round(float(mean - half), 3), round(float(mean + half), 3)], "n": n,
             "test": "t-interval over repeats"}
+
+
+def cpu_since(before: resource.struct_rusage) -> float:
+    """CPU seconds (user + system, every thread) this process used since ``before``."""
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return round(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, 2)
 
 
 def bench_answering(cfg, run: Path, data_dir: Path, address: str, probes: int, repeats: int) -> dict:
@@ -140,19 +152,22 @@ def bench_answering(cfg, run: Path, data_dir: Path, address: str, probes: int, r
     for repeat in range(repeats):
         row: dict = {"load_average_before": load_average()}
         for path in (("direct", "ray") if repeat % 2 == 0 else ("ray", "direct")):
-            tick = time.perf_counter()
+            tick, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
             if path == "direct":
                 direct = {mode: answer_probes(lm, selected, mode, ecfg, retriever=served, progress=False)
                           for mode in ecfg.modes}
                 row["direct_s"] = round(time.perf_counter() - tick, 2)
+                row["direct_cpu_s"] = cpu_since(cpu)
             else:
                 done = answer_on_ray(run / "gen_0" / "model", selected, ecfg, served, address=address, threads=1,
                                      actors=1)
+                row["ray_driver_cpu_s"] = cpu_since(cpu)  # Ray Data's executor and the driver's share of it
                 startup = done["startup"][0]
                 row.update(ray_s=round(done["seconds"], 2), first_chunk_s=round(done["first_chunk_s"], 2),
                            actor_import_s=round(startup["import_s"], 2), actor_load_s=round(startup["load_s"], 2),
                            first_chunk_answer_s=round(done["first_chunk_answer_s"], 2),
-                           actor_answer_s=round(done["answer_s"], 2), actor_torch_threads=startup["torch_threads"],
+                           actor_answer_s=round(done["answer_s"], 2), actor_answer_cpu_s=round(done["answer_cpu_s"], 2),
+                           actor_torch_threads=startup["torch_threads"],
                            actor_omp_num_threads=startup["omp_num_threads"],
                            ray_startup_s=round(done["actor_began_s"], 2),
                            first_delivery_s=round(done["first_delivery_s"], 2))
@@ -167,6 +182,8 @@ def bench_answering(cfg, run: Path, data_dir: Path, address: str, probes: int, r
             "ratio": mean_interval([r["ratio"] for r in rows]),
             "ratio_after_start": mean_interval([r["ratio_after_start"] for r in rows]),
             "compute_ratio": mean_interval([r["actor_answer_s"] / r["direct_s"] for r in rows]),
+            "compute_cpu_ratio": mean_interval([r["actor_answer_cpu_s"] / r["direct_cpu_s"] for r in rows]),
+            "ray_driver_cpu_s": mean_interval([r["ray_driver_cpu_s"] for r in rows]),
             "first_chunk_s": mean_interval([r["first_chunk_s"] for r in rows]),
             "fixed_s": {key: mean_interval([r[key] for r in rows])
                         for key in ("ray_startup_s", "actor_import_s", "actor_load_s", "first_delivery_s")},
@@ -268,6 +285,9 @@ def report(result: dict, cfg, args) -> None:
         print(f"  Ray Data / direct           {ratio['mean']:.3f} {ratio['ci95']}   identical answers: "
               f"{answering['identical_answers']}")
         print(f"  after the first chunk       {after['mean']:.3f} {after['ci95']}")
+        print(f"  answering inside the actor  {answering['compute_ratio']['mean']:.3f} of direct's wall time, "
+              f"{answering['compute_cpu_ratio']['mean']:.3f} of its CPU time; the driver used "
+              f"{answering['ray_driver_cpu_s']['mean']:.1f} CPU s meanwhile")
         print(f"  time to the first chunk     {answering['first_chunk_s']['mean']:.1f} s: Ray "
               f"{fixed['ray_startup_s']['mean']:.1f} s, imports {fixed['actor_import_s']['mean']:.1f} s, "
               f"model load {fixed['actor_load_s']['mean']:.1f} s, the chunk, its delivery "

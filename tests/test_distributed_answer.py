@@ -9,10 +9,12 @@ last one short, answered by two actors of one thread each.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
-from rag_bench.cli import index_dir, ingest
+from rag_bench.cli import index_dir, ingest, main
 from rag_bench.config import DecodeConfig, EvalConfig, ModelConfig
 from rag_bench.distributed.answer import answer_on_ray, ray_answerer
 from rag_bench.eval_inputs import ContextRetriever, retrieve_contexts
@@ -21,7 +23,7 @@ from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import load_index
 from rag_bench.lm import LM
 from rag_bench.models.scratch import train_tokenizer
-from rag_bench.records import Probe, read_json
+from rag_bench.records import Probe, read_json, write_jsonl
 
 TOWNS = ["Quenta", "Tirrin", "Vanhold", "Kesmet", "Ashgrove", "Sorenby", "Dorvik", "Brellin", "Tarsil", "Askel",
          "Orrin"]
@@ -51,7 +53,8 @@ def tiny(tmp_path_factory, embeddings) -> dict:
                 weight.mul_(8.0)
     model = root / "run" / "gen_0" / "model"
     lm.save(model)
-    return {"root": root, "index": index, "probes": probes, "lm": LM.load(model), "model": model}
+    return {"root": root, "index": index, "index_path": index_dir(root / "data", "towns"), "probes": probes,
+            "lm": LM.load(model), "model": model}
 
 
 @pytest.fixture
@@ -95,3 +98,17 @@ def test_evaluate_with_ray_answerer_writes_the_same_samples_and_results(tiny, ra
         assert runs["direct"][key] == runs["ray"][key] == read_json(
             tiny["root"] / "ray" / "gen_0" / "eval" / "results.json")[key]
     assert "answered_elsewhere_s" in runs["ray"]["timings"] and "answered_elsewhere_s" not in runs["direct"]["timings"]
+
+
+def test_eval_command_with_ray_answers_as_without(tiny, ray_cluster, one_thread, capsys):
+    probes, config = tiny["root"] / "probes.jsonl", tiny["root"] / "eval.json"
+    write_jsonl(probes, tiny["probes"])
+    config.write_text(json.dumps(CFG.to_dict()))
+    command = ["eval", "--model", str(tiny["model"]), "--probes", str(probes), "--index", str(tiny["index_path"]),
+               "--config", str(config), "--threads", "1", "--out"]
+    assert main([*command, str(tiny["root"] / "cli-direct")]) == 0
+    assert main([*command, str(tiny["root"] / "cli-ray"), "--ray", ray_cluster]) == 0
+    assert "22 probes answered in closed, grounded by 2 Ray Data actors" in capsys.readouterr().out
+    for mode in CFG.modes:
+        assert (tiny["root"] / "cli-ray" / f"samples_{mode}.jsonl").read_bytes() == \
+            (tiny["root"] / "cli-direct" / f"samples_{mode}.jsonl").read_bytes()

@@ -143,6 +143,16 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     texts = human_texts(loaded.chunks, corpus_jsonl=args.heldout or corpus_jsonl_for(index_path))
     if args.heldout and "split == 'heldout'" not in texts.source:
         print(f"note: {args.heldout} has no split == 'heldout' records; holding out chunks of the index instead")
+    answer_with = None
+    if args.ray is not None:  # the probes' answers come from Ray Data actors; the rest runs here
+        from rag_bench.distributed.answer import ray_answerer
+        from rag_bench.distributed.cluster import RayUnavailable, connect
+
+        try:
+            connect(args.ray)  # an unreachable cluster is one clear error before any model is loaded
+        except RayUnavailable as exc:
+            raise CliError(str(exc)) from None
+        answer_with = ray_answerer(args.model, address=args.ray, threads=args.threads or 1, log=print)
     lm = load_lm(args.model, args.data_dir)
     reference, reference_path = None, args.reference_model or reference_model_path(args.model)
     if reference_path is not None:
@@ -157,7 +167,8 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         results = evaluate(lm, args.probes, retriever=retriever, cfg=cfg, heldout_texts=texts.heldout, out_dir=out,
                            reference_lm=reference, human_texts_for_rare=texts.train,
                            embedder=loaded.store.embedding_function,
-                           model_path=args.model, index_info=index_info, notes=[texts.note] if texts.note else [])
+                           model_path=args.model, index_info=index_info, notes=[texts.note] if texts.note else [],
+                           answer_with=answer_with)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     print()
@@ -206,6 +217,9 @@ def _add_eval(sub) -> None:
     p.add_argument("--config", type=Path, default=None, help="an EvalConfig JSON file; flags override it")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default torch's; 1 is often faster on cores shared with other jobs)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="answer the probes over Ray Data actors, one model per worker: a local cluster, or ADDRESS "
+                        "(auto, HOST:PORT); the same answers as without it at the same --threads (docs/scale.md)")
     p.set_defaults(func=_cmd_eval)
 
 

@@ -60,16 +60,18 @@ class ProbeAnswerer:
         from rag_bench.answer import answer
         from rag_bench.eval_inputs import ContextRetriever
 
-        answered, seconds = [], []
+        answered, seconds, cpu = [], [], []
         for mode, chunk in zip(batch["mode"], batch["chunk"], strict=True):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             questions = self.chunks[int(chunk)]
             retriever = ContextRetriever(questions, self.contexts[int(chunk)]) if self.contexts else None
             answers = answer(self.lm, questions, str(mode), retriever=retriever, k=self.k, decode=self.decode)
             # JSON carries exactly what evaluate scores and writes (strings, ints and floats; sources as dicts)
             answered.append(json.dumps([a.to_dict() for a in answers]))
             seconds.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - cpu_started)  # below seconds: the actor waited for a core
         return {"mode": batch["mode"], "chunk": batch["chunk"], "answers": answered, "answer_s": seconds,
+                "answer_cpu_s": cpu,
                 "finished": [time.time()] * len(answered), "startup": [self.startup] * len(answered)}
 
 
@@ -89,7 +91,7 @@ def answer_on_ray(model_path: str | Path, probes: Sequence[Any], cfg: Any, retri
     start-up: planning, a worker process, its connection), ``startup`` each actor's import and model-load seconds
     and torch threads, ``first_chunk_s`` until the first answered chunk arrived here, ``first_delivery_s`` from
     its end in the actor to its arrival (one machine's wall clock), ``answer_s`` the actors' seconds inside
-    ``answer`` (summed) and ``first_chunk_answer_s`` that of the first chunk.
+    ``answer`` (summed; ``answer_cpu_s`` their CPU seconds) and ``first_chunk_answer_s`` that of the first chunk.
     """
     from rag_bench.answer import Answer
     from rag_bench.evaluate import ANSWER_CHUNK_BATCHES
@@ -112,18 +114,20 @@ def answer_on_ray(model_path: str | Path, probes: Sequence[Any], cfg: Any, retri
                                "decode": cfg.decode.replace(batch_size=cfg.batch_size).to_dict(),
                                "threads": threads})
     by_row: dict[tuple[str, int], list[Answer]] = {}
-    first_chunk_s, delivered_s, answer_s, startups = None, None, [], {}
+    first_chunk_s, delivered_s, answer_s, answer_cpu_s, startups = None, None, [], 0.0, {}
     for row in dataset.iter_rows():
         if first_chunk_s is None:
             first_chunk_s, delivered_s = time.perf_counter() - started, time.time() - float(row["finished"])
         by_row[(str(row["mode"]), int(row["chunk"]))] = [Answer(**a) for a in json.loads(row["answers"])]
         answer_s.append(float(row["answer_s"]))
+        answer_cpu_s += float(row["answer_cpu_s"])
         startups[row["startup"]] = json.loads(row["startup"])  # one entry per actor (its own timings)
         if on_chunk is not None:
             on_chunk(len(by_row), len(rows))
     answers = {mode: [a for i in range(len(chunks)) for a in by_row[(mode, i)]] for mode in cfg.modes}
     return {"answers": answers, "actors": size, "chunks": len(rows), "seconds": time.perf_counter() - started,
             "first_chunk_s": first_chunk_s, "first_chunk_answer_s": answer_s[0], "answer_s": sum(answer_s),
+            "answer_cpu_s": answer_cpu_s,
             "startup": list(startups.values()), "threads": sorted({s["torch_threads"] for s in startups.values()}),
             "actor_began_s": min(s["began"] for s in startups.values()) - called, "first_delivery_s": delivered_s}
 

@@ -64,8 +64,12 @@ class BranchLog:
 
 
 def run_branch(cfg_dict: dict[str, Any], run_dir: str, data_dir: str, strategy: str, threads: int,
-               cwd: str) -> list[dict[str, Any]]:
-    """The Ray task: run ``strategy``'s unfinished steps; returns one row per step run (key, generation, seconds)."""
+               cwd: str, submitted: float | None = None) -> list[dict[str, Any]]:
+    """The Ray task: run ``strategy``'s unfinished steps; returns one row per step run (key, generation, seconds).
+
+    ``submitted`` (the driver's ``time.time()``) lets the log say how long the task took to start.
+    """
+    began, imported = time.time(), time.perf_counter()
     import torch
 
     from rag_bench.collapse.buckets import with_bucket_steps
@@ -81,6 +85,9 @@ def run_branch(cfg_dict: dict[str, Any], run_dir: str, data_dir: str, strategy: 
     runner = StepRunner(cfg, run_dir=run, data_dir=data, inputs=inputs)
     runner.progress = log = BranchLog(run, strategy)
     steps = [s for s in with_bucket_steps(runner, runner.plan()) if s.strategy == strategy]
+    # the fixed cost of a branch on Ray, before its first step: a worker process, imports, the run's inputs
+    log.log(f"branch task started {began - (submitted or began):.1f} s after it was submitted; imports and "
+            f"inputs took {time.perf_counter() - imported:.1f} s more")
     done: list[dict[str, Any]] = []
     with branch_lock(steps[0].gen_dir.parent):
         for step in steps:
@@ -115,7 +122,7 @@ def run_branches(runner: Any, steps: list[Any], progress: Any, *, address: str) 
     task = ray.remote(max_retries=0, **resources)(run_branch)
     weight = {name: sum(s.weight for s in pending if s.strategy == name) for name in strategies}
     refs = {task.remote(runner.cfg.to_dict(), str(runner.run_dir.resolve()), str(runner.data_dir.resolve()), name,
-                        threads, os.getcwd()): name for name in strategies}
+                        threads, os.getcwd(), time.time()): name for name in strategies}
     progress.start(f"branches on Ray: {', '.join(strategies)} ({resources})", weight=sum(weight.values()),
                    generation=None, strategy=None)
     finished_weight = 0.0
