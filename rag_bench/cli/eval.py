@@ -28,8 +28,9 @@ def build_probes(data_dir: Path, *, kind: str = "factbook", name: str = DEFAULT_
                  limit: int | None = None, seed: int = 0, thresholds: dict[str, int] | None = None,
                  out: Path | None = None, copy_shape: tuple[int, int] = (6, 2)) -> tuple[dict, Path]:
     """Build the probes of ``kind`` from an index (DATA_DIR/indexes/NAME or ``index``); returns (sidecar, path)."""
+    from rag_bench.factbook_answers import DEFAULT_FIELDS
     from rag_bench.index.store import load_index
-    from rag_bench.probes import DEFAULT_FIELDS, make_probe_file
+    from rag_bench.probes import make_probe_file
     from rag_bench.records import sha256_file
 
     path = index or index_dir(data_dir, name)
