@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from rag_bench.config import ModelConfig, TrainConfig  # noqa: E402
-from rag_bench.evaluate import provenance  # noqa: E402
+from rag_bench.eval.run import provenance  # noqa: E402
 from rag_bench.records import read_corpus, read_json, read_jsonl, write_json  # noqa: E402
 from rag_bench.train import train  # noqa: E402
 

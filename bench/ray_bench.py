@@ -46,8 +46,8 @@ from rag_bench.config import collapse_preset
 from rag_bench.distributed.answer import answer_on_ray
 from rag_bench.distributed.cluster import connect
 from rag_bench.distributed.generate import write_parts
-from rag_bench.eval_inputs import ContextRetriever, load_eval_probes, retrieve_contexts
-from rag_bench.evaluate import answer_probes
+from rag_bench.eval.inputs import ContextRetriever, load_eval_probes, retrieve_contexts
+from rag_bench.eval.run import answer_probes
 from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import load_index
 from rag_bench.lm import LM

@@ -33,9 +33,9 @@ _EXPORTS = {
     "LM": "lm", "train_tokenizer": "models.scratch", "load_model": "models", "render_prompt": "prompt",
     "train": "train", "closed_book": "answer", "grounded": "answer", "grounded_chain": "answer", "Answer": "answer",
     # evaluation
-    "get_metric": "metrics", "list_metrics": "metrics", "diversity_report": "diversity",
+    "get_metric": "eval.metrics", "list_metrics": "eval.metrics", "diversity_report": "eval.diversity",
     "build_factbook_probes": "probes", "build_cloze_probes": "probes", "load_probes": "probes",
-    "evaluate": "evaluate",
+    "evaluate": "eval.run",
     # experiments
     "run_collapse": "collapse.run", "write_report": "report", "theory_report": "theory",
 }

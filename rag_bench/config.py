@@ -218,7 +218,7 @@ class DecodeConfig(ConfigBase):
 
 
 # ---------------------------------------------------------------------------------------
-# Evaluation of one model (rag_bench.evaluate, rag_bench.diversity_eval)
+# Evaluation of one model (rag_bench.eval.run, rag_bench.eval.continuations)
 
 
 def _answer_decode() -> DecodeConfig:

@@ -210,8 +210,8 @@ def run_inputs(run: Path) -> dict[str, Any]:
     from collections import Counter
 
     from rag_bench.collapse.data import CHARS_PER_TOKEN
+    from rag_bench.eval.splits import probe_split
     from rag_bench.records import read_jsonl
-    from rag_bench.splits import probe_split
 
     data = run / "data"
 
@@ -231,7 +231,7 @@ def run_inputs(run: Path) -> dict[str, Any]:
         counts = Counter(p["metadata"].get(key) for p in probes)
         rows.append([label, " / ".join(str(counts[b]) for b in ("tail", "torso", "head"))])
     sides = Counter(probe_split(p["id"]) for p in probes)
-    rows.append(["probes, dev / test (rag_bench.splits)", f"{sides['dev']} / {sides['test']}"])
+    rows.append(["probes, dev / test (rag_bench.eval.splits)", f"{sides['dev']} / {sides['test']}"])
     return {"run": run.name, "rows": rows}
 
 

@@ -7,9 +7,9 @@
 Answer scores (``ANSWER_METRICS``: exact match, and ``contains``, a golden answer inside the prediction, which
 is what scores a chat model's sentence answers) are read per probe from ``samples_<mode>.jsonl`` beside each
 ``results.json``, on the **test** half
-of the probes (``rag_bench.splits``; dev is where settings are tuned); held-out perplexity from the per-text NLL
+of the probes (``rag_bench.eval.splits``; dev is where settings are tuned); held-out perplexity from the per-text NLL
 in ``results.json`` (``fit.heldout_perplexity.per_text_nll``, written since issue 13; older results have none).
-Every interval is ``rag_bench.bootstrap.TEST``. Differences: each generation against generation 0 (per
+Every interval is ``rag_bench.eval.bootstrap.TEST``. Differences: each generation against generation 0 (per
 strategy, mode and frequency bucket), strategy against strategy at each generation, and grounded against
 closed-book. All buckets are listed; none is picked after the fact.
 """
@@ -21,9 +21,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from rag_bench.bootstrap import TEST, Interval, Scores, difference, interval, perplexity_interval
+from rag_bench.eval.bootstrap import TEST, Interval, Scores, difference, interval, perplexity_interval
+from rag_bench.eval.splits import probe_split
 from rag_bench.records import read_jsonl
-from rag_bench.splits import probe_split
 
 BUCKETS = ("all", "tail", "torso", "head")
 CI_COLUMNS = ("figure", "strategy", "generation", "mode", "bucket", "split", "value", "low", "high", "probes",

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from rag_bench.contaminate.metrics import wilson_interval
-from rag_bench.metrics import get_metric, list_metrics
+from rag_bench.eval.metrics import get_metric, list_metrics
 
 
 def test_registered_with_direction():

@@ -17,8 +17,8 @@ import torch
 from rag_bench.cli import index_dir, ingest, main
 from rag_bench.config import DecodeConfig, EvalConfig, ModelConfig
 from rag_bench.distributed.answer import answer_on_ray, ray_answerer
-from rag_bench.eval_inputs import ContextRetriever, retrieve_contexts
-from rag_bench.evaluate import answer_probes, evaluate
+from rag_bench.eval.inputs import ContextRetriever, retrieve_contexts
+from rag_bench.eval.run import answer_probes, evaluate
 from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import load_index
 from rag_bench.lm import LM

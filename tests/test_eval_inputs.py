@@ -12,7 +12,7 @@ import pytest
 from langchain_core.documents import Document
 
 from rag_bench.corpus import load_corpus
-from rag_bench.eval_inputs import ContextRetriever, human_texts, is_heldout_chunk, load_eval_probes, retrieve_contexts
+from rag_bench.eval.inputs import ContextRetriever, human_texts, is_heldout_chunk, load_eval_probes, retrieve_contexts
 from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import load_index, update_index
 from rag_bench.records import Probe, RecordError, sha256_file, write_json, write_jsonl

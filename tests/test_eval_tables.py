@@ -1,11 +1,11 @@
-"""Tests of rag_bench.eval_tables: the most-frequent-answer baseline, exact match by field, the tables.
+"""Tests of rag_bench.eval.tables: the most-frequent-answer baseline, exact match by field, the tables.
 
     .venv/bin/pytest tests/test_eval_tables.py -q
 """
 
 from __future__ import annotations
 
-from rag_bench.eval_tables import exact_match_by_field, format_field_table, format_table, most_frequent_answers
+from rag_bench.eval.tables import exact_match_by_field, format_field_table, format_table, most_frequent_answers
 from rag_bench.records import Probe
 
 

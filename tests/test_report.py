@@ -3,7 +3,7 @@
     .venv/bin/python -m pytest tests/test_report.py -q
 
 The run folders are built here with results.json files in the rag_bench.results/1 schema (data, written the
-way rag_bench.evaluate writes it), not a stand-in for the report code.
+way rag_bench.eval.run writes it), not a stand-in for the report code.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ FIGURES = ("exact_match", "heldout_perplexity", "diversity", "perplexity_histogr
 
 def results(closed: dict[str, float], grounded: dict[str, float], perplexity: float, distinct_2: float,
             median: float) -> dict:
-    """A results.json in the rag_bench.results/1 schema (rag_bench.evaluate) with the given values."""
+    """A results.json in the rag_bench.results/1 schema (rag_bench.eval.run) with the given values."""
     def cell(value, n, higher=True):
         return {"value": value, "higher_is_better": higher, "n": n}
 

@@ -1,4 +1,4 @@
-"""Bootstrap intervals in a collapse report, from per-probe samples written as rag_bench.evaluate writes them."""
+"""Bootstrap intervals in a collapse report, from per-probe samples written as rag_bench.eval.run writes them."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from rag_bench.eval.splits import probe_split
 from rag_bench.records import read_json, write_jsonl
 from rag_bench.report import write_report
 from rag_bench.report_ci import interval_rows
-from rag_bench.splits import probe_split
 from rag_bench.theory import TheoryConfig
 
 SMALL_THEORY = TheoryConfig(gaussian_chains=50, gaussian_generations=4, regression_chains=20,

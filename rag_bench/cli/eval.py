@@ -113,15 +113,15 @@ def _add_probes(sub) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> None:
     from rag_bench.config import EvalConfig
-    from rag_bench.eval_inputs import human_texts, load_eval_probes
-    from rag_bench.eval_tables import format_field_table, format_table
-    from rag_bench.evaluate import (
+    from rag_bench.eval.inputs import human_texts, load_eval_probes
+    from rag_bench.eval.run import (
         corpus_jsonl_for,
         default_out_dir,
         evaluate,
         reference_model_path,
         run_generation,
     )
+    from rag_bench.eval.tables import format_field_table, format_table
     from rag_bench.index.retrieve import make_retriever
     from rag_bench.index.store import load_index
 

@@ -10,7 +10,7 @@
 
 The training and held-out texts are split as the collapse experiment splits them: the records whose
 ``metadata.split`` is ``heldout`` are held out; a corpus without a split holds out 5% of its documents
-by a hash of their id (``rag_bench.eval_inputs``). The same command run again resumes from OUT/last.
+by a hash of their id (``rag_bench.eval.inputs``). The same command run again resumes from OUT/last.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def split_corpus(path: Path, *, limit: int | None = None, kinds: tuple[str, ...]
     training documents, ``kinds`` only the documents whose ``metadata.kind`` is one of them."""
     from langchain_core.documents import Document
 
-    from rag_bench.eval_inputs import human_texts
+    from rag_bench.eval.inputs import human_texts
     from rag_bench.records import read_corpus
 
     if not path.is_file():
@@ -66,7 +66,7 @@ def split_corpus(path: Path, *, limit: int | None = None, kinds: tuple[str, ...]
 
 def index_neighbours(index_path: Path, *, k: int):
     """texts -> the index's k best passages for each (dense retrieval), never a held-out chunk."""
-    from rag_bench.eval_inputs import retrieve_contexts
+    from rag_bench.eval.inputs import retrieve_contexts
     from rag_bench.index.retrieve import make_retriever
     from rag_bench.index.store import load_index
 

@@ -4,7 +4,7 @@
     steps = with_bucket_steps(runner, runner.plan())
 
 After generation 0's evaluation, ``RUN/data/probe_axes.json`` places every evaluated probe on the axes of
-``rag_bench.knowledge_buckets`` (generation 0's confidence in the gold answer, known or unknown at
+``rag_bench.eval.buckets`` (generation 0's confidence in the gold answer, known or unknown at
 generation 0, co-occurrence frequency over the run's human training text). After each generation's evaluation,
 ``eval/buckets.json`` holds its metrics by bucket and its forgetting rate, and ``RUN/knowledge_buckets.csv``
 (beside ``report/``, which the report rewrites whole) gathers every generation written so far: one row per
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rag_bench.collapse.steps import Step
-from rag_bench.knowledge_buckets import AXES, bucket_metrics, probe_axes
+from rag_bench.eval.buckets import AXES, bucket_metrics, probe_axes
 from rag_bench.probes import load_probes
 from rag_bench.prompt import render_prompt
 from rag_bench.records import Probe, read_json, read_jsonl, write_json, write_text_atomic

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rag_bench.config import CollapseConfig, TrainConfig
-from rag_bench.eval_inputs import is_heldout_chunk
+from rag_bench.eval.inputs import is_heldout_chunk
 from rag_bench.frequency import recount_over_texts
 from rag_bench.index.store import current_version
 from rag_bench.records import (

@@ -233,7 +233,7 @@ class StepRunner:
     # Steps: training in train_steps.py, writing and pools in write_steps.py; evaluation and the report here
 
     def evaluate(self, strategy: Strategy | None, k: int) -> None:
-        from rag_bench.evaluate import evaluate
+        from rag_bench.eval.run import evaluate
 
         gen_dir = self.gen_dir(strategy, k)
         lm = self.gen0 if k == 0 else LM.load(gen_dir / "model")

@@ -4,7 +4,7 @@
     rows = differences("data/runs/quick-factbook/contaminate/gen_4-limit100/samples_grounded.jsonl")
 
 Every cell (answering model x share x retriever x defence) answers the same probes, so each difference is taken
-probe by probe with the paired bootstrap of ``rag_bench.bootstrap`` (``TEST`` names it):
+probe by probe with the paired bootstrap of ``rag_bench.eval.bootstrap`` (``TEST`` names it):
 
 * ``cost``: grounded exact match at a share minus at share 0 (same model, retriever and defence);
 * ``defence_gain``: exact match with a defence minus without one (same model, retriever and share).
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rag_bench.bootstrap import TEST, difference
+from rag_bench.eval.bootstrap import TEST, difference
 from rag_bench.records import read_jsonl
 
 Cell = tuple[int, str, str, float]  # (model generation, retriever, defence, share)

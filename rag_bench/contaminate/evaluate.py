@@ -35,11 +35,11 @@ from rag_bench.contaminate.defences import (
     TrustedSourceCheck,
 )
 from rag_bench.contaminate.metrics import wilson_interval
-from rag_bench.eval_inputs import ContextRetriever
+from rag_bench.eval.inputs import ContextRetriever
+from rag_bench.eval.metrics import get_metric
 from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import load_index
 from rag_bench.lm import LM
-from rag_bench.metrics import get_metric
 from rag_bench.records import Probe, read_json, sha256_text, write_json, write_jsonl
 
 SCHEMA = "rag_bench.contaminate.results/1"

@@ -1,6 +1,6 @@
-"""Contamination metrics: pure functions registered by name in ``rag_bench.metrics``.
+"""Contamination metrics: pure functions registered by name in ``rag_bench.eval.metrics``.
 
-    from rag_bench.metrics import get_metric
+    from rag_bench.eval.metrics import get_metric
     get_metric("synthetic_retrieved").fn(["synthetic", "human"])                      # 0.5
     get_metric("copied_synthetic").fn("Oran", ["Algiers"], ["... Capital: Oran"], [])  # 1.0
     get_metric("filter_recall").fn([True, False], [True, True])                         # 0.5
@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from rag_bench.metrics import exact_match, normalize_answer, register_metric, supported
+from rag_bench.eval.metrics import exact_match, normalize_answer, register_metric, supported
 
 
 @register_metric("synthetic_retrieved", higher_is_better=False, kind="provenance")

@@ -79,7 +79,7 @@ def contaminate(run_dir: str | Path, *, generation: int, cfg: ContaminateConfig 
     from rag_bench.collapse.synthetic import watermarking_config
     from rag_bench.contaminate.build import SharePlan, build_share_indexes
     from rag_bench.contaminate.evaluate import evaluate_contamination
-    from rag_bench.eval_inputs import load_eval_probes
+    from rag_bench.eval.inputs import load_eval_probes
     from rag_bench.index.store import load_index
     from rag_bench.lm import LM
 

@@ -6,7 +6,7 @@
     evaluate(lm, probes, retriever=retriever, cfg=cfg, out_dir=out,
              answer_with=ray_answerer(model_path, address="local", threads=1))
 
-The unit of work is the chunk that ``rag_bench.evaluate.answer_probes`` answers in one call
+The unit of work is the chunk that ``rag_bench.eval.run.answer_probes`` answers in one call
 (``cfg.batch_size * ANSWER_CHUNK_BATCHES`` probes, counted from the first), in every mode of the evaluation:
 an actor calls ``rag_bench.answer.answer`` on exactly the prompts, in the same order and batches, as the direct
 path, so greedy answers are the same token for token at the same torch thread count, and so are the per-sample
@@ -58,7 +58,7 @@ class ProbeAnswerer:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         from rag_bench.answer import answer
-        from rag_bench.eval_inputs import ContextRetriever
+        from rag_bench.eval.inputs import ContextRetriever
 
         answered, seconds, cpu = [], [], []
         for mode, chunk in zip(batch["mode"], batch["chunk"], strict=True):
@@ -94,7 +94,7 @@ def answer_on_ray(model_path: str | Path, probes: Sequence[Any], cfg: Any, retri
     ``answer`` (summed; ``answer_cpu_s`` their CPU seconds) and ``first_chunk_answer_s`` that of the first chunk.
     """
     from rag_bench.answer import Answer
-    from rag_bench.evaluate import ANSWER_CHUNK_BATCHES
+    from rag_bench.eval.run import ANSWER_CHUNK_BATCHES
 
     started, called = time.perf_counter(), time.time()
     chunks = chunked([p.prompt for p in probes], cfg.batch_size * ANSWER_CHUNK_BATCHES)

@@ -10,7 +10,7 @@ generation is fine-tuned from the same base on text the previous generation wrot
 texts' first tokens), under ``replace`` (that text only) and ``mix:0.1`` (10% human text kept). No generation
 trains on fact rows, copy rows or retrieval rows: only text. The probes are natural questions
 (``rag_bench.probes_natural``) answered through the model's chat template, and every generation's metrics are
-also reported by knowledge bucket (``rag_bench.knowledge_buckets``).
+also reported by knowledge bucket (``rag_bench.eval.buckets``).
 
 The human text is the Factbook's prose (``kinds=("prose",)``: backgrounds, etymologies, notes), a seeded sample
 of documents in ``smol``; the probes ask about every country, so the base's own knowledge is what a generation

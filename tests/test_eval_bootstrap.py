@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from rag_bench.bootstrap import bootstrap_means, difference, interval, read_scores
+from rag_bench.eval.bootstrap import bootstrap_means, difference, interval, read_scores
 from rag_bench.records import write_jsonl
 
 
@@ -60,7 +60,7 @@ def test_only_probes_every_side_answered_count(tmp_path):
 
 
 def test_perplexity_intervals_resample_texts_and_pair_them():
-    from rag_bench.bootstrap import perplexity_interval
+    from rag_bench.eval.bootstrap import perplexity_interval
 
     # two texts of 10 tokens: NLL 10 and 30 nats; the perplexity is exp(40 / 20) = e^2. A resample holds both
     # (p = 1/2): e^2, or one text twice: e^1 or e^3 (p = 1/4 each), so the 95% interval is [e, e^3].
@@ -75,8 +75,8 @@ def test_perplexity_intervals_resample_texts_and_pair_them():
 
 
 def test_the_command_prints_a_difference_on_a_split(tmp_path, capsys):
-    from rag_bench.bootstrap import main
-    from rag_bench.splits import probe_split
+    from rag_bench.eval.bootstrap import main
+    from rag_bench.eval.splits import probe_split
 
     ids = [f"q{i}" for i in range(40)]
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"

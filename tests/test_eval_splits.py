@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag_bench.splits import probe_split, split_ids
+from rag_bench.eval.splits import probe_split, split_ids
 
 
 def test_the_split_is_stable_and_about_half_and_half():

@@ -1,6 +1,6 @@
-"""Tests of rag_bench.knowledge_buckets: confidence terciles, known/unknown, run frequency, metrics by bucket.
+"""Tests of rag_bench.eval.buckets: confidence terciles, known/unknown, run frequency, metrics by bucket.
 
-    .venv/bin/pytest tests/test_knowledge_buckets.py -q
+    .venv/bin/pytest tests/test_eval_buckets.py -q
 
 The confidence axis is scored by a real tiny Llama (``LM.score``) on hand-made probes; the gold answer of one
 probe is planted in the training text many times, so the model scores it higher after a few training steps.
@@ -13,7 +13,7 @@ import math
 import pytest
 import torch
 
-from rag_bench.knowledge_buckets import (
+from rag_bench.eval.buckets import (
     answer_continuation,
     bucket_metrics,
     confidence_terciles,

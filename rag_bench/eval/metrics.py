@@ -1,10 +1,10 @@
 """Metrics: pure functions registered by name with ``higher_is_better`` (lm-evaluation-harness style).
 
 No I/O, no models, no randomness beyond an explicit seed, so every number in ``results.json`` can be
-recomputed from the samples file. Diversity metrics live in :mod:`rag_bench.diversity` and register
+recomputed from the samples file. Diversity metrics live in :mod:`rag_bench.eval.diversity` and register
 into the same registry::
 
-    from rag_bench.metrics import get_metric, list_metrics, mean_score
+    from rag_bench.eval.metrics import get_metric, list_metrics, mean_score
     get_metric("exact_match").fn("The Paris.", ["paris"])          # 1.0
     mean_score("token_f1", ["Paris", "Lyon"], [["Paris"], ["Nice"]])  # 0.5
     [m.name for m in list_metrics(kind="diversity")]
@@ -17,7 +17,7 @@ Kinds and their call conventions:
 * ``diversity``: functions of a list of generated texts, of an embedding matrix, or of texts and rare n-grams;
 * ``provenance``: functions of retrieved passages' origins and of a filter's verdicts (``rag_bench.contaminate``).
 
-Run the tests with ``.venv/bin/pytest tests/test_metrics.py``.
+Run the tests with ``.venv/bin/pytest tests/test_eval_metrics.py``.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def _load_builtin_metrics() -> None:
     # diversity.py and contaminate/metrics.py import this module for register_metric, so they are imported
     # here lazily, not at the top.
     import rag_bench.contaminate.metrics
-    import rag_bench.diversity  # noqa: F401
+    import rag_bench.eval.diversity  # noqa: F401
 
 
 def get_metric(name: str) -> Metric:

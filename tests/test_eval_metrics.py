@@ -1,6 +1,6 @@
 """Each metric on a small input whose value was worked out by hand or by a named reference library.
 
-Run: .venv/bin/pytest tests/test_metrics.py
+Run: .venv/bin/pytest tests/test_eval_metrics.py
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 import sacrebleu
 import scipy.stats
 
-from rag_bench.diversity import (
+from rag_bench.eval.diversity import (
     compression_ratio,
     distinct_n,
     diversity_report,
@@ -26,7 +26,7 @@ from rag_bench.diversity import (
     type_token_ratio,
     vendi_score,
 )
-from rag_bench.metrics import (
+from rag_bench.eval.metrics import (
     accuracy_by_retrieval,
     contains,
     exact_match,

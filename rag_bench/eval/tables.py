@@ -1,6 +1,6 @@
 """Breakdowns of an evaluation beside the per-mode metrics: a trivial baseline, exact match by field, tables.
 
-    from rag_bench.eval_tables import most_frequent_answers, exact_match_by_field, format_table, format_field_table
+    from rag_bench.eval.tables import most_frequent_answers, exact_match_by_field, format_table, format_field_table
     predictions = most_frequent_answers(probes)      # per field, the commonest answer among the *other* probes
     print(format_table(results)); print(format_field_table(results))
 

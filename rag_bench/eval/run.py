@@ -2,7 +2,7 @@
 
     rag-bench eval --model runs/r1/gen_0/model --name factbook --probes data/probes/factbook-factbook.jsonl
 
-    from rag_bench.evaluate import evaluate
+    from rag_bench.eval.run import evaluate
     results = evaluate(lm, "probes.jsonl", retriever=retriever, cfg=EvalConfig(), heldout_texts=texts,
                        out_dir="runs/r1/gen_0/eval", reference_lm=gen0_lm, human_texts_for_rare=train_texts)
     results["metrics"]["grounded"]["tail"]["exact_match"]   # {"value": 0.41, "higher_is_better": True, "n": 337}
@@ -21,10 +21,10 @@ probes' own ``metadata.bucket`` (``tail``/``torso``/``head``; ``all`` holds ever
 
 ``results["gap"]["grounded-closed"][bucket]`` is grounded minus closed-book exact match. Fit
 (``results["fit"]``), diversity and distribution (``results["diversity"|"distribution"][mode|"human"]``) are
-described in ``rag_bench.diversity_eval``; ``results["timings"]`` splits the time into retrieval, generation
+described in ``rag_bench.eval.continuations``; ``results["timings"]`` splits the time into retrieval, generation
 and scoring per mode.
 
-Retrieved contexts and reference scores are cached (see ``rag_bench.eval_inputs``); the cache defaults to
+Retrieved contexts and reference scores are cached (see ``rag_bench.eval.inputs``); the cache defaults to
 ``<run>/cache`` when ``out_dir`` is ``<run>/gen_<k>/eval``, so every generation of a run shares it, and to
 ``<out_dir>/../cache`` otherwise.
 """
@@ -47,12 +47,12 @@ from tqdm.auto import tqdm
 
 from rag_bench.answer import Answer, answer
 from rag_bench.config import EvalConfig
-from rag_bench.diversity import rare_ngrams
-from rag_bench.diversity_eval import generation_eval, human_prompts
-from rag_bench.eval_inputs import ContextRetriever, load_eval_probes, retrieve_contexts
-from rag_bench.eval_tables import exact_match_by_field, most_frequent_answers
+from rag_bench.eval.continuations import generation_eval, human_prompts
+from rag_bench.eval.diversity import rare_ngrams
+from rag_bench.eval.inputs import ContextRetriever, load_eval_probes, retrieve_contexts
+from rag_bench.eval.metrics import accuracy_by_retrieval, get_metric, perplexity_from_nll, retrieval_recall, supported
+from rag_bench.eval.tables import exact_match_by_field, most_frequent_answers
 from rag_bench.lm import LM
-from rag_bench.metrics import accuracy_by_retrieval, get_metric, perplexity_from_nll, retrieval_recall, supported
 from rag_bench.records import Probe, write_json, write_jsonl
 
 SCHEMA = "rag_bench.results/1"
@@ -60,7 +60,7 @@ BUCKETS = ("tail", "torso", "head", "all")
 ACCURACY = ("exact_match", "token_f1", "contains")
 LOCAL_METRICS = {"answer_recall": True, "prompt_truncated": False}  # name: higher_is_better, for unregistered ones
 ANSWER_CHUNK_BATCHES = 4  # batches per answer() call; rag_bench.distributed.answer shards by the same chunks
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("rag-bench", "torch", "transformers", "tokenizers", "sentence-transformers", "faiss-cpu", "langchain-core",
             "langchain-community", "langchain-huggingface", "numpy", "sacrebleu", "scipy")
 
@@ -157,7 +157,7 @@ def heldout_fit(lm: LM, texts: Sequence[str], cfg: EvalConfig, *, progress: bool
         pairs += lm.token_nll(texts[start:start + cfg.batch_size], batch_size=cfg.batch_size)
     tokens = sum(n for _, n in pairs)
     value = perplexity_from_nll([nll for nll, _ in pairs], [n for _, n in pairs]) if tokens else None
-    # per text (summed NLL in nats, tokens): a bootstrap over texts gives its interval (rag_bench.bootstrap)
+    # per text (summed NLL in nats, tokens): a bootstrap over texts gives its interval (rag_bench.eval.bootstrap)
     per_text = [[round(nll, 4), n] for nll, n in pairs]
     return {"heldout_perplexity": {"value": value, "higher_is_better": False, "n": tokens, "texts": len(texts),
                                    "per_text_nll": per_text}}

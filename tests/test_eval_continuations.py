@@ -1,6 +1,6 @@
 """Continuations of human prompts: prompt choice, conditional perplexity, fixed histograms, the report.
 
-    .venv/bin/pytest tests/test_diversity_eval.py -q
+    .venv/bin/pytest tests/test_eval_continuations.py -q
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from rag_bench.config import DecodeConfig, EvalConfig, ModelConfig
-from rag_bench.diversity import rare_ngrams
-from rag_bench.diversity_eval import (
+from rag_bench.eval.continuations import (
     conditional_perplexities,
     continuation_prompts,
     fixed_histogram,
@@ -20,6 +19,7 @@ from rag_bench.diversity_eval import (
     human_prompts,
     model_fingerprint,
 )
+from rag_bench.eval.diversity import rare_ngrams
 from rag_bench.lm import LM
 from rag_bench.models.scratch import train_tokenizer
 

@@ -1,6 +1,6 @@
 """What an evaluation reads: probes, the human texts it scores against, and retrieved contexts (cached).
 
-    from rag_bench.eval_inputs import human_texts, load_eval_probes, retrieve_contexts
+    from rag_bench.eval.inputs import human_texts, load_eval_probes, retrieve_contexts
     probes, info = load_eval_probes("data/probes/factbook-factbook.jsonl", limit=200, seed=0)
     texts = human_texts(loaded_index.chunks, corpus_jsonl="data/corpora/factbook/corpus.jsonl")
     contexts, status = retrieve_contexts(retriever, [p.prompt for p in probes], k=3, cache_dir="runs/r1/cache")

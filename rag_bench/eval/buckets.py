@@ -1,6 +1,6 @@
 """Knowledge buckets for a pretrained generation 0: what it knows, by its own confidence and by corpus frequency.
 
-    from rag_bench.knowledge_buckets import probe_axes, bucket_metrics
+    from rag_bench.eval.buckets import probe_axes, bucket_metrics
     axes = probe_axes(gen0_lm, probes, gen0_closed_samples, train_texts)   # once per run, after gen 0's evaluation
     table = bucket_metrics(axes, {"closed": rows, "grounded": rows})       # per generation, from its samples
 
@@ -18,7 +18,7 @@ SmolLM2 saw. Each probe is placed on three axes instead:
 * ``frequency``: Kandpal et al.'s co-occurrence count (``rag_bench.frequency``), counted over the human text this
   run trains generation 0 on (in 500-character segments, as the index's chunks), in tail / torso / head.
 
-Metrics by bucket are the registered per-probe scores of ``rag_bench.evaluate`` averaged over the probes of the
+Metrics by bucket are the registered per-probe scores of ``rag_bench.eval.run`` averaged over the probes of the
 bucket, each with a 95% Wilson interval (the scores are 0/1).
 """
 
@@ -30,8 +30,8 @@ from typing import Any
 
 from langchain_core.documents import Document
 
+from rag_bench.eval.metrics import get_metric
 from rag_bench.frequency import ChunkCooccurrence, bucket_of, frequency_thresholds
-from rag_bench.metrics import get_metric
 from rag_bench.records import Probe
 from rag_bench.train_data import text_segments
 

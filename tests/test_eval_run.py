@@ -1,6 +1,6 @@
 """The evaluation harness end to end on a planted corpus, a tiny model that learned it, and the real MiniLM.
 
-    .venv/bin/pytest tests/test_evaluate.py -q
+    .venv/bin/pytest tests/test_eval_run.py -q
 
 The planted corpus is a folder of invented countries' record lines plus some prose, ingested by the real
 `rag-bench ingest` path; the model is a tiny GPT-2 trained on the record lines for a few seconds.
@@ -17,7 +17,7 @@ import torch
 
 from rag_bench.cli import index_dir, ingest, main
 from rag_bench.config import DecodeConfig, EvalConfig, ModelConfig
-from rag_bench.evaluate import SCHEMA, evaluate, run_generation
+from rag_bench.eval.run import SCHEMA, evaluate, run_generation
 from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import load_index
 from rag_bench.lm import LM
@@ -241,7 +241,7 @@ def test_limit_cache_and_reference_model(trained, untrained, index, probes_file,
 
 
 def test_company_corpus_with_cloze_probes(planted, index, trained, tmp_path):
-    from rag_bench.eval_inputs import human_texts
+    from rag_bench.eval.inputs import human_texts
 
     probes = tmp_path / "cloze.jsonl"
     make_probe_file("cloze", index.chunks, probes, limit=20)

@@ -1,6 +1,6 @@
 """The dev/test split of probes: anything tuned is chosen on dev; the README and reports give test.
 
-    from rag_bench.splits import probe_split
+    from rag_bench.eval.splits import probe_split
     probe_split("factbook/ja/government/capital")   # "dev" or "test", the same on every machine and run
 
 The split is a hash of the probe id, so it needs no file, holds for every probe file built the same way, and a

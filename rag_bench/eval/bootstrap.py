@@ -1,12 +1,12 @@
 """Paired bootstrap confidence intervals over probes (and seeds) for per-probe scores and their differences.
 
-    from rag_bench.bootstrap import interval, difference, read_scores
+    from rag_bench.eval.bootstrap import interval, difference, read_scores
     a = read_scores("RUN/gen_0/eval/samples_closed.jsonl")                     # {probe id: exact match}
     b = read_scores("RUN/replace/gen_4/eval/samples_closed.jsonl")
     interval([a])                   # Interval(value, low, high, ...): the mean with a 95% percentile interval
     difference([a], [b])            # generation 4 minus generation 0, paired on the probes both answered
 
-    python -m rag_bench.bootstrap A/samples_grounded.jsonl [B/samples_grounded.jsonl] --split dev
+    python -m rag_bench.eval.bootstrap A/samples_grounded.jsonl [B/samples_grounded.jsonl] --split dev
 
 Every generation and strategy answers the same probes, so a difference is taken probe by probe (paired), and the
 bootstrap resamples probes (one draw of probe indices shared by both sides and by every seed) and, with several
@@ -135,11 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     """Print the interval of one samples file, or of B minus A, on a probe split."""
     import argparse
 
-    from rag_bench.splits import split_ids
+    from rag_bench.eval.splits import split_ids
 
-    parser = argparse.ArgumentParser(prog="python -m rag_bench.bootstrap", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m rag_bench.eval.bootstrap", description=main.__doc__)
     parser.add_argument("samples", type=Path, nargs="+", help="samples_<mode>.jsonl: one (an interval) or two (B - A)")
-    parser.add_argument("--split", default="test", help="dev | test | all (rag_bench.splits)")
+    parser.add_argument("--split", default="test", help="dev | test | all (rag_bench.eval.splits)")
     parser.add_argument("--metric", default="exact_match")
     args = parser.parse_args(argv)
     if len(args.samples) > 2:

@@ -2,10 +2,10 @@
 
 Model collapse shows up here first: later generations repeat themselves, reuse the same n-grams
 and forget the rare words of the human corpus. Every function is registered in
-:mod:`rag_bench.metrics` (kind ``diversity``) and :func:`diversity_report` computes all that its
+:mod:`rag_bench.eval.metrics` (kind ``diversity``) and :func:`diversity_report` computes all that its
 inputs allow::
 
-    from rag_bench.diversity import diversity_report, rare_ngrams
+    from rag_bench.eval.diversity import diversity_report, rare_ngrams
     rare = rare_ngrams(human_texts, max_count=3)
     diversity_report(continuations, embeddings=minilm_vectors, rare=rare)
     # {"distinct_1": ..., "self_bleu": ..., "vendi_score": ..., "tail_survival_unigram": ..., ...}
@@ -14,7 +14,7 @@ Tokenisation (everything except self-BLEU, which uses sacrebleu's own ``13a`` to
 is lowercased and split into words with the regex ``\\w+(?:['’-]\\w+)*`` ("don't", "guinea-bissau"
 and "1990" are one token each); punctuation is dropped. N-grams never cross from one text into the next.
 
-Run the tests with ``.venv/bin/pytest tests/test_metrics.py``.
+Run the tests with ``.venv/bin/pytest tests/test_eval_metrics.py``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from sacrebleu.metrics import BLEU
 
-from rag_bench.metrics import register_metric
+from rag_bench.eval.metrics import register_metric
 
 _WORD = re.compile(r"\w+(?:['’-]\w+)*")
 

@@ -1,6 +1,6 @@
 """Diversity and distribution of what a model writes: continuations of fixed human prompts, in each mode.
 
-    from rag_bench.diversity_eval import human_prompts, generation_eval
+    from rag_bench.eval.continuations import human_prompts, generation_eval
     prompts = human_prompts(heldout_texts, count=64, words=32, tokenizer=lm.tokenizer, max_new_tokens=64)
     out = generation_eval(lm, prompts, modes=("closed", "grounded"), contexts=contexts, cfg=EvalConfig(),
                           embedder=minilm, rare=rare_ngrams(train_texts), reference_lm=gen0_lm)
@@ -37,9 +37,9 @@ from tqdm.auto import tqdm
 
 from rag_bench.answer import order_passages
 from rag_bench.config import EvalConfig
-from rag_bench.diversity import RareNgrams, diversity_report
+from rag_bench.eval.diversity import RareNgrams, diversity_report
+from rag_bench.eval.metrics import get_metric, perplexity_histogram
 from rag_bench.lm import LM
-from rag_bench.metrics import get_metric, perplexity_histogram
 from rag_bench.prompt import render_prompt
 from rag_bench.records import RecordError, read_json, sha256_text, write_json
 
