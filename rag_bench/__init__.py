@@ -37,7 +37,7 @@ _EXPORTS = {
     "build_factbook_probes": "probes", "build_cloze_probes": "probes", "load_probes": "probes",
     "evaluate": "eval.run",
     # experiments
-    "run_collapse": "collapse.run", "write_report": "report", "theory_report": "theory",
+    "run_collapse": "collapse.run", "write_report": "report.write", "theory_report": "theory",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -37,7 +37,7 @@ def test_one_chain_fits_the_pools_the_strategies_build():
 
 
 def test_the_report_summary_states_the_harness_check():
-    from rag_bench.summary import _theory_line
+    from rag_bench.report.summary import _theory_line
     from rag_bench.theory import TheoryConfig, theory_report
     from rag_bench.theory_harness import harness_report
 

@@ -82,7 +82,7 @@ def _add_collapse(sub) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> None:
     from rag_bench.records import read_json
-    from rag_bench.report import compare_runs, write_report
+    from rag_bench.report.write import compare_runs, write_report
 
     if len(args.run_dir) > 1 and args.out is None:
         raise CliError("several run folders need --out DIR for the combined report")

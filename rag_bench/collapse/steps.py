@@ -249,7 +249,7 @@ class StepRunner:
 
     def write_report(self) -> None:
         try:
-            from rag_bench.report import write_report
+            from rag_bench.report.write import write_report
         except ImportError:
             self.progress.log("report: rag_bench.report is not available; skipped")
             return

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from rag_bench.contaminate.differences import differences, markdown
-from rag_bench.plots import STYLE, save_png
 from rag_bench.records import atomic_path, write_json, write_text_atomic
+from rag_bench.report.plots import STYLE, save_png
 
 DEFENCE_STYLE = {"none": ("black", "-"), "provenance": ("tab:blue", "--"), "perplexity": ("tab:orange", "-."),
                  "trusted": ("tab:green", ":")}

@@ -1,6 +1,6 @@
-"""The report's figures, drawn with matplotlib (Agg) from the tidy rows of ``rag_bench.report``.
+"""The report's figures, drawn with matplotlib (Agg) from the tidy rows of ``rag_bench.report.write``.
 
-    from rag_bench.plots import exact_match_figure, save_png
+    from rag_bench.report.plots import exact_match_figure, save_png
     save_png(exact_match_figure(rows), "runs/r1/report/exact_match.png")
 
 A row is ``{"strategy", "seed", "generation", "mode", "bucket", "metric", "value", "n"}``. Several seeds of

@@ -1,10 +1,10 @@
 """The README's result tables, regenerated from the small result files committed under ``docs/results/<name>/``.
 
-    python -m rag_bench.readme_tables publish quick data/reports/quick-seeds data/runs/quick-factbook ...
-    python -m rag_bench.readme_tables inputs quick-inputs data/runs/quick-factbook   # a run's data splits
-    python -m rag_bench.readme_tables harness theory-harness                         # the Gaussian through the harness
-    python -m rag_bench.readme_tables                # rewrite every marked table in README.md
-    python -m rag_bench.readme_tables --check        # exit 1 when a README table and its results disagree
+    python -m rag_bench.report.readme_tables publish quick data/reports/quick-seeds data/runs/quick-factbook ...
+    python -m rag_bench.report.readme_tables inputs quick-inputs data/runs/quick-factbook   # a run's data splits
+    python -m rag_bench.report.readme_tables harness theory-harness            # the Gaussian through the harness
+    python -m rag_bench.report.readme_tables                # rewrite every marked table in README.md
+    python -m rag_bench.report.readme_tables --check        # exit 1 when a README table and its results disagree
 
 ``publish`` copies a report's ``intervals.csv``, ``differences.csv``, ``diversity.csv`` and ``report.json``, and
 each run's ``knowledge_buckets.csv``, into ``docs/results/<name>/`` and collects ``provenance.json`` from the runs'
@@ -27,7 +27,7 @@ from typing import Any
 from rag_bench.records import read_json, write_json
 from rag_bench.theory_harness import harness_zscores
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "docs" / "results"
 MARKER = re.compile(r"(<!-- table:(?P<name>[\w.-]+):(?P<kind>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
@@ -250,7 +250,8 @@ def publish(name: str, report: Path, run_dirs: list[Path], results: Path = RESUL
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rag_bench.readme_tables", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m rag_bench.report.readme_tables",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when README.md differs from its results")
     parser.add_argument("--readme", type=Path, default=REPO / "README.md")
     sub = parser.add_subparsers(dest="command")
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     new = render(text)
     if args.check:
         if new != text:
-            print(f"{args.readme}: a table differs from docs/results; run python -m rag_bench.readme_tables",
+            print(f"{args.readme}: a table differs from docs/results; run python -m rag_bench.report.readme_tables",
                   file=sys.stderr)
             return 1
         return 0

@@ -3,7 +3,7 @@
     rag-bench report data/runs/quick                  # writes data/runs/quick/report/
     rag-bench report runs/a runs/b --out cmp --seeds  # two seeds of one experiment on one set of plots
 
-    from rag_bench.report import write_report, compare_runs
+    from rag_bench.report.write import write_report, compare_runs
     write_report(Path("data/runs/quick"))             # -> data/runs/quick/report
 
 Every ``gen_<k>/eval/results.json`` (schema rag_bench.results/1) under the run folder is read, wherever it
@@ -30,11 +30,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rag_bench import plots
 from rag_bench.overlap import pool_overlap_lines
 from rag_bench.records import RecordError, read_json, write_json
-from rag_bench.report_ci import CI_COLUMNS, DIFF_COLUMNS, difference_lines, interval_rows
-from rag_bench.summary import index_rows, seed_mean, summarize
+from rag_bench.report import plots
+from rag_bench.report.ci import CI_COLUMNS, DIFF_COLUMNS, difference_lines, interval_rows
+from rag_bench.report.summary import index_rows, seed_mean, summarize
 from rag_bench.theory import TheoryConfig, theory_report
 from rag_bench.theory_harness import harness_report
 

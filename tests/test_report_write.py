@@ -1,6 +1,6 @@
 """The report of a run folder: files, self-contained HTML, CSV equal to the inputs, an honest summary, errors.
 
-    .venv/bin/python -m pytest tests/test_report.py -q
+    .venv/bin/python -m pytest tests/test_report_write.py -q
 
 The run folders are built here with results.json files in the rag_bench.results/1 schema (data, written the
 way rag_bench.eval.run writes it), not a stand-in for the report code.
@@ -18,8 +18,8 @@ import pytest
 
 from rag_bench.cli import main
 from rag_bench.records import read_json
-from rag_bench.report import ReportError, collect_runs, compare_runs, find_results, tidy_rows, write_report
-from rag_bench.summary import summarize
+from rag_bench.report.summary import summarize
+from rag_bench.report.write import ReportError, collect_runs, compare_runs, find_results, tidy_rows, write_report
 from rag_bench.theory import TheoryConfig
 
 SMALL_THEORY = TheoryConfig(gaussian_chains=200, gaussian_generations=8, regression_chains=100,

@@ -1,7 +1,7 @@
 """The generated summary of a collapse report: what the numbers show, and nothing beyond them.
 
-    from rag_bench.summary import summarize
-    for line in summarize(figure_rows, theory):   # figure_rows: rag_bench.report.tidy_rows(...)
+    from rag_bench.report.summary import summarize
+    for line in summarize(figure_rows, theory):   # figure_rows: rag_bench.report.write.tidy_rows(...)
         print(line)
 
 A change is called a rise or a fall only when it exceeds ``Z`` standard errors. For a share (exact match)
@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from rag_bench.plots import MODE_ORDER, ordered
+from rag_bench.report.plots import MODE_ORDER, ordered
 
 Z = 2.0  # a change counts as shown when it exceeds Z standard errors
 Cell = list[tuple[float, int | None]]  # (value, n) per seed at one generation
@@ -79,7 +79,7 @@ def summarize(figure_rows: dict[str, list[dict[str, Any]]], theory: dict[str, An
               pending: Sequence[str] = (), interval_lines: Sequence[str] = ()) -> list[str]:
     """Sentences stating what the numbers show, per strategy, then across strategies and the theory anchors.
 
-    ``interval_lines`` (rag_bench.report_ci.difference_lines: paired bootstrap intervals from the per-probe
+    ``interval_lines`` (rag_bench.report.ci.difference_lines: paired bootstrap intervals from the per-probe
     samples) replace the exact-match and perplexity changes judged by standard errors when given.
     """
     if interval_lines:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rag_bench.readme_tables import REPO, RESULTS, main, provenance, render
+from rag_bench.report.readme_tables import REPO, RESULTS, main, provenance, render
 
 INTERVALS = """figure,strategy,generation,mode,bucket,split,value,low,high,probes,seeds,test
 exact_match,replace,0,closed,all,test,0.1,0.05,0.15,100,2,t
@@ -51,8 +51,8 @@ def results(tmp_path):
 
 
 def test_the_inputs_and_harness_tables(results, tmp_path):
-    from rag_bench.readme_tables import run_inputs
     from rag_bench.records import write_jsonl
+    from rag_bench.report.readme_tables import run_inputs
     from rag_bench.theory import TheoryConfig
     from rag_bench.theory_harness import harness_report
 
@@ -89,7 +89,7 @@ def test_marked_tables_are_rendered_from_the_result_files(results):
 
 
 def test_the_tables_of_a_run_that_answers_in_sentences(results, tmp_path):
-    from rag_bench.readme_tables import publish
+    from rag_bench.report.readme_tables import publish
 
     out = render("".join(f"<!-- table:demo:{kind} -->\n<!-- /table -->\n" for kind in (
         "contains", "differences-contains", "buckets", "forgetting", "diversity")), results)
@@ -114,7 +114,7 @@ def test_the_tables_of_a_run_that_answers_in_sentences(results, tmp_path):
 
 def test_the_readme_agrees_with_its_committed_results(capsys):
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    assert text.count("<!-- table:") >= 2, "the README tables are generated (python -m rag_bench.readme_tables)"
+    assert text.count("<!-- table:") >= 2, "the README tables are generated (python -m rag_bench.report.readme_tables)"
     assert render(text, RESULTS) == text, "a README table disagrees with docs/results; run the script"
     assert main(["--check"]) == 0
 

@@ -1,0 +1,15 @@
+"""The report of a collapse run, or of several: figures, CSV, report.md and report.html; the README's tables.
+
+    rag-bench report data/runs/quick                     # writes data/runs/quick/report/
+    python -m rag_bench.report.readme_tables --check     # exit 1 when a README table and its results disagree
+    from rag_bench.report.write import write_report      # or rag_bench.write_report
+
+Modules:
+
+* ``write``: every ``results.json`` of a run found and checked, tidy rows, the report folder swapped in whole;
+* ``ci``: paired bootstrap intervals of every figure and difference, on the test probes;
+* ``summary``: the generated summary lines; ``plots``: the figures (matplotlib, Agg);
+* ``readme_tables``: the README's result tables from ``docs/results/`` and the check that they agree.
+
+This package imports nothing at import time.
+"""
