@@ -86,7 +86,7 @@ def test_differences_are_paired_and_the_summary_states_them(run):
 
 
 def test_sentence_answers_get_contains_intervals_beside_exact_match(tmp_path):
-    from rag_bench.report.write import find_results
+    from rag_bench.report.results import find_results
 
     run = tmp_path / "run"
     write_gen(run / "gen_0", set(), 10.0, contains=set(IDS[:100]))  # never exact, often right inside a sentence
@@ -105,6 +105,6 @@ def test_an_old_run_without_samples_gets_no_intervals(tmp_path):
     gen = tmp_path / "run" / "gen_0"
     (gen / "eval").mkdir(parents=True)
     (gen / "eval" / "results.json").write_text(json.dumps({"schema": "rag_bench.results/1", "metrics": {}}))
-    from rag_bench.report.write import find_results
+    from rag_bench.report.results import find_results
 
     assert interval_rows(find_results(tmp_path / "run")[0]) == {"intervals": [], "differences": []}

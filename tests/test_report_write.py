@@ -18,8 +18,9 @@ import pytest
 
 from rag_bench.cli import main
 from rag_bench.records import read_json
+from rag_bench.report.results import ReportError, collect_runs, find_results, tidy_rows
 from rag_bench.report.summary import summarize
-from rag_bench.report.write import ReportError, collect_runs, compare_runs, find_results, tidy_rows, write_report
+from rag_bench.report.write import compare_runs, write_report
 from rag_bench.theory import TheoryConfig
 
 SMALL_THEORY = TheoryConfig(gaussian_chains=200, gaussian_generations=8, regression_chains=100,
@@ -197,22 +198,6 @@ def test_a_partial_run_is_reported_as_far_as_it_goes(report, tmp_path):
     summary = summarize(tidy_rows(find_results(run)[0]))
     assert "accumulate: generations 0 to 1 evaluated." in summary
     assert any(s.startswith("Closed-book exact match at generation 1, by strategy") for s in summary)
-
-
-def test_discovery_reads_strategy_and_seed_from_any_layout(tmp_path):
-    single = tmp_path / "single"
-    for generation in range(2):
-        write_gen(single / f"gen_{generation}", "accumulate", generation, full=False)  # manifest names it
-    assert [(e.strategy, e.seed, e.generation) for e in find_results(single)[0]] == [
-        ("accumulate", None, 0), ("accumulate", None, 1)]
-    nested = tmp_path / "nested"
-    for seed in (3, 4):
-        for generation in range(2):
-            write_gen(nested / "replace" / f"seed_{seed}" / f"gen_{generation}", "replace", generation, full=False)
-    write_gen(nested / "gen_0", "replace", 0, full=False)  # ignored by replace, which has its own gen_0 per seed
-    (nested / "replace" / "seed_3" / "gen_1" / "model" / "gen_9" / "eval").mkdir(parents=True)  # not a generation
-    assert [(e.strategy, e.seed, e.generation) for e in find_results(nested)[0]] == [
-        ("replace", 3, 0), ("replace", 3, 1), ("replace", 4, 0), ("replace", 4, 1)]
 
 
 def test_seeds_pooled_from_two_single_strategy_runs(tmp_path):

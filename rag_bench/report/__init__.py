@@ -6,7 +6,8 @@
 
 Modules:
 
-* ``write``: every ``results.json`` of a run found and checked, tidy rows, the report folder swapped in whole;
+* ``results``: every ``results.json`` of a run (or of several) found and checked, and turned into tidy rows;
+* ``write``: the figures, CSV, report.md and report.html of those rows, the report folder swapped in whole;
 * ``ci``: paired bootstrap intervals of every figure and difference, on the test probes;
 * ``summary``: the generated summary lines; ``plots``: the figures (matplotlib, Agg);
 * ``readme_tables``: the README's result tables from ``docs/results/`` and the check that they agree.

@@ -1,7 +1,7 @@
 """Confidence intervals of a collapse report: every figure and every difference, from the per-probe samples.
 
     from rag_bench.report.ci import interval_rows
-    rows = interval_rows(entries)          # entries: rag_bench.report.write.find_results / collect_runs
+    rows = interval_rows(entries)          # entries: rag_bench.report.results.find_results / collect_runs
     rows["intervals"], rows["differences"]  # dict rows for intervals.csv / differences.csv
 
 Answer scores (``ANSWER_METRICS``: exact match, and ``contains``, a golden answer inside the prediction, which

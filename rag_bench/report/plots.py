@@ -1,4 +1,4 @@
-"""The report's figures, drawn with matplotlib (Agg) from the tidy rows of ``rag_bench.report.write``.
+"""The report's figures, drawn with matplotlib (Agg) from the tidy rows of ``rag_bench.report.results``.
 
     from rag_bench.report.plots import exact_match_figure, save_png
     save_png(exact_match_figure(rows), "runs/r1/report/exact_match.png")

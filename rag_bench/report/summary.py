@@ -1,7 +1,7 @@
 """The generated summary of a collapse report: what the numbers show, and nothing beyond them.
 
     from rag_bench.report.summary import summarize
-    for line in summarize(figure_rows, theory):   # figure_rows: rag_bench.report.write.tidy_rows(...)
+    for line in summarize(figure_rows, theory):   # figure_rows: rag_bench.report.results.tidy_rows(...)
         print(line)
 
 A change is called a rise or a fall only when it exceeds ``Z`` standard errors. For a share (exact match)
