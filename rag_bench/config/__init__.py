@@ -1,0 +1,29 @@
+"""Frozen, keyword-only config dataclasses: one per stage, every field with a default.
+
+Each config round-trips through JSON (``to_dict`` / ``from_dict`` / ``from_file``), and a
+malformed file is refused before any work with the offending key named::
+
+    from rag_bench.config import IndexConfig
+    cfg = IndexConfig.from_file("index.json")   # ConfigError: index.json: unknown key 'chunk_sise'
+
+The resolved config is saved beside every index, checkpoint and result. Every name is imported from here;
+the modules behind them, by concern:
+
+* ``base``: ``ConfigBase`` (JSON round trip, validation) and ``ConfigError``;
+* ``index``: ``CorpusConfig``, ``IndexConfig``;
+* ``model``: ``ModelConfig`` and its presets, ``DecodeConfig``, ``TrainConfig`` (generation 0);
+* ``eval``: ``EvalConfig``;
+* ``collapse``: ``CollapseConfig``, the data strategies' names and ``parse_strategy``;
+* ``presets``: ``collapse_preset`` (tiny, quick, full, and smol and paper from rag_bench.models.presets_pretrained).
+"""
+
+from rag_bench.config.base import ConfigBase, ConfigError
+from rag_bench.config.collapse import FILTER_KINDS, STRATEGY_KINDS, CollapseConfig, parse_strategy
+from rag_bench.config.eval import EvalConfig
+from rag_bench.config.index import CorpusConfig, IndexConfig
+from rag_bench.config.model import MODEL_PRESETS, DecodeConfig, ModelConfig, TrainConfig
+from rag_bench.config.presets import COLLAPSE_PRESETS, READER_K, collapse_preset
+
+__all__ = ["COLLAPSE_PRESETS", "FILTER_KINDS", "MODEL_PRESETS", "READER_K", "STRATEGY_KINDS", "CollapseConfig",
+           "ConfigBase", "ConfigError", "CorpusConfig", "DecodeConfig", "EvalConfig", "IndexConfig", "ModelConfig",
+           "TrainConfig", "collapse_preset", "parse_strategy"]
