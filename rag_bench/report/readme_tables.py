@@ -150,7 +150,8 @@ def forgetting_table(folder: Path) -> list[str]:
     return _grid(rows, lambda r: r["strategy"], ".2f")
 
 
-def diversity_table(folder: Path, metrics: tuple[str, ...] = ("distinct_2", "bigram_entropy")) -> list[str]:
+def diversity_table(folder: Path, metrics: tuple[str, ...] = ("distinct_2", "vendi_score",
+                                                            "tail_survival_unigram")) -> list[str]:
     """Diversity of each generation's continuations: the mean over seeds, and each seed's value (no interval)."""
     rows = [r for r in _csv(folder / "diversity.csv") if r["metric"] in metrics and r["mode"] == "closed"]
     gens = sorted({int(r["generation"]) for r in rows})
