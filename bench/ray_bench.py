@@ -1,22 +1,28 @@
 """Ray on one machine: the quick preset's branch phase on two Ray workers against the sequential run, and Ray Data
-generation over one actor against calling the model directly.
+(writing and answering probes) over one actor against calling the model directly.
 
-    mkdir -p data && cp -r /work/main/data/{corpora,indexes,probes} data/      # the Factbook, built once
-    flock /tmp/rag_bench_heavy.lock .venv/bin/python bench/ray_bench.py        # about 12 min on 2 busy cores
+    mkdir -p data && cp -r /work/main/data/{corpora,indexes,probes} data/ && rag-bench prepare --data-dir data
+    flock /tmp/rag_bench_heavy.lock .venv/bin/python bench/ray_bench.py --sections branches             # ~9 min
+    flock /tmp/rag_bench_heavy.lock .venv/bin/python bench/ray_bench.py --sections answering,generation \
+        --answer-probes 3009 --gen-parts 6                                                              # ~9 min
 
-In one run, on a reduced ``quick`` (its first ``--countries`` countries, ``--gen0-steps`` optimizer steps for
-generation 0 instead of 1100, ``--next-steps`` for later ones instead of 16, ``--eval-limit`` probes and 8 diversity
-prompts per evaluation, ``--generations``; what the models learn does not change what a step costs):
-1. the sequential run (``threads=2``, both cores) trains, evaluates and writes generation 0 in RUN/seq, then runs
-   the two branches (replace, accumulate) one after the other; the branch phase is the sum of its steps' times
-   (each manifest's ``timings``);
-2. RUN/ray gets RUN/seq's generation 0, inputs and config, and ``run_collapse(..., ray_address=...)`` runs the
-   same branches on a local Ray cluster of 2 CPUs (one task per branch, one thread each): the wall time of that
-   call, cluster already started, is its branch phase. Speed-up = sequential / Ray;
-3. generation 0's writer (its first ``--gen-parts`` parts, one thread) writes directly with ``write_synthetic``
-   and then through ``write_parts`` over one Ray Data actor (one thread, actor start and model load included);
-   the two files must be identical. Ratio = Ray Data / direct.
-Prints a table and writes bench/results/ray.json (with the load average before and after each part).
+On a reduced ``quick`` (its first ``--countries`` countries, ``--gen0-steps`` optimizer steps for generation 0
+instead of 1100, ``--next-steps`` for later ones instead of 16, ``--eval-limit`` probes and 8 diversity prompts per
+evaluation, ``--generations``; what the models learn does not change what a step costs), generation 0 is trained,
+evaluated and written once in RUN/seq; then each ``--sections`` part runs in this process:
+1. branches: ``--repeats`` times, in alternating order, a fresh copy of RUN/seq's generation 0 resumes with
+   ``run_collapse`` sequentially (``threads=2``, both cores; the branches one after the other) and another on a
+   local Ray cluster of 2 CPUs (one task per branch, one thread each; cluster already started). Speed-up =
+   sequential wall time / Ray wall time; the pools must be identical;
+2. generation: generation 0's writer (``--gen-parts`` parts of 512 prompts, repeated past the supply; one thread)
+   writes directly with ``write_synthetic`` and through ``write_parts`` over one Ray Data actor (actor start and
+   model load included); the two files must be identical. Ratio = Ray Data / direct;
+3. answering: ``--answer-probes`` probes in both modes, ``--repeats`` times in alternating order, with
+   ``evaluate.answer_probes`` and over one Ray Data actor (``distributed.answer.answer_on_ray``: passages retrieved
+   once in the driver for both), with the actor's start-up split into Ray's part, imports, model load and
+   delivery, and its answering time and CPU time against the direct path's. Answers must be identical.
+Ratios get a 95% t-interval over the repeats. Prints a table and merges the parts it ran into
+bench/results/ray.json (each stamped with its command, commit, time and load averages).
 """
 
 from __future__ import annotations
@@ -63,32 +69,49 @@ def branch_seconds(run: Path) -> dict[str, float]:
     return out
 
 
-def bench_branches(cfg, workdir: Path, data_dir: Path, address: str) -> dict:
-    seq, ray_run = workdir / "seq", workdir / "ray"
-    load_before = load_average()
-    run_collapse(cfg.replace(threads=2), run_dir=seq, data_dir=data_dir, echo=False)
-    seq_steps = branch_seconds(seq)
-    ray_run.mkdir(parents=True)
+def fresh_copy(seq: Path, target: Path) -> Path:
+    """A run folder holding ``seq``'s generation 0, inputs and config only: running it runs the branches."""
+    target.mkdir(parents=True)
     for name in ("gen_0", "data", "cache", "config.json"):
         source = seq / name
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, ray_run / name)
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, target / name)
+    return target
+
+
+def bench_branches(cfg, workdir: Path, data_dir: Path, address: str, repeats: int) -> dict:
+    """The branch phase (every step after generation 0) sequentially (2 threads) and on Ray (2 one-thread tasks),
+    ``repeats`` times in alternating order, each from a fresh copy of the same generation 0; wall time of the
+    ``run_collapse`` call that resumes after generation 0 (inputs and models loaded on both sides)."""
+    seq = workdir / "seq"
+    run_collapse(cfg.replace(threads=2), run_dir=seq, data_dir=data_dir, echo=False)  # generation 0 (and a warm-up)
     connect(address, num_cpus=2)
-    load_middle = load_average()
-    started = time.perf_counter()
-    run_collapse(cfg.replace(threads=0), run_dir=ray_run, data_dir=data_dir, echo=False, ray_address=address)
-    ray_wall = time.perf_counter() - started
-    ray_steps = branch_seconds(ray_run)
-    sequential = sum(seq_steps.values())
-    same = all(sha256_file(seq / p) == sha256_file(ray_run / p) for p in ("replace/gen_1/pool.jsonl",
-                                                                           "accumulate/gen_1/pool.jsonl"))
-    # each branch task's fixed cost, from its log line (rag_bench.distributed.branches.run_branch)
-    starts = re.findall(r"started ([\d.]+) s after it was submitted; imports and inputs took ([\d.]+) s",
-                        (ray_run / "log.txt").read_text())
-    return {"task_start_s": [float(a) for a, _ in starts], "task_imports_inputs_s": [float(b) for _, b in starts],
-            "sequential_s": round(sequential, 1), "ray_wall_s": round(ray_wall, 1),
-            "speedup": round(sequential / ray_wall, 3), "steps_sequential_s": seq_steps, "steps_on_ray_s": ray_steps,
-            "ray_step_sum_s": round(sum(ray_steps.values()), 1), "pools_identical": same,
-            "load_average": {"before_sequential": load_before, "before_ray": load_middle, "after": load_average()}}
+    rows = []
+    for repeat in range(repeats):
+        row: dict = {"load_average_before": load_average()}
+        runs = {}
+        for path in (("sequential", "ray") if repeat % 2 == 0 else ("ray", "sequential")):
+            run = fresh_copy(seq, workdir / f"{path}{repeat}")
+            started = time.perf_counter()
+            if path == "sequential":
+                run_collapse(cfg.replace(threads=2), run_dir=run, data_dir=data_dir, echo=False)
+            else:
+                run_collapse(cfg.replace(threads=0), run_dir=run, data_dir=data_dir, echo=False, ray_address=address)
+            row[f"{path}_s"] = round(time.perf_counter() - started, 2)
+            row[f"{path}_steps_s"] = branch_seconds(run)
+            runs[path] = run
+        # each branch task's fixed cost, from its log line (rag_bench.distributed.branches.run_branch)
+        starts = re.findall(r"started ([\d.]+) s after it was submitted; imports and inputs took ([\d.]+) s",
+                            (runs["ray"] / "log.txt").read_text())
+        row.update(task_start_s=[float(a) for a, _ in starts], task_imports_inputs_s=[float(b) for _, b in starts],
+                   speedup=round(row["sequential_s"] / row["ray_s"], 3),
+                   pools_identical=all(sha256_file(runs["sequential"] / p) == sha256_file(runs["ray"] / p)
+                                       for p in ("replace/gen_1/pool.jsonl", "accumulate/gen_1/pool.jsonl")))
+        rows.append(row)
+        print(json.dumps({k: v for k, v in row.items() if not k.endswith("steps_s")}))
+    return {"speedup": mean_interval([r["speedup"] for r in rows]),
+            "sequential_s": mean_interval([r["sequential_s"] for r in rows]),
+            "ray_s": mean_interval([r["ray_s"] for r in rows]),
+            "pools_identical": all(r["pools_identical"] for r in rows), "repeats": rows}
 
 
 def bench_generation(cfg, run: Path, workdir: Path, address: str, parts: int) -> dict:
@@ -196,7 +219,8 @@ def projection(branch_phase: dict, workers: tuple[int, ...] = (1, 2, 4, 8, 16, 3
     B branches on N workers run in ceil(B / N) waves; each worker runs at the efficiency measured here
     (speed-up of 2 workers / 2), which is an assumption for nodes that do not share memory bandwidth.
     """
-    efficiency = min(1.0, branch_phase["speedup"] / 2)
+    speedup = branch_phase["speedup"]
+    efficiency = min(1.0, (speedup["mean"] if isinstance(speedup, dict) else speedup) / 2)
     out: dict = {"efficiency_per_worker": round(efficiency, 3), "presets": {}}
     for name in ("full", "paper"):
         branches = len(collapse_preset(name).strategies)
@@ -248,7 +272,7 @@ def main() -> None:
             (data_dir / name).symlink_to((args.data_dir / name).resolve())
         address = "local"
         if "branches" in sections:
-            result["branch_phase"] = {**bench_branches(cfg, workdir, data_dir, address), **stamp}
+            result["branch_phase"] = {**bench_branches(cfg, workdir, data_dir, address, args.repeats), **stamp}
             result["projection"] = projection(result["branch_phase"])
         else:  # generation 0 only, for the other parts
             run_collapse(cfg.replace(threads=2, generations=1), run_dir=workdir / "seq", data_dir=data_dir, echo=False)
@@ -271,8 +295,9 @@ def report(result: dict, cfg, args) -> None:
     branches, generation, answering = (result.get(k) for k in ("branch_phase", "generation", "answering"))
     if branches:
         print(f"\nbranch phase of quick ({args.generations} generations, {' + '.join(cfg.strategies)}), 2 cores:")
-        print(f"  sequential (2 threads)      {branches['sequential_s']:8.1f} s")
-        print(f"  Ray, 2 workers x 1 thread   {branches['ray_wall_s']:8.1f} s   speed-up {branches['speedup']:.2f}x")
+        print(f"  sequential (2 threads)      {branches['sequential_s']['mean']:8.1f} s")
+        print(f"  Ray, 2 workers x 1 thread   {branches['ray_s']['mean']:8.1f} s   speed-up "
+              f"{branches['speedup']['mean']:.2f}x {branches['speedup']['ci95']} ({len(branches['repeats'])} repeats)")
     if generation:
         print(f"generation 0's writer ({generation['prompts']} prompts, {generation['parts']} parts, 1 thread):")
         print(f"  direct                      {generation['direct_s']:8.1f} s")
