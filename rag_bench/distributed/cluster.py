@@ -45,8 +45,8 @@ def connect(address: str = LOCAL, *, num_cpus: int | None = None) -> Any:
     env = {name: os.environ[name] for name in WORKER_ENV if name in os.environ}
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Ray starts workers at niceness 15, below its raylet. Our workers do the experiment's work, so on a machine
-    # shared with other jobs that made every step on Ray slower than the same step run here (answering inside an
-    # actor took 1.3-1.5x the direct time at load 4.5, bench/ray_bench.py); at niceness 0 they share like the driver.
+    # shared with other jobs that made steps on Ray slower than the same steps run here (answering inside an actor:
+    # 1.27x the direct time at niceness 15, 1.045x at 0, load 4-5, bench/ray_bench.py); at 0 they share like the driver.
     env.setdefault("RAY_worker_niceness", "0")
     kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "log_to_driver": False,
                               "include_dashboard": False, "configure_logging": False}
