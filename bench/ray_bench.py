@@ -18,7 +18,7 @@ evaluated and written once in RUN/seq; then each ``--sections`` part runs in thi
    writes directly with ``write_synthetic`` and through ``write_parts`` over one Ray Data actor (actor start and
    model load included); the two files must be identical. Ratio = Ray Data / direct;
 3. answering: ``--answer-probes`` probes in both modes, ``--repeats`` times in alternating order, with
-   ``evaluate.answer_probes`` and over one Ray Data actor (``distributed.answer.answer_on_ray``: passages retrieved
+   ``eval.run.answer_probes`` and over one Ray Data actor (``distributed.answer.answer_on_ray``: passages retrieved
    once in the driver for both), with the actor's start-up split into Ray's part, imports, model load and
    delivery, and its answering time and CPU time against the direct path's. Answers must be identical.
 Ratios get a 95% t-interval over the repeats. Prints a table and merges the parts it ran into
