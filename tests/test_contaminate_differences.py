@@ -45,3 +45,13 @@ def test_cost_and_gain_are_paired_differences_with_intervals(tmp_path: Path):
     table = markdown(rows)
     assert "| gen 0 | bm25 | 0.50 | -0.50 [" in table and "gain of trusted" in table and "*" in table
     assert markdown([]) == ""
+
+
+def test_a_stored_sample_gets_the_answer_metrics_it_lacks():
+    from rag_bench.contaminate.evaluate import with_answer_scores
+
+    old = {"prediction": "The capital of Kenya is Nairobi.", "golden_answers": ["Nairobi"], "exact_match": 0.0}
+    row = with_answer_scores(old)
+    assert row["contains"] == 1.0 and row["exact_match"] == 0.0 and "contains" not in old
+    assert differences([{**row, "id": "p", "model_generation": 0, "retriever": "bm25", "defence": "none",
+                         "share": s} for s in (0.0, 0.5)], "contains")[0]["metric"] == "contains"

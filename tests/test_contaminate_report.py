@@ -39,3 +39,18 @@ def test_write_outputs(tmp_path: Path):
     (out / "samples_grounded.jsonl").write_text("{}\n")
     published = publish(out, tmp_path / "docs" / "results")
     assert sorted(p.name for p in published.iterdir()) == sorted(PUBLISHED)  # no samples
+
+
+def test_natural_questions_are_scored_by_contains():
+    from rag_bench.contaminate.report import answer_metric
+
+    data = results()
+    assert answer_metric(data) == "exact_match"  # record prefixes
+    for row in data["rows"]:
+        row["contains"] = {"value": 0.4, "low": 0.3, "high": 0.5, "n": 50}
+    data["closed"] = {g: {"exact_match": {"value": 0.0}, "contains": {"value": 0.2}} for g in ("0", "4")}
+    data["probes"] = {"meta": {"kind": "natural"}}
+    assert answer_metric(data) == "contains"
+    table = markdown_table(data, metric="contains")
+    assert "Generation 4 answers (bm25, closed-book 0.20)" in table and "| contains trusted |" in table
+    assert "0.40 [0.30, 0.50]" in table and flat_rows(data)[0]["contains_low"] == 0.3

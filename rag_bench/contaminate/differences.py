@@ -6,7 +6,8 @@
 Every cell (answering model x share x retriever x defence) answers the same probes, so each difference is taken
 probe by probe with the paired bootstrap of ``rag_bench.eval.bootstrap`` (``TEST`` names it):
 
-* ``cost``: grounded exact match at a share minus at share 0 (same model, retriever and defence);
+* ``cost``: grounded accuracy (exact match, or ``contains`` for sentence answers) at a share minus at share 0
+  (same model, retriever and defence);
 * ``defence_gain``: exact match with a defence minus without one (same model, retriever and share).
 
 ``rag-bench contaminate`` writes them to ``differences.csv`` and the end of ``table.md``.
@@ -25,37 +26,39 @@ from rag_bench.records import read_jsonl
 Cell = tuple[int, str, str, float]  # (model generation, retriever, defence, share)
 
 
-def cell_scores(samples: Sequence[dict[str, Any]]) -> dict[Cell, dict[str, float]]:
-    """Per-probe exact match of every cell of ``samples_grounded.jsonl`` rows."""
+def cell_scores(samples: Sequence[dict[str, Any]], metric: str = "exact_match") -> dict[Cell, dict[str, float]]:
+    """Per-probe ``metric`` of every cell of ``samples_grounded.jsonl`` rows."""
     cells: dict[Cell, dict[str, float]] = defaultdict(dict)
     for row in samples:
         key = (int(row["model_generation"]), row["retriever"], row["defence"], float(row["share"]))
-        cells[key][row["id"]] = float(row["exact_match"])
+        cells[key][row["id"]] = float(row[metric])
     return dict(cells)
 
 
-def _row(kind: str, cell: Cell, baseline: Cell, a: dict[str, float], b: dict[str, float]) -> dict[str, Any]:
+def _row(kind: str, cell: Cell, baseline: Cell, a: dict[str, float], b: dict[str, float],
+         metric: str) -> dict[str, Any]:
     gap = difference([a], [b])
     gen, retriever, defence, share = cell
-    return {"kind": kind, "model_generation": gen, "retriever": retriever, "defence": defence, "share": share,
+    return {"kind": kind, "metric": metric, "model_generation": gen, "retriever": retriever, "defence": defence,
+            "share": share,
             "baseline_defence": baseline[2], "baseline_share": baseline[3], "difference": round(gap.value, 4),
             "low": round(gap.low, 4), "high": round(gap.high, 4), "probes": gap.probes,
             "excludes_zero": gap.excludes_zero}
 
 
-def differences(samples: str | Path | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``cost`` and ``defence_gain`` rows, each with its paired bootstrap interval (see the module docstring)."""
+def differences(samples: str | Path | Sequence[dict[str, Any]], metric: str = "exact_match") -> list[dict[str, Any]]:
+    """``cost`` and ``defence_gain`` rows of ``metric``, each with its paired bootstrap interval."""
     rows = read_jsonl(samples) if isinstance(samples, (str, Path)) else samples
-    cells = cell_scores(rows)
+    cells = cell_scores(rows, metric)
     out = []
     for cell in sorted(cells):
         gen, retriever, defence, share = cell
         clean = (gen, retriever, defence, 0.0)
         if share != 0.0 and clean in cells:
-            out.append(_row("cost", cell, clean, cells[clean], cells[cell]))
+            out.append(_row("cost", cell, clean, cells[clean], cells[cell], metric))
         bare = (gen, retriever, "none", share)
         if defence != "none" and bare in cells:
-            out.append(_row("defence_gain", cell, bare, cells[bare], cells[cell]))
+            out.append(_row("defence_gain", cell, bare, cells[bare], cells[cell], metric))
     return out
 
 
@@ -63,7 +66,8 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
     """Two compact tables: the cost of each share without a defence, and each defence's gain at each share."""
     if not rows:
         return ""
-    lines = [f"Differences in grounded exact match ({TEST}; * marks an interval that excludes 0):", "",
+    lines = [f"Differences in grounded {rows[0]['metric'].replace('_', ' ')} ({TEST}; * marks an interval that "
+             "excludes 0):", "",
              "| answers | retriever | share | cost of the share, no defence | "
              + " | ".join(f"gain of {d}" for d in sorted({r['defence'] for r in rows if r['kind'] == 'defence_gain'}))
              + " |"]

@@ -43,6 +43,8 @@ from rag_bench.lm import LM
 from rag_bench.records import Probe, read_json, sha256_text, write_json, write_jsonl
 
 SCHEMA = "rag_bench.contaminate.results/1"
+# Exact match for record values; contains (a golden answer inside the answer) for a chat model's sentences.
+ANSWER_METRICS = ("exact_match", "contains")
 
 
 def origin_of(meta: dict[str, Any]) -> dict[str, Any]:
@@ -58,6 +60,16 @@ def mean_with_interval(values: Sequence[float]) -> dict[str, Any]:
     return {"value": value, "low": low, "high": high, "n": n}
 
 
+def answer_scores(prediction: str, golden: Sequence[str]) -> dict[str, float]:
+    return {name: get_metric(name).fn(prediction, list(golden)) for name in ANSWER_METRICS}
+
+
+def with_answer_scores(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored sample with every answer metric (parts written before ``contains`` was scored lack it)."""
+    missing = [name for name in ANSWER_METRICS if name not in row]
+    return {**row, **answer_scores(row["prediction"], row["golden_answers"])} if missing else row
+
+
 def score_sample(answer: Answer, probe: Probe, docs: Sequence[Document], *, k: int) -> dict[str, Any]:
     """Exact match, synthetic shares of the top k and of every passage given, and copying of a synthetic value."""
     golden = list(probe.golden_answers)
@@ -65,7 +77,7 @@ def score_sample(answer: Answer, probe: Probe, docs: Sequence[Document], *, k: i
     top = [o["origin"] for o in origins[:k]]
     synthetic_texts = [d.page_content for d, o in zip(docs[:k], origins[:k], strict=True) if o["origin"] == "synthetic"]
     human_texts = [d.page_content for d, o in zip(docs[:k], origins[:k], strict=True) if o["origin"] != "synthetic"]
-    return {"exact_match": get_metric("exact_match").fn(answer.text, golden),
+    return {**answer_scores(answer.text, golden),
             "synthetic_retrieved": get_metric("synthetic_retrieved").fn(top),
             "synthetic_retrieved_depth": get_metric("synthetic_retrieved").fn([o["origin"] for o in origins]),
             "copied_synthetic": get_metric("copied_synthetic").fn(answer.text, golden, synthetic_texts, human_texts),
@@ -141,11 +153,10 @@ def evaluate_contamination(*, models: dict[int, Path], probes: Sequence[Probe], 
     closed_rows, closed = [], {}
     for g, lm in lms.items():
         answers = closed_book(lm, prompts, decode=decode)
-        scores = [get_metric("exact_match").fn(a.text, list(p.golden_answers)) for a, p in zip(answers, probes,
-                                                                                                strict=True)]
-        closed[str(g)] = {"exact_match": mean_with_interval(scores)}
+        scores = [answer_scores(a.text, p.golden_answers) for a, p in zip(answers, probes, strict=True)]
+        closed[str(g)] = {name: mean_with_interval([s[name] for s in scores]) for name in ANSWER_METRICS}
         closed_rows += [{"model_generation": g, "id": p.id, "prompt": p.prompt, "prediction": a.text,
-                         "golden_answers": list(p.golden_answers), "exact_match": s}
+                         "golden_answers": list(p.golden_answers), **s}
                         for p, a, s in zip(probes, answers, scores, strict=True)]
     write_jsonl(out_dir / "samples_closed.jsonl", closed_rows)
 
@@ -172,7 +183,7 @@ def evaluate_contamination(*, models: dict[int, Path], probes: Sequence[Probe], 
                                             ppl_threshold=ppl_threshold, trusted=trusted))
             stored = {"key": key, "rows": rows, "filters": stats}
             write_json(part, stored)  # a killed evaluation resumes at the first share not measured
-        grounded_rows += stored["rows"]
+        grounded_rows += [with_answer_scores(row) for row in stored["rows"]]
         filters += stored["filters"]
         say(f"share {marker['share']:.2f}: measured ({cache.generated} grounded answers generated in this session)")
     write_jsonl(out_dir / "samples_grounded.jsonl", grounded_rows)
@@ -240,6 +251,6 @@ def aggregate_rows(rows: Sequence[dict[str, Any]], markers: Sequence[dict[str, A
         out.append({"model_generation": g, "share": share, "pool_share": by_share[share]["pool_share"],
                     "index_share": by_share[share]["index_share"], "retriever": mode, "defence": defence,
                     **{name: mean_with_interval([r[name] for r in members])
-                       for name in ("exact_match", "synthetic_retrieved", "synthetic_retrieved_depth",
+                       for name in (*ANSWER_METRICS, "synthetic_retrieved", "synthetic_retrieved_depth",
                                     "copied_synthetic")}})
     return out

@@ -28,6 +28,13 @@ DEFENCE_STYLE = {"none": ("black", "-"), "provenance": ("tab:blue", "--"), "perp
 RETRIEVER_COLOURS = {"dense": "tab:purple", "bm25": "tab:red", "hybrid": "tab:cyan"}
 
 
+def answer_metric(results: dict[str, Any]) -> str:
+    """The accuracy the tables and the figure show: ``contains`` for natural questions, which a chat model
+    answers in a sentence (exact match is then 0 by construction), else exact match."""
+    kind = ((results.get("probes") or {}).get("meta") or {}).get("kind")
+    return "contains" if kind == "natural" and "contains" in results["rows"][0] else "exact_match"
+
+
 def flat_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """One CSV row per (model generation, share, retriever, defence): value, low, high of each measure."""
     out = []
@@ -35,11 +42,15 @@ def flat_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         flat = {key: row[key] for key in ("model_generation", "share", "pool_share", "index_share", "retriever",
                                           "defence")}
         flat["n"] = row["exact_match"]["n"]
-        for name in ("exact_match", "synthetic_retrieved", "synthetic_retrieved_depth", "copied_synthetic"):
+        names = [n for n in ("exact_match", "contains", "synthetic_retrieved", "synthetic_retrieved_depth",
+                             "copied_synthetic") if n in row]  # results written before contains have none
+        for name in names:
             for part in ("value", "low", "high"):
                 flat[f"{name}_{part}" if part != "value" else name] = round(row[name][part], 4)
-        flat["closed_book_exact_match"] = round(results["closed"][str(row["model_generation"])]["exact_match"]
-                                                ["value"], 4)
+        closed = results["closed"][str(row["model_generation"])]
+        for name in ("exact_match", "contains"):
+            if name in closed:
+                flat[f"closed_book_{name}"] = round(closed[name]["value"], 4)
         out.append(flat)
     return sorted(out, key=lambda r: (r["model_generation"], r["retriever"], r["defence"], r["share"]))
 
@@ -56,42 +67,43 @@ def _fmt(value: float) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2f}"
 
 
-def markdown_table(results: dict[str, Any], retriever: str = "bm25") -> str:
-    """Grounded exact match [95% CI] per share (rows) and defence (columns), per answering model."""
+def markdown_table(results: dict[str, Any], retriever: str = "bm25", metric: str = "exact_match") -> str:
+    """Grounded ``metric`` [95% CI] per share (rows) and defence (columns), per answering model."""
     rows = [r for r in flat_rows(results) if r["retriever"] == retriever]
+    label = "EM" if metric == "exact_match" else metric
     lines = []
     for g in sorted({r["model_generation"] for r in rows}):
         mine = [r for r in rows if r["model_generation"] == g]
         defences = list(dict.fromkeys(r["defence"] for r in mine))
-        lines += [f"Generation {g} answers ({retriever}, closed-book {_fmt(mine[0]['closed_book_exact_match'])}):", "",
+        lines += [f"Generation {g} answers ({retriever}, closed-book {_fmt(mine[0][f'closed_book_{metric}'])}):", "",
                   "| pool share | index share | retrieved synthetic (top k) | copied synthetic | "
-                  + " | ".join(f"EM {d}" for d in defences) + " |",
+                  + " | ".join(f"{label} {d}" for d in defences) + " |",
                   "|" + "---|" * (4 + len(defences))]
         for share in sorted({r["share"] for r in mine}):
             cells = {r["defence"]: r for r in mine if r["share"] == share}
             none = cells.get("none", next(iter(cells.values())))
             lines.append(f"| {none['pool_share']:.2f} | {none['index_share']:.4f} "
                          f"| {_fmt(none['synthetic_retrieved'])} | {_fmt(none['copied_synthetic'])} | "
-                         + " | ".join(f"{_fmt(cells[d]['exact_match'])} [{_fmt(cells[d]['exact_match_low'])}, "
-                                      f"{_fmt(cells[d]['exact_match_high'])}]" for d in defences) + " |")
+                         + " | ".join(f"{_fmt(cells[d][metric])} [{_fmt(cells[d][f'{metric}_low'])}, "
+                                      f"{_fmt(cells[d][f'{metric}_high'])}]" for d in defences) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
-def contamination_figure(results: dict[str, Any]):
+def contamination_figure(results: dict[str, Any], metric: str = "exact_match"):
     import matplotlib.pyplot as plt
 
     rows = results["rows"]
     gens = sorted({r["model_generation"] for r in rows})
     modes = list(dict.fromkeys(r["retriever"] for r in rows))
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(len(gens), len(modes), figsize=(3.6 * len(modes), 3.0 * len(gens)), squeeze=False,
-                                 sharey=True)
+        fig, axes = plt.subplots(len(gens), len(modes), figsize=(max(5.0, 3.6 * len(modes)), 3.0 * len(gens)),
+                                 squeeze=False, sharey=True)
         for i, g in enumerate(gens):
             for j, mode in enumerate(modes):
                 ax = axes[i][j]
                 for defence in dict.fromkeys(r["defence"] for r in rows):
-                    pts = sorted((r["pool_share"], r["exact_match"]) for r in rows
+                    pts = sorted((r["pool_share"], r[metric]) for r in rows
                                  if r["model_generation"] == g and r["retriever"] == mode and r["defence"] == defence)
                     colour, style = DEFENCE_STYLE.get(defence, ("grey", "-"))
                     xs = [p[0] for p in pts]
@@ -100,12 +112,12 @@ def contamination_figure(results: dict[str, Any]):
                            [p[1]["high"] - y for y, p in zip(ys, pts, strict=True)]]
                     ax.errorbar(xs, ys, yerr=err, color=colour, linestyle=style, marker="o", markersize=3,
                                 capsize=2, label=defence)
-                ax.axhline(results["closed"][str(g)]["exact_match"]["value"], color="grey", linestyle=":",
+                ax.axhline(results["closed"][str(g)][metric]["value"], color="grey", linestyle=":",
                            label="closed-book")
                 ax.set_title(f"gen {g} answers, {mode}")
                 ax.set_xlabel("synthetic share of the answer pool")
                 if j == 0:
-                    ax.set_ylabel("grounded exact match")
+                    ax.set_ylabel(f"grounded {metric.replace('_', ' ')}")
                 ax.set_ylim(-0.02, 1.02)
         axes[0][-1].legend(loc="best")
         fig.suptitle(f"Contaminated index: rewrites by generation {results.get('writer_generation', '?')}")
@@ -144,12 +156,13 @@ def write_outputs(results: dict[str, Any], out_dir: str | Path) -> Path:
     write_csv(out_dir / "results.csv", flat_rows(results))
     write_csv(out_dir / "filters.csv", [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in f.items()}
                                         for f in results["filters"]])
-    tables = [markdown_table(results, mode) for mode in dict.fromkeys(r["retriever"] for r in results["rows"])]
+    metric = answer_metric(results)
+    tables = [markdown_table(results, mode, metric) for mode in dict.fromkeys(r["retriever"] for r in results["rows"])]
     samples = out_dir / "samples_grounded.jsonl"  # per-probe answers: the paired differences need them
-    gaps = differences(samples) if samples.is_file() else []
+    gaps = differences(samples, metric) if samples.is_file() else []
     write_csv(out_dir / "differences.csv", gaps)
     write_text_atomic(out_dir / "table.md", "\n".join([*tables, markdown(gaps)]))
-    save_png(contamination_figure(results), out_dir / "contamination.png")
+    save_png(contamination_figure(results, metric), out_dir / "contamination.png")
     save_png(retrieved_share_figure(results), out_dir / "retrieved_share.png")
     return out_dir
 
