@@ -14,8 +14,7 @@ Imports are lazy so that `rag-bench --help` does not pay for torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rag_bench._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -43,14 +42,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rag_bench' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"rag_bench.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*__all__, "__version__"])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, extra=("__version__",))

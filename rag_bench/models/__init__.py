@@ -14,8 +14,7 @@ must not pull in torch and transformers for it (`rag-bench --help` stays fast).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from rag_bench._lazy import lazy_exports
 
 _EXPORTS = {
     "DEFAULT_PRETRAINED": "registry", "REGISTRY": "registry", "PretrainedSpec": "registry", "lookup": "registry",
@@ -26,14 +25,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rag_bench.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"rag_bench.models.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
