@@ -20,6 +20,7 @@ import glob
 import hashlib
 import logging
 import os
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -182,16 +183,44 @@ def _load_text(path: Path, suffix: str, encoding: str, notes: list[str]) -> Iter
             offset += len(segment)
 
 
-def _load_html(path: Path, encoding: str) -> Document:
-    # LangChain's BSHTMLLoader keeps the text of <script> and <style> and glues blocks together.
-    from bs4 import BeautifulSoup
+# Elements that start a new line of text; every other element (a, b, code, em, span, ...) stays on its line.
+BLOCK_TAGS = frozenset({
+    "address", "article", "aside", "blockquote", "body", "caption", "dd", "details", "dialog", "div", "dl", "dt",
+    "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr",
+    "html", "legend", "li", "main", "nav", "ol", "p", "pre", "section", "summary", "table", "tbody", "td", "tfoot",
+    "th", "thead", "title", "tr", "ul"})
+_HTML_SPACE = re.compile(r"\s+")
 
-    soup = BeautifulSoup(path.read_text(encoding=encoding), "html.parser")
+
+def html_text(markup: str) -> tuple[str, str]:
+    """(text, title) of an HTML page: a block element is its own line, inline elements stay on theirs.
+
+    ``<p>Use <code>lru_cache(maxsize=128)</code> here.</p>`` is one line, as a browser shows it (a newline
+    between all elements would give three). Whitespace inside text collapses to one space as in a browser,
+    except inside <pre>.
+    """
+    from bs4 import BeautifulSoup, NavigableString
+
+    soup = BeautifulSoup(markup, "html.parser")
     for tag in soup(["script", "style", "noscript", "template"]):
         tag.decompose()
     title = soup.title.get_text(strip=True) if soup.title else ""
-    lines = (line.strip() for line in soup.get_text("\n").splitlines())
-    return Document(page_content="\n".join(line for line in lines if line), metadata={"title": title})
+    for text in soup.find_all(string=True):
+        if type(text) is NavigableString and text.find_parent("pre") is None:
+            text.replace_with(_HTML_SPACE.sub(" ", str(text)))
+    for tag in soup.find_all("br"):
+        tag.replace_with("\n")
+    for tag in soup.find_all(BLOCK_TAGS):
+        tag.insert_before("\n")
+        tag.append("\n")
+    lines = (line.strip() for line in soup.get_text().splitlines())
+    return "\n".join(line for line in lines if line), title
+
+
+def _load_html(path: Path, encoding: str) -> Document:
+    # LangChain's BSHTMLLoader keeps the text of <script> and <style> and glues blocks together.
+    text, title = html_text(path.read_text(encoding=encoding))
+    return Document(page_content=text, metadata={"title": title})
 
 
 def _load_binary(path: Path, suffix: str, head: bytes) -> list[Document]:

@@ -223,3 +223,23 @@ def test_formats_parsed_whole_keep_a_size_cap_whatever_max_file_mb_says(tmp_path
     reason = {f.path: f.reason for f in loaded.skipped}["huge.html"]
     assert "too large to parse" in reason and "--max-file-mb does not raise it" in reason
     assert [c.metadata["source"] for c in loaded.chunks] == ["good.txt"]
+
+
+def test_html_inline_elements_stay_on_their_line_and_blocks_break(tmp_path: Path):
+    page = tmp_path / "functools.html"
+    page.write_text(
+        "<html><head><title>functools</title><style>p {color: red}</style></head><body>"
+        "<h1>The <code>functools</code>\n   module</h1>"
+        "<p>Decorator to wrap a function with a memoizing callable: <code><span>lru_cache</span>(<em>maxsize</em>="
+        "<span class='n'>128</span>, <em>typed</em>=<b>False</b>)</code>. See <a href='#x'>the\n  cache</a>.</p>"
+        "<ul><li>first <strong>item</strong></li><li>second</li></ul>line one<br>line two"
+        "<table><tr><td>cell a</td><td>cell <i>b</i></td></tr></table></body></html>", encoding="utf-8")
+    loaded = load_corpus(page, progress=False)
+    assert not loaded.skipped
+    text = "\n".join(c.page_content for c in loaded.chunks)
+    lines = text.splitlines()
+    assert "Decorator to wrap a function with a memoizing callable: lru_cache(maxsize=128, typed=False). "\
+           "See the cache." in lines
+    assert "The functools module" in lines  # inline code and a newline in the source stay one line
+    assert {"first item", "second", "line one", "line two", "cell a", "cell b"} <= set(lines)  # blocks and <br> break
+    assert "color" not in text
