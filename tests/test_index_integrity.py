@@ -85,7 +85,7 @@ def test_deleted_sha256_section_and_edited_docstore_are_refused(index: Path, emb
 
 def test_partial_sha256_section_is_refused(index: Path, embeddings):
     edit_manifest(index, lambda m: m["sha256"].pop("docstore.jsonl"), reseal=True)
-    refused(index, embeddings, r"sha256 section must list exactly .* \(it lists \['index.faiss'\]\)")
+    refused(index, embeddings, r"sha256 section must list exactly .* \(it lists \['bm25.npz', 'index.faiss'\]\)")
 
 
 @pytest.mark.parametrize("field, value", [("count", 99), ("chunker", {"chunk_size": 9}), ("corpus_hash", "0" * 64)])
@@ -127,6 +127,26 @@ def test_garbage_faiss_file_is_one_clear_line(index: Path, embeddings):
                   reseal=True)
     message = refused(index, embeddings, "index.faiss: not a readable FAISS index")
     assert len(message) < 400
+    # one plain sentence: none of FAISS's C++ internals (source file, function, assertion text)
+    assert not any(word in message for word in ("faiss::", ".cpp", "Error in", "assertion", "fourcc"))
+
+
+@pytest.mark.parametrize("where", ["folder", "version"])
+def test_langchain_layout_is_refused_without_unpickling(index: Path, tmp_path: Path, embeddings, where: str):
+    """FAISS.save_local's index.faiss + index.pkl: refused for the pickle, with how to rebuild; never opened."""
+    marker = tmp_path / "pickle-ran"
+    payload = b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."  # a pickle that runs a command
+    if where == "folder":
+        folder = tmp_path / "langchain_index"
+        folder.mkdir()
+        shutil.copy(current_version(index) / "index.faiss", folder / "index.faiss")
+    else:  # copied into a version folder that CURRENT names
+        folder = current_version(index)
+    (folder / "index.pkl").write_bytes(payload)
+    message = refused(folder if where == "folder" else index, embeddings, "LangChain FAISS folder")
+    assert "could run any code" in message or "can run any code" in message
+    assert "rag-bench ingest SOURCE_FOLDER" in message and "re-seal" not in message
+    assert not marker.exists()
 
 
 def test_unsealed_index_is_refused_then_resealed_by_ingest(index: Path, docs: Path, embeddings):

@@ -98,6 +98,7 @@ def ingest_path(cfg: AppConfig, name: str, folder: Path, progress: Progress = _n
     chunks = report["chunks"]
     summary = (f"Ingested {len(report['ingested'])} file(s) and skipped {len(report['skipped'])} into the corpus "
                f"**{name}**: {chunks['total']} chunks in the index ({chunks['embedded']} embedded now, "
+               f"{chunks.get('resumed', 0)} read back from an interrupted ingest, "
                f"{chunks['kept']} kept) and {probes} cloze probes for experiments, in "
                f"{time.perf_counter() - started:.1f} s. "
                f"Pick it as the active corpus to chat with it or run an experiment on it.")

@@ -60,7 +60,7 @@ def ingest(path: str, *, data_dir: Path, name: str, corpus_cfg=None, index_cfg=N
         "path": str(path), "name": name, "index": str(index_dir(data_dir, name)),
         "ingested": [f.__dict__ for f in loaded.files if f.status == "ingested"],
         "skipped": [{"path": f.path, "reason": f.reason} for f in loaded.skipped],
-        "chunks": {"embedded": stats.embedded, "reused": stats.reused, "kept": stats.kept,
+        "chunks": {"embedded": stats.embedded, "resumed": stats.resumed, "reused": stats.reused, "kept": stats.kept,
                    "removed": stats.removed, "preserved": stats.preserved, "total": stats.total},
         "seconds": stats.seconds, "embed_chunks_per_s": stats.embed_chunks_per_s,
         "corpus_config": corpus_cfg.to_dict(), "index_config": index_cfg.to_dict(),
@@ -102,11 +102,14 @@ def print_ingest(report: dict) -> None:
             print(f"  kept {item['path']} but skipped {len(notes)} bad line(s): {'; '.join(notes[:3])}{more}")
     for item in skipped:
         print(f"  skipped {item['path']}: {item['reason']}")
-    print(f"chunks: {chunks['embedded']} embedded, {chunks['reused']} reused, {chunks['kept']} kept, "
+    resumed = chunks.get("resumed", 0)
+    print(f"chunks: {chunks['embedded']} computed now"
+          + (f", {resumed} read back from the interrupted build" if resumed else "")
+          + f", {chunks['reused']} reused, {chunks['kept']} kept, "
           f"{chunks['removed']} removed, {chunks['preserved']} preserved from skipped files; "
           f"{chunks['total']} in the index")
     if chunks["embedded"]:
-        print(f"embedding: {report['embed_chunks_per_s']} chunks/s")
+        print(f"embedding: {report['embed_chunks_per_s']} chunks/s over the {chunks['embedded']} chunks computed now")
     kind = report.get("index_type") or {"type": "flat"}
     if "recall_at_10" in kind:
         print(f"{kind['type']} index: recall@10 {kind['recall_at_10']:.3f} against exact (flat) search on "

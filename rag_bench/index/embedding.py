@@ -154,12 +154,17 @@ def write_batch(path: Path, batch_ids: list[str], vectors: np.ndarray) -> None:
 
 
 def embed_texts(embeddings: Embeddings, texts: list[str], *, batch_size: int, progress: bool = True,
-                ids: list[str] | None = None, progress_dir: Path | None = None) -> np.ndarray:
+                ids: list[str] | None = None, progress_dir: Path | None = None,
+                counts: dict[str, float] | None = None) -> np.ndarray:
     """Embed in length-sorted batches with a progress bar showing chunks/s; resumable via ``progress_dir``.
 
     With ``progress_dir`` and ``ids`` every finished batch is saved there, and a batch found there with
     the same ids is read instead of embedded. The caller keys the folder by embedder and precision.
+    ``counts``, when given, receives ``computed`` and ``resumed`` (chunks embedded now, chunks read back) and
+    ``computed_seconds`` (the time spent embedding only, so that a rate is not inflated by read-back batches).
     """
+    import time
+
     from tqdm.auto import tqdm
 
     if not texts:
@@ -169,20 +174,27 @@ def embed_texts(embeddings: Embeddings, texts: list[str], *, batch_size: int, pr
         progress_dir.mkdir(parents=True, exist_ok=True)
     vectors: list[np.ndarray] = [np.empty(0)] * len(texts)
     batches = batch_order(texts, ids, size=batch_size * 4)
+    tally = {"computed": 0, "resumed": 0, "computed_seconds": 0.0}
     with tqdm(total=len(texts), desc="embedding", unit="chunk", disable=not progress) as bar:
         for batch in batches:
             batch_ids = [ids[i] for i in batch]
             path = batch_file(progress_dir, batch_ids) if progress_dir is not None else None
             stored = read_batch(path, batch_ids) if path is not None else None
             if stored is None:
+                started = time.perf_counter()
                 stored = np.asarray(embeddings.embed_documents([texts[i] for i in batch]), dtype="float32")
+                tally["computed"] += len(batch)
+                tally["computed_seconds"] += time.perf_counter() - started
                 if path is not None:
                     write_batch(path, batch_ids, stored)
             else:
+                tally["resumed"] += len(batch)
                 bar.set_postfix_str("resumed", refresh=False)
             for i, vec in zip(batch, stored, strict=True):
                 vectors[i] = vec
             bar.update(len(batch))
+    if counts is not None:
+        counts.update(tally)
     matrix = np.stack(vectors)
     # Normalized in bf16 the norms are only within ~0.3% of 1; renormalize in fp32 for true cosines.
     matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)

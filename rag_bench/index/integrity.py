@@ -15,7 +15,8 @@ refuses, with one line each:
 - an index.faiss FAISS cannot read; vector, docstore and manifest counts, the dimension or the corpus
   hash that disagree.
 
-Nothing here unpickles: FAISS reads its own binary format, the docstore is JSON lines.
+Nothing here unpickles: FAISS reads its own binary format, the docstore is JSON lines. A LangChain
+``save_local`` folder (index.faiss + index.pkl) is refused before anything in it is read.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from rag_bench.records import sha256_file
 
 FORMAT = "rag_bench.index/1"
 SEALED_FILES = ("index.faiss", "docstore.jsonl")  # every data file of a version, each with its sha256
+OPTIONAL_SEALED = ("bm25.npz",)  # sealed the same way when present (versions built before it lack it)
 _VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,200}")
 _SEAL = re.compile(r"-manifest-([0-9a-f]{64})$")
 
@@ -97,24 +99,39 @@ def parse_manifest(manifest_path: Path) -> dict[str, Any]:
 def check_files(version: Path, manifest: dict[str, Any]) -> None:
     """Every data file is listed in the manifest's sha256 section and matches it."""
     listed = manifest.get("sha256")
-    if not isinstance(listed, dict) or sorted(listed) != sorted(SEALED_FILES):
+    extra = sorted(set(listed) - set(SEALED_FILES)) if isinstance(listed, dict) else []
+    if not isinstance(listed, dict) or not set(SEALED_FILES) <= set(listed) or not set(extra) <= set(OPTIONAL_SEALED):
         have = sorted(listed) if isinstance(listed, dict) else "none"
         raise IndexStoreError(f"{version / 'manifest.json'}: the sha256 section must list exactly "
-                              f"{', '.join(SEALED_FILES)} (it lists {have})")
-    for name in SEALED_FILES:
+                              f"{', '.join(SEALED_FILES)}, and {', '.join(OPTIONAL_SEALED)} if present "
+                              f"(it lists {have})")
+    for name in (*SEALED_FILES, *extra):
         if not (version / name).is_file() or sha256_file(version / name) != listed[name]:
             raise IndexStoreError(f"{version / name}: missing or altered since the build (sha256 mismatch)")
 
 
 def read_faiss(path: Path):
-    """FAISS's own reader, its C++ exception turned into one line."""
+    """FAISS's own reader; its C++ exception (source file, line, assertion) becomes one plain sentence."""
     import faiss
 
     try:
         return faiss.read_index(str(path))
-    except (RuntimeError, MemoryError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise IndexStoreError(f"{path}: not a readable FAISS index ({first[:160]})") from None
+    except (RuntimeError, MemoryError):
+        raise IndexStoreError(f"{path}: not a readable FAISS index (the file is corrupt or truncated); rebuild "
+                              f"the index from its source files with `rag-bench ingest --rebuild`") from None
+
+
+LANGCHAIN_PICKLE = "index.pkl"  # FAISS.save_local writes the docstore here as a pickle
+
+
+def refuse_langchain_layout(folder: Path) -> None:
+    """Refuse a LangChain ``FAISS.save_local`` folder (index.faiss + index.pkl) without opening its pickle."""
+    pickled = folder / LANGCHAIN_PICKLE
+    if pickled.exists():
+        raise IndexStoreError(
+            f"{folder}: a LangChain FAISS folder (index.faiss + {LANGCHAIN_PICKLE}), refused: its {LANGCHAIN_PICKLE} "
+            f"is a pickle, and loading a pickle can run any code in it; rebuild the index from its source files "
+            f"with `rag-bench ingest SOURCE_FOLDER --name NAME` (the Corpus tab does the same)")
 
 
 def check_counts(version: Path, manifest: dict[str, Any], *, ntotal: int, dimension: int, ids: list[str]) -> None:

@@ -3,12 +3,12 @@
     rag-bench search "capital of Algeria" -k 5 --mode hybrid
 
 Each is a LangChain ``BaseRetriever``, so it composes into LCEL chains. Every returned
-Document is a copy whose metadata carries ``score``, ``rank`` and ``retriever``.
+Document is a copy whose metadata carries ``score``, ``rank`` and ``retriever``. bm25 reads the statistics
+sealed with the index (rag_bench.index.bm25) when the loaded store has them.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 import numpy as np
@@ -19,13 +19,12 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
 from rag_bench.config import ConfigError
+from rag_bench.index.bm25 import Bm25Stats, bm25_tokens
 from rag_bench.index.store import single_thread_search
 
 RetrievalMode = Literal["dense", "bm25", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "bm25", "hybrid")
 RRF_K = 60  # the constant of Cormack et al. 2009; damps the weight of the very top ranks
-
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 class RetrievalError(ConfigError):
@@ -43,10 +42,6 @@ def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise RetrievalError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
     return mode
-
-
-def bm25_tokens(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
 
 
 class IndexRetriever(BaseRetriever):
@@ -111,12 +106,12 @@ class IndexRetriever(BaseRetriever):
         return [(self._ids[int(i)], float(scores[i])) for i in top if scores[i] > 0]
 
     def _build_bm25(self) -> None:
-        from rank_bm25 import BM25Okapi
-
+        """The statistics sealed with the index (bm25.npz) when it has them, else counted from the chunks now."""
         ids = self.store.index_to_docstore_id
         self._ids = [ids[i] for i in range(len(ids))]
-        corpus = [bm25_tokens(self.store.docstore.search(cid).page_content) for cid in self._ids]
-        self._bm25 = BM25Okapi(corpus)
+        stored = getattr(self.store, "bm25", None)
+        self._bm25 = stored if stored is not None else Bm25Stats.from_texts(
+            [self.store.docstore.search(cid).page_content for cid in self._ids])
 
     def _result(self, chunk_id: str, score: float, rank: int, mode: str) -> Document:
         doc = self.store.docstore.search(chunk_id)

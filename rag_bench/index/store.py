@@ -8,6 +8,7 @@ Layout of an index folder::
     CURRENT                      name of the live version (replaced atomically)
     versions/<version>/index.faiss    inner-product flat index of normalized MiniLM vectors
     versions/<version>/docstore.jsonl one chunk per line, in FAISS row order (JSON, never pickle)
+    versions/<version>/bm25.npz       bm25 statistics of those chunks (rag_bench.index.bm25; arrays, never pickle)
     versions/<version>/manifest.json  embedder, dimension, dtype, chunker, corpus hash, sha256s, versions
     embedding-progress/<embedder>-<dtype>-b<batch>/batch-*.npz   vectors of finished batches (during a build)
 
@@ -42,6 +43,7 @@ from langchain_core.embeddings import Embeddings
 from rag_bench.config import CorpusConfig, IndexConfig
 from rag_bench.corpus import LoadedCorpus
 from rag_bench.index.ann import build_index, choose_type, configure_loaded, recall_report
+from rag_bench.index.bm25 import BM25_FILE, Bm25Stats
 from rag_bench.index.embedding import (
     embed_texts,
     embedder_fingerprint,
@@ -59,6 +61,7 @@ from rag_bench.index.integrity import (
     read_current,
     read_faiss,
     read_manifest,
+    refuse_langchain_layout,
     sealed_name,
 )
 from rag_bench.records import sha256_file, write_json, write_text_atomic
@@ -94,13 +97,20 @@ class UpdateStats:
     """What an update did to the index."""
 
     embedded: int  # chunks whose vectors were computed now
+    resumed: int  # chunks whose vectors a killed build had computed (read back from embedding-progress/)
     reused: int  # new chunk ids whose text was already embedded (moved chunks)
     kept: int  # chunks unchanged from the previous version
     removed: int  # chunks of changed or removed files that left the index
     preserved: int  # chunks kept because their file was skipped this time
     total: int  # chunks in the new version
     seconds: float  # wall time of the update
-    embed_chunks_per_s: float  # embedding throughput
+    embed_chunks_per_s: float  # embedding throughput over the chunks computed now (read-back ones excluded)
+
+
+class IndexStore(FAISS):
+    """LangChain's FAISS store plus the bm25 statistics sealed with the version (None for older versions)."""
+
+    bm25: Bm25Stats | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -136,11 +146,13 @@ def load_index(index_dir: str | Path, cfg: IndexConfig = IndexConfig(), *,
     whole): only ``update_index`` uses it, to re-seal such an index without embedding again.
     """
     index_dir = Path(index_dir)
+    refuse_langchain_layout(index_dir)
     version = current_version(index_dir)
     if version is None:
         raise IndexStoreError(f"{index_dir}: no index here (missing CURRENT); build one with `rag-bench ingest`")
     if not version.is_dir():
         raise IndexStoreError(f"{version}: the version that CURRENT names is missing")
+    refuse_langchain_layout(version)
     legacy = unsealed and "-manifest-" not in version.name
     manifest = parse_manifest(version / "manifest.json") if legacy else read_manifest(version)
     if manifest.get("embedder") != cfg.embedder or manifest.get("embedder_fingerprint") != embedder_fingerprint(cfg):
@@ -152,14 +164,29 @@ def load_index(index_dir: str | Path, cfg: IndexConfig = IndexConfig(), *,
     index = configure_loaded(read_faiss(version / "index.faiss"), manifest.get("index") or {})
     ids, docs = _read_docstore(version / "docstore.jsonl")
     check_counts(version, manifest, ntotal=index.ntotal, dimension=index.d, ids=ids)
-    store = FAISS(
+    bm25 = _read_bm25(version, manifest, len(ids))
+    store = IndexStore(
         embedding_function=embeddings or load_embedder(cfg, dtype=manifest.get("dtype")),
         index=index,
         docstore=InMemoryDocstore(docs),
         index_to_docstore_id=dict(enumerate(ids)),
         distance_strategy=DistanceStrategy.MAX_INNER_PRODUCT,
     )
+    store.bm25 = bm25
     return LoadedIndex(store=store, manifest=manifest, path=version)
+
+
+def _read_bm25(version: Path, manifest: dict[str, Any], count: int) -> Bm25Stats | None:
+    """The sealed bm25 statistics (check_files has matched their sha256), or None if this version has none."""
+    if BM25_FILE not in manifest["sha256"]:
+        return None
+    try:
+        stats = Bm25Stats.load(version / BM25_FILE)
+    except ValueError as exc:
+        raise IndexStoreError(str(exc)) from None
+    if stats.chunks != count:
+        raise IndexStoreError(f"{version / BM25_FILE}: counts {stats.chunks} chunks, the docstore {count}")
+    return stats
 
 
 def _read_docstore(path: Path) -> tuple[list[str], dict[str, Document]]:
@@ -216,10 +243,12 @@ def update_index(index_dir: str | Path, corpus: LoadedCorpus, *, index_cfg: Inde
     to_embed = [cid for cid in new_chunks if cid not in old_rows and new_chunks[cid].page_content not in by_text]
     embed_started = time.perf_counter()
     texts = [new_chunks[c].page_content for c in to_embed]
+    counts = {"computed": len(to_embed), "resumed": 0, "computed_seconds": None}
     fresh = embed(texts, dtype) if embed is not None and texts else \
         embed_texts(embeddings, texts, ids=to_embed, batch_size=index_cfg.batch_size, progress=progress,
-                    progress_dir=progress_folder(index_dir, index_cfg, dtype))
-    embed_seconds = time.perf_counter() - embed_started
+                    progress_dir=progress_folder(index_dir, index_cfg, dtype), counts=counts)
+    embed_seconds = counts["computed_seconds"] if counts["computed_seconds"] is not None else \
+        time.perf_counter() - embed_started
     fresh_rows = {cid: i for i, cid in enumerate(to_embed)}
 
     ids = list(new_chunks)
@@ -246,10 +275,12 @@ def update_index(index_dir: str | Path, corpus: LoadedCorpus, *, index_cfg: Inde
         "versions": package_versions(),
     })
     return UpdateStats(
-        embedded=len(to_embed), reused=len(ids) - kept - len(to_embed), kept=kept,
+        embedded=int(counts["computed"]), resumed=int(counts["resumed"]), reused=len(ids) - kept - len(to_embed),
+        kept=kept,
         removed=len(old_rows) - kept, preserved=len(preserved), total=len(ids),
         seconds=round(time.perf_counter() - started, 3),
-        embed_chunks_per_s=round(len(to_embed) / embed_seconds, 1) if to_embed and embed_seconds > 0 else 0.0,
+        embed_chunks_per_s=round(counts["computed"] / embed_seconds, 1) if counts["computed"] and embed_seconds > 0
+        else 0.0,
     )
 
 
@@ -266,7 +297,8 @@ def _write_version(index_dir: Path, index: faiss.Index, ids: list[str], chunks: 
             doc = chunks[cid]
             fh.write(json.dumps({"id": cid, "text": doc.page_content, "metadata": doc.metadata},
                                 ensure_ascii=False, sort_keys=True) + "\n")
-    manifest["sha256"] = {name: sha256_file(staging / name) for name in ("index.faiss", "docstore.jsonl")}
+    Bm25Stats.from_texts([chunks[cid].page_content for cid in ids]).save(staging / BM25_FILE)
+    manifest["sha256"] = {name: sha256_file(staging / name) for name in ("index.faiss", "docstore.jsonl", BM25_FILE)}
     write_json(staging / "manifest.json", manifest)
     final = versions / sealed_name(stamp, staging / "manifest.json")
     os.replace(staging, final)
