@@ -44,10 +44,50 @@ def test_an_unknown_name_or_missing_folder_lists_the_known_names(tmp_path: Path,
 
 
 def test_a_file_is_not_a_model_folder(tmp_path: Path):
-    (tmp_path / "weights.gguf").write_bytes(b"GGUF")
-    with pytest.raises(ModelLoadError, match=r"weights\.gguf: not a model folder \(a file; give a folder or one "
-                                             r"of: smollm2-135m\)"):
-        resolve_model(tmp_path / "weights.gguf", tmp_path)
+    (tmp_path / "weights.bin").write_bytes(b"GGUF")
+    with pytest.raises(ModelLoadError, match=r"weights\.bin: not a model folder \(a file; give a folder, a \.gguf "
+                                             r"file or one of: smollm2-135m\)"):
+        resolve_model(tmp_path / "weights.bin", tmp_path)
+    (tmp_path / "weights.gguf").write_bytes(b"GGUF")  # a .gguf that is not whole: one line, nothing left behind
+    with pytest.raises(ModelLoadError, match=r"weights\.gguf: corrupt GGUF file"):
+        resolve_model(tmp_path / "weights.gguf", tmp_path / "data")
+    assert not (tmp_path / "data" / "models" / "converted").exists() or \
+        not any((tmp_path / "data" / "models" / "converted").iterdir())
+
+
+def test_a_gguf_of_an_architecture_transformers_cannot_load_is_one_line_naming_it(tmp_path: Path):
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "rwkv.gguf"
+    writer = gguf.GGUFWriter(str(path), "rwkv6")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(ModelLoadError) as err:
+        load_model(str(path), tmp_path / "data")
+    message = str(err.value)
+    assert message.startswith(f"{path}: GGUF architecture 'rwkv6' cannot be loaded by transformers ")
+    assert "llama" in message and "\n" not in message
+    assert not any((tmp_path / "data" / "models" / "converted").glob("*"))
+
+
+def test_the_packaged_smollm2_gguf_given_by_path_is_converted_once_and_answers(tmp_path: Path):
+    from rag_bench.models.registry import gguf_path, lookup
+    from rag_bench.models.resolve import converted_dir
+
+    source = gguf_path(lookup("smollm2-135m"))
+    said: list[str] = []
+    folder = resolve_model(str(source), tmp_path / "data", progress=said.append)
+    assert folder == converted_dir(tmp_path / "data", source) and is_converted(folder)
+    assert folder.parent == tmp_path / "data" / "models" / "converted" and said
+    assert pretrained_info(folder)["chat"] is True and pretrained_info(folder)["source"] == str(source)
+    again: list[str] = []
+    assert resolve_model(source, tmp_path / "data", progress=again.append) == folder and again == []
+    lm = load_model(str(source), tmp_path / "data", device="cpu")
+    assert lm.tokenizer.chat_template and lm.num_parameters > 100e6
 
 
 def test_a_folder_without_a_tokenizer_is_one_line(smollm2_data_dir: Path, tmp_path: Path):

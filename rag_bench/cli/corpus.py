@@ -207,9 +207,12 @@ def _cmd_search(args: argparse.Namespace) -> None:
     from rag_bench.index.retrieve import make_retriever
     from rag_bench.index.store import load_index
 
+    query = (args.query or "").strip()
+    if not query:
+        raise CliError("the query is empty; type one, e.g. \"capital of Algeria\"")
     path = args.index or index_dir(args.data_dir, args.name)
     loaded = load_index(path)
-    results = make_retriever(loaded.store, mode=args.mode, k=args.k).invoke(args.query)
+    results = make_retriever(loaded.store, mode=args.mode, k=args.k).invoke(query)
     if not results:
         print("no results")
     for doc in results:

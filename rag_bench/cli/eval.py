@@ -9,6 +9,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from rag_bench.cli.common import (
@@ -224,13 +227,55 @@ def _add_eval(sub) -> None:
     p.set_defaults(func=_cmd_eval)
 
 
-def _cmd_ask(args: argparse.Namespace) -> None:
-    from rag_bench.answer import answer
-    from rag_bench.config import DecodeConfig
+def check_question(text: str | None, what: str = "question") -> str:
+    """The question stripped; an empty or whitespace-only one is one CliError line."""
+    question = (text or "").strip()
+    if not question:
+        raise CliError(f"the {what} is empty; type one, e.g. \"What is the capital of Kenya?\"")
+    return question
 
-    if (args.model is None) == (args.run is None):
-        raise CliError("give either --model PATH or --run RUN --gen N")
-    model = args.model or args.run / f"gen_{args.gen}" / "model"
+
+def ask_questions(args: argparse.Namespace) -> list[str] | Iterator[str]:
+    """The questions of one `ask`, checked before anything loads: the argument, the lines of --questions FILE, or
+    (with -i) the lines typed at the terminal, read as they come."""
+    if sum([args.question is not None, args.questions is not None, args.interactive]) > 1:
+        raise CliError("give one of: a question, --questions FILE, -i")
+    if args.questions is not None:
+        try:
+            lines = args.questions.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"{args.questions}: cannot read the questions file ({exc})") from None
+        questions = [line.strip() for line in lines if line.strip()]
+        if not questions:
+            raise CliError(f"{args.questions}: no questions in it (one question a line)")
+        return questions
+    if args.interactive:
+        return typed_questions()
+    return [check_question(args.question)]
+
+
+def typed_questions() -> Iterator[str]:
+    """Lines typed at the terminal until Ctrl-D; an empty one is refused with one line and the next is read."""
+    while True:
+        try:
+            line = input("question> ")
+        except EOFError:
+            print()
+            return
+        if line.strip():
+            yield line.strip()
+        else:
+            print("error: the question is empty; type one, or Ctrl-D to stop", file=sys.stderr)
+
+
+def _cmd_ask(args: argparse.Namespace) -> None:
+    from rag_bench.config import DecodeConfig
+    from rag_bench.models.registry import DEFAULT_PRETRAINED
+
+    if args.model is not None and args.run is not None:
+        raise CliError("give either --model PATH or --run RUN --gen N, not both")
+    questions = ask_questions(args)
+    model = args.model or (args.run / f"gen_{args.gen}" / "model" if args.run is not None else DEFAULT_PRETRAINED)
     modes = ["closed", "grounded"] if args.mode == "both" else [args.mode]
     retriever = None
     if any(m != "closed" for m in modes):
@@ -241,27 +286,49 @@ def _cmd_ask(args: argparse.Namespace) -> None:
         retriever = make_retriever(loaded.store, mode=args.retrieval, k=args.k)
     lm = load_lm(model, args.data_dir)
     decode = DecodeConfig(max_new_tokens=args.max_new_tokens)
+    for number, question in enumerate(questions):
+        if number:
+            print()
+        if args.interactive or args.questions is not None:
+            print(f"question: {question}")
+        started = time.perf_counter()
+        answer_one(lm, question, modes, retriever=retriever, k=args.k, decode=decode, snippet=args.snippet)
+        print(f"({model} · answered in {time.perf_counter() - started:.1f} s)")
+
+
+def answer_one(lm, question: str, modes: list[str], *, retriever, k: int, decode, snippet: int) -> None:
+    """Print one question's answers in ``modes`` and the grounded answer's sources."""
+    from rag_bench.answer import answer
+
     labels = {"closed": "closed-book", "grounded": "grounded", "grounded_span": "grounded (span)"}
     sources = []
     for mode in modes:
-        (ans,) = answer(lm, [args.question], mode, retriever=retriever, k=args.k, decode=decode)
+        (ans,) = answer(lm, [question], mode, retriever=retriever, k=k, decode=decode)
         print(f"{labels[mode] + ':':<17} {ans.text.strip() or '(empty)'}")
         if ans.truncated_tokens:
             print(f"{'':<17} (prompt cut by {ans.truncated_tokens} tokens from the left to fit the model)")
         sources = ans.sources or sources
     if sources:
-        print("\nsources of the grounded answer (best first; the prompt puts the best last, next to the question):")
+        print("sources of the grounded answer (best first; the prompt puts the best last, next to the question):")
         for source in sources:
-            print_source(source, source["text"], args.snippet)
+            print_source(source, source["text"], snippet)
 
 
 def _add_ask(sub) -> None:
-    p = add_subcommand(sub, "ask", "answer one question closed-book and/or grounded, with the sources",
-                       'rag-bench ask "Algeria | Government | Capital:" --mode both --run runs/r1 --gen 0')
-    p.add_argument("question", help="the question or record prefix")
+    p = add_subcommand(sub, "ask", "answer questions closed-book and/or grounded, with the sources",
+                       'rag-bench ask "What is the capital of Kenya?"              # the chat\'s default model\n'
+                       '  rag-bench ask -i --name acme                               # many questions, one load\n'
+                       '  rag-bench ask --questions qs.txt --model path/to/model.gguf\n'
+                       '  rag-bench ask "Algeria | Government | Capital:" --run runs/r1 --gen 0')
+    p.add_argument("question", nargs="?", default=None, help="the question or record prefix")
+    p.add_argument("-i", "--interactive", action="store_true",
+                   help="read questions from the terminal, one a line, loading the model and index once")
+    p.add_argument("--questions", type=Path, default=None, help="a file of questions, one a line (loads once)")
     p.add_argument("--mode", choices=["closed", "grounded", "grounded_span", "both"], default="both",
                    help="both = closed-book and grounded")
-    p.add_argument("--model", type=Path, default=None, help="a model folder or a registry name: smollm2-135m")
+    p.add_argument("--model", default=None,
+                   help="a registry name (default smollm2-135m, the chat's default model), a model folder, or a "
+                        "GGUF file")
     p.add_argument("--run", type=Path, default=None, help="a run folder; with --gen N uses RUN/gen_N/model")
     p.add_argument("--gen", type=int, default=0, help="generation of --run")
     p.add_argument("--name", default=DEFAULT_CORPUS, help="index name under DATA_DIR/indexes")

@@ -1,9 +1,11 @@
-"""A GGUF file shipped in a pip package, converted once into a safetensors model folder with its tokenizer.
+"""A GGUF file (shipped in a pip package, or any you name) converted once into a safetensors model folder.
 
     rag-bench ask "What is the capital of Kenya?" --model smollm2-135m --mode closed   # converts on first use
+    rag-bench ask "What is the capital of Kenya?" --model path/to/model.gguf           # any loadable architecture
 
     from rag_bench.models.convert import convert_gguf
     convert_gguf(lookup("smollm2-135m"), Path("data/models/pretrained/smollm2-135m"))
+    convert_gguf_file(Path("my.gguf"), Path("data/models/converted/my-<sha>"), info={"name": "my"})
 
 transformers dequantizes the GGUF to fp32 (``from_pretrained(folder, gguf_file=...)``) but will not save a
 model it loaded so ("quantized with gguf"): the weights go into a plain model built from the same config without
@@ -14,7 +16,6 @@ temporary sibling folder and renamed into place, so a failed or killed conversio
 from __future__ import annotations
 
 import datetime
-import hashlib
 import shutil
 import tempfile
 import time
@@ -27,7 +28,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from rag_bench.lm import ModelLoadError, _quiet_transformers
 from rag_bench.models.memory import check_fits
 from rag_bench.models.registry import PretrainedSpec, gguf_path
-from rag_bench.records import write_json
+from rag_bench.records import sha256_file, write_json
 
 PRETRAINED_INFO_FILE = "rag_bench_pretrained.json"  # which registry entry and GGUF file a folder came from
 CONVERT_OVERHEAD = 3.0  # peak memory of a conversion over the fp32 weights: dequantized copies plus the model
@@ -59,25 +60,67 @@ def gguf_parameters(path: Path) -> int:
     return n
 
 
+def gguf_architecture(path: Path) -> str:
+    """The ``general.architecture`` a GGUF file declares ("llama" for SmolLM2), or "" when it declares none."""
+    import gguf
+
+    try:
+        field = gguf.GGUFReader(path).fields.get("general.architecture")
+        return bytes(field.parts[field.data[0]]).decode("utf-8") if field is not None else ""
+    except (ValueError, KeyError, IndexError, OSError, UnicodeDecodeError):
+        return ""
+
+
+# GGUF names transformers reads under another name (its modeling_gguf_pytorch_utils renames them the same way)
+_GGUF_ALIASES = {"qwen2moe": "qwen2_moe", "qwen3moe": "qwen3_moe", "gemma3n": "gemma3"}
+
+
+def check_gguf_architecture(path: Path) -> str:
+    """The file's architecture if this transformers can load it; else one ModelLoadError line naming it."""
+    import transformers
+    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+
+    arch = gguf_architecture(path)
+    loadable = sorted(set(GGUF_SUPPORTED_ARCHITECTURES) - {"general", "tokenizer"})
+    if _GGUF_ALIASES.get(arch, arch) not in loadable:
+        raise ModelLoadError(f"{path}: GGUF architecture {arch or 'unnamed'!r} cannot be loaded by transformers "
+                             f"{transformers.__version__} (it loads {', '.join(loadable)})")
+    return arch
+
+
 def convert_gguf(spec: PretrainedSpec, dest: Path, *, progress: Progress = print, available: int | None = None) -> Path:
     """Write ``spec``'s model as a safetensors folder at ``dest`` (replacing nothing that exists: returns it)."""
-    dest = Path(dest)
     source = gguf_path(spec)
+    info = {"name": spec.name, "package": f"{spec.package}=={spec.version}", "gguf_file": spec.filename,
+            "licence": spec.licence, "chat": spec.chat, "description": spec.description}
+    return convert_gguf_file(source, dest, info=info, progress=progress, available=available)
+
+
+def convert_gguf_file(source: Path, dest: Path, *, info: dict, progress: Progress = print,
+                      available: int | None = None) -> Path:
+    """Write the GGUF model at ``source`` as a safetensors folder at ``dest``, with ``info`` in its info file.
+
+    ``info["chat"]`` False drops the chat template; None keeps whatever template the file carries.
+    """
+    dest = Path(dest)
     n = gguf_parameters(source)
+    check_gguf_architecture(source)
     check_fits(source, needed_bytes=int(4 * n * CONVERT_OVERHEAD), what="convert", available=available)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     started = time.perf_counter()
+    name = info.get("name") or source.stem
     try:
-        progress(f"converting {spec.name}: dequantizing {source.name} ({n / 1e6:.1f}M parameters, once; "
-                 "about 20-45 s on 2 cores)")
-        folder, name = str(source.parent), source.name
+        progress(f"converting {name}: dequantizing {source.name} ({n / 1e6:.1f}M parameters, once; "
+                 "about 20-45 s on 2 cores for 135M)")
+        folder, filename = str(source.parent), source.name
         try:
-            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
             with _quiet_transformers():
-                loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+                loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ModelLoadError(f"{source}: corrupt GGUF file; transformers could not read it ({exc})") from None
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"{source}: corrupt GGUF file; transformers could not read it ({first})") from None
         config = loaded.config.to_dict()
         config.pop("quantization_config", None)
         config = AutoConfig.for_model(**{k: v for k, v in config.items() if k != "model_type"},
@@ -88,16 +131,15 @@ def convert_gguf(spec: PretrainedSpec, dest: Path, *, progress: Progress = print
         plain.tie_weights()
         plain.generation_config = loaded.generation_config
         del loaded
-        progress(f"converting {spec.name}: saving safetensors")
+        progress(f"converting {name}: saving safetensors")
         with _quiet_transformers():
             plain.save_pretrained(tmp)
-        if not spec.chat:
+        if info.get("chat") is False:
             tokenizer.chat_template = None
         tokenizer.save_pretrained(tmp)
         write_json(tmp / PRETRAINED_INFO_FILE, {
-            "name": spec.name, "package": f"{spec.package}=={spec.version}", "gguf_file": spec.filename,
-            "gguf_sha256": _sha256(source), "licence": spec.licence, "chat": spec.chat,
-            "description": spec.description, "parameters": n,
+            **info, "name": name, "chat": bool(getattr(tokenizer, "chat_template", None)),
+            "gguf_file": info.get("gguf_file") or str(source), "gguf_sha256": sha256_file(source), "parameters": n,
             "converted": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")})
         for item in [tmp, *tmp.iterdir()]:  # mkdtemp and safetensors create owner-only files
             item.chmod(0o755 if item.is_dir() else 0o644)
@@ -106,15 +148,7 @@ def convert_gguf(spec: PretrainedSpec, dest: Path, *, progress: Progress = print
         except OSError:
             if not dest.is_dir():  # else another process finished first: keep its folder
                 raise
-        progress(f"converted {spec.name} into {dest} in {time.perf_counter() - started:.0f} s")
+        progress(f"converted {name} into {dest} in {time.perf_counter() - started:.0f} s")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
