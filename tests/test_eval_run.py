@@ -289,9 +289,9 @@ def test_cli_eval_and_ask_end_to_end(planted, trained, probes_file, capsys):
     assert "sources of the grounded answer" in out and "zorbia.txt" in out and " 1. " in out
 
 
-def test_ask_needs_one_model_and_a_real_folder(tmp_path, capsys):
-    assert main(["ask", "q", "--mode", "closed", "--data-dir", str(tmp_path)]) == 2
-    assert "--model PATH or --run RUN" in capsys.readouterr().err
+def test_ask_takes_one_model_and_a_real_folder(tmp_path, capsys):
+    assert main(["ask", "q", "--mode", "closed", "--model", "smollm2-135m", "--run", str(tmp_path)]) == 2
+    assert "--model PATH or --run RUN --gen N, not both" in capsys.readouterr().err
     assert main(["ask", "q", "--mode", "closed", "--model", str(tmp_path / "nope")]) == 2
     assert "not a model folder" in capsys.readouterr().err
 
