@@ -115,6 +115,26 @@ def contaminate_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_seed_runs(contaminate_data: Path) -> list[Path]:
+    """Seeds 0 and 1 of the tiny preset (replace and accumulate, 2 generations, no report), on contaminate_data's
+    Factbook: the real per-probe files that the primary comparisons and their published check read."""
+    import torch
+
+    from rag_bench.collapse.run import run_collapse
+    from rag_bench.config import collapse_preset
+
+    runs = [contaminate_data / "runs" / f"tiny-seed{seed}" for seed in (0, 1)]
+    threads = torch.get_num_threads()
+    try:
+        for seed, run in enumerate(runs):
+            run_collapse(collapse_preset("tiny", seed=seed, report=False), run_dir=run, data_dir=contaminate_data,
+                         echo=False)
+    finally:
+        torch.set_num_threads(threads)
+    return runs
+
+
+@pytest.fixture(scope="session")
 def contaminated(contaminate_data: Path) -> Path:
     """`contaminate` of the tiny run: generation 1 writes, shares 0, 0.5 and 0.9, 6 probes, every defence."""
     from rag_bench.contaminate.config import ContaminateConfig

@@ -9,6 +9,7 @@ import pytest
 
 from rag_bench.eval.seed_intervals import (
     CLUSTER,
+    CLUSTER_TEXTS,
     SEED_T,
     cluster_bootstrap,
     holm,
@@ -79,7 +80,7 @@ def test_perplexity_differences_resample_texts_within_seeds_and_pair_the_arms():
     b = np.array([[[20.0, 10], [20.0, 10]], [[20.0, 10], [20.0, 10]]])
     e = math.e
     result = perplexity_cluster_bootstrap(a, b, replicates=20_000)
-    assert result.value == pytest.approx(0.0, abs=1e-12)
+    assert result.value == pytest.approx(0.0, abs=1e-12) and result.method == CLUSTER_TEXTS
     assert (result.low, result.high) == (pytest.approx((e**2 - e**3) / 2), pytest.approx((e**2 - e) / 2))
     assert perplexity_seed_differences(a, b) == pytest.approx([0.0, 0.0])
     with pytest.raises(ValueError, match=r"\(seeds, texts, 2\)"):

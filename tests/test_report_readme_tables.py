@@ -19,6 +19,7 @@ DIFFS = """comparison,figure,strategy,against,generation,against_generation,mode
 excludes_zero,probes,seeds,test
 generation vs 0,exact_match,replace,replace,1,0,closed,all,test,-0.05,-0.09,-0.01,True,100,2,t
 generation vs 0,contains,replace,replace,1,0,closed,all,test,-0.2,-0.3,-0.1,True,100,2,t
+generation vs 0,exact_match,replace,replace,1,0,closed,torso,test,-0.5,-0.9,-0.1,True,4,1,t
 """
 BUCKETS = """strategy,generation,axis,bucket,mode,metric,value,ci95_low,ci95_high,n
 replace,0,known,known,closed,contains,1.0,0.88,1.0,27
@@ -80,6 +81,9 @@ def test_marked_tables_are_rendered_from_the_result_files(results):
     assert "| replace, closed-book | 0.100 [0.050, 0.150] | 0.050 [0.010, 0.090] |" in out
     assert "| replace, grounded | 0.700 [0.600, 0.800] |  |" in out and "stale" not in out
     assert "| replace: generation 1 minus 0 | closed | all | -0.050 [-0.090, -0.010] | yes |" in out
+    # an old CSV stamped "excludes 0" on a 4-probe cell; the table makes no claim below 20 probes
+    assert "| replace: generation 1 minus 0 | closed | torso | -0.500 [-0.900, -0.100] | no claim (n < 20) |" in out
+    assert "| exploratory difference (generation 1) |" in out
     assert "| r | replace | 1 | gen_0 10 | none | 0.012 |" in out
     assert render(out, results) == out  # rendering is idempotent
     with pytest.raises(ValueError, match="unknown table kind 'nope'"):
@@ -129,3 +133,50 @@ def test_provenance_collects_tokens_and_overlap_from_manifests(tmp_path):
     assert rows == {"run": "run", "strategy": "replace", "generation": 1, "trained_tokens": {"corpus": {"tokens": 5}},
                     "curriculum": "off", "pool": {"tokens": 5, "origin_tokens": {"gen_0": 5},
                                                   "human_overlap": {"written": {"share": 0.1}}}}
+
+
+def test_the_primary_table_is_recomputed_from_published_per_probe_files(tiny_seed_runs, tmp_path, capsys):
+    import gzip
+
+    from rag_bench.eval.splits import probe_split
+    from rag_bench.report.per_probe import FILES
+    from rag_bench.report.primary import SPEC_PATH
+    from rag_bench.report.readme_tables import publish
+    from rag_bench.report.write import PrimaryChoice, compare_runs
+    from rag_bench.theory import TheoryConfig
+
+    report = compare_runs(tiny_seed_runs, tmp_path / "report", seeds=True, primary=PrimaryChoice(control="replace"),
+                          theory_config=TheoryConfig(gaussian_chains=50, gaussian_generations=4,
+                                                     regression_chains=20, regression_generations=3))
+    folder = publish("tiny", report, tiny_seed_runs, results=tmp_path / "results")
+    assert read_json_file(folder / "published.json")["control"] == "replace"
+    sizes = read_json_file(folder / "published.json")["per_probe_bytes"]
+    assert set(sizes) == set(FILES.values()) and sum(sizes.values()) < 20_000  # small: ids, not prompts
+    readme = tmp_path / "README.md"
+    readme.write_text(render("# r\n<!-- table:tiny:primary -->\n<!-- /table -->\n", tmp_path / "results"))
+    text = readme.read_text()
+    assert "| accumulate minus replace | held-out perplexity | " in text and "t-interval over seed-level" in text
+    published = [line for line in (report / "primary.csv").read_text().splitlines() if "heldout_perplexity" in line]
+    value = float(published[0].split(",")[5])
+    assert f"| {value:+.2f} [" in text  # the README figure is the report's, recomputed from the per-probe files
+    check = ["--check", "--readme", str(readme), "--results", str(tmp_path / "results"), "--spec", str(SPEC_PATH)]
+    assert main(check) == 0
+    # change one answer's score (a test probe of accumulate, generation 1, closed-book, seed 0): --check fails
+    path = folder / FILES["samples"]
+    rows = [json.loads(line) for line in gzip.decompress(path.read_bytes()).decode().splitlines()]
+    hit = next(r for r in rows if (r["strategy"], r["generation"], r["mode"], r["seed"]) == ("accumulate", 1, "closed",
+                                                                                             0)
+               and probe_split(r["probe"]) == "test")
+    hit["scores"]["contains"] = 1.0 - hit["scores"]["contains"]
+    path.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
+    assert main(check) == 1
+    assert "a table differs from docs/results" in capsys.readouterr().err
+    # a published folder whose preset the primary file lacks: one line naming the file
+    (folder / "published.json").write_text(json.dumps({"preset": "paper", "control": None}))
+    assert main(check) == 1
+    assert capsys.readouterr().err.strip() == f"{SPEC_PATH}: no primary comparisons for preset 'paper' (it lists " \
+        "quick, smol, tiny)"
+
+
+def read_json_file(path):
+    return json.loads(path.read_text())

@@ -82,16 +82,17 @@ def _add_collapse(sub) -> None:
 
 def _cmd_report(args: argparse.Namespace) -> None:
     from rag_bench.records import read_json
-    from rag_bench.report.write import compare_runs, write_report
+    from rag_bench.report.write import PrimaryChoice, compare_runs, write_report
 
     if len(args.run_dir) > 1 and args.out is None:
         raise CliError("several run folders need --out DIR for the combined report")
     if args.seeds and len(args.run_dir) == 1:
         raise CliError("--seeds pools several run folders; give at least two")
+    primary = PrimaryChoice(path=args.primary, preset=args.primary_preset, control=args.control)
     if len(args.run_dir) == 1:
-        out = write_report(args.run_dir[0], args.out)
+        out = write_report(args.run_dir[0], args.out, primary=primary)
     else:
-        out = compare_runs(args.run_dir, args.out, seeds=args.seeds)
+        out = compare_runs(args.run_dir, args.out, seeds=args.seeds, primary=primary)
     for line in read_json(out / "report.json")["summary"]:
         print(f"- {line}")
     print(f"\nwrote {out}/report.md, report.html, {len(list(out.glob('*.png')))} PNG and "
@@ -101,11 +102,16 @@ def _cmd_report(args: argparse.Namespace) -> None:
 def _add_report(sub) -> None:
     p = add_subcommand(sub, "report", "plots, CSV, Markdown and self-contained HTML of a collapse run (or several)",
                        "rag-bench report data/runs/quick\n"
-                       "  rag-bench report runs/s0 runs/s1 --seeds --out runs/seeds-report")
+                       "  rag-bench report runs/s0 runs/s1 --seeds --out runs/seeds-report\n"
+                       "  rag-bench report runs/s0 runs/s1 --seeds --out runs/r --control replace   # stand-in control")
     p.add_argument("run_dir", type=Path, nargs="+", help="run folder(s) holding gen_<k>/eval/results.json")
     p.add_argument("--out", type=Path, default=None, help="report folder (default RUN_DIR/report for one run)")
     p.add_argument("--seeds", action="store_true",
                    help="the run folders are seeds of one experiment: pool them per strategy (mean and spread)")
+    p.add_argument("--primary", type=Path, default=None,
+                   help="primary-comparisons file (default docs/primary_comparisons.json, when it lists the preset)")
+    p.add_argument("--primary-preset", default=None, help="its entry to use (default the runs' preset name)")
+    p.add_argument("--control", default=None, help="compare with this arm instead of the file's control (a stand-in)")
     p.set_defaults(func=_cmd_report)
 
 

@@ -33,6 +33,7 @@ import numpy as np
 from scipy import stats
 
 CLUSTER = "cluster bootstrap over seeds then probes"
+CLUSTER_TEXTS = "cluster bootstrap over seeds then texts"  # the same, for held-out perplexity
 SEED_T = "t-interval over seed-level differences"
 METHODS = {"cluster_bootstrap": CLUSTER, "seed_t": SEED_T}  # the names a primary-comparisons file may give
 REPLICATES = 2000
@@ -48,7 +49,7 @@ class SeedInterval:
     value: float  # mean over seeds of the seed-level difference
     low: float
     high: float
-    method: str  # CLUSTER or SEED_T, word for word
+    method: str  # CLUSTER, CLUSTER_TEXTS or SEED_T, word for word
     p_value: float  # two-sided, against a difference of 0
     seeds: int
     units: int  # probes (or texts) per seed; 0 when only seed-level values were given
@@ -91,7 +92,7 @@ def _replicates(n_seeds: int, n_units: int, replicates: int, rng: np.random.Gene
 
 
 def _cluster(values: np.ndarray, per_seed: Callable[[np.ndarray], np.ndarray], *, replicates: int, level: float,
-             seed: int) -> SeedInterval:
+             seed: int, method: str = CLUSTER) -> SeedInterval:
     """The two-level bootstrap of ``mean over seeds of per_seed(values[seed])``; ``values``: (seeds, units, ...)."""
     n_seeds, n_units = values.shape[:2]
     seed_level = per_seed(values)
@@ -100,7 +101,7 @@ def _cluster(values: np.ndarray, per_seed: Callable[[np.ndarray], np.ndarray], *
     tail = (1 - level) / 2
     low, high = np.quantile(stat, [tail, 1 - tail], method="inverted_cdf")
     p = min(1.0, 2 * min(float((stat <= 0).mean()), float((stat >= 0).mean())))
-    return SeedInterval(value=float(seed_level.mean()), low=float(low), high=float(high), method=CLUSTER,
+    return SeedInterval(value=float(seed_level.mean()), low=float(low), high=float(high), method=method,
                         p_value=p, seeds=n_seeds, units=n_units, sd=_sd(seed_level))
 
 
@@ -133,7 +134,8 @@ def perplexity_cluster_bootstrap(a: np.ndarray, b: np.ndarray, *, replicates: in
                                  level: float = LEVEL, seed: int = 0) -> SeedInterval:
     """ppl(b) - ppl(a) per seed, averaged over seeds; texts resampled within each drawn seed, the same on both arms.
     ``a`` and ``b``: (seeds, texts, [summed NLL in nats, tokens])."""
-    return _cluster(_paired_nll(a, b), _ppl_difference, replicates=replicates, level=level, seed=seed)
+    return _cluster(_paired_nll(a, b), _ppl_difference, replicates=replicates, level=level, seed=seed,
+                    method=CLUSTER_TEXTS)
 
 
 def perplexity_seed_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:

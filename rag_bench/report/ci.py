@@ -11,7 +11,10 @@ of the probes (``rag_bench.eval.splits``; dev is where settings are tuned); held
 in ``results.json`` (``fit.heldout_perplexity.per_text_nll``, written since issue 13; older results have none).
 Every interval is ``rag_bench.eval.bootstrap.TEST``. Differences: each generation against generation 0 (per
 strategy, mode and frequency bucket), strategy against strategy at each generation, and grounded against
-closed-book. All buckets are listed; none is picked after the fact.
+closed-book. All buckets are listed; none is picked after the fact. Every row here is exploratory (``role``): the
+intervals are not adjusted for multiplicity, and a cell of fewer than ``MIN_PROBES`` probes per seed gets no
+"excludes 0" claim at all (an empty ``excludes_zero``). The primary comparisons, fixed in advance and
+Holm-adjusted, are rag_bench.report.primary's.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ BUCKETS = ("all", "tail", "torso", "head")
 CI_COLUMNS = ("figure", "strategy", "generation", "mode", "bucket", "split", "value", "low", "high", "probes",
               "seeds", "test")
 DIFF_COLUMNS = ("comparison", "figure", "strategy", "against", "generation", "against_generation", "mode", "bucket",
-                "split", "value", "low", "high", "excludes_zero", "probes", "seeds", "test")
+                "split", "value", "low", "high", "excludes_zero", "probes", "seeds", "test", "role")
+MIN_PROBES = 20  # fewer probes (or texts) per seed: no "excludes 0" claim
 Key = tuple[str, int, str, str]  # strategy, generation, mode, bucket
 # Per-probe answer scores that get intervals. Exact match for record values; `contains` (FlashRAG's `acc`) for a
 # model that answers in a sentence ("The capital of Kenya is Nairobi."), where exact match is 0 by construction.
@@ -73,9 +77,9 @@ def _aligned(*cells: dict[Any, Any]) -> list[list[Any]] | None:
 
 def _row(columns: Sequence[str], result: Interval, **fields: Any) -> dict[str, Any]:
     row = {**fields, **{k: round(v, 4) if isinstance(v, float) else v for k, v in result.to_dict().items()},
-           "test": TEST}
+           "test": TEST, "role": "exploratory"}
     if "excludes_zero" in columns:
-        row["excludes_zero"] = result.excludes_zero
+        row["excludes_zero"] = result.excludes_zero if result.probes >= MIN_PROBES else None
     return {k: row.get(k) for k in columns}
 
 
@@ -134,7 +138,9 @@ def difference_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
         key = (r["comparison"], r["figure"], r["strategy"], r["against"], r["mode"], r["bucket"])
         last[key] = max(last.get(key, 0), r["generation"])
     tests = sorted({r["test"] for r in rows if r.get("test")})
-    lines = [f"Every interval below and in intervals.csv / differences.csv: {'; '.join(tests)}."] if tests else []
+    lines = [f"Exploratory (every row below; not adjusted for multiplicity; no claim on a cell of fewer than "
+             f"{MIN_PROBES} probes). Every interval below and in intervals.csv / differences.csv: "
+             f"{'; '.join(tests)}."] if tests else []
     for r in rows:
         key = (r["comparison"], r["figure"], r["strategy"], r["against"], r["mode"], r["bucket"])
         if r["generation"] != last[key] or (r["bucket"] not in ("all", "heldout") and r["comparison"] !=
@@ -149,8 +155,9 @@ def difference_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
         else:
             head = (f"{r['strategy']}, generation {r['generation']}: {r['mode']} minus closed-book "
                     f"{r['figure'].replace('_', ' ')}")
-        verdict = "excludes 0" if r["excludes_zero"] else "includes 0: no change shown"
-        lines.append(f"{head} = {r['value']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}], {r['probes']} "
-                     f"{'texts' if r['figure'] == 'heldout_perplexity' else r['split'] + ' probes'}, "
-                     f"{r['seeds']} seed(s); the interval {verdict}.")
+        unit = "texts" if r["figure"] == "heldout_perplexity" else r["split"] + " probes"
+        verdict = ("the interval excludes 0" if r["excludes_zero"] else "the interval includes 0: no change shown") \
+            if r["probes"] >= MIN_PROBES else f"fewer than {MIN_PROBES} {unit.split()[-1]}: no claim"
+        lines.append(f"{head} = {r['value']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}], {r['probes']} {unit}, "
+                     f"{r['seeds']} seed(s); {verdict}.")
     return lines

@@ -6,11 +6,16 @@
     python -m rag_bench.report.readme_tables                # rewrite every marked table in README.md
     python -m rag_bench.report.readme_tables --check        # exit 1 when a README table and its results disagree
 
-``publish`` copies a report's ``intervals.csv``, ``differences.csv``, ``diversity.csv`` and ``report.json``, and
-each run's ``knowledge_buckets.csv``, into ``docs/results/<name>/`` and collects ``provenance.json`` from the runs'
-manifests (tokens trained on per row kind and origin, each pool's origins and its 8-gram overlap with the human
-training text). A table in the README sits
-between ``<!-- table:<name>:<kind> -->`` and ``<!-- /table -->``; ``kind`` is one of TABLES.
+``publish`` copies a report's ``intervals.csv``, ``differences.csv``, ``primary.csv``, ``diversity.csv`` and
+``report.json``, and each run's ``knowledge_buckets.csv``, into ``docs/results/<name>/``, collects
+``provenance.json`` from the runs' manifests (tokens trained on per row kind and origin, each pool's origins and its
+8-gram overlap with the human training text), and writes the runs' per-probe data (rag_bench.report.per_probe:
+``samples.jsonl.gz``, ``heldout_nll.jsonl.gz``, ``diversity_seeds.jsonl.gz``) with ``published.json`` (the preset
+and control of the primary comparisons). A table in the README sits between ``<!-- table:<name>:<kind> -->`` and
+``<!-- /table -->``; ``kind`` is one of TABLES. The ``primary`` table is not copied from an aggregate: rendering it
+(and so ``--check``) recomputes every primary interval from the committed per-probe files and
+docs/primary_comparisons.json. Results published before issue 20 (``quick``, ``smol``, ...) have no per-probe
+files; their tables are history, checked against their committed CSV as before.
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from rag_bench.records import read_json, write_json
+from rag_bench.report.ci import MIN_PROBES
+from rag_bench.report.per_probe import gather, read_per_probe, write_per_probe
+from rag_bench.report.primary import SPEC_PATH, load_spec, primary_rows
+from rag_bench.report.primary import primary_table as primary_rows_table
+from rag_bench.report.results import ReportError, collect_runs, read_optional
 from rag_bench.theory_harness import harness_zscores
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,7 +76,7 @@ def differences_table(folder: Path, metric: str = "exact_match") -> list[str]:
     rows = [r for r in _csv(folder / "differences.csv") if r["figure"] in (metric, "heldout_perplexity")]
     last = max((int(r["generation"]) for r in rows), default=0)
     keep = [r for r in rows if int(r["generation"]) == last]
-    out = [f"| difference (generation {last}) | mode | bucket | value [95% interval] | excludes 0 |",
+    out = [f"| exploratory difference (generation {last}) | mode | bucket | value [95% interval] | excludes 0 |",
            "|---|---|---|---:|---|"]
     for r in keep:
         what = {"generation vs 0": f"{r['strategy']}: generation {last} minus 0",
@@ -75,6 +85,8 @@ def differences_table(folder: Path, metric: str = "exact_match") -> list[str]:
         fmt = ".2f" if r["figure"] == "heldout_perplexity" else ".3f"
         mode = "perplexity" if r["figure"] == "heldout_perplexity" else r["mode"]
         shown = "yes" if r["excludes_zero"] == "True" else "no"
+        if int(r["probes"]) < MIN_PROBES:  # no claim on a small cell (issue 20), whatever an old CSV says
+            shown = f"no claim (n < {MIN_PROBES})"
         out.append(f"| {what} | {mode} | {r['bucket']} | {_ci(r, fmt)} | {shown} |")
     return out
 
@@ -167,16 +179,29 @@ def diversity_table(folder: Path, metrics: tuple[str, ...] = ("distinct_2", "ven
     return out
 
 
+def primary_table(folder: Path, spec_path: Path = SPEC_PATH) -> list[str]:
+    """The primary comparisons, recomputed from the per-probe files in ``folder`` (not from an aggregate)."""
+    meta = read_json(folder / "published.json")
+    preset, control = meta.get("preset"), meta.get("control")
+    if not isinstance(preset, str):
+        raise ReportError(f"{folder / 'published.json'}: no preset recorded, so no primary comparisons to check")
+    spec = load_spec(spec_path, preset, **({"control": control} if isinstance(control, str) else {}))
+    rows = primary_rows(spec, read_per_probe(folder))
+    return [f"Primary comparisons of preset {preset} ({spec_path.name}); intervals recomputed from the per-probe "
+            f"files in docs/results/{folder.name}/.", "", *primary_rows_table(rows)]
+
+
 TABLES: dict[str, Callable[[Path], list[str]]] = {
     "exact-match": exact_match_table, "contains": lambda folder: exact_match_table(folder, "contains"),
     "perplexity": perplexity_table, "differences": differences_table,
     "differences-contains": lambda folder: differences_table(folder, "contains"), "buckets": buckets_table,
     "forgetting": forgetting_table, "diversity": diversity_table, "tokens": tokens_table, "inputs": inputs_table,
-    "harness": harness_table}
+    "harness": harness_table, "primary": primary_table}
 
 
-def render(readme: str, results: Path = RESULTS) -> str:
-    """``readme`` with every marked table regenerated from ``results/<name>/``."""
+def render(readme: str, results: Path = RESULTS, spec_path: Path = SPEC_PATH) -> str:
+    """``readme`` with every marked table regenerated from ``results/<name>/`` (the primary table with the
+    primary comparisons of ``spec_path``)."""
     def table(match: re.Match) -> str:
         kind = match["kind"]
         if kind not in TABLES:
@@ -184,7 +209,8 @@ def render(readme: str, results: Path = RESULTS) -> str:
         folder = results / match["name"]
         if not folder.is_dir():
             raise ValueError(f"README: table {match['name']}:{kind} has no results folder {folder}")
-        return match[1] + "\n".join(TABLES[kind](folder)) + "\n" + match[5]
+        lines = primary_table(folder, spec_path) if kind == "primary" else TABLES[kind](folder)
+        return match[1] + "\n".join(lines) + "\n" + match[5]
 
     return MARKER.sub(table, readme)
 
@@ -237,16 +263,26 @@ def run_inputs(run: Path) -> dict[str, Any]:
 
 
 def publish(name: str, report: Path, run_dirs: list[Path], results: Path = RESULTS) -> Path:
+    """Copy ``report``'s result files into ``results/name`` with the per-probe data of ``run_dirs`` (pooled as seeds
+    when the report pooled them)."""
     folder = results / name
     folder.mkdir(parents=True, exist_ok=True)
-    for file in ("intervals.csv", "differences.csv", "report.json", "exact_match.csv", "heldout_perplexity.csv",
-                 "diversity.csv"):
+    for file in ("intervals.csv", "differences.csv", "primary.csv", "report.json", "exact_match.csv",
+                 "heldout_perplexity.csv", "diversity.csv"):
         if (report / file).is_file():
             shutil.copyfile(report / file, folder / file)
     for run in run_dirs:  # knowledge buckets (rag_bench.collapse.buckets) are per run: one file per seed
         if (run / "knowledge_buckets.csv").is_file():
             shutil.copyfile(run / "knowledge_buckets.csv", folder / f"knowledge_buckets-{run.name}.csv")
     write_json(folder / "provenance.json", provenance(run_dirs))
+    if run_dirs and (report / "report.json").is_file():  # a report of these runs: their per-probe data with it
+        made = read_optional(report / "report.json")
+        entries, _ = collect_runs(run_dirs, seeds=bool(made.get("pooled_seeds")) or len(run_dirs) > 1)
+        written = write_per_probe(folder, gather(entries))
+        used = made.get("primary") or {}
+        write_json(folder / "published.json", {
+            "preset": used.get("preset"), "control": used.get("control"), "runs": [str(r) for r in run_dirs],
+            "per_probe_bytes": {p.name: p.stat().st_size for p in written}})
     return folder
 
 
@@ -255,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when README.md differs from its results")
     parser.add_argument("--readme", type=Path, default=REPO / "README.md")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="published results (default docs/results)")
+    parser.add_argument("--spec", type=Path, default=SPEC_PATH, help="primary comparisons (default "
+                        "docs/primary_comparisons.json)")
     sub = parser.add_subparsers(dest="command")
     pub = sub.add_parser("publish", help="copy a report's result files into docs/results/NAME")
     pub.add_argument("name")
@@ -267,19 +306,23 @@ def main(argv: list[str] | None = None) -> int:
     har.add_argument("name")
     args = parser.parse_args(argv)
     if args.command == "publish":
-        print(f"wrote {publish(args.name, args.report, args.runs)}")
+        print(f"wrote {publish(args.name, args.report, args.runs, results=args.results)}")
         return 0
     if args.command in ("inputs", "harness"):
         from rag_bench.theory import TheoryConfig
         from rag_bench.theory_harness import harness_report
 
         data = run_inputs(args.run) if args.command == "inputs" else harness_report(TheoryConfig())
-        (RESULTS / args.name).mkdir(parents=True, exist_ok=True)
-        write_json(RESULTS / args.name / f"{args.command}.json", data)
-        print(f"wrote {RESULTS / args.name / args.command}.json")
+        (args.results / args.name).mkdir(parents=True, exist_ok=True)
+        write_json(args.results / args.name / f"{args.command}.json", data)
+        print(f"wrote {args.results / args.name / args.command}.json")
         return 0
     text = args.readme.read_text(encoding="utf-8")
-    new = render(text)
+    try:
+        new = render(text, args.results, args.spec)
+    except ValueError as exc:  # ReportError included: one line naming the file
+        print(exc, file=sys.stderr)
+        return 1
     if args.check:
         if new != text:
             print(f"{args.readme}: a table differs from docs/results; run python -m rag_bench.report.readme_tables",

@@ -2,19 +2,23 @@
 
     rag-bench report data/runs/quick                  # writes data/runs/quick/report/
     rag-bench report runs/a runs/b --out cmp --seeds  # two seeds of one experiment on one set of plots
+    rag-bench report runs/s0 runs/s1 --seeds --out cmp --control replace   # a stand-in control arm
 
     from rag_bench.report.write import write_report, compare_runs
     write_report(Path("data/runs/quick"))             # -> data/runs/quick/report
 
 Every ``gen_<k>/eval/results.json`` under the run folder is found, checked and turned into tidy rows by
-``rag_bench.report.results``; generations not yet evaluated are listed in the summary. The whole report folder
-is built aside and swapped into place, so a reader sees the old report or the new one, never a mix.
+``rag_bench.report.results``; generations not yet evaluated are listed in the summary. The summary opens with the
+primary comparisons that docs/primary_comparisons.json fixes for the run's preset (rag_bench.report.primary; also
+primary.csv), and gives every other row after them, as exploratory. The whole report folder is built aside and
+swapped into place, so a reader sees the old report or the new one, never a mix.
 """
 
 from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import html
 import io
 import os
@@ -28,6 +32,8 @@ from rag_bench.overlap import pool_overlap_lines
 from rag_bench.records import read_json, write_json
 from rag_bench.report import plots
 from rag_bench.report.ci import CI_COLUMNS, DIFF_COLUMNS, difference_lines, interval_rows
+from rag_bench.report.per_probe import gather
+from rag_bench.report.primary import PRIMARY_COLUMNS, SPEC_PATH, load_spec, primary_lines, primary_rows
 from rag_bench.report.results import Evaluated, ReportError, collect_runs, find_results, read_optional, tidy_rows
 from rag_bench.report.summary import index_rows, seed_mean, summarize
 from rag_bench.theory import TheoryConfig, theory_report
@@ -148,17 +154,50 @@ def _publish(out_dir: Path, build) -> Path:
     return out_dir
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PrimaryChoice:
+    """Which primary comparisons a report leads with."""
+
+    path: Path | None = None  # primary-comparisons file; None: docs/primary_comparisons.json, if it lists the preset
+    preset: str | None = None  # its entry; None: the "name" in the runs' config.json
+    control: str | None = None  # a stand-in control arm in place of the file's (e.g. replace while fresh is missing)
+
+
+def _primary(entries: list[Evaluated], run_dirs: Sequence[Path], choice: PrimaryChoice) -> tuple[list, list, dict]:
+    """(summary lines, primary.csv rows, what was used). A file given explicitly must fit the run (else a
+    ReportError); the default file only notes why it does not."""
+    names = {read_optional(Path(d) / "config.json").get("name") for d in run_dirs}
+    preset = choice.preset or (names.pop() if len(names) == 1 else None)
+    path = choice.path or SPEC_PATH
+    if not isinstance(preset, str) or (choice.path is None and not path.is_file()):
+        return [f"No primary comparisons (no preset recorded in config.json, or no {path.name}): every row below is "
+                "exploratory."], [], {}
+    overrides = {"control": choice.control} if choice.control else {}
+    try:
+        spec = load_spec(path, preset, **overrides)
+        rows = primary_rows(spec, gather(entries))
+    except ReportError as exc:
+        if choice.path is not None:
+            raise
+        return [f"Primary comparisons not computed ({exc}); every row below is exploratory."], [], {}
+    return primary_lines(spec, rows), rows, {"preset": preset, "control": spec.control, "spec": str(path)}
+
+
 def _write(entries: list[Evaluated], pending: list[str], out_dir: Path, title: str,
-           theory_config: TheoryConfig | None, contamination: Sequence[Path] = ()) -> Path:
+           theory_config: TheoryConfig | None, contamination: Sequence[Path] = (), *,
+           run_dirs: Sequence[Path] = (), choice: PrimaryChoice | None = PrimaryChoice(),
+           pooled_seeds: bool = False) -> Path:
     from rag_bench.contaminate.report import contamination_figure, flat_rows, write_csv
 
+    # runs compared side by side (not seeds of one experiment) have no primary comparisons
+    lead, primary, used = _primary(entries, run_dirs, choice) if choice else ([], [], {})
     figure_rows = tidy_rows(entries)
     theory = theory_report(config=theory_config or TheoryConfig())
     theory["harness"] = harness_report(theory_config or TheoryConfig())  # the anchor through build_pool
     ci = interval_rows(entries)
     overlap = pool_overlap_lines((e.strategy, e.generation, read_optional(e.path.parent.parent / "manifest.json"))
                                  for e in entries if e.generation > 0)
-    summary = [*summarize(figure_rows, theory, pending, difference_lines(ci["differences"])), *overlap]
+    summary = [*lead, *summarize(figure_rows, theory, pending, difference_lines(ci["differences"])), *overlap]
     figures = [(stem, caption) for stem, caption in FIGURES if figure_rows.get(stem)]
     notes = [f"No {stem} data in the results, so no {stem} figure." for stem, _ in FIGURES if not figure_rows.get(stem)]
     notes.append(f"{len({e.path for e in entries})} results files read; their paths are in report.json.")
@@ -177,6 +216,8 @@ def _write(entries: list[Evaluated], pending: list[str], out_dir: Path, title: s
                                   f"(rag-bench contaminate, {path.parent}/results.json)."))
         _write_csv(folder / "intervals.csv", ci["intervals"], CI_COLUMNS)
         _write_csv(folder / "differences.csv", ci["differences"], DIFF_COLUMNS)
+        if primary:
+            _write_csv(folder / "primary.csv", primary, PRIMARY_COLUMNS)
         plots.save_png(plots.theory_figure(theory), folder / "theory.png")
         _write_csv(folder / "theory.csv", plots.theory_rows(theory))
         every = ("metrics", "gap", "heldout_perplexity", "diversity", "continuation_perplexity")
@@ -188,25 +229,27 @@ def _write(entries: list[Evaluated], pending: list[str], out_dir: Path, title: s
         (folder / "report.md").write_text(_markdown(title, summary, tables, shown, notes), encoding="utf-8")
         (folder / "report.html").write_text(_html(title, summary, tables, shown, folder, notes), encoding="utf-8")
         write_json(folder / "report.json", {"title": title, "summary": summary, "figures": [f for f, _ in shown],
-                                            "pending": list(pending),
+                                            "pending": list(pending), "primary": used,
+                                            "pooled_seeds": pooled_seeds,
                                             "sources": sorted({str(e.path) for e in entries})})
 
     return _publish(Path(out_dir), build)
 
 
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
-                 theory_config: TheoryConfig | None = None) -> Path:
+                 theory_config: TheoryConfig | None = None, primary: PrimaryChoice = PrimaryChoice()) -> Path:
     """Write the report of one run into ``out_dir`` (default ``RUN/report``) and return that folder."""
     run_dir = Path(run_dir)
     entries, pending = find_results(run_dir)
     return _write(entries, pending, Path(out_dir) if out_dir else run_dir / "report",
                   f"Collapse report: {run_dir.name}", theory_config,
-                  sorted(run_dir.glob("contaminate/*/results.json")))
+                  sorted(run_dir.glob("contaminate/*/results.json")), run_dirs=[run_dir], choice=primary)
 
 
 def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path, *, seeds: bool = False,
-                 theory_config: TheoryConfig | None = None) -> Path:
+                 theory_config: TheoryConfig | None = None, primary: PrimaryChoice = PrimaryChoice()) -> Path:
     """One report over several runs on one set of plots (see ``collect_runs`` for ``seeds``); returns ``out_dir``."""
     entries, pending = collect_runs(run_dirs, seeds=seeds)
     title = "Collapse report: " + ", ".join(sorted({e.run for e in entries})) + (" (seeds pooled)" if seeds else "")
-    return _write(entries, pending, Path(out_dir), title, theory_config)
+    return _write(entries, pending, Path(out_dir), title, theory_config, run_dirs=[Path(d) for d in run_dirs],
+                  choice=primary if seeds else None, pooled_seeds=seeds)

@@ -1,0 +1,52 @@
+"""Per-probe data of two real tiny seeds: gathered from the run files, written gzipped, read back unchanged."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from rag_bench.records import read_json, read_jsonl
+from rag_bench.report.per_probe import (
+    ANSWER_CHARS,
+    FILES,
+    answer_cells,
+    gather,
+    nll_cells,
+    read_per_probe,
+    write_per_probe,
+)
+from rag_bench.report.results import ReportError, collect_runs
+
+
+def test_the_rows_round_trip_and_keep_ids_not_prompts(tiny_seed_runs, tmp_path):
+    entries, _ = collect_runs(tiny_seed_runs, seeds=True)
+    data = gather(entries)
+    expected = sum(len(read_jsonl(e.path.parent / f"samples_{m}.jsonl")) for e in entries for m in e.results["metrics"])
+    assert len(data.samples) == expected and {r["seed"] for r in data.samples} == {0, 1}
+    row = data.samples[0]
+    assert set(row) == {"probe", "seed", "generation", "strategy", "mode", "bucket", "answer", "scores"}
+    assert all(len(r["answer"]) <= ANSWER_CHARS for r in data.samples)
+    written = write_per_probe(tmp_path / "a", data)
+    assert [p.name for p in written] == list(FILES.values())
+    assert read_per_probe(tmp_path / "a") == data
+    write_per_probe(tmp_path / "b", data)  # the same data, the same bytes (a fixed gzip time stamp)
+    assert all((tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes() for n in FILES.values())
+    # the held-out NLL of one seed, generation and strategy is the results.json list, text by text
+    e = next(e for e in entries if (e.strategy, e.seed, e.generation) == ("accumulate", 1, 1))
+    per_text = read_json(e.path)["fit"]["heldout_perplexity"]["per_text_nll"]
+    assert nll_cells(data)[("accumulate", 1)][1] == [[round(v, 4), t] for v, t in per_text]
+    test = answer_cells(data, "contains", split="test")[("accumulate", 1, "closed")][1]
+    every = answer_cells(data, "contains", split="all")[("accumulate", 1, "closed")][1]
+    assert 0 < len(test) < len(every)
+
+
+def test_a_broken_or_missing_file_names_itself(tiny_seed_runs, tmp_path):
+    data = gather(collect_runs(tiny_seed_runs, seeds=True)[0])
+    write_per_probe(tmp_path, data)
+    (tmp_path / FILES["nll"]).write_bytes(gzip.compress(b"{not json\n"))
+    with pytest.raises(ReportError, match=f"{tmp_path / FILES['nll']}: not gzipped JSONL"):
+        read_per_probe(tmp_path)
+    (tmp_path / FILES["samples"]).unlink()
+    with pytest.raises(ReportError, match=f"{tmp_path / FILES['samples']}: per-probe file not found"):
+        read_per_probe(tmp_path)
