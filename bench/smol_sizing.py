@@ -4,8 +4,9 @@
     .venv/bin/python bench/smol_sizing.py --rates /tmp/rates.json --preset smol --preset paper
 
 For each preset it adds up what the run does, step by step as ``rag_bench.collapse.steps`` plans it: generation 0's
-fine-tuning, every later generation's fine-tuning (``next_epochs`` passes over a pool as large as the human text),
-every write (one continuation token per human token, plus the prompts' prefill), and every evaluation (closed-book
+fine-tuning, every later generation's fine-tuning (``next_train.max_steps``, or ``next_epochs`` passes over the pool
+budget ``pool_tokens``, else the human text), every write (the pool budget in continuation tokens, plus the prompts'
+prefill; the ``fresh`` control writes nothing), and every evaluation (closed-book
 and grounded prompts of the probe sample, held-out perplexity, diversity continuations), plus loading and saving
 the model per trained generation. It does so for two machines: this one, at the rates measured, and the pilot's
 2-core AVX2 machine without native bf16 (issue 12: fine-tuning 80-95 tokens/s in fp32, generation 79 new tokens/s
@@ -23,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from rag_bench.collapse.strategies import Strategy  # noqa: E402
 from rag_bench.config import CollapseConfig, collapse_preset  # noqa: E402
 from rag_bench.models.presets_pretrained import PROSE_TOKENS  # noqa: E402
 from rag_bench.records import read_json, write_json  # noqa: E402
@@ -59,14 +61,17 @@ def human_tokens(cfg: CollapseConfig) -> float:
 def estimate(cfg: CollapseConfig, rate: dict, *, beam_over_sample: float, probes: int) -> dict:
     """Seconds per part of a whole run of ``cfg`` at ``rate``."""
     human = human_tokens(cfg)
+    pool = cfg.pool_tokens or human
     block = cfg.train.batch_size * cfg.train.model.n_positions
     strategies, later = len(cfg.strategies), cfg.generations - 1
+    writing = sum(Strategy.parse(s).writes for s in cfg.strategies)  # the fresh control writes nothing
     gen0_tokens = cfg.train.max_steps * block
-    next_tokens = math.ceil(cfg.next_epochs * human / (cfg.next_train.batch_size * cfg.next_train.model.n_positions)
-                            ) * cfg.next_train.batch_size * cfg.next_train.model.n_positions
-    writes = (1 + strategies * (later - 1)) if later else 0
+    next_block = cfg.next_train.batch_size * cfg.next_train.model.n_positions
+    next_steps = math.ceil(cfg.next_epochs * pool / next_block) if cfg.next_epochs > 0 else cfg.next_train.max_steps
+    next_tokens = next_steps * next_block
+    writes = ((1 if writing else 0) + writing * (later - 1)) if later else 0
     write_rate = rate["write_tokens_per_s"] * (1.0 if cfg.decode.do_sample else beam_over_sample)
-    prompts_per_write = human / cfg.decode.max_new_tokens
+    prompts_per_write = pool / cfg.decode.max_new_tokens
     evals = 1 + strategies * later
     n = min(cfg.eval.limit or probes, probes)
     answer_s = n * ((2 * CHAT_PROMPT_TOKENS + PASSAGE_TOKENS) / rate["forward_tokens_per_s"]
@@ -76,12 +81,13 @@ def estimate(cfg: CollapseConfig, rate: dict, *, beam_over_sample: float, probes
         rate["write_tokens_per_s"]
     parts = {"train_gen0_s": gen0_tokens / rate["train_tokens_per_s"],
              "train_later_s": strategies * later * next_tokens / rate["train_tokens_per_s"],
-             "write_s": writes * (human / write_rate + prompts_per_write * cfg.prompt_tokens
+             "write_s": writes * (pool / write_rate + prompts_per_write * cfg.prompt_tokens
                                   / rate["forward_tokens_per_s"]),
              "eval_s": evals * (answer_s + heldout + diversity),
              "buckets_s": n * CHAT_PROMPT_TOKENS / rate["forward_tokens_per_s"],
              "load_save_s": (1 + strategies * later) * rate["model_overhead_s"]}
-    return {"human_tokens": round(human), "gen0_train_tokens": gen0_tokens, "later_train_tokens": next_tokens,
+    return {"human_tokens": round(human), "pool_tokens": round(pool), "strategies": list(cfg.strategies),
+            "gen0_train_tokens": gen0_tokens, "later_train_tokens": next_tokens,
             "writes": writes, "evaluations": evals, "probes": n,
             **{k: round(v) for k, v in parts.items()}, "total_min": round(sum(parts.values()) / 60, 1)}
 

@@ -62,7 +62,8 @@ def _add_collapse(sub) -> None:
     p.add_argument("--generations", type=int, default=None, help="models per strategy, generation 0 included")
     p.add_argument("--strategy", action="append", default=None,
                    help="replace | mix:P | accumulate | accumulate-fixed | accumulate-subsample | "
-                        "filter[:perplexity|dedup] | watermark[:C] | grounded; repeat the flag or separate with commas")
+                        "filter[:perplexity|dedup] | watermark[:C] | grounded | fresh (the human-text control); "
+                        "repeat the flag or separate with commas")
     p.add_argument("--model-size", default=None, help="model preset of every generation: tiny | small | base | large")
     p.add_argument("--decoding", choices=["beam", "sample"], default=None,
                    help="the writer: 5-way beam search with repetition penalty, or pure sampling")

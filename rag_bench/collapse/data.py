@@ -11,7 +11,8 @@ folder ingested with ``rag-bench ingest`` (no JSONL), from the index's chunks, r
 start, and a resumed run reads those copies, so every generation sees the same human data. With
 ``eval_heldout_tokens`` the measurement text (perplexity, diversity prompts) is ``RUN/data/human_eval.jsonl``:
 held-out documents of the run's kinds outside its countries; the run's own held-out documents then only choose
-checkpoints (validation), so the text that picks a checkpoint never scores it.
+checkpoints (validation), so the text that picks a checkpoint never scores it. A run with the ``fresh`` control
+also gets ``RUN/data/human_fresh.jsonl``: the human documents held aside for it (rag_bench.collapse.fresh).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from rag_bench.config import CollapseConfig, TrainConfig
-from rag_bench.eval.inputs import is_heldout_chunk
+from rag_bench.collapse.fresh import fresh_documents, held_out
+from rag_bench.config import CollapseConfig, TrainConfig, parse_strategy
 from rag_bench.frequency import recount_over_texts
 from rag_bench.index.store import current_version
 from rag_bench.records import (
@@ -61,6 +62,7 @@ class RunInputs:
     eval_texts: list[str]  # human text the evaluation measures on (perplexity, diversity): human_eval.jsonl or heldout
     eval_path: Path  # RUN/data/human_eval.jsonl, or heldout_path when eval_heldout_tokens is 0
     probes_path: Path  # RUN/data/probes.jsonl (restricted to the run's countries)
+    fresh_path: Path | None = None  # RUN/data/human_fresh.jsonl: text held aside for the fresh control (None: no fresh)
     index_path: Path  # DATA_DIR/indexes/<index>
 
 
@@ -154,8 +156,7 @@ def prepare_inputs(cfg: CollapseConfig, *, run_dir: Path, data_dir: Path) -> Run
         if not records:
             raise InputError(f"countries/kinds: no document of {corpus} has country_code in {list(cfg.countries)} "
                              f"and kind in {list(cfg.kinds)}")
-        has_split = any("split" in r.metadata for r in records)
-        held = [(r.metadata.get("split") == "heldout") if has_split else is_heldout_chunk(r.id) for r in records]
+        held = held_out(records)
         train = [r for r, h in zip(records, held, strict=True) if not h]
         if cfg.human_documents and cfg.human_documents < len(train):
             keep = set(random.Random(f"human:{cfg.seed}").sample(range(len(train)), cfg.human_documents))
@@ -182,7 +183,14 @@ def prepare_inputs(cfg: CollapseConfig, *, run_dir: Path, data_dir: Path) -> Run
                     "bucket_thresholds_index": meta.get("bucket_thresholds"), "bucket_thresholds": thresholds,
                     "frequency_over": "the run's human training text (rag_bench.frequency.recount_over_texts)"})
         write_jsonl(probes_path, rows)
-    return RunInputs(train_texts=[r["contents"] for r in read_jsonl(train_path)],
+    fresh_path = folder / "human_fresh.jsonl" if any(parse_strategy(s)[0] == "fresh" for s in cfg.strategies) \
+        else None
+    if fresh_path is not None and not fresh_path.is_file():
+        records, _ = human_records(cfg, data_dir)
+        probe_docs = {str((p.get("metadata") or {}).get("doc_id")) for p in read_jsonl(probes_path)}
+        write_jsonl(fresh_path, fresh_documents(records, train_ids={r["id"] for r in read_jsonl(train_path)},
+                                                probe_doc_ids=probe_docs, kinds=cfg.kinds))
+    return RunInputs(train_texts=[r["contents"] for r in read_jsonl(train_path)], fresh_path=fresh_path,
                      heldout_texts=[r["contents"] for r in read_jsonl(heldout_path)], train_path=train_path,
                      heldout_path=heldout_path, probes_path=probes_path, eval_path=eval_path,
                      eval_texts=[r["contents"] for r in read_jsonl(eval_path)],
@@ -229,12 +237,13 @@ def copy_model(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def next_steps(cfg: CollapseConfig, pool_tokens: int, block: int, scale: float = 1.0) -> int:
-    """Optimizer steps of a generation >= 1: ``next_train.max_steps`` times ``scale`` (Strategy.compute_scale),
-    or ``next_epochs`` passes over ``pool_tokens``."""
+def next_steps(cfg: CollapseConfig, budget: int, block: int, scale: float = 1.0) -> int:
+    """Optimizer steps of a generation >= 1: ``next_train.max_steps`` times ``scale`` (Strategy.compute_scale), or
+    ``next_epochs`` passes over ``budget`` times ``scale`` tokens. ``budget`` is the configured pool budget, never a
+    pool's measured length, so every seed of a config trains the same steps (issue 20)."""
     if cfg.next_epochs <= 0:
         return max(1, math.ceil(cfg.next_train.max_steps * scale - 1e-9))
-    return max(1, math.ceil(cfg.next_epochs * pool_tokens / (cfg.next_train.batch_size * block)))
+    return max(1, math.ceil(cfg.next_epochs * budget * scale / (cfg.next_train.batch_size * block) - 1e-9))
 
 
 def checkpoint_every(steps: int, cfg: CollapseConfig) -> int:

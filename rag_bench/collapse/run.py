@@ -176,6 +176,7 @@ def run_collapse(cfg: CollapseConfig, *, run_dir: str | Path, data_dir: str | Pa
             inputs = prepare_inputs(cfg, run_dir=run_dir, data_dir=data_dir)
             write_json(run_dir / "config.json", cfg.to_dict())
             runner = StepRunner(cfg, run_dir=run_dir, data_dir=data_dir, inputs=inputs)
+            runner.check_fresh()  # too little held-aside human text for the control: refused before any training
             steps = with_bucket_steps(runner, runner.plan())
             progress = RunProgress(run_dir, total_weight=sum(s.weight for s in steps), generations=cfg.generations,
                                    echo=echo)

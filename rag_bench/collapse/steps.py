@@ -25,7 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rag_bench.collapse.budget import tokens_of
 from rag_bench.collapse.data import (
+    InputError,
     RunInputs,
     base_model_dir,
     copy_guard,
@@ -34,11 +36,13 @@ from rag_bench.collapse.data import (
     next_steps,
     probed_fields,
 )
-from rag_bench.collapse.strategies import Strategy, human_units, tokens_of
+from rag_bench.collapse.strategies import Strategy, human_units
 from rag_bench.collapse.synthetic import (
     PromptBlock,
+    budget_prompts,
     grounded_blocks,
     prompt_blocks,
+    prompts_for,
     watermarking_config,
 )
 from rag_bench.collapse.train_steps import train_gen0, train_next
@@ -131,8 +135,11 @@ class StepRunner:
 
     @functools.cached_property
     def prompts(self) -> list[PromptBlock]:
-        return prompt_blocks(self.inputs.train_texts, self.gen0.tokenizer, prompt_tokens=self.cfg.prompt_tokens,
-                             new_tokens=self.cfg.decode.max_new_tokens)
+        """The writer's prompts: one per human block, or, with ``pool_tokens``, as many as the budget needs."""
+        new_tokens = self.cfg.decode.max_new_tokens
+        blocks = prompt_blocks(self.inputs.train_texts, self.gen0.tokenizer, prompt_tokens=self.cfg.prompt_tokens,
+                               new_tokens=new_tokens)
+        return budget_prompts(blocks, prompts_for(self.budget, new_tokens)) if self.cfg.pool_tokens else blocks
 
     def grounded_prompts(self) -> list[PromptBlock]:
         heldout_ids = {r["id"] for r in read_jsonl(self.inputs.heldout_path)}
@@ -151,7 +158,49 @@ class StepRunner:
 
     @functools.cached_property
     def budget(self) -> int:
-        return tokens_of(self.human_units)
+        """Tokens of every later generation's pool: ``pool_tokens``, else the human training split's."""
+        return self.cfg.pool_tokens or tokens_of(self.human_units)
+
+    @functools.cached_property
+    def fresh_units(self) -> list[dict[str, Any]]:
+        """The human text held aside for the fresh control, in segments (ids ``fresh/<i>``, origin human)."""
+        return human_units([r["contents"] for r in read_jsonl(self.inputs.fresh_path)],
+                           segment_chars=self.cfg.segment_chars, count_tokens=self.count_tokens, id_prefix="fresh")
+
+    def check_fresh(self) -> None:
+        """Refuse, before any training, a fresh control with too little held-aside text (tokens needed, available),
+        counted with the tokenizer generation 0 has or will have."""
+        if not any(s.human_only for s in self.strategies) or self.cfg.generations < 2:
+            return
+        tokenizer = self.planned_tokenizer()
+
+        def count(texts: list[str]) -> list[int]:
+            return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+        budget = self.cfg.pool_tokens or tokens_of(human_units(self.inputs.train_texts, count_tokens=count,
+                                                               segment_chars=self.cfg.segment_chars))
+        texts = [r["contents"] for r in read_jsonl(self.inputs.fresh_path)]
+        needed, available = (self.cfg.generations - 1) * budget, sum(count(texts)) if texts else 0
+        if available < needed:
+            raise InputError(
+                f"fresh: {self.cfg.generations - 1} later generations need {needed} tokens of fresh human text "
+                f"({self.cfg.generations - 1} x {budget}), but {self.rel(self.inputs.fresh_path)} holds {available} "
+                "(training-split documents of the run's kinds outside generation 0's and the probed facts' "
+                "documents); lower pool_tokens or generations")
+
+    def planned_tokenizer(self) -> Any:
+        """Generation 0's tokenizer, before generation 0 exists too: the base model's, or the BPE that training
+        builds from the human training text (rag_bench.train)."""
+        if (self.run_dir / "gen_0" / "model" / "config.json").is_file():
+            return self.gen0.tokenizer
+        base = base_model_dir(self.cfg, self.data_dir)
+        if base is not None:
+            from transformers import AutoTokenizer
+
+            return AutoTokenizer.from_pretrained(base, local_files_only=True)
+        from rag_bench.models.scratch import train_tokenizer
+
+        return train_tokenizer(self.inputs.train_texts, self.cfg.train.model.vocab_size)
 
     @functools.cached_property
     def gen0_train(self) -> tuple[TrainConfig, str, str]:
@@ -184,9 +233,10 @@ class StepRunner:
     def plan(self) -> list[Step]:
         cfg = self.cfg
         human_tokens = sum(map(len, self.inputs.train_texts)) / CHARS_PER_TOKEN
+        pool_tokens = cfg.pool_tokens or human_tokens
         block = cfg.train.model.n_positions
         beams = 1 + 0.33 * (cfg.decode.num_beams - 1)
-        write_w = human_tokens * beams / WRITE_TOKENS_PER_S + (human_tokens / 5000 if self.score_synthetic else 0)
+        write_w = pool_tokens * beams / WRITE_TOKENS_PER_S + (pool_tokens / 5000 if self.score_synthetic else 0)
         n_modes = len(cfg.eval.modes)
         eval_w = 20 + 0.05 * n_modes * (cfg.eval.limit or 300) + 0.4 * n_modes * cfg.eval.diversity_prompts
         key, _ = gen0_cache_key(cfg, self.inputs, self.gen0_train[0], base_model_dir(cfg, self.data_dir))
@@ -199,8 +249,8 @@ class StepRunner:
             Step(key="eval", label="gen 0: evaluate", gen_dir=g0, generation=0, strategy=None, weight=eval_w,
                  run=lambda: self.evaluate(None, 0), done=lambda: (g0 / "eval" / "results.json").is_file())]
         if cfg.generations > 1:
-            for writer in sorted({s.writer for s in self.strategies}):
-                first = next(s for s in self.strategies if s.writer == writer)
+            for writer in sorted({s.writer for s in self.strategies if s.writes}):
+                first = next(s for s in self.strategies if s.writes and s.writer == writer)
                 path = self.synthetic_path(first, 0)
                 steps.append(Step(key=f"write_{writer}", label=f"gen 0: write ({writer})", gen_dir=g0, generation=0,
                                   strategy=None, weight=write_w, run=functools.partial(write_step, self, first, 0),
@@ -209,8 +259,7 @@ class StepRunner:
             for s in self.strategies:
                 d = self.gen_dir(s, k)
                 growth = (k + 1) if s.kind == "accumulate" else 1
-                train_tokens = next_steps(cfg, int(human_tokens * growth), block, growth) \
-                    * cfg.next_train.batch_size * block
+                train_tokens = next_steps(cfg, int(pool_tokens), block, growth) * cfg.next_train.batch_size * block
                 label = f"gen {k} {s.name}"
                 steps += [
                     Step(key="pool", label=f"{label}: build pool", gen_dir=d, generation=k, strategy=s.name,
@@ -223,7 +272,7 @@ class StepRunner:
                     Step(key="eval", label=f"{label}: evaluate", gen_dir=d, generation=k, strategy=s.name,
                          weight=eval_w, run=functools.partial(self.evaluate, s, k),
                          done=functools.partial(Path.is_file, d / "eval" / "results.json"))]
-                if k < cfg.generations - 1:
+                if k < cfg.generations - 1 and s.writes:
                     steps.append(Step(key="write", label=f"{label}: write", gen_dir=d, generation=k, strategy=s.name,
                                       weight=write_w, run=functools.partial(write_step, self, s, k),
                                       done=functools.partial(Path.is_file, self.synthetic_path(s, k))))

@@ -20,7 +20,11 @@ resumed run builds the same pool.
   under generation 0 (keeping ``keep`` of them), or near-duplicates of a text already kept;
 * ``watermark[:c]``: a web of human text and watermarked generation-n text (share c of the tokens); the
   detector removes what it flags; precision and recall of that removal are reported;
-* ``grounded``: generation n's text, written with human passages in context (the writer differs, not the pool).
+* ``grounded``: generation n's text, written with human passages in context (the writer differs, not the pool);
+* ``fresh``: the control: a fresh sample of human text, disjoint from generation 0's and from every other
+  generation's (``fresh_samples``; where the text comes from: rag_bench.collapse.fresh). It writes nothing.
+
+With ``cut`` (``token_cutter``) every budget is met exactly: the unit that crosses it is cut at a token.
 """
 
 from __future__ import annotations
@@ -36,12 +40,13 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from rag_bench.collapse.budget import Cut, Unit, fresh_samples, sample_budget, tokens_of
 from rag_bench.config import parse_strategy
 from rag_bench.index.retrieve import bm25_tokens
 from rag_bench.train_data import text_segments
 
-Unit = dict[str, Any]
-HUMAN_KEEPING = ("mix", "accumulate", "accumulate-fixed", "accumulate-subsample", "watermark")
+HUMAN_KEEPING = ("mix", "accumulate", "accumulate-fixed", "accumulate-subsample", "watermark", "fresh")
+HUMAN_ONLY = ("fresh",)  # strategies whose pool must hold no model-written text
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -73,22 +78,28 @@ class Strategy:
         return max(1.0, pool_tokens / budget) if self.kind == "accumulate" and budget > 0 else 1.0
 
     @property
+    def human_only(self) -> bool:
+        """Whether its pool must hold human text only (the ``fresh`` control)."""
+        return self.kind in HUMAN_ONLY
+
+    @property
+    def writes(self) -> bool:
+        """Whether its pools are built from what a generation wrote (every strategy but ``fresh``)."""
+        return not self.human_only
+
+    @property
     def writer(self) -> str:
         """Which corpus generation n writes for it: plain, watermark or grounded."""
         return self.kind if self.kind in ("watermark", "grounded") else "plain"
 
 
-def human_units(texts: Sequence[str], *, segment_chars: int,
-                count_tokens: Callable[[list[str]], list[int]]) -> list[Unit]:
-    """Human training texts cut at line ends into segments, the unit of sampling."""
+def human_units(texts: Sequence[str], *, segment_chars: int, count_tokens: Callable[[list[str]], list[int]],
+                id_prefix: str = "human") -> list[Unit]:
+    """Human texts cut at line ends into segments, the unit of sampling (ids ``<id_prefix>/<i>``)."""
     segments = text_segments(texts, segment_chars)
     tokens = count_tokens(segments)
-    return [{"id": f"human/{i}", "contents": s, "metadata": {"source": "human", "tokens": n}}
+    return [{"id": f"{id_prefix}/{i}", "contents": s, "metadata": {"source": "human", "tokens": n}}
             for i, (s, n) in enumerate(zip(segments, tokens, strict=True))]
-
-
-def tokens_of(units: Sequence[Unit]) -> int:
-    return sum(u["metadata"]["tokens"] for u in units)
 
 
 def unit_origin(unit: Unit) -> str:
@@ -103,19 +114,6 @@ def origin_tokens(units: Sequence[Unit]) -> dict[str, int]:
     for unit in units:
         counts[unit_origin(unit)] += unit["metadata"]["tokens"]
     return dict(sorted(counts.items(), key=lambda kv: (kv[0] != "human", len(kv[0]), kv[0])))
-
-
-def sample_budget(units: Sequence[Unit], budget: int, rng: random.Random) -> list[Unit]:
-    """Units in a seeded random order until ``budget`` tokens are reached (the last one may overshoot)."""
-    order = list(range(len(units)))
-    rng.shuffle(order)
-    picked, total = [], 0
-    for i in order:
-        if total >= budget:
-            break
-        picked.append(units[i])
-        total += units[i]["metadata"]["tokens"]
-    return picked
 
 
 def filter_perplexity(units: Sequence[Unit], keep: float) -> list[Unit]:
@@ -167,11 +165,12 @@ def build_pool(strategy: Strategy, *, generation: int, human: Sequence[Unit], sy
                budget: int, seed: int, filter_by: str = "perplexity", keep: float = 0.8, dedup_ngram: int = 4,
                dedup_threshold: float = 0.5,
                contamination: float = 0.5, z_scores: Callable[[list[str]], list[float]] | None = None,
-               z_threshold: float = 4.0) -> tuple[list[Unit], dict[str, Any]]:
+               z_threshold: float = 4.0, cut: Cut | None = None) -> tuple[list[Unit], dict[str, Any]]:
     """The training texts of generation ``generation`` and what went into them.
 
-    ``synthetic[j]`` is what generation j wrote under this strategy (j < generation); the newest is last.
-    ``filter_by`` is what a plain ``filter`` does; ``z_scores`` is the watermark detector (watermark only).
+    ``synthetic[j]`` is what generation j wrote under this strategy (j < generation); the newest is last (``fresh``:
+    empty lists; its ``human`` is the held-aside text, rag_bench.collapse.fresh). ``filter_by`` is what a plain
+    ``filter`` does; ``z_scores`` is the watermark detector (watermark only); ``cut`` makes every budget exact.
     """
     if generation < 1 or len(synthetic) != generation:
         raise ValueError(f"generation {generation} needs the texts of generations 0..{generation - 1}, "
@@ -183,13 +182,13 @@ def build_pool(strategy: Strategy, *, generation: int, human: Sequence[Unit], sy
         pool = newest
     elif strategy.kind == "mix":
         share = float(strategy.param)
-        human_part = sample_budget(human, round(share * budget), rng)
-        pool = human_part + sample_budget(newest, round((1 - share) * budget), rng)
+        human_part = sample_budget(human, round(share * budget), rng, cut)
+        pool = human_part + sample_budget(newest, budget - round(share * budget), rng, cut)
         stats["human_share_target"] = share
     elif strategy.kind in ("accumulate", "accumulate-fixed"):
         pool = list(human) + [u for gen in synthetic for u in gen]
     elif strategy.kind == "accumulate-subsample":
-        pool = sample_budget(list(human) + [u for gen in synthetic for u in gen], budget, rng)
+        pool = sample_budget(list(human) + [u for gen in synthetic for u in gen], budget, rng, cut)
     elif strategy.kind == "filter":
         by = strategy.param or filter_by
         pool = (filter_perplexity(newest, keep) if by == "perplexity"
@@ -199,7 +198,8 @@ def build_pool(strategy: Strategy, *, generation: int, human: Sequence[Unit], sy
                            "kept_share_tokens": tokens_of(pool) / tokens_of(newest) if newest else None}
     elif strategy.kind == "watermark":
         share = float(strategy.param) if strategy.param else contamination
-        web = sample_budget(human, round((1 - share) * budget), rng) + sample_budget(newest, round(share * budget), rng)
+        web = sample_budget(human, budget - round(share * budget), rng, cut) + \
+            sample_budget(newest, round(share * budget), rng, cut)
         if z_scores is None:
             raise ValueError("the watermark strategy needs the detector (z_scores)")
         z = z_scores([u["contents"] for u in web]) if web else []
@@ -210,6 +210,8 @@ def build_pool(strategy: Strategy, *, generation: int, human: Sequence[Unit], sy
                               "web_tokens": tokens_of(web), **detection_scores(flagged, is_synthetic),
                               "synthetic_tokens_left": tokens_of([u for u in pool
                                                                   if u["metadata"]["source"] == "synthetic"])}
+    elif strategy.kind == "fresh":
+        pool = fresh_samples(human, samples=generation, budget=budget, seed=seed, cut=cut)[-1]
     else:  # parse_strategy admits no other kind
         raise ValueError(f"unknown strategy kind {strategy.kind!r}")
     pool = sorted(pool, key=lambda u: _order_key(u["id"]))
@@ -219,6 +221,9 @@ def build_pool(strategy: Strategy, *, generation: int, human: Sequence[Unit], sy
     total = sum(by_source.values())
     if by_source["human"] and not strategy.keeps_human:
         raise ValueError(f"{strategy.name}: its pool must hold no human text, got {by_source['human']} tokens")
+    if by_source["synthetic"] and strategy.human_only:
+        raise ValueError(f"{strategy.name}: its pool must hold human text only, got {by_source['synthetic']} "
+                         "model-written tokens")
     stats.update(units=len(pool), tokens=total, human_tokens=by_source["human"],
                  synthetic_tokens=by_source["synthetic"], human_share=by_source["human"] / total if total else None,
                  origin_tokens=origin_tokens(pool))

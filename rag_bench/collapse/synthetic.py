@@ -15,14 +15,20 @@ The corpus is written in parts (``.<name>.parts/part_<i>.jsonl``), each atomical
 so a killed writer resumes at the first missing part and writes the same text it would have written. Within
 a part every generation batch is seeded by itself and saved when done (``part_<i>.batches/batch_<j>.json``),
 so a kill loses at most the batch in flight, not the part.
+
+With a token budget (``pool_tokens``; ``budget_prompts`` sizes the prompts to it) the writer keeps writing until
+the budget is met, in further rounds of the same prompts under new seeds when the first falls short, and then cuts
+the corpus to exactly the budget at a token, so every seed's pool holds the same number of tokens (issue 20).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +36,7 @@ from typing import Any
 import torch
 from transformers import WatermarkDetector, WatermarkingConfig
 
+from rag_bench.collapse.budget import take_budget, token_cutter
 from rag_bench.config import DecodeConfig
 from rag_bench.lm import LM, autocast
 from rag_bench.overlap import word_ngrams
@@ -38,6 +45,7 @@ from rag_bench.records import read_json, read_jsonl, write_json, write_jsonl
 from rag_bench.train_data import corpus_stream, document_separator
 
 PART_PROMPTS = 512  # prompts per part file: the unit of resumption
+PROMPT_MARGIN = 1.03  # prompts for 3% more tokens than the budget: separators written are dropped, the rest is cut
 CONTINUATION_NGRAM = 8  # a passage sharing a word n-gram this long with a prompt's true continuation is not shown
 
 
@@ -58,6 +66,22 @@ def prompt_blocks(texts: Sequence[str], tokenizer: Any, *, prompt_tokens: int, n
     return [PromptBlock(index=i, ids=stream[s:s + prompt_tokens],
                         continuation=tuple(stream[s + prompt_tokens:s + prompt_tokens + new_tokens]))
             for i, s in enumerate(starts) if len(stream[s:s + prompt_tokens]) == prompt_tokens]
+
+
+def budget_prompts(blocks: Sequence[PromptBlock], count: int, *, first_index: int = 0) -> list[PromptBlock]:
+    """``count`` prompts from ``blocks``: all of them in order as often as they fit, then an evenly spaced share of
+    them, numbered from ``first_index`` (a record's id holds its prompt's number, so ids stay unique)."""
+    n = len(blocks)
+    if not n:
+        raise ValueError("no human block to prompt the writer with: the human training text is too short")
+    rest = count % n
+    picks = [i for _ in range(count // n) for i in range(n)] + [j * n // rest for j in range(rest)]
+    return [dataclasses.replace(blocks[i], index=first_index + j) for j, i in enumerate(picks)]
+
+
+def prompts_for(budget: int, new_tokens: int) -> int:
+    """Prompts that write a little more than ``budget`` tokens at ``new_tokens`` each."""
+    return math.ceil(budget * PROMPT_MARGIN / new_tokens) + 1
 
 
 def watermarking_config(*, bias: float, greenlist: float, key: int) -> WatermarkingConfig:
@@ -182,26 +206,46 @@ def write_part(lm: LM, prompts: Sequence[PromptBlock], decode: DecodeConfig, *, 
 
 def write_synthetic(lm: LM, prompts: Sequence[PromptBlock], decode: DecodeConfig, *, out: str | Path,
                     generation: int, seed: int, writer: str = "plain", watermark: WatermarkingConfig | None = None,
-                    scorer: LM | None = None, on_part: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                    scorer: LM | None = None, on_part: Callable[[int, int], None] | None = None,
+                    budget_tokens: int = 0) -> dict[str, Any]:
     """Write the continuations of ``prompts`` to ``out`` (corpus JSONL); resumable part by part.
 
     ``scorer`` (generation 0) adds each record's perplexity under it as ``metadata.gen0_ppl``. ``on_part(done,
-    total)`` is called after every part. Returns counts and timings.
+    total)`` is called after every part of the first round. ``budget_tokens`` > 0: keep writing (further rounds of
+    ``prompts``, ``<out>.more<r>``) until that many tokens are written, then cut to exactly that many. Returns
+    counts and timings.
     """
     out = Path(out)
-    n_parts = part_count(prompts)
-    started, written_now = time.perf_counter(), 0
-    for part in range(n_parts):
-        written_now += write_part(lm, prompts, decode, out=out, part=part, generation=generation, seed=seed,
-                                  writer=writer, watermark=watermark, scorer=scorer)
-        if on_part is not None:
-            on_part(part + 1, n_parts)
-    rows = [row for part in range(n_parts) for row in read_jsonl(part_path(out, part))]
+    started, written_now, rounds = time.perf_counter(), 0, [(out, list(prompts), seed)]
+
+    def write_round(target: Path, round_prompts: list[PromptBlock], round_seed: int) -> list[dict]:
+        nonlocal written_now
+        n_parts = part_count(round_prompts)
+        for part in range(n_parts):
+            written_now += write_part(lm, round_prompts, decode, out=target, part=part, generation=generation,
+                                      seed=round_seed, writer=writer, watermark=watermark, scorer=scorer)
+            if on_part is not None and target == out:
+                on_part(part + 1, n_parts)
+        return [row for part in range(n_parts) for row in read_jsonl(part_path(target, part))]
+
+    rows = write_round(*rounds[0])
+    while budget_tokens and sum(r["metadata"]["tokens"] for r in rows) < budget_tokens:  # short: write more
+        missing = budget_tokens - sum(r["metadata"]["tokens"] for r in rows)
+        first = max(p.index for _, round_prompts, _ in rounds for p in round_prompts) + 1
+        rounds.append((out.with_name(f"{out.name}.more{len(rounds)}"),
+                       budget_prompts(prompts, prompts_for(missing, decode.max_new_tokens), first_index=first),
+                       seed + 7_919 * len(rounds)))
+        rows += write_round(*rounds[-1])
+    written = sum(r["metadata"]["tokens"] for r in rows)
+    if budget_tokens:
+        rows = take_budget(deque(rows), budget_tokens, token_cutter(lm.tokenizer))
     write_jsonl(out, rows)
-    shutil.rmtree(part_path(out, 0).parent, ignore_errors=True)
-    return {"records": len(rows), "prompts": len(prompts), "tokens": sum(r["metadata"]["tokens"] for r in rows),
-            "new_tokens_per_prompt": decode.max_new_tokens, "writer": writer, "seconds": time.perf_counter() - started,
-            "prompts_written_this_session": written_now}
+    for target, _, _ in rounds:
+        shutil.rmtree(part_path(target, 0).parent, ignore_errors=True)
+    return {"records": len(rows), "prompts": sum(len(p) for _, p, _ in rounds),
+            "tokens": sum(r["metadata"]["tokens"] for r in rows), "budget_tokens": budget_tokens or None,
+            "tokens_written": written, "rounds": len(rounds), "new_tokens_per_prompt": decode.max_new_tokens,
+            "writer": writer, "seconds": time.perf_counter() - started, "prompts_written_this_session": written_now}
 
 
 def grounded_blocks(prompts: Sequence[PromptBlock], tokenizer: Any, retriever: Any, docstore: Any, *, k: int,

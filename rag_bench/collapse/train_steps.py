@@ -118,7 +118,8 @@ def train_next(runner: StepRunner, strategy: Strategy, k: int) -> None:
     texts = [r["contents"] for r in rows]
     block = min(cfg.train.model.n_positions, runner.gen0.max_positions)
     pool_tokens = sum(runner.count_tokens(texts))
-    steps = next_steps(cfg, pool_tokens, block, strategy.compute_scale(pool_tokens, runner.budget))
+    unit_tokens = sum(r["metadata"]["tokens"] for r in rows)  # the budget's unit: a pool cut to it holds exactly it
+    steps = next_steps(cfg, runner.budget, block, strategy.compute_scale(unit_tokens, runner.budget))
     nt = cfg.next_train if cfg.next_curriculum else curriculum_off(cfg.next_train)
     tcfg = nt.replace(model=cfg.train.model, seed=stable_seed(cfg.seed, "train", k, strategy.folder),
                       max_steps=steps, warmup_steps=min(nt.warmup_steps, steps // 4),
@@ -151,7 +152,21 @@ def train_next(runner: StepRunner, strategy: Strategy, k: int) -> None:
                                   "use": "validation: the best of the evenly spaced checkpoints, as in gen 0"},
                 "eval_texts": {**runner.file_info(runner.inputs.eval_path), "use": "measurement"}},
         trained_tokens=timings.get("trained_tokens", {}), checkpoint=checkpoint,
+        dose=dose(tcfg, block, budget=runner.budget, pool_tokens=unit_tokens, retokenized=pool_tokens,
+                  kept_step=checkpoint["chosen_step"]),
         train=timings, steps={"train": {"finished": utc_now()}})
+
+
+def dose(tcfg: Any, block: int, *, budget: int, pool_tokens: int, retokenized: int,
+         kept_step: int | None) -> dict[str, int | None]:
+    """What a later generation trained on, the same in every seed of a config (issue 20): optimizer steps, tokens
+    trained (steps x batch x block), the pool budget and the pool's tokens (``metadata.tokens``). Not fixed, and
+    recorded for that reason: ``pool_tokens_retokenized`` (the pool's texts encoded again: a model's written ids
+    need not be the tokenizer's own encoding of their text) and ``kept_step`` (the checkpoint kept, by validation
+    perplexity, when a generation has more than one: ``checkpoint_every``)."""
+    return {"steps": tcfg.max_steps, "batch_size": tcfg.batch_size, "block": block,
+            "train_tokens": tcfg.max_steps * tcfg.batch_size * block, "budget_tokens": budget,
+            "pool_tokens": pool_tokens, "pool_tokens_retokenized": retokenized, "kept_step": kept_step}
 
 
 def init_model(runner: StepRunner, strategy: Strategy, k: int, gen_dir: Path) -> Path:

@@ -16,6 +16,7 @@ import math
 import statistics
 from typing import TYPE_CHECKING
 
+from rag_bench.collapse.budget import token_cutter
 from rag_bench.collapse.data import stable_seed
 from rag_bench.collapse.strategies import Strategy, build_pool
 from rag_bench.collapse.synthetic import watermark_z_scores, write_synthetic
@@ -36,7 +37,8 @@ def write_step(runner: StepRunner, strategy: Strategy, k: int) -> None:
     stats = write_synthetic(lm, prompts, cfg.decode, out=path, generation=k, seed=seed, writer=writer,
                             watermark=runner.watermark if writer == "watermark" else None,
                             scorer=runner.gen0 if runner.score_synthetic else None,
-                            on_part=lambda done, total: runner.progress.update(done / total))
+                            on_part=lambda done, total: runner.progress.update(done / total),
+                            budget_tokens=runner.budget if cfg.pool_tokens else 0)
     rows = read_jsonl(path)
     ppl = [r["metadata"]["gen0_ppl"] for r in rows if math.isfinite(r["metadata"].get("gen0_ppl") or math.nan)]
     stats.update(sha256=sha256_file(path), path=runner.rel(path), seed=seed, decode=cfg.decode.to_dict(),
@@ -52,10 +54,13 @@ def write_key(strategy: Strategy, k: int) -> str:
 
 def build_pool_step(runner: StepRunner, strategy: Strategy, k: int) -> None:
     cfg, gen_dir = runner.cfg, runner.gen_dir(strategy, k)
-    synthetic = [read_jsonl(runner.synthetic_path(strategy, j)) for j in range(k)]
+    sources_of = range(k) if strategy.writes else range(0)  # the generations whose text the pool may hold
+    synthetic = [read_jsonl(runner.synthetic_path(strategy, j)) for j in sources_of] or [[] for _ in range(k)]
     needs_human = strategy.keeps_human
+    human_path = runner.inputs.fresh_path if strategy.human_only else runner.inputs.train_path
+    human = (runner.fresh_units if strategy.human_only else runner.human_units) if needs_human else []
     pool, stats = build_pool(
-        strategy, generation=k, human=runner.human_units if needs_human else [], synthetic=synthetic,
+        strategy, generation=k, human=human, synthetic=synthetic, cut=token_cutter(runner.gen0.tokenizer),
         budget=runner.budget, seed=cfg.seed, filter_by=cfg.filter_by, keep=cfg.filter_keep,
         dedup_ngram=cfg.dedup_ngram, dedup_threshold=cfg.dedup_threshold, contamination=cfg.contamination,
         z_threshold=cfg.watermark_z,
@@ -66,8 +71,8 @@ def build_pool_step(runner: StepRunner, strategy: Strategy, k: int) -> None:
                               "pool": runner.human_ngrams.summary([u["contents"] for u in pool])}
     write_jsonl(gen_dir / "pool.jsonl", pool)
     sources = {runner.rel(runner.synthetic_path(strategy, j)): sha256_file(runner.synthetic_path(strategy, j))
-               for j in range(k)}
+               for j in sources_of}
     if needs_human:
-        sources[runner.rel(runner.inputs.train_path)] = sha256_file(runner.inputs.train_path)
+        sources[runner.rel(human_path)] = sha256_file(human_path)
     runner.update_manifest(gen_dir, pool=stats, inputs={"pool_sources": sources},
                            steps={"pool": {"finished": utc_now()}})

@@ -15,7 +15,7 @@ from rag_bench.config.eval import EvalConfig
 from rag_bench.config.model import DecodeConfig, TrainConfig
 
 STRATEGY_KINDS = ("replace", "mix", "accumulate", "accumulate-fixed", "accumulate-subsample", "filter", "watermark",
-                  "grounded")
+                  "grounded", "fresh")
 FILTER_KINDS = ("perplexity", "dedup")
 
 
@@ -23,7 +23,8 @@ def parse_strategy(text: str) -> tuple[str, str]:
     """``"mix:0.1"`` -> ``("mix", "0.1")``; ``"replace"`` -> ``("replace", "")``. Raises ConfigError naming the problem.
 
     ``mix:p`` keeps a share p of human data; ``filter[:perplexity|dedup]``; ``watermark[:c]`` sets the
-    contamination ratio of the web pool. The other kinds take no parameter.
+    contamination ratio of the web pool; ``fresh`` is the control: fresh human text, no model-written text.
+    The other kinds take no parameter.
     """
     kind, _, param = str(text).partition(":")
     if kind not in STRATEGY_KINDS:
@@ -72,7 +73,11 @@ class CollapseConfig(ConfigBase):
     seed: int = 0  # every seed of the run derives from it (training, decoding, pool sampling)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)  # generation 0 on the human training split
     next_train: TrainConfig = dataclasses.field(default_factory=_next_train)  # generations >= 1 (model size from train)
-    next_epochs: float = 0.0  # > 0: later generations take this many passes over their pool, not next_train.max_steps
+    next_epochs: float = 0.0  # > 0: later generations train ceil(next_epochs * pool budget / (batch * block)) steps
+    # (the configured budget, never the pool's measured length), not next_train.max_steps
+    pool_tokens: int = 0  # the pool budget of every later generation, in tokens: the writer writes exactly this many
+    # (continuing the human blocks again when they run out) and every pool is cut to it; the same in every seed.
+    # 0: the human training split's tokens, one continuation per human block (varies with a seeded human sample)
     next_curriculum: bool = False  # later generations keep next_train's fact, copy and retrieval rows (built from
     # their pool only); False: they train on plain blocks of their pool, the shares set to 0 (issue 13, point 1)
     fact_fields_from_probes: bool = False  # every generation's fact rows teach only the record fields probes ask about
@@ -121,6 +126,8 @@ class CollapseConfig(ConfigBase):
             raise ConfigError(f"prompt_tokens must be >= 1, got {self.prompt_tokens}")
         if self.next_epochs < 0:
             raise ConfigError(f"next_epochs must be >= 0, got {self.next_epochs}")
+        if self.pool_tokens < 0:
+            raise ConfigError(f"pool_tokens must be >= 0, got {self.pool_tokens}")
         for key in ("filter_keep", "dedup_threshold", "contamination", "watermark_greenlist"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(f"{key} must be in [0, 1], got {getattr(self, key)}")

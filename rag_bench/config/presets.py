@@ -47,6 +47,9 @@ def _tiny_preset() -> CollapseConfig:
                         continuation_decode=_continuation_decode().replace(max_new_tokens=16)))
 
 
+QUICK_POOL_TOKENS = 126_000  # about the 16 countries' human training text (126,551 tokens under quick's tokenizer)
+FULL_POOL_TOKENS = 1_900_000  # about the whole Factbook's training text, the pool `full` was sized with
+
 # Passages per grounded prompt in the presets: these small readers copy a fact from the one passage they are
 # given (0.95 of the probes whose answer it holds, base stage 5) but pick the wrong line beside one or two more
 # passages of similar records (0.70, 0.63); grounded exact match 0.829 at k=1 against 0.592 at k=3 (README).
@@ -58,7 +61,8 @@ def _quick_preset() -> CollapseConfig:
     # between steps 500 and 600), then 400 steps of the mixture over 127k human tokens, a quarter of it fact rows
     # of the probed fields, so that generation 0 can be asked for them alone and later generations can lose them
     # (docs/copying.md, findings 12 and 14). Later generations train for
-    # 16 steps, write 127k tokens and are evaluated on 205 probes; the README gives the measured run times.
+    # 16 steps on pools of exactly QUICK_POOL_TOKENS, in every seed, and are evaluated on 205 probes; ``fresh`` is the
+    # control (other countries' record documents, rag_bench.collapse.fresh); the README gives the measured run times.
     model = ModelConfig.preset("small")
     train = TrainConfig(model=model, max_steps=1100, batch_size=32, lr=5e-3, warmup_steps=30, eval_every=275,
                         save_every=100, eval_max_texts=100, probe_count=50, retrieval_share=0.125,
@@ -66,7 +70,7 @@ def _quick_preset() -> CollapseConfig:
                         copy_max_value_chars=30, copy_max_distractors=0, fact_share=0.25)
     return CollapseConfig(
         name="quick", countries=_quick_countries(), kinds=("record",), generations=5, fact_fields_from_probes=True,
-        strategies=("replace", "accumulate"), init="previous", train=train,
+        strategies=("replace", "accumulate", "fresh"), init="previous", train=train, pool_tokens=QUICK_POOL_TOKENS,
         next_train=train.replace(max_steps=16, batch_size=16, lr=1e-3, warmup_steps=2, eval_every=16, save_every=8,
                                  copy_warmup_steps=0),
         decode=DecodeConfig(max_new_tokens=64, do_sample=True, temperature=1.0, stop=(), batch_size=128),
@@ -80,8 +84,11 @@ def _full_preset() -> CollapseConfig:
     # tokens/s on 2 idle cores): generation 0 ~2 h, 63 later trainings ~13 h, 59 beam-search writes of 1.9M tokens
     # ~33 h (~13 h with --decoding sample), 64 evaluations ~3 h: about two days on 2 CPU cores, a few hours on a GPU.
     train = TrainConfig(model=ModelConfig.preset("base"), max_steps=4000, retrieval_share=0.125, fact_share=0.25)
+    # every strategy but the control: generation 0 trains on the whole training split, so no human text is left
+    # for fresh samples (a run with `fresh` is refused with the numbers before any training)
     return CollapseConfig(
-        name="full", generations=10, strategies=tuple(s if s != "mix" else "mix:0.1" for s in STRATEGY_KINDS),
+        name="full", generations=10, pool_tokens=FULL_POOL_TOKENS,
+        strategies=tuple(s if s != "mix" else "mix:0.1" for s in STRATEGY_KINDS if s != "fresh"),
         fact_fields_from_probes=True,
         init="previous", train=train, next_train=train.replace(max_steps=400, lr=1e-3, warmup_steps=40,
                                                                eval_every=400, save_every=100, copy_warmup_steps=0),

