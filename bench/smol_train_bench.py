@@ -7,9 +7,10 @@ transformers' Trainer with default arguments and against LoRA (PEFT) in the same
 
 Every part fine-tunes the same base (``rag_bench.models``: ``smollm2-135m``, converted into DATA_DIR once) on the
 same packed blocks (Factbook text, or generated Factbook-like records without a built corpus), in this order:
-``transformers.Trainer`` with default TrainingArguments (fp32, as its defaults are); ``rag_bench.train.train`` -- the
-loop every collapse generation runs -- in fp32; the same with bf16 autocast where the CPU runs bf16 natively
-(``rag_bench.lm.autocast``; skipped elsewhere: emulated bf16 is many times slower); the same in the native dtype
+``transformers.Trainer`` with default TrainingArguments (fp32, as its defaults are);
+``rag_bench.train.loop.train`` -- the loop every collapse generation runs -- in fp32; the same with bf16 autocast
+where the CPU runs bf16 natively (``rag_bench.lm.autocast``; skipped elsewhere: emulated bf16 is many times slower);
+the same in the native dtype
 with one forward per step (the loop caps the logits per forward at ``MICRO_BATCH_LOGITS`` or the parameter
 count, whichever is larger); and LoRA
 (``lora_rank``, PEFT) in the native dtype. Only steps after ``--warmup`` count, each loop's own per-step time
@@ -44,11 +45,11 @@ from rag_bench.lm import autocast
 from rag_bench.models import load_model, resolve_model
 from rag_bench.models.memory import folder_parameters
 from rag_bench.records import read_json, read_jsonl, write_json
-from rag_bench.train import train
-from rag_bench.train_data import corpus_stream
+from rag_bench.train.examples import corpus_stream
+from rag_bench.train.loop import train
 
 TEXT_CHARS = 400_000  # enough blocks for the timed steps
-train_module = importlib.import_module("rag_bench.train")  # the module: rag_bench re-exports the function `train`
+train_module = importlib.import_module("rag_bench.train.loop")  # the module: rag_bench re-exports the function `train`
 
 
 def native_bf16() -> bool:
@@ -58,7 +59,7 @@ def native_bf16() -> bool:
 
 def time_ours(base: Path, texts: list[str], heldout: list[str], *, block: int, batch: int, warmup: int, steps: int,
               bf16: bool, lora_rank: int, workdir: Path, logits_cap: int | None = None) -> dict:
-    """rag_bench.train.train from the base; the median of the timed steps' own ``step_s``. ``logits_cap`` replaces
+    """rag_bench.train.loop.train from the base; the median of the timed steps' own ``step_s``. ``logits_cap`` replaces
     ``MICRO_BATCH_LOGITS`` (logits per forward) for this part."""
     cfg = TrainConfig(model=ModelConfig(n_positions=block), max_steps=warmup + steps, batch_size=batch, lr=5e-5,
                       warmup_steps=1, eval_every=10_000, eval_max_texts=1, save_every=10_000, probe_count=0,
@@ -76,7 +77,7 @@ def time_ours(base: Path, texts: list[str], heldout: list[str], *, block: int, b
     return {"step_s": statistics.median(row["step_s"] for row in log), "steps": len(log),
             "step_s_all": [round(row["step_s"], 2) for row in log], "peak_rss_mb": peak_rss_mb(),
             "rss_before_mb": rss_before, "dtype": "bf16 autocast" if bf16 else "fp32",
-            "lora_rank": lora_rank, "loop": "rag_bench.train.train",
+            "lora_rank": lora_rank, "loop": "rag_bench.train.loop.train",
             "forwards_per_step": -(-batch // max(1, max(logits_cap or saved, folder_parameters(base))
                                                  // len_vocab(base) // block))}
 
@@ -111,7 +112,7 @@ def time_hf_trainer(base: Path, blocks: list[list[int]], *, batch: int, warmup: 
 
 def time_optimizers(base: Path, reps: int = 3) -> dict:
     """Seconds per AdamW step over the model's own parameters (random gradients): torch's default (foreach)
-    against fused, which train.py uses; the best of ``reps`` after one untimed step each."""
+    against fused, which rag_bench.train.schedule uses; the best of ``reps`` after one untimed step each."""
     lm = load_model(base, device="cpu")
     params = [p for p in lm.model.parameters() if p.requires_grad]
     for p in params:

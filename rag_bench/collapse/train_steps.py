@@ -35,7 +35,7 @@ from rag_bench.collapse.strategies import PoolNeighbours, Strategy, unit_origin
 from rag_bench.lm import LM
 from rag_bench.records import read_json, read_jsonl, sha256_file, write_json
 from rag_bench.run_status import utc_now
-from rag_bench.train import train
+from rag_bench.train.loop import train
 
 if TYPE_CHECKING:
     from rag_bench.collapse.steps import StepRunner

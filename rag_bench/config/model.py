@@ -118,7 +118,7 @@ class TrainConfig(ConfigBase):
     copy_max_distractors: int = 0  # other passages beside the one holding the fact, at most
     copy_invented_share: float = 0.7  # copy passages about invented entities; the rest give real ones false values
     copy_same_fields_share: float = 0.0  # distractor passages with the target's fields for another entity (hard ones)
-    fact_share: float = 0.0  # share of rows of record lines in random order (closed-book recall; train_data.FactRows)
+    fact_share: float = 0.0  # share of rows of record lines in random order (closed-book recall; examples.FactRows)
     fact_fields: tuple[str, ...] = ()  # record fields the fact rows draw from, e.g. ["Capital"] (empty: every field)
 
     def __post_init__(self) -> None:

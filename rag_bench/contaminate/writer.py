@@ -36,7 +36,7 @@ from rag_bench.config import DecodeConfig
 from rag_bench.contaminate.config import ContaminateConfig
 from rag_bench.lm import LM
 from rag_bench.records import read_jsonl, write_jsonl
-from rag_bench.train_data import parse_record_line
+from rag_bench.train.examples import parse_record_line
 
 UNCURATED = "uncurated/"  # the source folder of every rewrite
 KEPT_METADATA = ("country", "country_code", "section", "region", "kind")  # what a rewrite shares with its original

@@ -16,14 +16,15 @@ from rag_bench.lm import LM
 from rag_bench.models.scratch import train_tokenizer
 from rag_bench.prompt import render_prompt
 from rag_bench.records import read_json, read_jsonl
-from rag_bench.train import train
+from rag_bench.train.batches import Batches
+from rag_bench.train.loop import train
 
 PLANTED = "Quillmark | Government | Capital: Varnholt"
 FILLER = [f"Town{i} | Economy | Exports: {w}" for i, w in enumerate(["barley", "timber", "copper", "wool", "salt"])]
 TEXTS = [f"{PLANTED}\n" + "\n".join(FILLER[i:] + FILLER[:i]) for i in range(len(FILLER))]
 HELDOUT = ["Town9 | Economy | Exports: barley and wool"]
 DECODE = DecodeConfig(max_new_tokens=8)
-train_module = importlib.import_module("rag_bench.train")  # the module; rag_bench re-exports the function
+train_module = importlib.import_module("rag_bench.train.loop")  # the module; rag_bench re-exports the function
 QUICK = TrainConfig(model=ModelConfig.preset("tiny"), max_steps=80, batch_size=4, lr=1e-2, warmup_steps=5,
                     eval_every=80, save_every=40, probe_count=0, copy_share=0.0, weight_decay=0.0)
 
@@ -193,7 +194,7 @@ def test_cutting_a_micro_batch_into_smaller_forwards_keeps_its_loss_and_gradient
     cfg = TrainConfig(model=ModelConfig.preset("tiny", arch="gpt2"), batch_size=16, copy_share=1.0, probe_count=0,
                       copy_max_lines=4, copy_max_value_chars=60)  # copy rows: loss on the values only, uneven
     lm = LM.build(cfg.model, train_tokenizer(texts, 512), seed=0, device="cpu")
-    rows = train_module._Batches(cfg, lm, texts, 128, None).batch(0)
+    rows = Batches(cfg, lm, texts, 128, None).batch(0)
 
     def loss_and_gradient(max_tokens):
         lm.model.zero_grad()
