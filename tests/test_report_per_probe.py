@@ -50,3 +50,9 @@ def test_a_broken_or_missing_file_names_itself(tiny_seed_runs, tmp_path):
     (tmp_path / FILES["samples"]).unlink()
     with pytest.raises(ReportError, match=f"{tmp_path / FILES['samples']}: per-probe file not found"):
         read_per_probe(tmp_path)
+
+
+def test_two_runs_of_one_seed_are_refused(tiny_seed_runs):
+    entries, _ = collect_runs([tiny_seed_runs[0], tiny_seed_runs[0]], seeds=True)
+    with pytest.raises(ReportError, match="seed 0 of accumulate, generation 0, is given twice"):
+        gather(entries)

@@ -55,8 +55,13 @@ def _number(value: Any) -> float | None:
 def gather(entries: Sequence[Any]) -> PerProbe:
     """The per-probe rows of every evaluated generation in ``entries`` (from their samples and results files)."""
     samples, nll, diversity = [], [], []
+    seen: dict[tuple, Path] = {}
     for e in sorted(entries, key=lambda e: (e.strategy, _seed(e.seed), e.generation)):
         where = {"seed": _seed(e.seed), "generation": e.generation, "strategy": e.strategy}
+        first = seen.setdefault(tuple(where.values()), e.path)
+        if first is not e.path:  # two runs pooled as seeds that share a seed would mix silently
+            raise ReportError(f"{e.path}: seed {where['seed']} of {e.strategy}, generation {e.generation}, is given "
+                              f"twice (also {first}); pool runs of different seeds")
         for mode in e.results.get("metrics", {}):
             path = e.path.parent / f"samples_{mode}.jsonl"
             for r in read_jsonl(path) if path.is_file() else ():

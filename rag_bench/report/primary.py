@@ -149,6 +149,9 @@ def _perplexity(spec: PrimarySpec, cells: dict, strategy: str) -> tuple[SeedInte
     a = _cell(cells, (spec.control, spec.generation), spec, "held-out perplexity")
     b = _cell(cells, (strategy, spec.generation), spec, "held-out perplexity")
     seeds = _seeds(a, b, spec, (strategy, "heldout_perplexity"))
+    if len({len(c[s]) for c in (a, b) for s in seeds}) != 1:
+        raise ReportError(f"{spec.path}: {strategy} and {spec.control} were not measured on the same held-out texts "
+                          f"at generation {spec.generation}")
     na, nb = np.asarray([a[s] for s in seeds]), np.asarray([b[s] for s in seeds])
     seed_level = (seed_t_interval(perplexity_seed_differences(na, nb), units=na.shape[1]) if len(seeds) > 1
                   else None)
