@@ -35,9 +35,10 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 def config(seed: int, **overrides):
+    # one checkpoint per later generation (the last step): the kept model has trained the whole dose in every seed
     return collapse_preset("tiny", **{"countries": ("ck", "kt"), "human_documents": 12, "strategies": STRATEGIES,
-                                      "generations": 3, "pool_tokens": BUDGET, "seed": seed, "report": False,
-                                      **overrides})
+                                      "generations": 3, "pool_tokens": BUDGET, "next_checkpoints": 1, "seed": seed,
+                                      "report": False, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +95,11 @@ def test_two_seeds_get_the_same_dose(runs: dict[int, Path]):
     for key, dose in table[0].items():
         same = {f: dose[f] for f in DOSE}
         assert same == {f: table[1][key][f] for f in same}, key
-    for run in runs.values():  # the kept checkpoint (lowest validation perplexity) is recorded beside the dose
-        m = manifest(run, "replace", 1)
-        assert m["dose"]["kept_step"] == m["checkpoint"]["chosen_step"]
-        assert m["trained_tokens"]["corpus"]["tokens"] == m["dose"]["kept_step"] * m["dose"]["batch_size"] * 128
+    for run in runs.values():  # with next_checkpoints=1 the kept model is the last step: the whole dose
+        for name in ("replace", "mix-0.5", "fresh"):
+            m = manifest(run, name, 2)
+            assert m["dose"]["kept_step"] == m["checkpoint"]["chosen_step"] == m["dose"]["steps"]
+            assert m["trained_tokens"]["corpus"]["tokens"] == m["dose"]["train_tokens"]
 
 
 def test_too_little_held_aside_text_is_refused_before_any_training(data_dir: Path, tmp_path: Path, capsys):
@@ -106,7 +108,8 @@ def test_too_little_held_aside_text_is_refused_before_any_training(data_dir: Pat
     run = tmp_path / "refused"
     assert main(["collapse", "--config", str(cfg_file), "--data-dir", str(data_dir), "--run-dir", str(run)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "need 2000000 tokens of fresh human text (2 x 1000000)" in err[0], err
+    assert len(err) == 1 and "generations 1-2 need 2000000 tokens of fresh human text (2 x 1000000)" in err[0], err
+    assert str(run / "data" / "human_fresh.jsonl") in err[0]
     available = int(err[0].split(" holds ")[1].split()[0])
     assert 0 < available < 2_000_000
     assert not (run / "gen_0" / "model").exists() and not (run / "gen_0" / "manifest.json").exists()

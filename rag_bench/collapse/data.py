@@ -247,9 +247,9 @@ def next_steps(cfg: CollapseConfig, budget: int, block: int, scale: float = 1.0)
 
 
 def checkpoint_every(steps: int, cfg: CollapseConfig) -> int:
-    """The same checkpoint rule for every generation: validation perplexity at as many evenly spaced points as
-    generation 0 has (``train.max_steps / train.eval_every``), the best of them kept."""
-    points = max(1, math.ceil(cfg.train.max_steps / cfg.train.eval_every))
+    """The checkpoint rule of a later generation: validation perplexity at ``next_checkpoints`` evenly spaced points,
+    by default as many as generation 0 has (``train.max_steps / train.eval_every``), the best of them kept."""
+    points = cfg.next_checkpoints or max(1, math.ceil(cfg.train.max_steps / cfg.train.eval_every))
     return max(1, math.ceil(steps / points))
 
 

@@ -183,8 +183,8 @@ class StepRunner:
         needed, available = (self.cfg.generations - 1) * budget, sum(count(texts)) if texts else 0
         if available < needed:
             raise InputError(
-                f"fresh: {self.cfg.generations - 1} later generations need {needed} tokens of fresh human text "
-                f"({self.cfg.generations - 1} x {budget}), but {self.rel(self.inputs.fresh_path)} holds {available} "
+                f"fresh: generations 1-{self.cfg.generations - 1} need {needed} tokens of fresh human text "
+                f"({self.cfg.generations - 1} x {budget}), but {self.inputs.fresh_path} holds {available} "
                 "(training-split documents of the run's kinds outside generation 0's and the probed facts' "
                 "documents); lower pool_tokens or generations")
 

@@ -78,6 +78,9 @@ class CollapseConfig(ConfigBase):
     pool_tokens: int = 0  # the pool budget of every later generation, in tokens: the writer writes exactly this many
     # (continuing the human blocks again when they run out) and every pool is cut to it; the same in every seed.
     # 0: the human training split's tokens, one continuation per human block (varies with a seeded human sample)
+    next_checkpoints: int = 0  # evenly spaced checkpoints of a later generation, the lowest validation perplexity
+    # kept; 0: as many as generation 0 has (issue 13's rule; the kept step may then differ between seeds); 1: the last
+    # step only, so the kept model has trained exactly the configured dose in every seed (issue 20)
     next_curriculum: bool = False  # later generations keep next_train's fact, copy and retrieval rows (built from
     # their pool only); False: they train on plain blocks of their pool, the shares set to 0 (issue 13, point 1)
     fact_fields_from_probes: bool = False  # every generation's fact rows teach only the record fields probes ask about
@@ -126,8 +129,9 @@ class CollapseConfig(ConfigBase):
             raise ConfigError(f"prompt_tokens must be >= 1, got {self.prompt_tokens}")
         if self.next_epochs < 0:
             raise ConfigError(f"next_epochs must be >= 0, got {self.next_epochs}")
-        if self.pool_tokens < 0:
-            raise ConfigError(f"pool_tokens must be >= 0, got {self.pool_tokens}")
+        if self.pool_tokens < 0 or self.next_checkpoints < 0:
+            raise ConfigError(f"pool_tokens and next_checkpoints must be >= 0, got {self.pool_tokens} and "
+                              f"{self.next_checkpoints}")
         for key in ("filter_keep", "dedup_threshold", "contamination", "watermark_greenlist"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(f"{key} must be in [0, 1], got {getattr(self, key)}")
