@@ -34,6 +34,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from transformers.utils import logging as hf_logging
 
 from rag_bench.config import DecodeConfig, ModelConfig
+from rag_bench.models.decode_loop import generate_fast
 from rag_bench.models.decoding import Generation, SpanConstraint, cut_at_stop
 from rag_bench.models.scratch import build_model
 from rag_bench.records import read_json, replace_dir, write_json
@@ -171,13 +172,14 @@ class LM:
 
     def generate_detailed(self, prompts: Sequence[str], decode: DecodeConfig | None = None, *,
                           allowed_spans: Sequence[Sequence[str]] | None = None,
-                          streamer: Any = None) -> list[Generation]:
+                          streamer: Any = None, reference: bool = False) -> list[Generation]:
         """Batched ``transformers`` generation with the KV cache, in the order of ``prompts``.
 
         ``allowed_spans[i]``, when given, is the context of prompt i (e.g. its retrieved passages):
         the answer is then constrained to a token span of one of those texts, chosen by the model's
         own scores (span-constrained grounded decoding). ``streamer`` (a transformers streamer) receives
-        the new tokens as they come; it takes one prompt at a time.
+        the new tokens as they come; it takes one prompt at a time. Decoding runs rag_bench.models.decode_loop
+        (the same tokens as transformers' loop, faster); ``reference=True`` runs transformers' own loop instead.
         """
         decode = decode or DecodeConfig()
         if isinstance(prompts, str):
@@ -198,7 +200,8 @@ class LM:
             for start in range(0, len(order), decode.batch_size):
                 idx = order[start:start + decode.batch_size]
                 spans = [allowed_spans[i] for i in idx] if allowed_spans is not None else None
-                texts, n_new = self._generate_batch([encoded[i][0] for i in idx], decode, spans, streamer)
+                texts, n_new = self._generate_batch([encoded[i][0] for i in idx], decode, spans, streamer,
+                                                     reference=reference)
                 for i, text, n in zip(idx, texts, n_new, strict=True):
                     ids, dropped = encoded[i]
                     results[i] = Generation(text=text, prompt_tokens=len(ids), truncated_tokens=dropped, new_tokens=n)
@@ -216,7 +219,7 @@ class LM:
         return ids, dropped
 
     def _generate_batch(self, batch: list[list[int]], decode: DecodeConfig, spans: Sequence[Sequence[str]] | None,
-                        streamer: Any = None) -> tuple[list[str], list[int]]:
+                        streamer: Any = None, *, reference: bool = False) -> tuple[list[str], list[int]]:
         padded = self.tokenizer.pad({"input_ids": batch}, padding=True, return_tensors="pt").to(self.device)
         prompt_len = padded["input_ids"].shape[1]
         kwargs = {"max_new_tokens": decode.max_new_tokens, "do_sample": decode.do_sample,
@@ -226,10 +229,6 @@ class LM:
             kwargs.update(temperature=decode.temperature, top_p=decode.top_p, top_k=decode.top_k or None)
         else:  # silence transformers' warnings about sampling settings inherited from a base model's config
             kwargs.update(temperature=None, top_p=None, top_k=None)
-        if decode.stop:
-            kwargs.update(stop_strings=list(decode.stop), tokenizer=self.tokenizer)
-        if streamer is not None:
-            kwargs["streamer"] = streamer
         if spans is not None:
             kwargs["prefix_allowed_tokens_fn"] = SpanConstraint(
                 [self._span_token_ids(s) for s in spans], prompt_len, self._stop_token_ids(decode.stop),
@@ -237,7 +236,13 @@ class LM:
         # one precision at every batch size, so an answer does not depend on the batch it was asked in, though
         # at batch 1 bf16 runs at 0.65x an fp32 pipeline (bench/generate_bench.py)
         with torch.inference_mode(), autocast(self.device):
-            out = self.model.generate(**padded, **kwargs)
+            if reference:
+                if decode.stop:
+                    kwargs.update(stop_strings=list(decode.stop), tokenizer=self.tokenizer)
+                out = self.model.generate(**padded, streamer=streamer, **kwargs)
+            else:
+                out = generate_fast(self.model, **padded, stop_strings=decode.stop, tokenizer=self.tokenizer,
+                                    streamer=streamer, **kwargs)
         new = out[:, prompt_len:].tolist()
         texts, counts = [], []
         for row in new:

@@ -30,6 +30,7 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from transformers import WatermarkDetector, WatermarkingConfig
 from rag_bench.collapse.budget import take_budget, token_cutter
 from rag_bench.config import DecodeConfig
 from rag_bench.lm import LM, autocast
+from rag_bench.models.decode_loop import generate_fast
 from rag_bench.overlap import word_ngrams
 from rag_bench.prompt import render_prompt
 from rag_bench.records import read_json, read_jsonl, write_json, write_jsonl
@@ -91,8 +93,11 @@ def watermarking_config(*, bias: float, greenlist: float, key: int) -> Watermark
 
 
 def continue_prompts(lm: LM, prompts: Sequence[PromptBlock], decode: DecodeConfig, *, seed: int,
-                     watermark: WatermarkingConfig | None = None, saved: Path | None = None) -> list[list[int]]:
+                     watermark: WatermarkingConfig | None = None, saved: Path | None = None,
+                     reference: bool = False) -> list[list[int]]:
     """``decode.max_new_tokens`` new token ids per prompt, in order; end-of-document does not stop a row.
+
+    Decoding runs rag_bench.models.decode_loop (``reference=True``: transformers' own loop, the same tokens).
 
     Each batch draws from its own seed (``seed`` and its number), so with ``saved`` (a folder) a finished batch
     is written there and read back on the next call instead of generated again, with the same result.
@@ -135,7 +140,8 @@ def continue_prompts(lm: LM, prompts: Sequence[PromptBlock], decode: DecodeConfi
                                  return_tensors="pt").to(lm.device)
                 width = padded["input_ids"].shape[1]
                 with torch.inference_mode(), autocast(lm.device):
-                    rows = lm.model.generate(**padded, **kwargs)[:, width:].tolist()
+                    run = lm.model.generate if reference else partial(generate_fast, lm.model)
+                    rows = run(**padded, **kwargs)[:, width:].tolist()
                 if path is not None:
                     write_json(path, {"prompts": [prompts[i].index for i in idx], "new_ids": rows})
             for i, row in zip(idx, rows, strict=True):
