@@ -47,6 +47,7 @@ MODEL_CONFIG_FILE = "rag_bench_model.json"  # the resolved ModelConfig beside a 
 # `rag-bench eval --model smollm2-135m` so). Windows are capped, and rows per forward follow a logits budget.
 SCORE_WINDOW = 1024  # positions per scoring window at most (the models trained here have 128-1024)
 SCORE_LOGITS = 1 << 27  # padded tokens x vocabulary per scoring forward at most: 512 MB of fp32 logits
+_FP32_NOTED: list[bool] = []  # the fp32 fallback is logged once per process
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
                 "pytorch_model.bin", "pytorch_model.bin.index.json")
 
@@ -65,6 +66,9 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
         return torch.autocast("cuda", dtype=torch.bfloat16)
     if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return torch.autocast("cpu", dtype=torch.bfloat16)
+    if device.type == "cpu" and not _FP32_NOTED:  # emulated bf16 would be many times slower: say so once
+        _FP32_NOTED.append(True)
+        log.warning("this CPU has no native bf16 (AVX512-BF16 or AMX): the model runs in fp32")
     return contextlib.nullcontext()
 
 
