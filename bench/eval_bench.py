@@ -34,7 +34,8 @@ import torch  # noqa: E402
 from rag_bench.cli import index_dir  # noqa: E402
 from rag_bench.config import EvalConfig  # noqa: E402
 from rag_bench.eval.inputs import human_texts, load_eval_probes  # noqa: E402
-from rag_bench.eval.run import corpus_jsonl_for, evaluate, provenance  # noqa: E402
+from rag_bench.eval.paths import corpus_jsonl_for  # noqa: E402
+from rag_bench.eval.run import evaluate, provenance  # noqa: E402
 from rag_bench.index.retrieve import make_retriever  # noqa: E402
 from rag_bench.index.store import load_index  # noqa: E402
 from rag_bench.lm import LM  # noqa: E402

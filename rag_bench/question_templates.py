@@ -15,7 +15,7 @@ import re
 
 # field -> (question, the start of a one-sentence answer, answer type). The answer start is where generation 0's
 # confidence in the gold answer is scored (rag_bench.eval.buckets): an instruct model answers in a sentence.
-# The answer type picks the metric that fits (see rag_bench.eval.run).
+# The answer type picks the metric that fits (see rag_bench.eval.scoring).
 QUESTIONS: dict[str, tuple[str, str, str]] = {
     "Capital": ("What is the capital of {country}?", "The capital of {country} is", "text"),
     "Internet country code": ("What is the internet country code top-level domain of {country}?",

@@ -17,7 +17,8 @@ import torch
 
 from rag_bench.cli import index_dir, ingest, main
 from rag_bench.config import DecodeConfig, EvalConfig, ModelConfig
-from rag_bench.eval.run import SCHEMA, evaluate, run_generation
+from rag_bench.eval.paths import run_generation
+from rag_bench.eval.run import SCHEMA, evaluate
 from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import load_index
 from rag_bench.lm import LM

@@ -117,13 +117,8 @@ def _add_probes(sub) -> None:
 def _cmd_eval(args: argparse.Namespace) -> None:
     from rag_bench.config import EvalConfig
     from rag_bench.eval.inputs import human_texts, load_eval_probes
-    from rag_bench.eval.run import (
-        corpus_jsonl_for,
-        default_out_dir,
-        evaluate,
-        reference_model_path,
-        run_generation,
-    )
+    from rag_bench.eval.paths import corpus_jsonl_for, default_out_dir, reference_model_path, run_generation
+    from rag_bench.eval.run import evaluate
     from rag_bench.eval.tables import format_field_table, format_table
     from rag_bench.index.retrieve import make_retriever
     from rag_bench.index.store import load_index

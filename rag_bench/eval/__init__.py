@@ -6,6 +6,8 @@
 Modules:
 
 * ``run``: ``evaluate``: one model in every mode -> results.json + samples_<mode>.jsonl;
+* ``scoring``: the scores of one answer, their averages by bucket, the grounded-minus-closed gaps;
+* ``paths``: a run's generation, eval folder and cache, the corpus an index was built from;
 * ``inputs``: the probes, retrieved contexts and human texts an evaluation needs, cached;
 * ``tables``: the most-frequent-answer baseline, exact match by field, printed tables;
 * ``continuations``: continuations of human prompts, their diversity and perplexity under generation 0;

@@ -18,7 +18,7 @@ SmolLM2 saw. Each probe is placed on three axes instead:
 * ``frequency``: Kandpal et al.'s co-occurrence count (``rag_bench.frequency``), counted over the human text this
   run trains generation 0 on (in 500-character segments, as the index's chunks), in tail / torso / head.
 
-Metrics by bucket are the registered per-probe scores of ``rag_bench.eval.run`` averaged over the probes of the
+Metrics by bucket are the registered per-probe scores of ``rag_bench.eval.scoring`` averaged over the probes of the
 bucket, each with a 95% Wilson interval (the scores are 0/1).
 """
 

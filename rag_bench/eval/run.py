@@ -8,16 +8,8 @@
     results["metrics"]["grounded"]["tail"]["exact_match"]   # {"value": 0.41, "higher_is_better": True, "n": 337}
 
 It writes ``results.json`` (schema ``rag_bench.results/1``) and ``samples_<mode>.jsonl`` (one line per probe),
-plus ``continuations.jsonl`` when diversity is measured. Metrics per probe, averaged by mode and by the
-probes' own ``metadata.bucket`` (``tail``/``torso``/``head``; ``all`` holds every probe):
-
-* accuracy: exact_match, token_f1, contains over every probe; numeric_match over ``answer_type == "number"``
-  probes only (its ``n`` says how many), since a first-number match means nothing for a capital;
-* grounding (grounded modes): retrieval_recall (the probe's ``source_chunk_id`` was retrieved; a probe without
-  one, or whose chunk is not in the index, counts a retrieved chunk holding a golden answer), answer_recall
-  (a retrieved chunk holds a golden answer: the ceiling for copying), supported (the answer occurs in a
-  retrieved chunk), exact match when retrieval hit and when it missed;
-* prompt_truncated: share of prompts cut from the left to fit the model's positions (lower is better).
+plus ``continuations.jsonl`` when diversity is measured. The metrics of each probe and their averages by mode and
+by the probes' own ``metadata.bucket`` are those of ``rag_bench.eval.scoring``.
 
 ``results["gap"]["grounded-closed"][bucket]`` is grounded minus closed-book exact match. Fit
 (``results["fit"]``), diversity and distribution (``results["diversity"|"distribution"][mode|"human"]``) are
@@ -32,9 +24,7 @@ Retrieved contexts and reference scores are cached (see ``rag_bench.eval.inputs`
 from __future__ import annotations
 
 import datetime as dt
-import json
 import platform
-import re
 import subprocess
 import time
 import warnings
@@ -50,69 +40,18 @@ from rag_bench.config import EvalConfig
 from rag_bench.eval.continuations import generation_eval, human_prompts
 from rag_bench.eval.diversity import rare_ngrams
 from rag_bench.eval.inputs import ContextRetriever, load_eval_probes, retrieve_contexts
-from rag_bench.eval.metrics import accuracy_by_retrieval, get_metric, perplexity_from_nll, retrieval_recall, supported
+from rag_bench.eval.metrics import get_metric, perplexity_from_nll
+from rag_bench.eval.paths import default_cache_dir
+from rag_bench.eval.scoring import ACCURACY, BUCKETS, aggregate, exact_match_gaps, sample_row, score_answer
 from rag_bench.eval.tables import exact_match_by_field, most_frequent_answers
 from rag_bench.lm import LM
 from rag_bench.records import Probe, write_json, write_jsonl
 
 SCHEMA = "rag_bench.results/1"
-BUCKETS = ("tail", "torso", "head", "all")
-ACCURACY = ("exact_match", "token_f1", "contains")
-LOCAL_METRICS = {"answer_recall": True, "prompt_truncated": False}  # name: higher_is_better, for unregistered ones
 ANSWER_CHUNK_BATCHES = 4  # batches per answer() call; rag_bench.distributed.answer shards by the same chunks
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("rag-bench", "torch", "transformers", "tokenizers", "sentence-transformers", "faiss-cpu", "langchain-core",
             "langchain-community", "langchain-huggingface", "numpy", "sacrebleu", "scipy")
-
-
-def score_answer(ans: Answer, probe: Probe, *, gold_in_index: bool, rel_tol: float = 0.01) -> dict[str, float]:
-    """Per-probe scores of one answer (see the module docstring for which apply when)."""
-    golden = list(probe.golden_answers)
-    scores = {name: get_metric(name).fn(ans.text, golden) for name in ACCURACY}
-    if probe.metadata.get("answer_type") == "number":
-        scores["numeric_match"] = get_metric("numeric_match").fn(ans.text, golden, rel_tol=rel_tol)
-    scores["prompt_truncated"] = float(ans.truncated_tokens > 0)
-    if ans.mode != "closed":
-        ids = [s.get("chunk_id", "") for s in ans.sources]
-        texts = [s.get("text", "") for s in ans.sources]
-        gold = probe.metadata.get("source_chunk_id")
-        gold_ids = [gold] if gold and gold_in_index else None
-        scores["retrieval_recall"] = retrieval_recall(ids, gold_ids, texts, golden)
-        scores["answer_recall"] = retrieval_recall(ids, None, texts, golden)
-        scores["supported"] = supported(ans.text, texts)
-    return scores
-
-
-def aggregate(probes: Sequence[Probe], scores: Sequence[dict[str, float]]) -> dict[str, dict[str, Any]]:
-    """``{bucket: {metric: {"value", "higher_is_better", "n"}}}`` for tail, torso, head (when present) and all."""
-    out: dict[str, dict[str, Any]] = {}
-    for bucket in BUCKETS:
-        rows = [s for p, s in zip(probes, scores, strict=True) if bucket == "all" or p.metadata.get("bucket") == bucket]
-        if not rows:
-            continue
-        metrics: dict[str, Any] = {}
-        for name in sorted({k for row in rows for k in row}):
-            values = [row[name] for row in rows if name in row]
-            higher = LOCAL_METRICS[name] if name in LOCAL_METRICS else get_metric(name).higher_is_better
-            metrics[name] = {"value": sum(values) / len(values), "higher_is_better": higher, "n": len(values)}
-        if "retrieval_recall" in metrics:
-            split = accuracy_by_retrieval([r["exact_match"] for r in rows], [r["retrieval_recall"] for r in rows])
-            for side in ("hit", "miss"):
-                metrics[f"exact_match_retrieval_{side}"] = {
-                    "value": split[f"accuracy_retrieval_{side}"], "higher_is_better": True,
-                    "n": split[f"n_retrieval_{side}"]}
-        out[bucket] = metrics
-    return out
-
-
-def exact_match_gaps(metrics: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Exact match of each grounded mode minus closed-book, by bucket (Kandpal et al.: widest on the tail)."""
-    if "closed" not in metrics:
-        return {}
-    return {f"{mode}-closed": {bucket: by_bucket[bucket]["exact_match"]["value"]
-                               - metrics["closed"][bucket]["exact_match"]["value"]
-                               for bucket in by_bucket if bucket in metrics["closed"]}
-            for mode, by_bucket in metrics.items() if mode != "closed"}
 
 
 def capped(name: str, requested: int, got: int, what: str) -> str:
@@ -120,16 +59,6 @@ def capped(name: str, requested: int, got: int, what: str) -> str:
     note = f"{name}={requested} requested, {got} used: only {got} {what}"
     warnings.warn(note, stacklevel=2)
     return note
-
-
-def _sample_row(probe: Probe, ans: Answer, scores: dict[str, float]) -> dict[str, Any]:
-    meta = probe.metadata
-    return {"id": probe.id, "prompt": probe.prompt, "prediction": ans.text,
-            "golden_answers": list(probe.golden_answers), "scores": scores, "bucket": meta.get("bucket"),
-            "frequency": meta.get("frequency"), "field": meta.get("field"), "answer_type": meta.get("answer_type"),
-            "mode": ans.mode, "prompt_tokens": ans.prompt_tokens, "truncated_tokens": ans.truncated_tokens,
-            "sources": [{k: s[k] for k in ("chunk_id", "score", "rank", "source", "doc_id") if k in s}
-                        for s in ans.sources]}
 
 
 def answer_probes(lm: LM, probes: Sequence[Probe], mode: str, cfg: EvalConfig, *, retriever: Any = None,
@@ -161,11 +90,6 @@ def heldout_fit(lm: LM, texts: Sequence[str], cfg: EvalConfig, *, progress: bool
     per_text = [[round(nll, 4), n] for nll, n in pairs]
     return {"heldout_perplexity": {"value": value, "higher_is_better": False, "n": tokens, "texts": len(texts),
                                    "per_text_nll": per_text}}
-
-
-def default_cache_dir(out_dir: Path) -> Path:
-    parent = out_dir.resolve().parent
-    return parent.parent / "cache" if re.fullmatch(r"gen_\d+", parent.name) else parent / "cache"
 
 
 def provenance() -> dict[str, Any]:
@@ -251,7 +175,7 @@ def evaluate(lm: LM | str | Path, probes: str | Path | Sequence[Probe], *, retri
         metrics[mode] = aggregate(selected, scores)
         by_field[mode] = exact_match_by_field(selected, scores)
         write_jsonl(out_dir / f"samples_{mode}.jsonl",
-                    (_sample_row(p, a, s) for p, a, s in zip(selected, answers, scores, strict=True)))
+                    (sample_row(p, a, s) for p, a, s in zip(selected, answers, scores, strict=True)))
         timings["modes"][mode] = {"generation_s": generated - tick, "scoring_s": time.perf_counter() - generated,
                                   "probes": len(selected)}
 
@@ -318,45 +242,3 @@ def evaluate(lm: LM | str | Path, probes: str | Path | Sequence[Probe], *, retri
     }
     write_json(out_dir / "results.json", results)
     return results
-
-
-# ---------------------------------------------------------------------------------------
-# Paths the command line derives (runs/<id>/gen_<k>/model, data/indexes/<name>, data/corpora/<name>)
-
-
-def run_generation(model_path: str | Path) -> tuple[Path, int] | None:
-    """``runs/r1/gen_3/model`` -> ``(runs/r1, 3)``; None for a model outside a run."""
-    path = Path(model_path).resolve()
-    match = re.fullmatch(r"gen_(\d+)", path.parent.name)
-    return (path.parent.parent, int(match[1])) if match else None
-
-
-def default_out_dir(model_path: str | Path, probes_path: str | Path, data_dir: str | Path) -> Path:
-    """``<run>/gen_<k>/eval`` for a run's model, else ``DATA_DIR/evals/<model>-<probes>``."""
-    located = run_generation(model_path)
-    if located is not None:
-        return located[0] / f"gen_{located[1]}" / "eval"
-    return Path(data_dir) / "evals" / f"{Path(model_path).resolve().name}-{Path(probes_path).stem}"
-
-
-def reference_model_path(model_path: str | Path) -> Path | None:
-    """Generation 0 of the model's run, when the model belongs to a run that has one."""
-    located = run_generation(model_path)
-    if located is None:
-        return None
-    gen0 = located[0] / "gen_0" / "model"
-    return gen0 if gen0.is_dir() else None
-
-
-def corpus_jsonl_for(index_path: str | Path) -> Path | None:
-    """The corpus JSONL an index was built from: ``DATA_DIR/corpora/<name>/corpus.jsonl``, or the ingested file."""
-    index_path = Path(index_path).resolve()
-    beside = index_path.parent.parent / "corpora" / index_path.name / "corpus.jsonl"
-    if beside.is_file():
-        return beside
-    report = index_path / "ingest_report.json"
-    if report.is_file():
-        ingested = Path(json.loads(report.read_text(encoding="utf-8")).get("path", ""))
-        if ingested.suffix == ".jsonl" and ingested.is_file():
-            return ingested
-    return None
