@@ -54,7 +54,7 @@ class EmbedBenchConfig(ConfigBase):
 
 
 def sample_texts(cfg: EmbedBenchConfig) -> tuple[list[str], list[str]]:
-    from rag_bench.corpus import load_corpus
+    from rag_bench.corpus.load import load_corpus
 
     chunks = load_corpus(cfg.corpus, CorpusConfig(), progress=False).chunks
     picked = np.sort(np.random.default_rng(cfg.seed).choice(len(chunks), size=min(cfg.sample, len(chunks)),

@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from rag_bench.config import ConfigBase, CorpusConfig, IndexConfig  # noqa: E402
-from rag_bench.corpus import LoadedCorpus, load_corpus  # noqa: E402
+from rag_bench.corpus.load import LoadedCorpus, load_corpus  # noqa: E402
 from rag_bench.index.embedding import embedder_path, load_embedder  # noqa: E402
 from rag_bench.index.retrieve import make_retriever  # noqa: E402
 from rag_bench.index.store import current_version, load_index, package_versions  # noqa: E402

@@ -25,7 +25,7 @@ _EXPORTS = {
     # records
     "CorpusRecord": "records", "Probe": "records", "read_corpus": "records", "read_probes": "records",
     # corpus and index
-    "load_corpus": "corpus", "CorpusError": "corpus",
+    "load_corpus": "corpus.load", "CorpusError": "corpus.load",
     "update_index": "index.store", "load_index": "index.store", "load_embedder": "index.embedding",
     "IndexStoreError": "index.integrity", "make_retriever": "index.retrieve",
     # models and answers

@@ -10,7 +10,7 @@ from langchain_core.runnables import RunnableLambda
 
 from rag_bench.answer import answer, answer_chain, closed_book, grounded
 from rag_bench.config import DecodeConfig, ModelConfig
-from rag_bench.corpus import load_corpus
+from rag_bench.corpus.load import load_corpus
 from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import load_index, update_index
 from rag_bench.lm import LM

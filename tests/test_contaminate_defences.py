@@ -11,7 +11,7 @@ from rag_bench.answer import grounded
 from rag_bench.collapse.synthetic import PromptBlock, continue_prompts, watermarking_config
 from rag_bench.config import DecodeConfig
 from rag_bench.contaminate.defences import FilteredRetriever, PerplexityCheck, ProvenanceCheck, TrustedSourceCheck
-from rag_bench.corpus import FileOutcome, LoadedCorpus
+from rag_bench.corpus.load import FileOutcome, LoadedCorpus
 from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import load_index, update_index
 from rag_bench.lm import LM

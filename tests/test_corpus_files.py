@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from rag_bench.config import CorpusConfig
-from rag_bench.corpus import load_file
-from rag_bench.corpus_files import SEGMENT_CHARS, SkipFile, detect_encoding, iter_jsonl_records, iter_text
+from rag_bench.corpus.files import SEGMENT_CHARS, SkipFile, detect_encoding, iter_jsonl_records, iter_text
+from rag_bench.corpus.load import load_file
 
 
 def write_big(path: Path, megabytes: int) -> str:

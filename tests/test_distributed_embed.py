@@ -8,7 +8,7 @@ import numpy as np
 
 from rag_bench.cli import main
 from rag_bench.config import IndexConfig
-from rag_bench.corpus import load_corpus
+from rag_bench.corpus.load import load_corpus
 from rag_bench.distributed.embed import ray_embedder
 from rag_bench.index.embedding import embed_texts, resolve_dtype
 from rag_bench.index.retrieve import make_retriever

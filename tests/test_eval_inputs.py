@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from langchain_core.documents import Document
 
-from rag_bench.corpus import load_corpus
+from rag_bench.corpus.load import load_corpus
 from rag_bench.eval.inputs import ContextRetriever, human_texts, is_heldout_chunk, load_eval_probes, retrieve_contexts
 from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import load_index, update_index

@@ -10,7 +10,7 @@ import pytest
 
 from rag_bench.cli import main
 from rag_bench.config import IndexConfig
-from rag_bench.corpus import load_corpus
+from rag_bench.corpus.load import load_corpus
 from rag_bench.index.ann import build_index, choose_type, recall_at_k
 from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import current_version, load_index, update_index

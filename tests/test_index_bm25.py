@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from rag_bench.corpus import load_corpus
+from rag_bench.corpus.load import load_corpus
 from rag_bench.index.bm25 import BM25_FILE, Bm25Stats, bm25_tokens
 from rag_bench.index.integrity import IndexStoreError
 from rag_bench.index.retrieve import make_retriever

@@ -13,7 +13,7 @@ import pytest
 from langchain_core.embeddings import Embeddings
 
 from rag_bench.config import IndexConfig
-from rag_bench.corpus import load_corpus
+from rag_bench.corpus.load import load_corpus
 from rag_bench.index.embedding import embed_texts, load_embedder, native_bf16, progress_folder, resolve_dtype
 from rag_bench.index.store import current_version, load_index, update_index
 

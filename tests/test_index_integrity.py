@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rag_bench.corpus import load_corpus
+from rag_bench.corpus.load import load_corpus
 from rag_bench.index.integrity import IndexStoreError
 from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import current_version, load_index, update_index

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rag_bench.cli import main
-from rag_bench.corpus import load_corpus
+from rag_bench.corpus.load import load_corpus
 from rag_bench.index.retrieve import MODES, IndexRetriever, RetrievalError, make_retriever
 from rag_bench.index.store import load_index, update_index
 

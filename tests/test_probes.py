@@ -17,7 +17,7 @@ import pytest
 from langchain_core.documents import Document
 
 from rag_bench.cli import index_dir, ingest, main
-from rag_bench.corpus import load_corpus
+from rag_bench.corpus.load import load_corpus
 from rag_bench.frequency import bucket_of
 from rag_bench.index.store import load_index
 from rag_bench.probes import (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rag_bench.corpus import load_corpus
+from rag_bench.corpus.load import load_corpus
 from rag_bench.eval.metrics import get_metric
 from rag_bench.probes import build_factbook_probes, load_probes, meta_path
 from rag_bench.probes_natural import build_natural_probes, make_natural_probe_file

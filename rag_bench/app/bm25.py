@@ -19,7 +19,7 @@ from langchain_community.vectorstores import FAISS
 from langchain_core.embeddings import Embeddings
 
 from rag_bench.config import CorpusConfig
-from rag_bench.corpus import load_corpus
+from rag_bench.corpus.load import load_corpus
 from rag_bench.index.retrieve import IndexRetriever
 
 

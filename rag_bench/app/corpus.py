@@ -81,7 +81,7 @@ def save_uploads(cfg: AppConfig, name: str, files: list[str] | None) -> tuple[Pa
 def ingest_path(cfg: AppConfig, name: str, folder: Path, progress: Progress = _no_progress) -> tuple[list, str]:
     """Ingest ``folder`` into the index ``name``; returns the per-file table rows and a one-paragraph summary."""
     from rag_bench.cli import ingest
-    from rag_bench.corpus import CorpusError
+    from rag_bench.corpus.load import CorpusError
     from rag_bench.index.integrity import IndexStoreError
 
     progress(0.0, desc=f"reading {folder.name}")

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from rag_bench.config import ConfigError
-    from rag_bench.corpus import CorpusError
+    from rag_bench.corpus.load import CorpusError
     from rag_bench.index.integrity import IndexStoreError
     from rag_bench.records import RecordError
 

@@ -42,7 +42,7 @@ def ingest(path: str, *, data_dir: Path, name: str, corpus_cfg=None, index_cfg=N
     ``ray_address``: embed over Ray Data actors of that cluster ("local": one on this machine).
     """
     from rag_bench.config import CorpusConfig, IndexConfig
-    from rag_bench.corpus import load_corpus
+    from rag_bench.corpus.load import load_corpus
     from rag_bench.index.store import current_version, update_index
     from rag_bench.records import read_json, write_json
 

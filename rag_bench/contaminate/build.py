@@ -26,7 +26,7 @@ from typing import Any
 from langchain_core.documents import Document
 
 from rag_bench.config import CorpusConfig, IndexConfig
-from rag_bench.corpus import FileOutcome, LoadedCorpus, chunk_documents
+from rag_bench.corpus.load import FileOutcome, LoadedCorpus, chunk_documents
 from rag_bench.index.store import LoadedIndex, current_version, load_index, update_index
 from rag_bench.records import read_json, write_json, write_text_atomic
 

@@ -41,7 +41,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
 from rag_bench.config import CorpusConfig, IndexConfig
-from rag_bench.corpus import LoadedCorpus
+from rag_bench.corpus.load import LoadedCorpus
 from rag_bench.index.ann import build_index, choose_type, configure_loaded, recall_report
 from rag_bench.index.bm25 import BM25_FILE, Bm25Stats
 from rag_bench.index.embedding import (

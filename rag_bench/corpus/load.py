@@ -5,7 +5,7 @@
 Each readable file becomes LangChain ``Document`` objects (a pdf one per page, a csv one per
 row, a corpus JSONL one per record, a text file one per streamed segment); a file that cannot be
 read is skipped with its reason and the run goes on. Every file under the root is in the outcome
-list (hidden files and links that leave the root as skipped, see rag_bench.corpus_files), text in
+list (hidden files and links that leave the root as skipped, see rag_bench.corpus.files), text in
 a legacy encoding is read through charset detection, and a bad JSONL line is skipped with its number
 while the file's good lines are kept. Chunks come from ``RecursiveCharacterTextSplitter`` and carry their source
 path, page, the file's sha256 and their position. Chunk ids hash the document id and the chunk
@@ -28,7 +28,7 @@ from langchain_core.documents import Document
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from rag_bench.config import CorpusConfig
-from rag_bench.corpus_files import SkipFile, detect_encoding, iter_jsonl_records, iter_text, link_problem, walk
+from rag_bench.corpus.files import SkipFile, detect_encoding, iter_jsonl_records, iter_text, link_problem, walk
 from rag_bench.records import sha256_file
 
 # html, pdf and docx are parsed whole in memory (BeautifulSoup, pypdf, docx2txt), unlike the streamed text

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rag_bench.config import CorpusConfig
-from rag_bench.corpus import CorpusError, chunk_documents, load_corpus
+from rag_bench.corpus.load import CorpusError, chunk_documents, load_corpus
 from tests.conftest import PLANTED_FACT
 
 
@@ -105,7 +105,7 @@ def test_unreadable_file_is_skipped(tmp_path: Path):
     secret = tmp_path / "secret.txt"
     secret.write_text("nobody may read this")
     secret.chmod(0)
-    code = (f"from rag_bench.corpus import load_corpus; "
+    code = (f"from rag_bench.corpus.load import load_corpus; "
             f"print({{f.path: f.reason for f in load_corpus({str(tmp_path)!r}, progress=False).skipped}})")
     command = [sys.executable, "-c", code]
     if os.geteuid() == 0:
@@ -213,7 +213,7 @@ def test_a_large_text_file_is_chunked_in_streamed_segments(tmp_path: Path):
 
 
 def test_formats_parsed_whole_keep_a_size_cap_whatever_max_file_mb_says(tmp_path: Path):
-    from rag_bench.corpus import WHOLE_FILE_MAX_BYTES
+    from rag_bench.corpus.load import WHOLE_FILE_MAX_BYTES
 
     (tmp_path / "good.txt").write_text("A readable file about otters.")
     with open(tmp_path / "huge.html", "wb") as fh:  # sparse: costs no disk
