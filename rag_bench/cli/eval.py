@@ -31,9 +31,9 @@ def build_probes(data_dir: Path, *, kind: str = "factbook", name: str = DEFAULT_
                  limit: int | None = None, seed: int = 0, thresholds: dict[str, int] | None = None,
                  out: Path | None = None, copy_shape: tuple[int, int] = (6, 2)) -> tuple[dict, Path]:
     """Build the probes of ``kind`` from an index (DATA_DIR/indexes/NAME or ``index``); returns (sidecar, path)."""
-    from rag_bench.factbook_answers import DEFAULT_FIELDS
     from rag_bench.index.store import load_index
-    from rag_bench.probes import make_probe_file
+    from rag_bench.probes.build import make_probe_file
+    from rag_bench.probes.factbook_answers import DEFAULT_FIELDS
     from rag_bench.records import sha256_file
 
     path = index or index_dir(data_dir, name)
@@ -45,7 +45,7 @@ def build_probes(data_dir: Path, *, kind: str = "factbook", name: str = DEFAULT_
                   "manifest_sha256": sha256_file(loaded.path / "manifest.json")}
     try:
         if kind == "natural":
-            from rag_bench.probes_natural import DEFAULT_LIMIT, NATURAL_FIELDS, make_natural_probe_file
+            from rag_bench.probes.natural import DEFAULT_LIMIT, NATURAL_FIELDS, make_natural_probe_file
 
             meta = make_natural_probe_file(
                 loaded.chunks, out, facts_path=facts, fields=fields or NATURAL_FIELDS, split=split,
@@ -62,7 +62,7 @@ def build_probes(data_dir: Path, *, kind: str = "factbook", name: str = DEFAULT_
 
 
 def _cmd_probes(args: argparse.Namespace) -> None:
-    from rag_bench.probes import meta_path
+    from rag_bench.probes.build import meta_path
 
     thresholds = None
     if args.thresholds:

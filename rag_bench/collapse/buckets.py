@@ -23,7 +23,7 @@ from typing import Any
 
 from rag_bench.collapse.steps import Step
 from rag_bench.eval.buckets import AXES, bucket_metrics, probe_axes
-from rag_bench.probes import load_probes
+from rag_bench.probes.build import load_probes
 from rag_bench.prompt import render_prompt
 from rag_bench.records import Probe, read_json, read_jsonl, write_json, write_text_atomic
 

@@ -29,8 +29,8 @@ from typing import Any
 
 from rag_bench.collapse.fresh import fresh_documents, held_out
 from rag_bench.config import CollapseConfig, TrainConfig, parse_strategy
-from rag_bench.frequency import recount_over_texts
 from rag_bench.index.store import current_version
+from rag_bench.probes.frequency import recount_over_texts
 from rag_bench.records import (
     CorpusRecord,
     read_corpus,

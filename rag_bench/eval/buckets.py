@@ -15,7 +15,7 @@ SmolLM2 saw. Each probe is placed on three axes instead:
   record prefix, by ``contains`` for a question (a chat model answers in a sentence, "The capital of Kenya is
   Nairobi.", which exact match never accepts); the forgetting rate of a later generation is the share of known
   probes it gets wrong by the same metric;
-* ``frequency``: Kandpal et al.'s co-occurrence count (``rag_bench.frequency``), counted over the human text this
+* ``frequency``: Kandpal et al.'s co-occurrence count (``rag_bench.probes.frequency``), counted over the human text this
   run trains generation 0 on (in 500-character segments, as the index's chunks), in tail / torso / head.
 
 Metrics by bucket are the registered per-probe scores of ``rag_bench.eval.scoring`` averaged over the probes of the
@@ -31,7 +31,7 @@ from typing import Any
 from langchain_core.documents import Document
 
 from rag_bench.eval.metrics import get_metric
-from rag_bench.frequency import ChunkCooccurrence, bucket_of, frequency_thresholds
+from rag_bench.probes.frequency import ChunkCooccurrence, bucket_of, frequency_thresholds
 from rag_bench.records import Probe
 from rag_bench.train.examples import text_segments
 

@@ -27,7 +27,7 @@ from typing import Any
 from langchain_core.documents import Document
 from tqdm.auto import tqdm
 
-from rag_bench.probes import load_probes
+from rag_bench.probes.build import load_probes
 from rag_bench.records import Probe, RecordError, read_corpus, read_json, sha256_file, sha256_text, write_json
 
 HELDOUT_CHUNK_SHARE = 0.05  # of chunks held out when the corpus has no split

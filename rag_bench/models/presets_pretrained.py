@@ -11,7 +11,7 @@ texts' first tokens), under ``replace`` (that text only) and ``mix:0.1`` (10% hu
 control ``fresh`` (the same fine-tuning on a fresh sample of human prose no generation saw,
 rag_bench.collapse.fresh). Every seed trains the same steps on pools of the same tokens. No generation
 trains on fact rows, copy rows or retrieval rows: only text. The probes are natural questions
-(``rag_bench.probes_natural``) answered through the model's chat template, and every generation's metrics are
+(``rag_bench.probes.natural``) answered through the model's chat template, and every generation's metrics are
 also reported by knowledge bucket (``rag_bench.eval.buckets``).
 
 The human text is the Factbook's prose (``kinds=("prose",)``: backgrounds, etymologies, notes), a seeded sample

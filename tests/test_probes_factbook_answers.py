@@ -1,13 +1,13 @@
 """The cleaners that turn a Factbook record value into a probe's accepted answers.
 
-    .venv/bin/pytest tests/test_factbook_answers.py -q
+    .venv/bin/pytest tests/test_probes_factbook_answers.py -q
 """
 
 from __future__ import annotations
 
 import pytest
 
-from rag_bench.factbook_answers import DEFAULT_FIELDS, FIELD_ANSWERS, factbook_answers
+from rag_bench.probes.factbook_answers import DEFAULT_FIELDS, FIELD_ANSWERS, factbook_answers
 
 
 @pytest.mark.parametrize(("field", "value", "expected"), [

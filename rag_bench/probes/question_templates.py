@@ -1,11 +1,11 @@
 """Question templates of the natural-language Factbook probes, and the usual forms of their answers.
 
-    from rag_bench.question_templates import QUESTIONS, ask, usual_forms
+    from rag_bench.probes.question_templates import QUESTIONS, ask, usual_forms
     ask("Capital", "Kenya")                              # "What is the capital of Kenya?"
     usual_forms("number", "47,532,318", "47,532,318")    # [..., "47532318", "47.5 million", "48 million"]
 
 A template names a Factbook field (``facts.jsonl``'s ``field``) and holds ``{country}``; the answers are the
-record probes' cleaned answers (``rag_bench.factbook_answers``) plus the forms a person or a pretrained
+record probes' cleaned answers (``rag_bench.probes.factbook_answers``) plus the forms a person or a pretrained
 model writes instead: a figure without thousands separators or rounded to millions, a unit spelled out.
 """
 

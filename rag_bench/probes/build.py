@@ -10,7 +10,7 @@ or a rare term). Each probe carries its ``source_chunk_id``, so a grounded model
 
 Fact frequency follows Kandpal et al. 2023 ("Large Language Models Struggle to Learn Long-Tail Knowledge"):
 the number of corpus chunks in which the subject and the answer occur together, as whole words, case-insensitive,
-with whitespace normalised, counted by ``rag_bench.frequency``. The probes are split into tail / torso / head
+with whitespace normalised, counted by ``rag_bench.probes.frequency``. The probes are split into tail / torso / head
 buckets of sizes as equal as the ties allow; the thresholds are stored in every probe's metadata and in the sidecar
 ``<probes>.meta.json``, which also holds the counts, the builder's arguments and the facts and chunk hashes.
 """
@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 from langchain_core.documents import Document
 
-from rag_bench.factbook_answers import DEFAULT_FIELDS, factbook_answers
-from rag_bench.frequency import (
+from rag_bench.probes.factbook_answers import DEFAULT_FIELDS, factbook_answers
+from rag_bench.probes.frequency import (
     BUCKET_RULE,
     BUCKETS,
     FREQUENCY_DEFINITION,
@@ -289,7 +289,7 @@ def make_probe_file(kind: str, chunks: Sequence[Document], out: str | Path, *, f
     """Build probes of ``kind`` ("factbook", "cloze" or "copy"), write ``out`` and its sidecar; return the sidecar.
 
     ``thresholds`` (``{"tail_max": a, "torso_max": b}``) fixes the buckets; by default they are chosen from
-    the frequencies (see ``rag_bench.frequency.frequency_thresholds``). ``copy_shape`` is (lines per passage
+    the frequencies (see ``rag_bench.probes.frequency.frequency_thresholds``). ``copy_shape`` is (lines per passage
     at most, distractor passages at most) of copy probes.
     """
     started = time.perf_counter()

@@ -1,7 +1,7 @@
 """Fact frequency (Kandpal et al. 2023): in how many corpus chunks a subject and an answer occur together,
 and the tail / torso / head buckets those counts fall into.
 
-    from rag_bench.frequency import ChunkCooccurrence, assign_buckets
+    from rag_bench.probes.frequency import ChunkCooccurrence, assign_buckets
     counter = ChunkCooccurrence(chunks)                          # LangChain Documents, e.g. load_index(...).chunks
     counter.count("Algeria", "Algiers")                          # chunks holding both, as whole words
     counter.count("Guinea", "Gabon", exclude=["Equatorial Guinea"])
@@ -9,7 +9,7 @@ and the tail / torso / head buckets those counts fall into.
 
 A collapse run recounts its probes over the text it trains on (``recount_over_texts``): what a model can have
 seen is its training text, not the whole index. Matching is case-insensitive, with whitespace normalised, and
-whole words only ("Algiers" is not found in "Algiersville"). The probe builders of ``rag_bench.probes`` set
+whole words only ("Algiers" is not found in "Algiersville"). The probe builders of ``rag_bench.probes.build`` set
 each probe's frequency with it; used by ``rag-bench probes``.
 """
 

@@ -1,10 +1,10 @@
 """Factbook answers: one cleaner per field turns a record value into the answers a probe accepts (the first is the
 main one).
 
-    from rag_bench.factbook_answers import factbook_answers
+    from rag_bench.probes.factbook_answers import factbook_answers
     factbook_answers("Capital", "Washington, D.C.")     # -> ("text", ["Washington, D.C.", "Washington"])
 
-    rag-bench probes --kind factbook                    # DEFAULT_FIELDS, cleaned here (rag_bench.probes)
+    rag-bench probes --kind factbook                    # DEFAULT_FIELDS, cleaned here (rag_bench.probes.build)
 
 A value that is not short and unambiguous gives no answers, and its fact no probe.
 """

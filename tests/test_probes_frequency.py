@@ -1,6 +1,6 @@
-"""Tests of rag_bench.frequency: chunk co-occurrence counts and the tail / torso / head buckets.
+"""Tests of rag_bench.probes.frequency: chunk co-occurrence counts and the tail / torso / head buckets.
 
-    .venv/bin/pytest tests/test_frequency.py -q
+    .venv/bin/pytest tests/test_probes_frequency.py -q
 
 Expected counts and cut points were worked out by hand on the small inputs below.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from langchain_core.documents import Document
 
-from rag_bench.frequency import (
+from rag_bench.probes.frequency import (
     ChunkCooccurrence,
     assign_buckets,
     bucket_of,
@@ -67,7 +67,7 @@ def test_thresholds_balance_tied_frequencies():
 
 
 def test_a_run_recounts_its_probes_over_the_text_it_trains_on():
-    from rag_bench.frequency import recount_over_texts
+    from rag_bench.probes.frequency import recount_over_texts
 
     rows = [{"id": f"p{i}", "golden_answers": [answer], "metadata": {
         "subject": subject, "frequency_answer": answer, "frequency": 99, "bucket": "head"}}
