@@ -107,3 +107,21 @@ def test_the_real_smollm2_answers_closed_book_and_from_an_invented_passage(smoll
     assert ground.prompt == smollm2.tokenizer.apply_chat_template(
         [{"role": "user", "content": f"{passage}\n\n{question}"}], tokenize=False, add_generation_prompt=True)
     assert closed.prompt.endswith(f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_all_modes_in_one_pass_give_the_answers_of_each_mode_alone(tiny_lm: LM, retriever, monkeypatch):
+    from rag_bench.answer import answer_modes
+
+    questions = [QUESTION, "Which harbour exports timber?", "Askel | People | Population:"]
+    calls = []
+    real = tiny_lm.generate_detailed
+    monkeypatch.setattr(tiny_lm, "generate_detailed", lambda prompts, *a, **kw: calls.append(len(prompts)) or
+                        real(prompts, *a, **kw))
+    together = answer_modes(tiny_lm, questions, ["closed", "grounded", "grounded_span"], retriever=retriever, k=2,
+                            decode=DECODE)
+    assert calls == [len(questions), 2 * len(questions)]  # grounded_span alone, then closed + grounded at once
+    assert list(together) == ["closed", "grounded", "grounded_span"]
+    for mode, answers in together.items():
+        assert answers == answer(tiny_lm, questions, mode, retriever=retriever, k=2, decode=DECODE)
+    with pytest.raises(ValueError, match="needs a retriever"):
+        answer_modes(tiny_lm, questions, ["closed", "grounded"])

@@ -41,6 +41,7 @@ from rag_bench.eval.continuations import generation_eval, human_prompts
 from rag_bench.eval.diversity import rare_ngrams
 from rag_bench.eval.inputs import ContextRetriever, load_eval_probes, retrieve_contexts
 from rag_bench.eval.metrics import get_metric, perplexity_from_nll
+from rag_bench.eval.one_pass import one_pass_answerer
 from rag_bench.eval.paths import default_cache_dir
 from rag_bench.eval.scoring import ACCURACY, BUCKETS, aggregate, exact_match_gaps, sample_row, score_answer
 from rag_bench.eval.tables import exact_match_by_field, most_frequent_answers
@@ -160,10 +161,11 @@ def evaluate(lm: LM | str | Path, probes: str | Path | Sequence[Probe], *, retri
     metrics: dict[str, Any] = {}
     by_field: dict[str, Any] = {}
     answered: dict[str, list[Answer]] = {}
-    if answer_with is not None:  # every mode at once (one model load per actor); each mode's generation_s is then ~0
-        tick = time.perf_counter()
-        answered = answer_with(selected, cfg, context_retriever)
-        timings["answered_elsewhere_s"] = time.perf_counter() - tick
+    # every mode at once, so each mode's generation_s is ~0: in one length-sorted pass over this model
+    # (rag_bench.eval.one_pass), or elsewhere (answer_with: one model load per actor)
+    tick = time.perf_counter()
+    answered = (answer_with or one_pass_answerer(lm, progress=progress))(selected, cfg, context_retriever)
+    timings["answering_s" if answer_with is None else "answered_elsewhere_s"] = time.perf_counter() - tick
     for mode in cfg.modes:
         tick = time.perf_counter()
         answers = answered[mode] if mode in answered else answer_probes(lm, selected, mode, cfg,

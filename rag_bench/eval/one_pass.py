@@ -1,0 +1,50 @@
+"""Every answering mode of one model in one pass: ``evaluate``'s default ``answer_with``.
+
+    from rag_bench.eval.one_pass import one_pass_answerer
+    evaluate(lm, probes, retriever=retriever, cfg=cfg, out_dir=out, answer_with=one_pass_answerer(lm))
+
+The probes go in chunks (a few batches each, so the progress bar moves); each chunk's prompts of every free mode
+(closed, grounded, ...) are decoded by one ``rag_bench.answer.answer_modes`` call, so ``LM.generate_detailed``
+sorts them all by length: short closed-book prompts fill batches together, long grounded ones together, and no
+mode ends in a half-empty batch. The answers are those of answering mode by mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from rag_bench.answer import Answer, answer_modes
+from rag_bench.config import EvalConfig
+from rag_bench.lm import LM
+from rag_bench.records import Probe
+
+CHUNK_BATCHES = 4  # batches per mode per chunk, as answer_probes answers one mode
+
+
+def answer_all_modes(lm: LM, probes: Sequence[Probe], cfg: EvalConfig, retriever: Any = None, *,
+                     progress: bool = True) -> dict[str, list[Answer]]:
+    """``{mode: answers in the order of probes}`` for every mode of ``cfg.modes``."""
+    decode = cfg.decode.replace(batch_size=cfg.batch_size)
+    step = cfg.batch_size * CHUNK_BATCHES
+    answers: dict[str, list[Answer]] = {mode: [] for mode in cfg.modes}
+    with tqdm(total=len(probes), desc=f"answering ({', '.join(cfg.modes)})", unit="probe",
+              disable=not progress) as bar:
+        for start in range(0, len(probes), step):
+            questions = [p.prompt for p in probes[start:start + step]]
+            for mode, got in answer_modes(lm, questions, cfg.modes, retriever=retriever, k=cfg.k,
+                                          decode=decode).items():
+                answers[mode] += got
+            bar.update(len(questions))
+    return answers
+
+
+def one_pass_answerer(lm: LM, *, progress: bool = True) -> Callable[[list[Probe], EvalConfig, Any],
+                                                                      dict[str, list[Answer]]]:
+    """``answer_with`` for ``evaluate``: every mode in one pass over the loaded ``lm``."""
+    def answer_with(probes: list[Probe], cfg: EvalConfig, retriever: Any) -> dict[str, list[Answer]]:
+        return answer_all_modes(lm, probes, cfg, retriever, progress=progress)
+
+    return answer_with
