@@ -36,7 +36,7 @@ _EXPORTS = {
     "build_factbook_probes": "probes.build", "build_cloze_probes": "probes.build", "load_probes": "probes.build",
     "evaluate": "eval.run",
     # experiments
-    "run_collapse": "collapse.run", "write_report": "report.write", "theory_report": "theory",
+    "run_collapse": "collapse.run", "write_report": "report.write", "theory_report": "theory.recursions",
 }
 
 __all__ = sorted(_EXPORTS)

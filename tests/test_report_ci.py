@@ -12,7 +12,7 @@ from rag_bench.eval.splits import probe_split
 from rag_bench.records import read_json, write_jsonl
 from rag_bench.report.ci import interval_rows
 from rag_bench.report.write import write_report
-from rag_bench.theory import TheoryConfig
+from rag_bench.theory.recursions import TheoryConfig
 
 SMALL_THEORY = TheoryConfig(gaussian_chains=50, gaussian_generations=4, regression_chains=20,
                             regression_generations=3)

@@ -19,7 +19,7 @@ from rag_bench.report.per_probe import gather
 from rag_bench.report.primary import SPEC_PATH, load_spec, primary_rows
 from rag_bench.report.results import ReportError, collect_runs
 from rag_bench.report.write import PrimaryChoice, compare_runs
-from rag_bench.theory import TheoryConfig
+from rag_bench.theory.recursions import TheoryConfig
 
 SMALL_THEORY = TheoryConfig(gaussian_chains=50, gaussian_generations=4, regression_chains=20,
                             regression_generations=3)

@@ -54,8 +54,8 @@ def results(tmp_path):
 def test_the_inputs_and_harness_tables(results, tmp_path):
     from rag_bench.records import write_jsonl
     from rag_bench.report.readme_tables import run_inputs
-    from rag_bench.theory import TheoryConfig
-    from rag_bench.theory_harness import harness_report
+    from rag_bench.theory.harness import harness_report
+    from rag_bench.theory.recursions import TheoryConfig
 
     harness = harness_report(TheoryConfig(gaussian_chains=500, gaussian_generations=4))
     (results / "demo" / "harness.json").write_text(json.dumps(harness))
@@ -143,7 +143,7 @@ def test_the_primary_table_is_recomputed_from_published_per_probe_files(tiny_see
     from rag_bench.report.primary import SPEC_PATH
     from rag_bench.report.readme_tables import publish
     from rag_bench.report.write import PrimaryChoice, compare_runs
-    from rag_bench.theory import TheoryConfig
+    from rag_bench.theory.recursions import TheoryConfig
 
     report = compare_runs(tiny_seed_runs, tmp_path / "report", seeds=True, primary=PrimaryChoice(control="replace"),
                           theory_config=TheoryConfig(gaussian_chains=50, gaussian_generations=4,

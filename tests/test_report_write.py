@@ -21,7 +21,7 @@ from rag_bench.records import read_json
 from rag_bench.report.results import ReportError, collect_runs, find_results, tidy_rows
 from rag_bench.report.summary import summarize
 from rag_bench.report.write import compare_runs, write_report
-from rag_bench.theory import TheoryConfig
+from rag_bench.theory.recursions import TheoryConfig
 
 SMALL_THEORY = TheoryConfig(gaussian_chains=200, gaussian_generations=8, regression_chains=100,
                             regression_generations=5)

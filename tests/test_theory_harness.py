@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag_bench.theory_harness import gaussian_chain, gaussian_through_harness, harness_zscores
+from rag_bench.theory.harness import gaussian_chain, gaussian_through_harness, harness_zscores
 
 
 def test_replace_through_the_harness_matches_the_closed_form():
@@ -38,8 +38,8 @@ def test_one_chain_fits_the_pools_the_strategies_build():
 
 def test_the_report_summary_states_the_harness_check():
     from rag_bench.report.summary import _theory_line
-    from rag_bench.theory import TheoryConfig, theory_report
-    from rag_bench.theory_harness import harness_report
+    from rag_bench.theory.harness import harness_report
+    from rag_bench.theory.recursions import TheoryConfig, theory_report
 
     config = TheoryConfig(gaussian_chains=500, gaussian_generations=6, regression_chains=50, regression_generations=3)
     theory = theory_report(config=config)

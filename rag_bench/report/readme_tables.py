@@ -35,7 +35,7 @@ from rag_bench.report.per_probe import gather, read_per_probe, write_per_probe
 from rag_bench.report.primary import SPEC_PATH, load_spec, primary_rows
 from rag_bench.report.primary import primary_table as primary_rows_table
 from rag_bench.report.results import ReportError, collect_runs, read_optional
-from rag_bench.theory_harness import harness_zscores
+from rag_bench.theory.harness import harness_zscores
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "docs" / "results"
@@ -309,8 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {publish(args.name, args.report, args.runs, results=args.results)}")
         return 0
     if args.command in ("inputs", "harness"):
-        from rag_bench.theory import TheoryConfig
-        from rag_bench.theory_harness import harness_report
+        from rag_bench.theory.harness import harness_report
+        from rag_bench.theory.recursions import TheoryConfig
 
         data = run_inputs(args.run) if args.command == "inputs" else harness_report(TheoryConfig())
         (args.results / args.name).mkdir(parents=True, exist_ok=True)

@@ -178,7 +178,7 @@ def _theory_line(theory: dict[str, Any]) -> str:
             f"{worst:.1f} over {len(zs)} points).")
     harness = theory.get("harness") or {}
     if "replace" in harness:
-        from rag_bench.theory_harness import harness_zscores
+        from rag_bench.theory.harness import harness_zscores
 
         hz = harness_zscores(harness["replace"])
         acc = harness.get("accumulate") or {}

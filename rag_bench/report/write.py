@@ -36,8 +36,8 @@ from rag_bench.report.per_probe import gather
 from rag_bench.report.primary import PRIMARY_COLUMNS, SPEC_PATH, load_spec, primary_lines, primary_rows
 from rag_bench.report.results import Evaluated, ReportError, collect_runs, find_results, read_optional, tidy_rows
 from rag_bench.report.summary import index_rows, seed_mean, summarize
-from rag_bench.theory import TheoryConfig, theory_report
-from rag_bench.theory_harness import harness_report
+from rag_bench.theory.harness import harness_report
+from rag_bench.theory.recursions import TheoryConfig, theory_report
 
 COLUMNS = ("strategy", "generation", "mode", "bucket", "metric", "value", "n", "seed", "run")
 REPORT_FILES = ("report.md", "report.html", "report.json")  # mark a folder as a report that may be replaced
@@ -224,7 +224,7 @@ def _write(entries: list[Evaluated], pending: list[str], out_dir: Path, title: s
         _write_csv(folder / "results_long.csv", [r for key in every for r in figure_rows.get(key, [])])
         shown = [*figures, ("theory", "Theory anchors: simulated against closed form (Shumailov et al. 2024 Thm 3.1; "
                                       "Gerstgrasser et al. 2024). The summary's harness line runs the Gaussian "
-                                      "through build_pool and the generation loop (rag_bench.theory_harness).")]
+                                      "through build_pool and the generation loop (rag_bench.theory.harness).")]
         tables = _tables(figure_rows)
         (folder / "report.md").write_text(_markdown(title, summary, tables, shown, notes), encoding="utf-8")
         (folder / "report.html").write_text(_html(title, summary, tables, shown, folder, notes), encoding="utf-8")

@@ -3,7 +3,7 @@
 The report plots each simulation against its closed form as a check that the harness's
 notion of "generation" and "replace / accumulate" is the one the papers analyse::
 
-    .venv/bin/python -m rag_bench.theory   # prints simulated vs closed form, a few seconds
+    .venv/bin/python -m rag_bench.theory.recursions   # prints simulated vs closed form, a few seconds
 
 Generation convention (the harness's): generation 0 is fitted to real data, generation g
 to data produced by generation g-1. So generation g is fit number ``n = g + 1`` in the

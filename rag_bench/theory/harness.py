@@ -1,13 +1,13 @@
 """The Gaussian anchor run through the harness: ``build_pool`` and the generation loop, a Gaussian fit as the model.
 
-    from rag_bench.theory_harness import gaussian_through_harness
+    from rag_bench.theory.harness import gaussian_through_harness
     series = gaussian_through_harness("replace", samples=50, generations=10, chains=300)
     series["simulated"]["var"], series["closed_form"]["var"]     # agree within a few SE under replace
 
 Each chain is the collapse loop of ``rag_bench.collapse.steps`` in miniature: generation 0 "trains" (fits mean
 and variance) on M human samples; generation k's pool comes from ``rag_bench.collapse.strategies.build_pool`` with the
 texts every earlier generation "wrote" (M samples drawn from its fit, one unit of one token each), and it fits
-that pool. Under ``replace`` this is exactly the recursion of ``rag_bench.theory`` (Shumailov et al. Thm 3.1), so
+that pool. Under ``replace`` this is exactly the recursion of ``theory.recursions`` (Shumailov et al. Thm 3.1), so
 the closed forms there check that the harness's pools and generation numbering are the ones the theory means.
 Under ``accumulate`` the pool is the union of the human samples and all generations' samples (Gerstgrasser et
 al.); its mean shift stays below the bound (pi^2/6) sigma0^2 / M of their accumulate result, checked as a bound.
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from rag_bench.collapse.strategies import Strategy, build_pool
-from rag_bench.theory import GAUSSIAN_QUANTITIES, Estimator, gaussian_closed_form
+from rag_bench.theory.recursions import GAUSSIAN_QUANTITIES, Estimator, gaussian_closed_form
 
 
 def _units(values: np.ndarray, generation: int | None) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
 """Theory anchors: the simulations agree with their closed forms within sampling error.
 
-    .venv/bin/python -m pytest tests/test_theory.py -q
+    .venv/bin/python -m pytest tests/test_theory_recursions.py -q
 
 Chains are many enough that an off-by-one (dividing by M instead of M-1, T-d instead of
 T-d-1, n-1 fits instead of n) moves the mean by well over 4 standard errors.
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from rag_bench.config import ConfigError
-from rag_bench.theory import (
+from rag_bench.theory.recursions import (
     GAUSSIAN_QUANTITIES,
     TheoryConfig,
     gaussian_closed_form,
