@@ -256,6 +256,7 @@ def answer_messages(app: App, question: str, model_dir: Path, label: str, mode: 
     from transformers import TextIteratorStreamer
 
     from rag_bench.answer import closed_book, grounded
+    from rag_bench.app.batching import batched
 
     lm, lock = app.lm(model_dir)
     check_room(lm, decode)
@@ -272,10 +273,11 @@ def answer_messages(app: App, question: str, model_dir: Path, label: str, mode: 
 
     def generate() -> None:  # in a thread, so this generator can yield the streamer's text meanwhile
         try:
-            with lock:
-                outcome["answer"] = (closed_book(lm, [question], decode=decode, streamer=streamer) if retriever is None
-                                     else grounded(lm, retriever, [question], k=int(k), decode=decode,
-                                                   streamer=streamer))[0]
+            # questions asked at once share a batch; the model's lock is taken there (rag_bench.app.batching)
+            shared = batched(lm, lock)
+            outcome["answer"] = (closed_book(shared, [question], decode=decode, streamer=streamer) if retriever is None
+                                 else grounded(shared, retriever, [question], k=int(k), decode=decode,
+                                               streamer=streamer))[0]
         except Exception as exc:  # re-raised below, in the handler's thread
             outcome["error"] = exc
             streamer.end()
