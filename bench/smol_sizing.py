@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from rag_bench.collapse.strategies import Strategy  # noqa: E402
 from rag_bench.config import CollapseConfig, collapse_preset  # noqa: E402
-from rag_bench.models.presets_pretrained import PROSE_TOKENS  # noqa: E402
+from rag_bench.config.presets_pretrained import PROSE_TOKENS  # noqa: E402
 from rag_bench.records import read_json, write_json  # noqa: E402
 
 PROSE_DOCUMENTS = 2560  # training-split prose documents of the Factbook (PROSE_TOKENS over them: 176 tokens each)

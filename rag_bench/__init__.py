@@ -14,6 +14,9 @@ Imports are lazy so that `rag-bench --help` does not pay for torch.
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from rag_bench._lazy import lazy_exports
 
 __version__ = "0.1.0"
@@ -39,7 +42,17 @@ _EXPORTS = {
     "run_collapse": "collapse.run", "write_report": "report.write", "theory_report": "theory.recursions",
 }
 
+# Every module that registers metrics, lowest first: each registers its own when imported (eval never imports
+# contaminate), so the package's get_metric and list_metrics import them all first. A new metrics module goes here.
+METRIC_MODULES = ("eval.metrics", "eval.diversity", "contaminate.metrics")
+
 __all__ = sorted(_EXPORTS)
 
+_export, __dir__ = lazy_exports(__name__, _EXPORTS, extra=("__version__",))
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, extra=("__version__",))
+
+def __getattr__(name: str) -> Any:
+    if name in ("get_metric", "list_metrics"):
+        for module in METRIC_MODULES:
+            importlib.import_module(f"{__name__}.{module}")
+    return _export(name)

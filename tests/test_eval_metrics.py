@@ -13,6 +13,7 @@ import pytest
 import sacrebleu
 import scipy.stats
 
+import rag_bench
 from rag_bench.eval.diversity import (
     compression_ratio,
     distinct_n,
@@ -48,7 +49,7 @@ from rag_bench.eval.metrics import (
 
 
 def test_every_registered_metric_has_a_direction_a_kind_and_a_doc():
-    metrics = list_metrics()
+    metrics = rag_bench.list_metrics()  # the package's API loads every module of METRIC_MODULES first
     names = {m.name for m in metrics}
     expected = {
         "exact_match", "token_f1", "contains", "numeric_match", "retrieval_recall", "supported", "perplexity",
@@ -65,6 +66,29 @@ def test_every_registered_metric_has_a_direction_a_kind_and_a_doc():
     lower_is_better = {m.name for m in metrics if not m.higher_is_better}
     assert lower_is_better == {"self_bleu", "perplexity", "synthetic_retrieved", "copied_synthetic"}
     assert [m.name for m in list_metrics(kind="accuracy")] == ["contains", "exact_match", "numeric_match", "token_f1"]
+
+
+def test_metrics_register_one_way_and_contamination_ones_are_there_wherever_they_are_looked_up():
+    """eval's registry imports no metrics module; the contamination evaluation, which looks its metrics up, has
+    them once it is imported; the package's get_metric has them all. Each in a fresh interpreter."""
+    code = ("import sys; import rag_bench.eval.metrics as m; "
+            "print(sorted(k for k in sys.modules if k.startswith(('rag_bench.contaminate', 'rag_bench.eval.div'))), "
+            "[x.kind for x in m.list_metrics()].count('provenance'))")
+    assert _fresh(code) == "[] 0"
+    assert _fresh("import rag_bench.contaminate.evaluate; from rag_bench.eval.metrics import get_metric; "
+                  "print(get_metric('copied_synthetic').higher_is_better)") == "False"
+    assert _fresh("import rag_bench; print(rag_bench.get_metric('filter_recall').kind, "
+                  "[m.name for m in rag_bench.list_metrics(kind='diversity')][-1])") == "provenance vendi_score"
+
+
+def _fresh(code: str) -> str:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    return result.stdout.strip()
 
 
 def test_unknown_metric_is_a_key_error_naming_the_known_ones():

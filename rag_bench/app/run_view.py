@@ -12,15 +12,29 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from rag_bench.app.state import AppConfig, check_name, read_json_or_none
 from rag_bench.records import write_json
 
-if TYPE_CHECKING:
-    from rag_bench.app.runs import RunQueue
-
 FINISHED = ("done", "failed", "cancelled")
+
+
+class JobView(Protocol):
+    """What the view reads of a job of the queue (rag_bench.app.runs.Job)."""
+
+    state: str  # queued | running | done | failed | cancelled
+    console: Path  # the file its process writes stdout and stderr to
+
+
+class QueueView(Protocol):
+    """What the view asks the server's queue (rag_bench.app.runs.RunQueue, which imports this module)."""
+
+    def job(self, job_id: str) -> JobView | None: ...
+
+    def active_runs(self) -> list[str]: ...
+
+    def position(self, job_id: str) -> int | None: ...
 
 
 def command_file(cfg: AppConfig, run_id: str) -> Path:
@@ -64,7 +78,7 @@ def tail(path: Path, lines: int = 30, max_bytes: int = 65536) -> str:
     return "\n".join([row for row in rows if row.strip()][-lines:])
 
 
-def known_runs(cfg: AppConfig, runner: RunQueue) -> list[str]:
+def known_runs(cfg: AppConfig, runner: QueueView) -> list[str]:
     """Runs to list: those running or queued first, then the others newest first, counting the runs this page
     started that ended before making their folder (a bad setting fails at once: it must still be seen)."""
     stamps: dict[str, float] = {}
@@ -77,7 +91,7 @@ def known_runs(cfg: AppConfig, runner: RunQueue) -> list[str]:
     return active + sorted((r for r in stamps if r not in active), key=lambda r: -stamps[r])
 
 
-def run_view(cfg: AppConfig, runner: RunQueue, run_id: str) -> dict[str, Any]:
+def run_view(cfg: AppConfig, runner: QueueView, run_id: str) -> dict[str, Any]:
     """Everything the page shows about a run: status.json merged with what this server knows of its process."""
     run_dir = cfg.runs_path / check_name(run_id, "run")
     status = read_json_or_none(run_dir / "status.json") or {}

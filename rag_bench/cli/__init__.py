@@ -16,8 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 # This module is the parser and the entry point (`rag-bench`, `python -m rag_bench`); the commands live
-# by stage in corpus, eval, train and experiment. Importing common (first, through them) sets the offline and
-# OpenMP environment before anything imports torch.
+# by stage in corpus, eval, train, experiment and contaminate. Importing common (first, through them) sets the
+# offline and OpenMP environment before anything imports torch.
+from rag_bench.cli import contaminate as cli_contaminate
 from rag_bench.cli import corpus as cli_corpus
 from rag_bench.cli import eval as cli_eval
 from rag_bench.cli import experiment as cli_experiment
@@ -28,10 +29,6 @@ from rag_bench.cli.corpus import build_factbook, ingest, prepare
 
 def subcommands() -> list[Callable]:
     """The subcommands' adders, in the order `rag-bench --help` lists them: the data flow of the package."""
-    # Imported here, not at the top: rag_bench.contaminate.cli builds on rag_bench.cli.common, so importing it
-    # first would run this package's __init__ while it is still half-initialised.
-    from rag_bench.contaminate import cli as cli_contaminate
-
     return [*cli_corpus.SUBCOMMANDS, cli_eval.SUBCOMMANDS[0], *cli_train.SUBCOMMANDS, *cli_eval.SUBCOMMANDS[1:],
             *cli_experiment.SUBCOMMANDS, *cli_contaminate.SUBCOMMANDS]
 

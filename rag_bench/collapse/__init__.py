@@ -7,7 +7,8 @@ Modules, in the order a run uses them:
 
 * ``run``: ``run_collapse`` and the config checks of a new or resumed run;
 * ``data``: the run's fixed inputs (human texts, probes, the generation-0 cache key) and small step helpers;
-* ``steps``: ``StepRunner``, the plan of resumable steps and what they share; the evaluate and report steps;
+* ``context``: ``RunContext``, what the steps share: the run's paths, manifests and resources (generation 0, ...);
+* ``steps``: ``StepRunner``, the plan of resumable steps over that context; the evaluate and report steps;
 * ``train_steps``: train generation 0 (through the shared cache) and each later generation;
 * ``write_steps``: a generation writes its synthetic text; the next generation's pool is built from it;
 * ``buckets``: the knowledge-bucket steps after each evaluation;

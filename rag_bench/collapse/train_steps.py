@@ -1,7 +1,7 @@
 """The training steps of a collapse run: generation 0 (through the shared cache) and every later generation.
 
     from rag_bench.collapse.train_steps import train_gen0, train_next
-    train_gen0(runner)                                  # runner: a rag_bench.collapse.steps.StepRunner
+    train_gen0(runner)                                  # runner: a rag_bench.collapse.context.RunContext
     train_next(runner, Strategy.parse("replace"), 1)
 
 Each trains into its generation folder (generation 0 into ``DATA_DIR/gen0_cache/<hash>``, then copied), keeps
@@ -16,10 +16,11 @@ import fcntl
 import functools
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from rag_bench.collapse.context import RunContext
 from rag_bench.collapse.data import (
     base_model_dir,
     checkpoint_every,
@@ -37,16 +38,13 @@ from rag_bench.records import read_json, read_jsonl, sha256_file, write_json
 from rag_bench.run_status import utc_now
 from rag_bench.train.loop import train
 
-if TYPE_CHECKING:
-    from rag_bench.collapse.steps import StepRunner
 
-
-def train_progress(runner: StepRunner, step: int, max_steps: int, row: dict) -> None:
+def train_progress(runner: RunContext, step: int, max_steps: int, row: dict) -> None:
     """A training step done: the stage's fraction, and its step and loss on the page (docs/runs.md)."""
     runner.progress.update(step / max(1, max_steps), detail=f"step {step}/{max_steps}, loss {row['loss']:.3f}")
 
 
-def train_gen0(runner: StepRunner) -> None:
+def train_gen0(runner: RunContext) -> None:
     cfg, texts = runner.cfg, runner.inputs.train_texts
     tcfg, copy_state, fact_state = runner.gen0_train
 
@@ -112,7 +110,7 @@ def model_timings(gen_dir: Path) -> dict[str, Any]:
     return read_json(path) if path.is_file() else {}
 
 
-def train_next(runner: StepRunner, strategy: Strategy, k: int) -> None:
+def train_next(runner: RunContext, strategy: Strategy, k: int) -> None:
     cfg, gen_dir = runner.cfg, runner.gen_dir(strategy, k)
     rows = read_jsonl(gen_dir / "pool.jsonl")
     texts = [r["contents"] for r in rows]
@@ -169,7 +167,7 @@ def dose(tcfg: Any, block: int, *, budget: int, pool_tokens: int, retokenized: i
             "pool_tokens": pool_tokens, "pool_tokens_retokenized": retokenized, "kept_step": kept_step}
 
 
-def init_model(runner: StepRunner, strategy: Strategy, k: int, gen_dir: Path) -> Path:
+def init_model(runner: RunContext, strategy: Strategy, k: int, gen_dir: Path) -> Path:
     """Where generation k starts: generation k-1, the base model, or a fresh model saved to ``gen_dir/init``."""
     if runner.cfg.init == "previous":
         return runner.gen_dir(strategy, k - 1) / "model"

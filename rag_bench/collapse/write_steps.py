@@ -1,7 +1,7 @@
 """The text steps of a collapse run: what generation k writes, and the pool generation k+1 trains on.
 
     from rag_bench.collapse.write_steps import build_pool_step, write_step
-    write_step(runner, strategy, 0)            # runner: a rag_bench.collapse.steps.StepRunner
+    write_step(runner, strategy, 0)            # runner: a rag_bench.collapse.context.RunContext
     build_pool_step(runner, strategy, 1)
 
 ``write_step`` writes ``synthetic.jsonl`` (generation 0: one file per writer, ``synthetic_<writer>.jsonl``)
@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import TYPE_CHECKING
 
 from rag_bench.collapse.budget import token_cutter
+from rag_bench.collapse.context import RunContext
 from rag_bench.collapse.data import stable_seed
 from rag_bench.collapse.strategies import Strategy, build_pool
 from rag_bench.collapse.synthetic import watermark_z_scores, write_synthetic
@@ -24,11 +24,8 @@ from rag_bench.lm import LM
 from rag_bench.records import read_jsonl, sha256_file, write_jsonl
 from rag_bench.run_status import utc_now
 
-if TYPE_CHECKING:
-    from rag_bench.collapse.steps import StepRunner
 
-
-def write_step(runner: StepRunner, strategy: Strategy, k: int) -> None:
+def write_step(runner: RunContext, strategy: Strategy, k: int) -> None:
     cfg, writer = runner.cfg, strategy.writer
     gen_dir, path = runner.gen_dir(strategy, k), runner.synthetic_path(strategy, k)
     lm = runner.gen0 if k == 0 else LM.load(gen_dir / "model")
@@ -52,7 +49,7 @@ def write_key(strategy: Strategy, k: int) -> str:
     return f"write_{strategy.writer}" if k == 0 else "write"
 
 
-def build_pool_step(runner: StepRunner, strategy: Strategy, k: int) -> None:
+def build_pool_step(runner: RunContext, strategy: Strategy, k: int) -> None:
     cfg, gen_dir = runner.cfg, runner.gen_dir(strategy, k)
     sources_of = range(k) if strategy.writes else range(0)  # the generations whose text the pool may hold
     synthetic = [read_jsonl(runner.synthetic_path(strategy, j)) for j in sources_of] or [[] for _ in range(k)]

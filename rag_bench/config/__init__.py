@@ -14,7 +14,8 @@ the modules behind them, by concern:
 * ``model``: ``ModelConfig`` and its presets, ``DecodeConfig``, ``TrainConfig`` (generation 0);
 * ``eval``: ``EvalConfig``;
 * ``collapse``: ``CollapseConfig``, the data strategies' names and ``parse_strategy``;
-* ``presets``: ``collapse_preset`` (tiny, quick, full, and smol and paper from rag_bench.models.presets_pretrained).
+* ``presets``: ``collapse_preset`` (tiny, quick, full; smol and paper come from ``presets_pretrained``);
+* ``presets_pretrained``: the smol and paper presets on the offline SmolLM2 base (a registry name, not an import).
 """
 
 from rag_bench.config.base import ConfigBase, ConfigError

@@ -14,7 +14,7 @@ from rag_bench.config.base import ConfigError
 from rag_bench.config.collapse import STRATEGY_KINDS, CollapseConfig
 from rag_bench.config.eval import EvalConfig, _continuation_decode
 from rag_bench.config.model import DecodeConfig, ModelConfig, TrainConfig
-from rag_bench.models.presets_pretrained import PRETRAINED_PRESETS
+from rag_bench.config.presets_pretrained import PRETRAINED_PRESETS
 
 
 def _quick_countries() -> tuple[str, ...]:

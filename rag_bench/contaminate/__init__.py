@@ -10,7 +10,7 @@ Modules, in the order data flows through them:
 * ``defences``: retriever wrappers that drop chunks by watermark, by perplexity, or by trusted source;
 * ``metrics``: the registered pure functions (synthetic share retrieved, synthetic value copied, filter P/R);
 * ``evaluate``: shares x retrievers x defences x models -> results.json, samples JSONL, CSV;
-* ``report``: the figure and the table; ``cli``: the ``rag-bench contaminate`` subcommand.
+* ``report``: the figure and the table (the ``rag-bench contaminate`` subcommand is ``rag_bench.cli.contaminate``).
 
 This package imports nothing heavy at import time, so the metrics register cheaply.
 """

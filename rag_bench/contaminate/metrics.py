@@ -1,5 +1,6 @@
-"""Contamination metrics: pure functions registered by name in ``rag_bench.eval.metrics``.
+"""Contamination metrics: pure functions registered by name in ``rag_bench.eval.metrics`` when this module is imported.
 
+    import rag_bench.contaminate.metrics                       # registers them (eval never imports contaminate)
     from rag_bench.eval.metrics import get_metric
     get_metric("synthetic_retrieved").fn(["synthetic", "human"])                      # 0.5
     get_metric("copied_synthetic").fn("Oran", ["Algiers"], ["... Capital: Oran"], [])  # 1.0

@@ -1,12 +1,16 @@
 """Metrics: pure functions registered by name with ``higher_is_better`` (lm-evaluation-harness style).
 
 No I/O, no models, no randomness beyond an explicit seed, so every number in ``results.json`` can be
-recomputed from the samples file. Diversity metrics live in :mod:`rag_bench.eval.diversity` and register
-into the same registry::
+recomputed from the samples file. Registration runs one way: a module that defines metrics imports this one and
+registers them when it is imported; this module imports none of them. Diversity metrics live in
+:mod:`rag_bench.eval.diversity`, provenance metrics in ``rag_bench.contaminate.metrics``; the code that looks
+them up imports the module that defines them, and ``rag_bench.get_metric`` / ``rag_bench.list_metrics`` (the
+package's API) first import every module of ``rag_bench.METRIC_MODULES``::
 
     from rag_bench.eval.metrics import get_metric, list_metrics, mean_score
     get_metric("exact_match").fn("The Paris.", ["paris"])          # 1.0
     mean_score("token_f1", ["Paris", "Lyon"], [["Paris"], ["Nice"]])  # 0.5
+    import rag_bench.eval.diversity                                 # registers the diversity metrics
     [m.name for m in list_metrics(kind="diversity")]
 
 Kinds and their call conventions:
@@ -63,15 +67,8 @@ def register_metric(
     return decorator
 
 
-def _load_builtin_metrics() -> None:
-    # diversity.py and contaminate/metrics.py import this module for register_metric, so they are imported
-    # here lazily, not at the top.
-    import rag_bench.contaminate.metrics
-    import rag_bench.eval.diversity  # noqa: F401
-
-
 def get_metric(name: str) -> Metric:
-    _load_builtin_metrics()
+    """The metric registered under ``name`` (its module must have been imported; see the module docstring)."""
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -80,7 +77,6 @@ def get_metric(name: str) -> Metric:
 
 def list_metrics(kind: MetricKind | None = None) -> list[Metric]:
     """Registered metrics sorted by name, optionally of one kind."""
-    _load_builtin_metrics()
     return [m for _, m in sorted(_REGISTRY.items()) if kind is None or m.kind == kind]
 
 

@@ -1,15 +1,16 @@
 """Models: those that come from elsewhere (the offline registry, GGUF conversion, the loader every command uses),
-those built here from scratch, LoRA fine-tuning, and the collapse presets on a pretrained base.
+those built here from scratch, and LoRA fine-tuning.
 
     from rag_bench.models import load_model, resolve_model, REGISTRY
     lm = load_model("smollm2-135m", data_dir="data")     # or any model folder
 
 See registry.py (names), convert.py (GGUF to safetensors, once), resolve.py (name or folder to LM), memory.py,
 scratch.py (the tokenizer and model of generation 0 from scratch), decoding.py (what LM.generate uses besides the
-model), lora.py (adapters through PEFT) and presets_pretrained.py (the smol and paper presets).
+model) and lora.py (adapters through PEFT). The collapse presets on a pretrained base are configs:
+rag_bench.config.presets_pretrained.
 
-The names below load on first use: rag_bench.config imports presets_pretrained, and importing this package
-must not pull in torch and transformers for it (`rag-bench --help` stays fast).
+The names below load on first use: importing this package must not pull in torch and transformers
+(`rag-bench --help` stays fast).
 """
 
 from __future__ import annotations

