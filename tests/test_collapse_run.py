@@ -154,9 +154,9 @@ def test_each_strategy_builds_its_pool(tiny_run: Path):
     used = {c for ids in chosen for c in ids}
     assert used and not any(docstore.search(c).metadata["doc_id"] in heldout for c in used)
     # no passage holds a word 8-gram of the true human continuation of its prompt (the neighbouring chunk)
+    from rag_bench.collapse.overlap import word_ngrams
     from rag_bench.collapse.synthetic import prompt_blocks
     from rag_bench.lm import LM
-    from rag_bench.overlap import word_ngrams
 
     tokenizer = LM.load(tiny_run / "gen_0" / "model").tokenizer
     prompts = prompt_blocks(contents(tiny_run / "data" / "human_train.jsonl"), tokenizer, prompt_tokens=16,

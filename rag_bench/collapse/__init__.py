@@ -13,7 +13,8 @@ Modules, in the order a run uses them:
 * ``write_steps``: a generation writes its synthetic text; the next generation's pool is built from it;
 * ``buckets``: the knowledge-bucket steps after each evaluation;
 * ``synthetic``: what generation n writes for generation n+1 (sampling, beam search, watermark);
-* ``strategies``: replace, mix, accumulate, filter, watermark, grounded: the next generation's training pool.
+* ``strategies``: replace, mix, accumulate, filter, watermark, grounded: the next generation's training pool;
+* ``overlap``: the share of a pool's word 8-grams found in the human training text.
 
 This package imports nothing at import time; ``run`` brings torch.
 """

@@ -25,6 +25,7 @@ from rag_bench.collapse.data import (
     fact_guard,
     probed_fields,
 )
+from rag_bench.collapse.overlap import HumanNgrams
 from rag_bench.collapse.strategies import Strategy, human_units
 from rag_bench.collapse.synthetic import (
     PromptBlock,
@@ -36,7 +37,6 @@ from rag_bench.collapse.synthetic import (
 )
 from rag_bench.config import CollapseConfig, TrainConfig
 from rag_bench.lm import LM
-from rag_bench.overlap import HumanNgrams
 from rag_bench.records import read_json, read_jsonl, sha256_file, write_json
 
 

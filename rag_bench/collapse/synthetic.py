@@ -38,10 +38,10 @@ import torch
 from transformers import WatermarkDetector, WatermarkingConfig
 
 from rag_bench.collapse.budget import take_budget, token_cutter
+from rag_bench.collapse.overlap import word_ngrams
 from rag_bench.config import DecodeConfig
 from rag_bench.lm import LM, autocast
 from rag_bench.models.decode_loop import generate_fast
-from rag_bench.overlap import word_ngrams
 from rag_bench.prompt import render_prompt
 from rag_bench.records import read_json, read_jsonl, write_json, write_jsonl
 from rag_bench.train.examples import corpus_stream, document_separator

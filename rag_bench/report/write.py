@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rag_bench.overlap import pool_overlap_lines
+from rag_bench.collapse.overlap import pool_overlap_lines
 from rag_bench.records import read_json, write_json
 from rag_bench.report import plots
 from rag_bench.report.ci import CI_COLUMNS, DIFF_COLUMNS, difference_lines, interval_rows

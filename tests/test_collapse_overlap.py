@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag_bench.overlap import HumanNgrams, word_ngrams
+from rag_bench.collapse.overlap import HumanNgrams, word_ngrams
 
 HUMAN = ["Japan | Government | Capital: Tokyo is the seat of the national government and the largest city"]
 
@@ -25,7 +25,7 @@ def test_partial_overlap_is_counted_per_position():
 
 
 def test_pool_overlap_lines_average_seeds_by_strategy_and_generation():
-    from rag_bench.overlap import pool_overlap_lines
+    from rag_bench.collapse.overlap import pool_overlap_lines
 
     def manifest(share):
         return {"pool": {"human_overlap": {"written": {"share": share}}}}

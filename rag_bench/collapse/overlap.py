@@ -1,6 +1,6 @@
 """How much of a pool is human text: the share of its word 8-grams found in the human training text.
 
-    from rag_bench.overlap import HumanNgrams
+    from rag_bench.collapse.overlap import HumanNgrams
     human = HumanNgrams(human_train_texts, n=8)
     human.share(pool_texts)        # 0.0 .. 1.0: 8-gram positions of the texts that occur in the human text
 
