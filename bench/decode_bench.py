@@ -92,19 +92,24 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data-dir", default=str(REPO / "data"), help="where a registry model is converted once")
     parser.add_argument("--batches", default="1,16,32", help="batch sizes, comma-separated")
     parser.add_argument("--new-tokens", type=int, default=24, help="new tokens per prompt in the forced setting")
-    parser.add_argument("--batch-1-prompts", type=int, default=3, help="prompts at batch 1 (larger batches: 2 each)")
-    parser.add_argument("--answer-prompts", type=int, default=64, help="prompts of the answering setting (0: skip)")
+    parser.add_argument("--batch-1-prompts", type=int, default=2, help="prompts at batch 1")
+    parser.add_argument("--rounds", type=int, default=1, help="full batches per batch size above 1")
+    parser.add_argument("--answer-prompts", type=int, default=32, help="prompts of the answering setting (0: skip)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: CPU time is a core's time)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "decode.json")
+    parser.add_argument("--profile", type=int, default=0, metavar="BATCH",
+                        help="only print torch.profiler's top operators of one forced batch of each path")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     load_start = load_average()
     lm = load_model(args.model, args.data_dir, device="cpu")
+    if args.profile:
+        return profile(lm, args)
     native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     dtype = torch.bfloat16 if native else torch.float32
     ceilings = [ceiling(dtype)]
     batches = [int(b) for b in args.batches.split(",")]
-    pool = [render_prompt(q, tokenizer=lm.tokenizer) for q in questions(max(64, 2 * max(batches)))]
+    pool = [render_prompt(q, tokenizer=lm.tokenizer) for q in questions(max(64, args.rounds * max(batches)))]
     mean_prompt = statistics.mean(len(lm.tokenizer(p)["input_ids"]) for p in pool)
     forced = DecodeConfig(max_new_tokens=args.new_tokens, stop=())
     lm.model.generation_config.min_new_tokens = args.new_tokens
@@ -112,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     lm.generate_detailed(pool[:2], forced.replace(max_new_tokens=2), reference=True)
     parts: dict[str, dict] = {}
     for b in batches:
-        prompts = pool[:args.batch_1_prompts if b == 1 else 2 * b]
+        prompts = pool[:args.batch_1_prompts if b == 1 else args.rounds * b]
         for name, reference in (("transformers_generate", True), ("decode_loop", False)):
             part, _ = timed(lm, prompts, forced.replace(batch_size=b), reference)
             prefill, _ = timed(lm, prompts, forced.replace(batch_size=b, max_new_tokens=1), reference)
@@ -165,6 +170,25 @@ def main(argv: list[str] | None = None) -> dict:
     print_table(report)
     print(f"wrote {args.out}")
     return report
+
+
+def profile(lm: LM, args: argparse.Namespace) -> dict:
+    """Self CPU time per operator, top 8, of one forced batch through each path (after a warm-up call)."""
+    from torch.profiler import profile as torch_profile
+
+    prompts = [render_prompt(q, tokenizer=lm.tokenizer) for q in questions(args.profile)]
+    decode = DecodeConfig(max_new_tokens=args.new_tokens, stop=(), batch_size=args.profile)
+    lm.model.generation_config.min_new_tokens = args.new_tokens
+    shares = {}
+    for name, reference in (("transformers_generate", True), ("decode_loop", False)):
+        lm.generate_detailed(prompts[:2], decode.replace(max_new_tokens=2), reference=reference)
+        with torch_profile() as prof:
+            lm.generate_detailed(prompts, decode, reference=reference)
+        rows = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+        total = sum(e.self_cpu_time_total for e in rows)
+        shares[name] = {e.key: round(e.self_cpu_time_total / total, 3) for e in rows[:8]}
+        print(f"{name}, batch {args.profile}: " + ", ".join(f"{k} {v:.1%}" for k, v in shares[name].items()))
+    return shares
 
 
 def print_table(r: dict) -> None:
