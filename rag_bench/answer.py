@@ -1,16 +1,24 @@
-"""Closed-book and grounded answers: one prompt template, one generator, two ways in.
+"""Closed-book, grounded and oracle answers: one prompt template, one generator, three ways in.
 
     rag-bench ask "Algeria | Government | Capital:" --mode both --model runs/r1/gen_0/model
 
-    from rag_bench.answer import closed_book, grounded
+    from rag_bench.answer import closed_book, grounded, oracle
     closed_book(lm, ["Algeria | Government | Capital:"])
     grounded(lm, retriever, ["Algeria | Government | Capital:"], k=3)          # free generation
     grounded(lm, retriever, questions, k=3, span_constrained=True)            # answer must be a context span
+    grounded(lm, retriever, questions, template="short")                      # a registered prompt template
+    oracle(lm, questions, gold_passages)                                      # the gold chunk as the one passage
 
-Both are the same LCEL chain, ``context | prompt | generate``, and differ only in the context
-step: closed-book gives no passages, grounded asks the retriever. The chain is a LangChain
-``Runnable``, so a user can compose it (``grounded_chain(lm, retriever) | my_parser``) and
-``.batch()`` reaches the model as one batched ``generate`` call rather than one call per question.
+All are the same LCEL chain, ``context | prompt | generate``, and differ only in the context step: closed-book
+gives no passages, grounded asks the retriever, oracle is handed the chunk each probe was made from (grounded
+minus oracle is what retrieval loses). The chain is a LangChain ``Runnable``, so a user can compose it
+(``grounded_chain(lm, retriever) | my_parser``) and ``.batch()`` reaches the model as one batched ``generate``
+call rather than one call per question.
+
+The template (``rag_bench.prompt``) is ``plain`` for models trained here; ``template="auto"`` picks
+``rag_bench.config.DEFAULT_READER.template`` for an instruct model (one with a chat template) and ``plain``
+otherwise. A span-constrained (extractive) answer that finds no span says ``NO_SPAN`` instead of inventing one;
+an answer that runs into ``max_new_tokens`` ends on its last whole word and says so in ``hit_cap``.
 """
 
 from __future__ import annotations
@@ -22,12 +30,15 @@ from typing import Any, Literal
 from langchain_core.documents import Document
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from rag_bench.config import DecodeConfig
+from rag_bench.config import DEFAULT_READER, DecodeConfig
 from rag_bench.lm import LM
-from rag_bench.prompt import render_prompt
+from rag_bench.models.decoding import drop_partial_word
+from rag_bench.prompt import DEFAULT_TEMPLATE, render_prompt, uses_chat_template
 
-Mode = Literal["closed", "grounded", "grounded_span"]
-MODES: tuple[str, ...] = ("closed", "grounded", "grounded_span")
+Mode = Literal["closed", "grounded", "grounded_span", "oracle", "oracle_span"]
+MODES: tuple[str, ...] = ("closed", "grounded", "grounded_span", "oracle", "oracle_span")
+ORACLE_MODES = ("oracle", "oracle_span")  # the context is the probe's gold chunk, not a retrieval
+NO_SPAN = "not found in the passages"  # an extractive answer for which no span of the passages was chosen
 SOURCE_FIELDS = ("chunk_id", "score", "rank", "source", "page", "country", "section", "doc_id", "retriever")
 
 
@@ -36,12 +47,14 @@ class Answer:
     """One answer with everything needed to check it."""
 
     question: str  # as asked
-    mode: str  # closed | grounded | grounded_span
-    text: str  # the answer, cut at the stop string
+    mode: str  # closed | grounded | grounded_span | oracle | oracle_span
+    text: str  # the answer, cut at the stop string (NO_SPAN: an extractive answer found no span)
     prompt: str  # the full prompt given to the model
     sources: list[dict[str, Any]]  # retrieved chunks: chunk_id, score, rank, source metadata and text
     prompt_tokens: int  # prompt tokens the model saw
     truncated_tokens: int  # prompt tokens dropped from the left to fit the model's positions
+    template: str = DEFAULT_TEMPLATE  # the registered prompt template that wrote the prompt
+    hit_cap: bool = False  # the answer ran into max_new_tokens; its last partial word was dropped
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -67,11 +80,19 @@ def order_passages(docs: Sequence[Document]) -> list[str]:
     return [d.page_content for d in sorted(docs, key=lambda d: d.metadata.get("rank", 0), reverse=True)]
 
 
-def _prompter(lm: LM) -> BatchRunnable:
+def resolve_template(template: str, tokenizer: Any) -> str:
+    """``auto``: the dev-chosen reader's template for an instruct model, ``plain`` for a model trained here."""
+    if template != "auto":
+        return template
+    return DEFAULT_READER.template if uses_chat_template(tokenizer) else DEFAULT_TEMPLATE
+
+
+def _prompter(lm: LM, template: str) -> BatchRunnable:
     """The prompt step: passages then the question, through the model's chat template when it has one."""
     def with_prompts(items: list[dict]) -> list[dict]:
         return [{**item, "prompt": render_prompt(item["question"], order_passages(item["docs"]),
-                                                 tokenizer=lm.tokenizer)} for item in items]
+                                                 tokenizer=lm.tokenizer, template=template),
+                 "template": template} for item in items]
 
     return BatchRunnable(with_prompts, "prompt")
 
@@ -102,28 +123,39 @@ def _retrieved_context(retriever: Any, k: int) -> BatchRunnable:
 
 
 def answer_chain(lm: LM, *, retriever: Any = None, k: int = 3, decode: DecodeConfig | None = None,
-                 span_constrained: bool = False, streamer: Any = None) -> Runnable:
+                 span_constrained: bool = False, streamer: Any = None, template: str = DEFAULT_TEMPLATE) -> Runnable:
     """The LCEL chain ``context | prompt | generate``; without a retriever it is closed-book.
 
     ``streamer`` (a transformers streamer, e.g. ``TextIteratorStreamer``) receives the new tokens of a
-    single question as they are generated.
+    single question as they are generated. ``template`` names a registered prompt template, or ``auto``.
     """
     if span_constrained and retriever is None:
         raise ValueError("span-constrained decoding needs a retriever: the answer must be a span of its passages")
     context = BatchRunnable(_no_context, "no_context") if retriever is None else _retrieved_context(retriever, k)
-    return context | _prompter(lm) | _generator(
+    return context | _prompter(lm, resolve_template(template, lm.tokenizer)) | _generator(
         lm, decode or DecodeConfig(), span_constrained=span_constrained, streamer=streamer)
 
 
 def grounded_chain(lm: LM, retriever: Any, *, k: int = 3, decode: DecodeConfig | None = None,
-                   span_constrained: bool = False) -> Runnable:
-    return answer_chain(lm, retriever=retriever, k=k, decode=decode, span_constrained=span_constrained)
+                   span_constrained: bool = False, template: str = DEFAULT_TEMPLATE) -> Runnable:
+    return answer_chain(lm, retriever=retriever, k=k, decode=decode, span_constrained=span_constrained,
+                        template=template)
 
 
-def _answers(outputs: list[dict], mode: str) -> list[Answer]:
-    return [Answer(question=o["question"], mode=mode, text=o["generation"].text.strip(), prompt=o["prompt"],
-                   sources=[source_of(d) for d in o["docs"]], prompt_tokens=o["generation"].prompt_tokens,
-                   truncated_tokens=o["generation"].truncated_tokens) for o in outputs]
+def _answer_text(generation: Any, span_constrained: bool) -> str:
+    text = generation.text.strip()
+    if generation.hit_cap:
+        text = drop_partial_word(text)
+    if span_constrained and not text:
+        return NO_SPAN
+    return text
+
+
+def _answers(outputs: list[dict], mode: str, span_constrained: bool = False) -> list[Answer]:
+    return [Answer(question=o["question"], mode=mode, text=_answer_text(o["generation"], span_constrained),
+                   prompt=o["prompt"], sources=[source_of(d) for d in o["docs"]],
+                   prompt_tokens=o["generation"].prompt_tokens, truncated_tokens=o["generation"].truncated_tokens,
+                   template=o["template"], hit_cap=o["generation"].hit_cap) for o in outputs]
 
 
 def source_of(doc: Document) -> dict[str, Any]:
@@ -132,53 +164,83 @@ def source_of(doc: Document) -> dict[str, Any]:
 
 
 def closed_book(lm: LM, questions: Sequence[str], *, decode: DecodeConfig | None = None,
-                streamer: Any = None) -> list[Answer]:
+                streamer: Any = None, template: str = DEFAULT_TEMPLATE) -> list[Answer]:
     """Answer from the weights alone: the prompt is the question (through an instruct model's chat template)."""
     questions = _as_list(questions)
-    return _answers(answer_chain(lm, decode=decode, streamer=streamer).batch(questions), "closed")
+    return _answers(answer_chain(lm, decode=decode, streamer=streamer, template=template).batch(questions),
+                    "closed")
 
 
 def grounded(lm: LM, retriever: Any, questions: Sequence[str], *, k: int = 3, decode: DecodeConfig | None = None,
-             span_constrained: bool = False, streamer: Any = None) -> list[Answer]:
+             span_constrained: bool = False, streamer: Any = None, template: str = DEFAULT_TEMPLATE,
+             mode: str | None = None) -> list[Answer]:
     """Answer with the top-k retrieved passages before the question; the sources come back too."""
     questions = _as_list(questions)
     chain = answer_chain(lm, retriever=retriever, k=k, decode=decode, span_constrained=span_constrained,
-                         streamer=streamer)
-    return _answers(chain.batch(questions), "grounded_span" if span_constrained else "grounded")
+                         streamer=streamer, template=template)
+    mode = mode or ("grounded_span" if span_constrained else "grounded")
+    return _answers(chain.batch(questions), mode, span_constrained)
+
+
+class PassagesGiven:
+    """A retriever that serves each question the passages it was given (the oracle's gold chunk)."""
+
+    def __init__(self, questions: Sequence[str], passages: Sequence[Sequence[Document]]) -> None:
+        self._by_question = {q: list(docs) for q, docs in zip(questions, passages, strict=True)}
+
+    def batch_search(self, queries: list[str], *, k: int | None = None) -> list[list[Document]]:
+        return [self._by_question[q][:k] if k else self._by_question[q] for q in queries]
+
+
+def oracle(lm: LM, questions: Sequence[str], passages: Sequence[Sequence[Document] | Document], *,
+           decode: DecodeConfig | None = None, span_constrained: bool = False,
+           template: str = DEFAULT_TEMPLATE) -> list[Answer]:
+    """Answer each question with its gold passage(s) as the context: reading measured apart from retrieval."""
+    questions = _as_list(questions)
+    given = [[p] if isinstance(p, Document) else list(p) for p in passages]
+    return grounded(lm, PassagesGiven(questions, given), questions, k=max((len(g) for g in given), default=1),
+                    decode=decode, span_constrained=span_constrained, template=template,
+                    mode="oracle_span" if span_constrained else "oracle")
 
 
 def answer(lm: LM, questions: Sequence[str], mode: str, *, retriever: Any = None, k: int = 3,
-           decode: DecodeConfig | None = None) -> list[Answer]:
-    """Dispatch on a mode name (closed | grounded | grounded_span)."""
+           decode: DecodeConfig | None = None, template: str = DEFAULT_TEMPLATE) -> list[Answer]:
+    """Dispatch on a mode name (closed | grounded | grounded_span | oracle | oracle_span).
+
+    For the oracle modes ``retriever`` serves each question its gold passage (``PassagesGiven``).
+    """
     if mode not in MODES:
         raise ValueError(f"unknown answer mode {mode!r}; choose one of {', '.join(MODES)}")
     if mode == "closed":
-        return closed_book(lm, questions, decode=decode)
+        return closed_book(lm, questions, decode=decode, template=template)
     if retriever is None:
         raise ValueError(f"mode {mode!r} needs a retriever")
-    return grounded(lm, retriever, questions, k=k, decode=decode, span_constrained=mode == "grounded_span")
+    return grounded(lm, retriever, questions, k=k, decode=decode, span_constrained=mode.endswith("_span"),
+                    template=template, mode=mode)
 
 
 def answer_modes(lm: LM, questions: Sequence[str], modes: Sequence[str], *, retriever: Any = None, k: int = 3,
-                 decode: DecodeConfig | None = None) -> dict[str, list[Answer]]:
+                 decode: DecodeConfig | None = None, template: str = DEFAULT_TEMPLATE) -> dict[str, list[Answer]]:
     """Every mode's answers from one pass: all prompts of the free modes in one length-sorted ``generate``.
 
     The same answers as ``answer`` mode by mode (each prompt is decoded alone in its batch's rows), in fewer,
     fuller batches: a closed-book prompt no longer waits in a batch padded to a grounded one's length, and the
-    batches of one mode do not end half empty. ``grounded_span`` (a constraint per prompt) keeps its own call.
+    batches of one mode do not end half empty. The span modes (a constraint per prompt) keep their own call; an
+    oracle mode's ``retriever`` must serve the gold passages (``PassagesGiven``), so evaluation answers it apart.
     """
     questions = _as_list(questions)
     decode = decode or DecodeConfig()
+    template = resolve_template(template, lm.tokenizer)
     out: dict[str, list[Answer]] = {}
     prepared: list[tuple[str, list[dict]]] = []
     for mode in modes:
-        if mode == "grounded_span" or mode not in MODES:
-            out[mode] = answer(lm, questions, mode, retriever=retriever, k=k, decode=decode)
+        if mode.endswith("_span") or mode not in MODES:
+            out[mode] = answer(lm, questions, mode, retriever=retriever, k=k, decode=decode, template=template)
             continue
         if mode != "closed" and retriever is None:
             raise ValueError(f"mode {mode!r} needs a retriever")
         context = BatchRunnable(_no_context, "no_context") if mode == "closed" else _retrieved_context(retriever, k)
-        prepared.append((mode, (context | _prompter(lm)).batch(questions)))
+        prepared.append((mode, (context | _prompter(lm, template)).batch(questions)))
     items = [item for _, mode_items in prepared for item in mode_items]
     generations = lm.generate_detailed([item["prompt"] for item in items], decode) if items else []
     start = 0

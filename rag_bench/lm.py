@@ -35,7 +35,7 @@ from transformers.utils import logging as hf_logging
 
 from rag_bench.config import DecodeConfig, ModelConfig
 from rag_bench.models.decode_loop import generate_fast
-from rag_bench.models.decoding import Generation, SpanConstraint, cut_at_stop
+from rag_bench.models.decoding import Generation, cut_at_stop, has_stop, span_constraint
 from rag_bench.models.scratch import build_model
 from rag_bench.records import read_json, replace_dir, write_json
 
@@ -204,11 +204,12 @@ class LM:
             for start in range(0, len(order), decode.batch_size):
                 idx = order[start:start + decode.batch_size]
                 spans = [allowed_spans[i] for i in idx] if allowed_spans is not None else None
-                texts, n_new = self._generate_batch([encoded[i][0] for i in idx], decode, spans, streamer,
-                                                     reference=reference)
-                for i, text, n in zip(idx, texts, n_new, strict=True):
+                texts, n_new, capped = self._generate_batch([encoded[i][0] for i in idx], decode, spans, streamer,
+                                                             reference=reference)
+                for i, text, n, cap in zip(idx, texts, n_new, capped, strict=True):
                     ids, dropped = encoded[i]
-                    results[i] = Generation(text=text, prompt_tokens=len(ids), truncated_tokens=dropped, new_tokens=n)
+                    results[i] = Generation(text=text, prompt_tokens=len(ids), truncated_tokens=dropped, new_tokens=n,
+                                            hit_cap=cap)
         return results  # type: ignore[return-value]
 
     def _encode_prompt(self, prompt: str, max_new_tokens: int) -> tuple[list[int], int]:
@@ -223,7 +224,7 @@ class LM:
         return ids, dropped
 
     def _generate_batch(self, batch: list[list[int]], decode: DecodeConfig, spans: Sequence[Sequence[str]] | None,
-                        streamer: Any = None, *, reference: bool = False) -> tuple[list[str], list[int]]:
+                        streamer: Any = None, *, reference: bool = False) -> tuple[list[str], list[int], list[bool]]:
         padded = self.tokenizer.pad({"input_ids": batch}, padding=True, return_tensors="pt").to(self.device)
         prompt_len = padded["input_ids"].shape[1]
         kwargs = {"max_new_tokens": decode.max_new_tokens, "do_sample": decode.do_sample,
@@ -234,9 +235,8 @@ class LM:
         else:  # silence transformers' warnings about sampling settings inherited from a base model's config
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if spans is not None:
-            kwargs["prefix_allowed_tokens_fn"] = SpanConstraint(
-                [self._span_token_ids(s) for s in spans], prompt_len, self._stop_token_ids(decode.stop),
-                self.tokenizer.eos_token_id)
+            kwargs["prefix_allowed_tokens_fn"] = span_constraint(self.tokenizer, spans, prompt_len,
+                                                                 self._stop_token_ids(decode.stop))
         # one precision at every batch size, so an answer does not depend on the batch it was asked in, though
         # at batch 1 bf16 runs at 0.65x an fp32 pipeline (bench/generate_bench.py)
         with torch.inference_mode(), autocast(self.device):
@@ -248,16 +248,16 @@ class LM:
                 out = generate_fast(self.model, **padded, stop_strings=decode.stop, tokenizer=self.tokenizer,
                                     streamer=streamer, **kwargs)
         new = out[:, prompt_len:].tolist()
-        texts, counts = [], []
+        texts, counts, capped = [], [], []
+        ends = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id}
         for row in new:
+            ended = any(t in ends for t in row)
             row = [t for t in row if t != self.tokenizer.pad_token_id]
             counts.append(len(row))
-            texts.append(cut_at_stop(self.tokenizer.decode(row, skip_special_tokens=True), decode.stop))
-        return texts, counts
-
-    def _span_token_ids(self, texts: Sequence[str] | str) -> list[list[int]]:
-        texts = [texts] if isinstance(texts, str) else list(texts)
-        return [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+            text = self.tokenizer.decode(row, skip_special_tokens=True)
+            capped.append(not ended and len(new[0]) >= decode.max_new_tokens and not has_stop(text, decode.stop))
+            texts.append(cut_at_stop(text, decode.stop))
+        return texts, counts, capped
 
     def _stop_token_ids(self, stop: tuple[str, ...]) -> frozenset[int]:
         """EOS plus every vocabulary token whose text contains a stop string (e.g. each newline token)."""

@@ -6,14 +6,25 @@ import re
 from pathlib import Path
 
 import pytest
+from langchain_core.documents import Document
 from langchain_core.runnables import RunnableLambda
 
-from rag_bench.answer import answer, answer_chain, closed_book, grounded
+from rag_bench.answer import (
+    NO_SPAN,
+    PassagesGiven,
+    answer,
+    answer_chain,
+    closed_book,
+    grounded,
+    oracle,
+    resolve_template,
+)
 from rag_bench.config import DecodeConfig, ModelConfig
 from rag_bench.corpus.load import load_corpus
 from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import load_index, update_index
 from rag_bench.lm import LM
+from rag_bench.models.decoding import drop_partial_word
 from rag_bench.models.scratch import train_tokenizer
 from rag_bench.prompt import render_prompt
 from tests.conftest import PLANTED_FACT
@@ -125,3 +136,57 @@ def test_all_modes_in_one_pass_give_the_answers_of_each_mode_alone(tiny_lm: LM, 
         assert answers == answer(tiny_lm, questions, mode, retriever=retriever, k=2, decode=DECODE)
     with pytest.raises(ValueError, match="needs a retriever"):
         answer_modes(tiny_lm, questions, ["closed", "grounded"])
+
+
+# --- templates, the oracle mode, extractive instruct answers, the token cap (issues 20 and 22) ---------------
+
+
+def test_the_oracle_mode_reads_the_gold_passage_it_is_given(tiny_lm: LM):
+    gold = Document(page_content=PLANTED_FACT, metadata={"chunk_id": "gold-1", "source": "sub/guide.md"})
+    (ans,) = oracle(tiny_lm, [QUESTION], [gold], decode=DECODE)
+    assert ans.mode == "oracle" and [s["chunk_id"] for s in ans.sources] == ["gold-1"]
+    assert ans.prompt == render_prompt(QUESTION, [PLANTED_FACT])
+    (span,) = oracle(tiny_lm, [QUESTION], [[gold]], decode=DECODE, span_constrained=True)
+    assert span.mode == "oracle_span" and span.text in PLANTED_FACT
+    served = PassagesGiven([QUESTION], [[gold]])
+    (dispatched,) = answer(tiny_lm, [QUESTION], "oracle", retriever=served, k=1, decode=DECODE)
+    assert dispatched.text == ans.text  # the mode name reaches the same chain
+
+
+def test_every_answer_records_its_template_and_auto_keeps_plain_for_a_model_trained_here(tiny_lm: LM, retriever):
+    (ans,) = grounded(tiny_lm, retriever, [QUESTION], k=1, decode=DECODE, template="auto")
+    assert ans.template == "plain" and resolve_template("auto", tiny_lm.tokenizer) == "plain"
+    (closed,) = closed_book(tiny_lm, [QUESTION], decode=DECODE, template="short")
+    assert closed.template == "short" and closed.prompt == QUESTION  # no chat template: the plain text
+
+
+def test_an_answer_that_runs_into_the_cap_ends_on_a_whole_word_and_says_so(tiny_lm: LM):
+    capped = DecodeConfig(max_new_tokens=5, stop=(), batch_size=4)
+    (ans,) = closed_book(tiny_lm, ["The Orrin valley grows"], decode=capped)
+    assert ans.hit_cap
+    full = tiny_lm.generate_detailed(["The Orrin valley grows"], capped)[0]
+    assert full.hit_cap and ans.text == drop_partial_word(full.text.strip())
+    (stopped,) = closed_book(tiny_lm, ["The Orrin valley grows"], decode=capped.replace(max_new_tokens=40,
+                                                                                         stop=("s",)))
+    assert not stopped.hit_cap  # a stop string ended it first
+
+
+def test_an_extractive_answer_without_passages_says_so(smollm2):
+    (ans,) = grounded(smollm2, PassagesGiven(["What is the capital of Tuvalu?"], [[]]),
+                      ["What is the capital of Tuvalu?"], k=1, span_constrained=True, template="short",
+                      decode=DecodeConfig(max_new_tokens=8))
+    assert ans.text == NO_SPAN and ans.sources == []
+
+
+def test_the_instruct_model_answers_extractively_from_the_start_of_a_word(smollm2):
+    """SmolLM2 answers at the start of a line, where "Funafuti" has no leading space; the passage holds
+    " Funafuti". Copying from a word's start lets the constrained answer be the name itself. (Under ``short``
+    the model starts "The capital ...", which the passage lacks, and the constraint then gives "Tuvalu": the worked
+    example of ``oneshot`` shows it the answer's form. Decoding is greedy, so a likelier first token elsewhere in
+    the passage still wins: with "; note - the capital is an atoll" after the name it copies "Tuvalu".)"""
+    passages = [Document(page_content="Tuvalu | Government | Capital: Funafuti", metadata={"chunk_id": "tv"})]
+    decode = DecodeConfig(max_new_tokens=12)
+    (ans,) = oracle(smollm2, ["What is the capital of Tuvalu?"], [passages], decode=decode, template="oneshot",
+                    span_constrained=True)
+    assert ans.text.startswith("Funafuti"), ans.text
+    assert ans.text in passages[0].page_content

@@ -29,6 +29,7 @@ from rag_bench.eval.diversity import (
 )
 from rag_bench.eval.metrics import (
     accuracy_by_retrieval,
+    answer_in_question,
     contains,
     exact_match,
     first_number,
@@ -39,6 +40,7 @@ from rag_bench.eval.metrics import (
     numeric_match,
     perplexity_from_nll,
     perplexity_histogram,
+    recall_at_k,
     register_metric,
     retrieval_recall,
     supported,
@@ -56,7 +58,7 @@ def test_every_registered_metric_has_a_direction_a_kind_and_a_doc():
         "distinct_1", "distinct_2", "distinct_3", "self_bleu", "unigram_entropy", "bigram_entropy",
         "type_token_ratio", "compression_ratio", "mean_pairwise_cosine_distance", "vendi_score",
         "tail_survival_unigram", "tail_survival_bigram", "synthetic_retrieved", "copied_synthetic",
-        "filter_precision", "filter_recall",
+        "filter_precision", "filter_recall", "echo", "recall_at_k",
     }  # fmt: skip
     assert expected <= names
     for metric in metrics:
@@ -64,7 +66,7 @@ def test_every_registered_metric_has_a_direction_a_kind_and_a_doc():
         assert metric.kind in {"accuracy", "grounding", "fit", "diversity", "provenance"}, metric.name
         assert metric.doc, metric.name
     lower_is_better = {m.name for m in metrics if not m.higher_is_better}
-    assert lower_is_better == {"self_bleu", "perplexity", "synthetic_retrieved", "copied_synthetic"}
+    assert lower_is_better == {"self_bleu", "perplexity", "synthetic_retrieved", "copied_synthetic", "echo"}
     assert [m.name for m in list_metrics(kind="accuracy")] == ["contains", "exact_match", "numeric_match", "token_f1"]
 
 
@@ -348,3 +350,62 @@ def test_diversity_report_keys_are_registered_and_values_match():
     assert "vendi_score" not in text_only and "tail_survival_bigram" not in text_only and "self_bleu" in text_only
     with pytest.raises(ValueError, match="2 embedding rows for 3 texts"):
         diversity_report(texts, embeddings=embeddings[:2])
+
+
+# --- edge cases a comparison with FlashRAG's metric code found (issue 20) -----------------------------------
+
+
+def test_decomposed_and_precomposed_accents_normalise_alike():
+    assert normalize_answer("Lome\u0301") == normalize_answer("Lomé") == "lomé"
+    assert exact_match("Lome\u0301", ["Lomé"]) == 1.0
+    assert contains("The capital is Lome\u0301.", ["Lomé"]) == 1.0
+    assert contains("The capital is Lome.", ["Lomé"]) == 0.0  # an accent is part of the name, not punctuation
+
+
+@pytest.mark.parametrize("prediction, gold", [
+    ("a Kampala-based firm", "Kampala"),
+    ("Canberra's parliament", "Canberra"),
+    ("Paris,France", "Paris"),
+    ("Paris,France", "France"),
+    ("the U.S.-backed plan", "U.S."),
+    ("(Funafuti)", "Funafuti"),
+])
+def test_a_gold_answer_joined_to_a_neighbour_by_punctuation_counts(prediction, gold):
+    assert contains(prediction, [gold]) == 1.0
+
+
+@pytest.mark.parametrize("prediction, gold", [
+    ("Oman", ".om"),  # FlashRAG's substring acc credits this
+    ("Omani rial", ".om"),
+    ("1991", "1"),
+    ("Kampalan", "Kampala"),
+])
+def test_contains_stays_whole_word(prediction, gold):
+    assert contains(prediction, [gold]) == 0.0
+
+
+def test_joined_forms_of_multi_word_and_dotted_answers_still_match():
+    assert contains("Its code is .om on the internet", [".om"]) == 1.0
+    assert contains("Guinea Bissau", ["Guinea-Bissau"]) == 1.0
+    assert contains("Guinea-Bissau", ["Guinea-Bissau"]) == 1.0
+    assert normalize_answer("Kampala-based", joined_as_space=True) == "kampala based"
+    assert normalize_answer("Kampala-based") == "kampalabased"  # exact match keeps SQuAD's deletion
+    assert normalize_answer("3.5 million", joined_as_space=True) == "3.5 million"  # a decimal point is kept
+
+
+def test_echo_flags_a_gold_answer_that_occurs_in_the_question():
+    anthem = "Ee Mungu Nguvu Yetu"
+    assert answer_in_question(f"What is the national anthem of Kenya, {anthem}?", [anthem]) == 1.0
+    assert answer_in_question("What is the capital of Djibouti?", ["Djibouti"]) == 1.0
+    assert answer_in_question("What is the capital of Kenya?", ["Nairobi"]) == 0.0
+    assert answer_in_question("What is the capital of Omani territory?", [".om"]) == 0.0
+    assert get_metric("echo").higher_is_better is False
+
+
+def test_recall_at_k_needs_the_gold_chunk_itself():
+    assert recall_at_k(["c1", "c2", "c3"], "c2") == 1.0
+    assert recall_at_k(["c1"], "c2") == 0.0
+    assert recall_at_k([], "c2") == 0.0
+    with pytest.raises(ValueError, match="gold chunk"):
+        recall_at_k(["c1"], "")
+    assert get_metric("recall_at_k").kind == "grounding"

@@ -305,3 +305,36 @@ def test_ask_takes_a_registry_name_as_the_model(smollm2_data_dir: Path, capsys):
     assert main(["ask", "q", "--mode", "closed", "--model", "gpt-17", "--data-dir", str(smollm2_data_dir)]) == 2
     assert capsys.readouterr().err == ("error: gpt-17: not a model folder (no such directory) nor a known model "
                                        "name (known: smollm2-135m)\n")
+
+
+def test_oracle_mode_recall_at_k_and_the_echo_exclusion(trained, index, probes_file, tmp_path):
+    """The oracle reads each probe's own chunk; recall@k is the gold chunk's retrieval; a probe whose answer is in
+    its question is left out of the primary metric and counted."""
+    lm, _ = trained
+    rows = read_jsonl(probes_file)
+    echo = {**rows[0], "id": "echo/Zorbia", "prompt": "Zorbia | Government | Capital (Quenta):"}
+    lost = {**rows[1], "id": "lost/Zorbia", "metadata": {**rows[1]["metadata"], "source_chunk_id": "not-in-index"}}
+    path = tmp_path / "probes.jsonl"
+    write_jsonl(path, [*rows, echo, lost])
+    retriever = make_retriever(index.store, k=1)
+    results = evaluate(lm, path, retriever=retriever, out_dir=tmp_path / "eval", progress=False,
+                       cfg=small_cfg(modes=("closed", "grounded", "oracle"), k=1, diversity_prompts=0))
+    assert results["reader"]["template"] == "plain" and results["config"]["eval"]["template"] == "auto"
+    oracle_rows = read_jsonl(tmp_path / "eval" / "samples_oracle.jsonl")
+    assert len(oracle_rows) == len(rows) + 1 == results["reader"]["oracle_probes"]  # "lost" has no gold chunk
+    gold = {r["id"]: r["metadata"]["source_chunk_id"] for r in rows}
+    assert all(r["sources"][0]["chunk_id"] == gold.get(r["id"], gold[rows[0]["id"]]) for r in oracle_rows)
+    assert any("1 of 20 probes have no gold chunk" in note for note in results["notes"])
+    oracle = results["metrics"]["oracle"]["all"]
+    assert oracle["answer_recall"]["value"] == 1.0 and "recall_at_k" not in oracle  # the gold chunk holds it
+    assert oracle["exact_match"]["value"] == pytest.approx(
+        sum(r["scores"]["exact_match"] for r in oracle_rows) / len(oracle_rows))
+    grounded = {r["id"]: r for r in read_jsonl(tmp_path / "eval" / "samples_grounded.jsonl")}
+    assert "recall_at_k" not in grounded["lost/Zorbia"]["scores"]  # no gold chunk: no recall@k
+    hits = [r["scores"]["recall_at_k"] for r in grounded.values() if "recall_at_k" in r["scores"]]
+    assert results["metrics"]["grounded"]["all"]["recall_at_k"]["value"] == pytest.approx(sum(hits) / len(hits))
+    assert results["echo_excluded"]["n"] == 1 and results["echo_excluded"]["ids"] == ["echo/Zorbia"]
+    assert grounded["echo/Zorbia"]["echo"] and not grounded["Zorbia/Capital"]["echo"]
+    assert results["primary"]["grounded"]["contains"]["n"] == len(rows) + 1  # all but the echo probe
+    loss = results["retrieval_loss"]["grounded-oracle"]
+    assert loss["n"] == len(rows) + 1 and -1 <= loss["contains"] <= 0.5

@@ -1,7 +1,9 @@
-"""Evaluation of one model (rag_bench.eval.run, rag_bench.eval.continuations): modes, retrieval, decoding.
+"""Evaluation of one model (rag_bench.eval.run, rag_bench.eval.continuations): modes, retrieval, decoding;
+and the reader an instruct model answers with everywhere (evaluation, ``rag-bench ask``, the chat).
 
-    from rag_bench.config import EvalConfig
-    EvalConfig(modes=("closed", "grounded"), k=1, limit=200)
+    from rag_bench.config import DEFAULT_READER, EvalConfig
+    EvalConfig(modes=("closed", "grounded", "oracle"), k=1, limit=200, template="auto")
+    DEFAULT_READER.template, DEFAULT_READER.k, DEFAULT_READER.retrieval, DEFAULT_READER.extractive
 """
 
 from __future__ import annotations
@@ -12,9 +14,40 @@ from typing import Literal
 from rag_bench.config.base import ConfigBase, ConfigError
 from rag_bench.config.model import DecodeConfig
 
+ANSWER_MODES = ("closed", "grounded", "grounded_span", "oracle", "oracle_span")  # rag_bench.answer.MODES
+FREE_ANSWER_TOKENS = 48  # cap on a free answer; it stops at the newline or EOS first (24 cut answers mid-expression)
+
 
 def _answer_decode() -> DecodeConfig:
-    return DecodeConfig(max_new_tokens=24, do_sample=False, stop=("\n",))
+    return DecodeConfig(max_new_tokens=FREE_ANSWER_TOKENS, do_sample=False, stop=("\n",))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReaderConfig(ConfigBase):
+    """How an instruct model reads retrieved passages: chosen on the Factbook dev split (bench/reader_bench.py).
+
+    Models trained here keep the ``plain`` record-prefix reader whatever this says.
+    """
+
+    template: str = "short"  # registered prompt template (rag_bench.prompt): plain | short | oneshot
+    k: int = 3  # passages per grounded prompt
+    retrieval: Literal["dense", "bm25", "hybrid"] = "bm25"  # which retriever finds them
+    extractive: bool = False  # the answer is constrained to a span of the passages (grounded_span)
+    max_new_tokens: int = FREE_ANSWER_TOKENS  # cap on a free answer (it ends at a newline or EOS first)
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.max_new_tokens < 1:
+            raise ConfigError(f"k and max_new_tokens must be >= 1, got k={self.k}, "
+                              f"max_new_tokens={self.max_new_tokens}")
+
+    @property
+    def grounded_mode(self) -> str:
+        return "grounded_span" if self.extractive else "grounded"
+
+
+# The dev-chosen reader of instruct models (bench/results/reader.json): evaluation (EvalConfig.template "auto"),
+# `rag-bench ask` and the chat import this one object.
+DEFAULT_READER = ReaderConfig()
 
 
 def _continuation_decode() -> DecodeConfig:
@@ -26,7 +59,8 @@ def _continuation_decode() -> DecodeConfig:
 class EvalConfig(ConfigBase):
     """How ``rag-bench eval`` scores one model: modes, retrieval, decoding, diversity prompts, histogram."""
 
-    modes: tuple[str, ...] = ("closed", "grounded")  # answer modes: closed | grounded | grounded_span
+    modes: tuple[str, ...] = ("closed", "grounded")  # closed | grounded | grounded_span | oracle | oracle_span
+    template: str = "auto"  # prompt template; auto: DEFAULT_READER.template for an instruct model, else plain
     k: int = 3  # passages per grounded prompt (3 chunks of 500 characters fit 512 positions)
     retrieval: Literal["dense", "bm25", "hybrid"] = "bm25"  # bm25 finds the record line a Factbook probe asks for
     limit: int | None = None  # evaluate a seeded sample of this many probes (None: all)
@@ -44,7 +78,7 @@ class EvalConfig(ConfigBase):
     cache_dir: str = ""  # retrieved contexts and reference scores; empty: beside the output (see evaluate)
 
     def __post_init__(self) -> None:
-        allowed = ("closed", "grounded", "grounded_span")
+        allowed = ANSWER_MODES
         if not self.modes or any(m not in allowed for m in self.modes) or len(set(self.modes)) != len(self.modes):
             raise ConfigError(f"modes must be distinct names among {list(allowed)}, got {list(self.modes)}")
         if self.k < 1 or self.batch_size < 1:

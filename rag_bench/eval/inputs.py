@@ -4,6 +4,7 @@
     probes, info = load_eval_probes("data/probes/factbook-factbook.jsonl", limit=200, seed=0)
     texts = human_texts(loaded_index.chunks, corpus_jsonl="data/corpora/factbook/corpus.jsonl")
     contexts, status = retrieve_contexts(retriever, [p.prompt for p in probes], k=3, cache_dir="runs/r1/cache")
+    gold = gold_documents(retriever, probes)     # the oracle modes' passage: each probe's own source chunk
 
 Held-out human texts: the ``split == "heldout"`` records of a corpus JSONL (the Factbook builder writes
 the split); a corpus without a split (a company folder ingested by ``rag-bench ingest``) holds out a
@@ -125,6 +126,33 @@ class ContextRetriever:
 
     def batch_search(self, queries: list[str], *, k: int | None = None) -> list[list[Document]]:
         return [self._by_query[q][:k] if k else self._by_query[q] for q in queries]
+
+
+def gold_documents(retriever: Any, probes: Sequence[Probe]) -> list[Document | None]:
+    """Each probe's gold chunk (``metadata.source_chunk_id``, the chunk it was made from) from the retriever's
+    store, for the oracle modes; None where the probe names none or the index does not hold it."""
+    docstore = getattr(getattr(retriever, "store", None), "docstore", None)
+    found: list[Document | None] = []
+    for probe in probes:
+        chunk_id = probe.metadata.get("source_chunk_id")
+        doc = docstore.search(chunk_id) if docstore is not None and chunk_id else None
+        found.append(Document(page_content=doc.page_content, id=chunk_id,
+                              metadata={**doc.metadata, "chunk_id": chunk_id, "rank": 1, "score": None,
+                                        "retriever": "oracle"}) if isinstance(doc, Document) else None)
+    return found
+
+
+def oracle_inputs(retriever: Any, probes: Sequence[Probe], notes: list[str]) -> tuple[list[Probe], Any]:
+    """The probes the oracle modes can answer (their gold chunk is in the index) and a retriever serving it;
+    how many were left out goes into ``notes``."""
+    from rag_bench.answer import PassagesGiven
+
+    gold = gold_documents(retriever, probes)
+    kept = [(p, d) for p, d in zip(probes, gold, strict=True) if d is not None]
+    if len(kept) < len(probes):
+        notes.append(f"oracle modes: {len(probes) - len(kept)} of {len(probes)} probes have no gold chunk in the "
+                     "index and are left out of them")
+    return [p for p, _ in kept], PassagesGiven([p.prompt for p, _ in kept], [[d] for _, d in kept])
 
 
 def index_fingerprint(retriever: Any) -> str | None:

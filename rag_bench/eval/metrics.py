@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -89,7 +90,7 @@ _PUNCTUATION = re.compile(r"(?!(?<=\d)\.\d)[^\w\s]|_")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
-def normalize_answer(text: str) -> str:
+def normalize_answer(text: str, *, joined_as_space: bool = False) -> str:
     """SQuAD normalisation plus number handling: the form every accuracy metric compares.
 
     Lowercase; drop thousands separators ("2,381,740" -> "2381740"); drop punctuation (deleted,
@@ -99,11 +100,16 @@ def normalize_answer(text: str) -> str:
     "3.5", SQuAD would give "35", which equals "35"). A comma between digits that is not followed
     by exactly three digits is not a thousands separator: "1,5" becomes "1 5" (two numbers, as in
     a list), never "15"; it is not read as a European decimal comma because the corpora are English.
+
+    Text is first composed to Unicode NFC, so a decomposed "Lome\u0301" keeps its accent as the precomposed
+    "Lomé" does (the combining mark alone would be dropped as punctuation). ``joined_as_space=True`` turns
+    punctuation into a space instead of deleting it ("Kampala-based" -> "kampala based"), the form ``contains``
+    also tries so that a gold answer punctuation joins to a neighbour still counts.
     """
-    text = text.lower()
+    text = unicodedata.normalize("NFC", text).lower()
     text = _THOUSANDS_COMMA.sub("", text)
     text = _OTHER_DIGIT_COMMA.sub(" ", text)
-    text = _PUNCTUATION.sub("", text)
+    text = _PUNCTUATION.sub(" " if joined_as_space else "", text)
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
 
@@ -150,9 +156,24 @@ def token_f1(prediction: str, golden_answers: Sequence[str]) -> float:
 
 @register_metric("contains", higher_is_better=True, kind="accuracy")
 def contains(prediction: str, golden_answers: Sequence[str]) -> float:
-    """Sub-EM: a normalised golden answer occurs in the normalised prediction as whole tokens."""
-    pred = normalize_answer(prediction)
-    return float(any(_contains_tokens(pred, normalize_answer(g)) for g in _answers(golden_answers)))
+    """Sub-EM: a normalised golden answer occurs in the normalised prediction as whole tokens.
+
+    Tried twice: with punctuation deleted (SQuAD: "U.S." is "us") and with punctuation read as a space, so that
+    "Kampala-based", "Canberra's" and "Paris,France" hold Kampala, Canberra and Paris. Matching stays whole-word:
+    ".om" is not found in "Oman" (FlashRAG's substring ``acc`` finds it). The price: "Guinea" is found in
+    "Guinea-Bissau".
+    """
+    return float(any(_contains_tokens(normalize_answer(prediction, joined_as_space=joined),
+                                      normalize_answer(g, joined_as_space=joined))
+                     for joined in (False, True) for g in _answers(golden_answers)))
+
+
+@register_metric("echo", higher_is_better=False, kind="grounding",
+                 doc="1.0 if a golden answer occurs in the question itself: contains would give echo credit")
+def answer_in_question(question: str, golden_answers: Sequence[str]) -> float:
+    """1.0 if a golden answer occurs (as ``contains`` finds it) in the question: an answer that repeats the
+    question would be counted right, so such probes are left out of the primary metric."""
+    return contains(question, golden_answers)
 
 
 _NUMBER = re.compile(
@@ -225,6 +246,18 @@ def retrieval_recall(
     answers = [normalize_answer(g) for g in _answers(golden_answers)]
     texts = [normalize_answer(t) for t in retrieved_texts]
     return float(any(_contains_tokens(t, a) for t in texts for a in answers))
+
+
+@register_metric("recall_at_k", higher_is_better=True, kind="grounding")
+def recall_at_k(retrieved_ids: Sequence[str], gold_id: str) -> float:
+    """Recall@k, k = len(retrieved_ids): 1.0 if the probe's gold chunk (the chunk it was made from) was retrieved.
+
+    Unlike ``retrieval_recall`` there is no fallback to answer-bearing chunks: a probe without a gold chunk in the
+    index has no recall@k (evaluation leaves it out and says how many).
+    """
+    if not gold_id:
+        raise ValueError("recall_at_k needs the probe's gold chunk id")
+    return float(gold_id in set(retrieved_ids))
 
 
 @register_metric("supported", higher_is_better=True, kind="grounding")

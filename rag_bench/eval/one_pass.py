@@ -16,7 +16,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from rag_bench.answer import Answer, answer_modes
+from rag_bench.answer import ORACLE_MODES, Answer, answer_modes, resolve_template
 from rag_bench.config import EvalConfig
 from rag_bench.lm import LM
 from rag_bench.records import Probe
@@ -26,16 +26,19 @@ CHUNK_BATCHES = 4  # batches per mode per chunk, as answer_probes answers one mo
 
 def answer_all_modes(lm: LM, probes: Sequence[Probe], cfg: EvalConfig, retriever: Any = None, *,
                      progress: bool = True) -> dict[str, list[Answer]]:
-    """``{mode: answers in the order of probes}`` for every mode of ``cfg.modes``."""
+    """``{mode: answers in the order of probes}`` for every mode of ``cfg.modes`` but the oracle ones (their
+    passages are the gold chunks, not ``retriever``'s: evaluate answers them on the probes that have one)."""
     decode = cfg.decode.replace(batch_size=cfg.batch_size)
     step = cfg.batch_size * CHUNK_BATCHES
-    answers: dict[str, list[Answer]] = {mode: [] for mode in cfg.modes}
-    with tqdm(total=len(probes), desc=f"answering ({', '.join(cfg.modes)})", unit="probe",
-              disable=not progress) as bar:
-        for start in range(0, len(probes), step):
+    modes = [m for m in cfg.modes if m not in ORACLE_MODES]
+    template = resolve_template(cfg.template, lm.tokenizer)
+    answers: dict[str, list[Answer]] = {mode: [] for mode in modes}
+    with tqdm(total=len(probes), desc=f"answering ({', '.join(modes)})", unit="probe",
+              disable=not progress or not modes) as bar:
+        for start in range(0, len(probes), step) if modes else ():
             questions = [p.prompt for p in probes[start:start + step]]
-            for mode, got in answer_modes(lm, questions, cfg.modes, retriever=retriever, k=cfg.k,
-                                          decode=decode).items():
+            for mode, got in answer_modes(lm, questions, modes, retriever=retriever, k=cfg.k, decode=decode,
+                                          template=template).items():
                 answers[mode] += got
             bar.update(len(questions))
     return answers

@@ -11,7 +11,12 @@ It writes ``results.json`` (schema ``rag_bench.results/1``) and ``samples_<mode>
 plus ``continuations.jsonl`` when diversity is measured. The metrics of each probe and their averages by mode and
 by the probes' own ``metadata.bucket`` are those of ``rag_bench.eval.scoring``.
 
-``results["gap"]["grounded-closed"][bucket]`` is grounded minus closed-book exact match. Fit
+``results["gap"]["grounded-closed"][bucket]`` is grounded minus closed-book exact match. The oracle modes answer
+the probes whose gold chunk (``metadata.source_chunk_id``) is in the index, with that chunk as the one passage;
+``results["retrieval_loss"]["grounded-oracle"]`` is grounded minus oracle on those probes, per accuracy metric.
+``results["reader"]`` names the template (``EvalConfig.template``, ``auto`` resolved), k and retriever;
+``results["primary"][mode]`` averages the probes whose golden answer is not in the question, and
+``results["echo_excluded"]`` counts and names those left out. Fit
 (``results["fit"]``), diversity and distribution (``results["diversity"|"distribution"][mode|"human"]``) are
 described in ``rag_bench.eval.continuations``; ``results["timings"]`` splits the time into retrieval, generation
 and scoring per mode.
@@ -35,15 +40,25 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from rag_bench.answer import Answer, answer
+from rag_bench.answer import ORACLE_MODES, Answer, answer, resolve_template
 from rag_bench.config import EvalConfig
 from rag_bench.eval.continuations import generation_eval, human_prompts
 from rag_bench.eval.diversity import rare_ngrams
-from rag_bench.eval.inputs import ContextRetriever, load_eval_probes, retrieve_contexts
+from rag_bench.eval.inputs import ContextRetriever, load_eval_probes, oracle_inputs, retrieve_contexts
 from rag_bench.eval.metrics import get_metric, perplexity_from_nll
 from rag_bench.eval.one_pass import one_pass_answerer
 from rag_bench.eval.paths import default_cache_dir
-from rag_bench.eval.scoring import ACCURACY, BUCKETS, aggregate, exact_match_gaps, sample_row, score_answer
+from rag_bench.eval.scoring import (
+    ACCURACY,
+    BUCKETS,
+    aggregate,
+    exact_match_gaps,
+    is_echo,
+    primary,
+    retrieval_loss,
+    sample_row,
+    score_answer,
+)
 from rag_bench.eval.tables import exact_match_by_field, most_frequent_answers
 from rag_bench.lm import LM
 from rag_bench.records import Probe, write_json, write_jsonl
@@ -67,11 +82,13 @@ def answer_probes(lm: LM, probes: Sequence[Probe], mode: str, cfg: EvalConfig, *
     """Answers in the order of ``probes``, in chunks of a few batches so the bar moves."""
     decode = cfg.decode.replace(batch_size=cfg.batch_size)
     step = cfg.batch_size * ANSWER_CHUNK_BATCHES
+    template = resolve_template(cfg.template, lm.tokenizer)
+    k = 1 if mode in ORACLE_MODES else cfg.k
     answers: list[Answer] = []
     with tqdm(total=len(probes), desc=f"answering ({mode})", unit="probe", disable=not progress) as bar:
         for start in range(0, len(probes), step):
             questions = [p.prompt for p in probes[start:start + step]]
-            answers += answer(lm, questions, mode, retriever=retriever, k=cfg.k, decode=decode)
+            answers += answer(lm, questions, mode, retriever=retriever, k=k, decode=decode, template=template)
             bar.update(len(questions))
     return answers
 
@@ -134,9 +151,10 @@ def evaluate(lm: LM | str | Path, probes: str | Path | Sequence[Probe], *, retri
     reference_path = None
     if isinstance(reference_lm, (str, Path)):
         reference_path, reference_lm = str(reference_lm), LM.load(reference_lm)
-    grounded_modes = [m for m in cfg.modes if m != "closed"]
-    if grounded_modes and retriever is None:
-        raise ValueError(f"modes {grounded_modes} need a retriever")
+    needs_index = [m for m in cfg.modes if m != "closed"]
+    if needs_index and retriever is None:
+        raise ValueError(f"modes {needs_index} need a retriever")
+    grounded_modes = [m for m in needs_index if m not in ORACLE_MODES]
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir(out_dir)
     embedder = embedder or getattr(getattr(retriever, "store", None), "embedding_function", None)
     notes = list(notes)
@@ -161,25 +179,37 @@ def evaluate(lm: LM | str | Path, probes: str | Path | Sequence[Probe], *, retri
     metrics: dict[str, Any] = {}
     by_field: dict[str, Any] = {}
     answered: dict[str, list[Answer]] = {}
-    # every mode at once, so each mode's generation_s is ~0: in one length-sorted pass over this model
-    # (rag_bench.eval.one_pass), or elsewhere (answer_with: one model load per actor)
+    # every mode but the oracle ones at once, so each mode's generation_s is ~0: in one length-sorted pass over this
+    # model (rag_bench.eval.one_pass), or elsewhere (answer_with: one model load per actor)
     tick = time.perf_counter()
     answered = (answer_with or one_pass_answerer(lm, progress=progress))(selected, cfg, context_retriever)
     timings["answering_s" if answer_with is None else "answered_elsewhere_s"] = time.perf_counter() - tick
+    oracle_probes, oracle_context = oracle_inputs(retriever, selected, notes) if set(cfg.modes) & set(ORACLE_MODES) \
+        else ([], None)
+    primary_metrics: dict[str, Any] = {}
+    scores_by_id: dict[str, dict[str, dict[str, float]]] = {}
     for mode in cfg.modes:
         tick = time.perf_counter()
-        answers = answered[mode] if mode in answered else answer_probes(lm, selected, mode, cfg,
-                                                                         retriever=context_retriever, progress=progress)
+        mode_probes = oracle_probes if mode in ORACLE_MODES else selected
+        if not mode_probes:
+            continue
+        elsewhere = mode in answered and mode not in ORACLE_MODES  # Ray serves retrieved contexts, never the gold
+        answers = answered[mode] if elsewhere else answer_probes(
+            lm, mode_probes, mode, cfg, retriever=oracle_context if mode in ORACLE_MODES else context_retriever,
+            progress=progress)
         generated = time.perf_counter()
         scores = [score_answer(a, p, gold_in_index=p.metadata.get("source_chunk_id") in index_ids,
                                rel_tol=cfg.numeric_rel_tol)
-                  for a, p in zip(answers, selected, strict=True)]
-        metrics[mode] = aggregate(selected, scores)
-        by_field[mode] = exact_match_by_field(selected, scores)
+                  for a, p in zip(answers, mode_probes, strict=True)]
+        metrics[mode] = aggregate(mode_probes, scores)
+        primary_metrics[mode] = primary(mode_probes, scores)
+        scores_by_id[mode] = {p.id: s for p, s in zip(mode_probes, scores, strict=True)}
+        by_field[mode] = exact_match_by_field(mode_probes, scores)
         write_jsonl(out_dir / f"samples_{mode}.jsonl",
-                    (sample_row(p, a, s) for p, a, s in zip(selected, answers, scores, strict=True)))
+                    (sample_row(p, a, s) for p, a, s in zip(mode_probes, answers, scores, strict=True)))
         timings["modes"][mode] = {"generation_s": generated - tick, "scoring_s": time.perf_counter() - generated,
-                                  "probes": len(selected)}
+                                  "probes": len(mode_probes)}
+    echoes = [p.id for p in selected if is_echo(p)]
 
     baseline = [{name: get_metric(name).fn(prediction, list(p.golden_answers)) for name in ACCURACY}
                 for prediction, p in zip(most_frequent_answers(selected), selected, strict=True)]
@@ -230,9 +260,14 @@ def evaluate(lm: LM | str | Path, probes: str | Path | Sequence[Probe], *, retri
         "probes": probe_info,
         "index": {**(index_info or {}), "retrieval": getattr(retriever, "mode", cfg.retrieval), "k": cfg.k}
         if grounded_modes else None,
+        "reader": {"template": resolve_template(cfg.template, lm.tokenizer), "k": cfg.k, "retrieval": cfg.retrieval,
+                   "oracle_probes": len(oracle_probes) if oracle_context is not None else None},
         "buckets": [b for b in BUCKETS if any(b in by_bucket for by_bucket in metrics.values())],
         "metrics": metrics,
+        "primary": primary_metrics,  # the probes whose golden answer is not in the question (no echo credit)
+        "echo_excluded": {"n": len(echoes), "of": len(selected), "ids": echoes},
         "gap": exact_match_gaps(metrics),
+        "retrieval_loss": retrieval_loss(scores_by_id),
         "baselines": {"most_frequent_answer": aggregate(selected, baseline)},
         "by_field": by_field,
         "fit": fit,

@@ -13,7 +13,11 @@ Metrics per probe, averaged by mode and by the probes' own ``metadata.bucket`` (
   one, or whose chunk is not in the index, counts a retrieved chunk holding a golden answer), answer_recall
   (a retrieved chunk holds a golden answer: the ceiling for copying), supported (the answer occurs in a
   retrieved chunk), exact match when retrieval hit and when it missed;
+* recall_at_k (grounded modes, probes whose gold chunk is in the index): the gold chunk was among the k retrieved;
 * prompt_truncated: share of prompts cut from the left to fit the model's positions (lower is better).
+
+The oracle modes (the gold chunk as the one passage) get answer_recall and supported but no retrieval metric.
+``is_echo`` flags a probe whose golden answer occurs in its question; ``primary`` averages the others.
 """
 
 from __future__ import annotations
@@ -21,8 +25,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rag_bench.answer import Answer
-from rag_bench.eval.metrics import accuracy_by_retrieval, get_metric, retrieval_recall, supported
+from rag_bench.answer import ORACLE_MODES, Answer
+from rag_bench.eval.metrics import (
+    accuracy_by_retrieval,
+    answer_in_question,
+    get_metric,
+    recall_at_k,
+    retrieval_recall,
+    supported,
+)
 from rag_bench.records import Probe
 
 BUCKETS = ("tail", "torso", "head", "all")
@@ -42,10 +53,38 @@ def score_answer(ans: Answer, probe: Probe, *, gold_in_index: bool, rel_tol: flo
         texts = [s.get("text", "") for s in ans.sources]
         gold = probe.metadata.get("source_chunk_id")
         gold_ids = [gold] if gold and gold_in_index else None
-        scores["retrieval_recall"] = retrieval_recall(ids, gold_ids, texts, golden)
+        if ans.mode not in ORACLE_MODES:
+            scores["retrieval_recall"] = retrieval_recall(ids, gold_ids, texts, golden)
+            if gold_ids:
+                scores["recall_at_k"] = recall_at_k(ids, gold)
         scores["answer_recall"] = retrieval_recall(ids, None, texts, golden)
         scores["supported"] = supported(ans.text, texts)
     return scores
+
+
+def is_echo(probe: Probe) -> bool:
+    """A golden answer occurs in the question: ``contains`` would credit an answer that repeats it."""
+    return bool(answer_in_question(probe.prompt, list(probe.golden_answers)))
+
+
+def primary(probes: Sequence[Probe], scores: Sequence[dict[str, float]]) -> dict[str, Any]:
+    """The ``all`` averages over the probes that are not echoes (the primary metric's probes)."""
+    kept = [(p, s) for p, s in zip(probes, scores, strict=True) if not is_echo(p)]
+    return aggregate([p for p, _ in kept], [s for _, s in kept]).get("all", {}) if kept else {}
+
+
+def retrieval_loss(scores_by_id: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
+    """Grounded minus oracle on the probes both answered, per accuracy metric: what retrieval costs the reader."""
+    out: dict[str, Any] = {}
+    for grounded_mode, oracle_mode in (("grounded", "oracle"), ("grounded_span", "oracle_span")):
+        if grounded_mode not in scores_by_id or oracle_mode not in scores_by_id:
+            continue
+        ids = [i for i in scores_by_id[oracle_mode] if i in scores_by_id[grounded_mode]]
+        if ids:
+            out[f"{grounded_mode}-{oracle_mode}"] = {"n": len(ids), **{
+                name: sum(scores_by_id[grounded_mode][i][name] - scores_by_id[oracle_mode][i][name] for i in ids)
+                / len(ids) for name in ACCURACY}}
+    return out
 
 
 def aggregate(probes: Sequence[Probe], scores: Sequence[dict[str, float]]) -> dict[str, dict[str, Any]]:
@@ -86,6 +125,7 @@ def sample_row(probe: Probe, ans: Answer, scores: dict[str, float]) -> dict[str,
     return {"id": probe.id, "prompt": probe.prompt, "prediction": ans.text,
             "golden_answers": list(probe.golden_answers), "scores": scores, "bucket": meta.get("bucket"),
             "frequency": meta.get("frequency"), "field": meta.get("field"), "answer_type": meta.get("answer_type"),
-            "mode": ans.mode, "prompt_tokens": ans.prompt_tokens, "truncated_tokens": ans.truncated_tokens,
+            "mode": ans.mode, "template": ans.template, "hit_cap": ans.hit_cap, "echo": is_echo(probe),
+            "prompt_tokens": ans.prompt_tokens, "truncated_tokens": ans.truncated_tokens,
             "sources": [{k: s[k] for k in ("chunk_id", "score", "rank", "source", "doc_id") if k in s}
                         for s in ans.sources]}
