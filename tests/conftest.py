@@ -116,7 +116,7 @@ def contaminate_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_seed_runs(contaminate_data: Path) -> list[Path]:
-    """Seeds 0 and 1 of the tiny preset (replace and accumulate, 2 generations, no report), on contaminate_data's
+    """Seeds 0 and 1 of the tiny preset (replace and accumulate only, 2 generations, no report), on contaminate_data's
     Factbook: the real per-probe files that the primary comparisons and their published check read."""
     import torch
 
@@ -127,8 +127,8 @@ def tiny_seed_runs(contaminate_data: Path) -> list[Path]:
     threads = torch.get_num_threads()
     try:
         for seed, run in enumerate(runs):
-            run_collapse(collapse_preset("tiny", seed=seed, report=False), run_dir=run, data_dir=contaminate_data,
-                         echo=False)
+            run_collapse(collapse_preset("tiny", seed=seed, report=False, strategies=("replace", "accumulate")),
+                         run_dir=run, data_dir=contaminate_data, echo=False)
     finally:
         torch.set_num_threads(threads)
     return runs

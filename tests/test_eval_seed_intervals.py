@@ -102,3 +102,4 @@ def test_the_minimum_detectable_effect_from_the_seed_level_sd():
     assert stricter > expected
     assert math.isnan(minimum_detectable_effect(0.1, 1, alpha=0.05))
     assert math.isnan(minimum_detectable_effect(math.nan, 5, alpha=0.05))
+    assert math.isnan(minimum_detectable_effect(0.0, 5, alpha=0.05))  # no spread: nothing to size an effect by

@@ -156,8 +156,9 @@ def holm(p_values: Sequence[float]) -> list[float]:
 
 def minimum_detectable_effect(sd: float, seeds: int, *, alpha: float, power: float = POWER) -> float:
     """The smallest true difference a two-sided t-test over ``seeds`` seed-level differences of SD ``sd`` finds
-    with probability ``power`` at level ``alpha``; nan with fewer than 2 seeds or an unknown SD."""
-    if seeds < 2 or not math.isfinite(sd):
+    with probability ``power`` at level ``alpha``; nan with fewer than 2 seeds or an unknown or zero SD (seeds that
+    all gave the same difference, as at a floor of 0, say nothing about the spread a real effect would meet)."""
+    if seeds < 2 or not math.isfinite(sd) or sd == 0:
         return math.nan
     df = seeds - 1
     return float((stats.t.ppf(1 - alpha / 2, df) + stats.t.ppf(power, df)) * sd / math.sqrt(seeds))

@@ -250,8 +250,12 @@ def primary_lines(spec: PrimarySpec, rows: list[dict[str, Any]]) -> list[str]:
 
 
 def primary_table(rows: list[dict[str, Any]]) -> list[str]:
-    """The README's primary table (Markdown lines)."""
-    out = ["| comparison | figure | difference [95% interval] | method | other interval | seeds x units | Holm p | "
+    """The README's primary table (Markdown lines): a sentence naming the methods, then the table."""
+    others = sorted({r["other_method"] for r in rows if r["other_method"]})
+    out = [f"Interval: {' / '.join(sorted({r['method'] for r in rows}))}, 95%"
+           + (f"; other interval: {' / '.join(others)}" if others else "")
+           + "; p Holm-adjusted over the rows; MDE at 80% power and alpha / rows (n/a: one seed, or no seed spread).",
+           "", "| comparison | figure | difference [95% interval] | method | other interval | seeds x units | Holm p | "
            "MDE (80% power) | verdict |", "|---|---|---:|---|---:|---:|---:|---:|---|"]
     for r in rows:
         c = format_row(r)
