@@ -27,8 +27,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rag_bench.eval.bootstrap import difference  # noqa: E402
-from rag_bench.eval.seed_intervals import cluster_bootstrap, seed_t_interval  # noqa: E402
+from rag_bench.eval.bootstrap import difference
+from rag_bench.eval.seed_intervals import cluster_bootstrap, seed_t_interval
 
 
 def simulate(n_seeds: int, *, sims: int, probes: int, delta: float, tau: float, replicates: int,
