@@ -338,3 +338,22 @@ def test_a_run_resumes_across_a_field_added_since_it_started_but_not_a_changed_o
     with pytest.raises(ConfigError, match=r"next_curriculum: .* was started with a different value"):
         check_resume(cfg.replace(next_curriculum=True), tmp_path)
     check_resume(cfg.replace(generations=4), tmp_path)  # an allowed change
+
+
+def test_a_later_generation_is_loaded_once_for_its_evaluation_and_its_writing(data_dir: Path, tmp_path: Path,
+                                                                             monkeypatch):
+    from rag_bench.lm import LM
+
+    loads: list[Path] = []
+    real = LM.load.__func__
+    monkeypatch.setattr(LM, "load", classmethod(lambda cls, path, **kw: loads.append(Path(path).resolve())
+                                                or real(cls, path, **kw)))
+    threads = torch.get_num_threads()
+    try:  # init=scratch: generation 2 does not start from generation 1's weights, so only its eval and write load it
+        run = run_collapse(collapse_preset("tiny", strategies=("replace",), generations=3, init="scratch"),
+                           run_dir=tmp_path / "three", data_dir=data_dir, echo=False)
+    finally:
+        torch.set_num_threads(threads)
+    (gen1,) = [p.resolve() for p in run.rglob("gen_1/model")]
+    assert any(gen1.parent.glob("synthetic*.jsonl"))  # generation 1 wrote, so its model served two steps
+    assert loads.count(gen1) == 1

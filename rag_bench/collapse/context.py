@@ -95,6 +95,23 @@ class RunContext:
     def gen0(self) -> LM:
         return LM.load(self.run_dir / "gen_0" / "model")
 
+    def generation_lm(self, gen_dir: Path) -> LM:
+        """The model of ``gen_dir`` (generation 0's own for gen_0), loaded once for its evaluation and its writing.
+
+        The last one loaded is kept, keyed by its folder and the folder's files' times, so a retrained model is
+        loaded anew.
+        """
+        model_dir = gen_dir / "model"
+        if model_dir.resolve() == (self.run_dir / "gen_0" / "model").resolve():
+            return self.gen0
+        stamp = tuple(sorted((f.name, f.stat().st_mtime_ns) for f in model_dir.iterdir())) if model_dir.is_dir() else ()
+        key = (str(model_dir.resolve()), stamp)
+        loaded = getattr(self, "_generation_lm", None)
+        if loaded is None or loaded[0] != key:
+            self._generation_lm = None  # free the previous model before loading the next
+            loaded = self._generation_lm = (key, LM.load(model_dir))
+        return loaded[1]
+
     def count_tokens(self, texts: list[str]) -> list[int]:
         return [len(ids) for ids in self.gen0.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 

@@ -33,7 +33,6 @@ from rag_bench.collapse.data import (
 from rag_bench.collapse.strategies import Strategy
 from rag_bench.collapse.train_steps import train_gen0, train_next
 from rag_bench.collapse.write_steps import build_pool_step, write_step
-from rag_bench.lm import LM
 from rag_bench.run_status import utc_now
 
 TRAIN_TOKENS_PER_S = 3000.0  # reference rates for the weights (small model, one busy core); the pace corrects them
@@ -119,7 +118,7 @@ class StepRunner(RunContext):
         from rag_bench.eval.run import evaluate
 
         gen_dir = self.gen_dir(strategy, k)
-        lm = self.gen0 if k == 0 else LM.load(gen_dir / "model")
+        lm = self.gen0 if k == 0 else self.generation_lm(gen_dir)  # loaded once for evaluation and writing
         index_info = {"path": str(self.inputs.index_path), "version": self.index.path.name,
                       "chunks": len(self.index.store.index_to_docstore_id)}
         evaluate(lm, self.inputs.probes_path, retriever=self.retriever,

@@ -20,7 +20,6 @@ from rag_bench.collapse.context import RunContext
 from rag_bench.collapse.data import stable_seed
 from rag_bench.collapse.strategies import Strategy, build_pool
 from rag_bench.collapse.synthetic import watermark_z_scores, write_synthetic
-from rag_bench.lm import LM
 from rag_bench.records import read_jsonl, sha256_file, write_jsonl
 from rag_bench.run_status import utc_now
 
@@ -28,7 +27,7 @@ from rag_bench.run_status import utc_now
 def write_step(runner: RunContext, strategy: Strategy, k: int) -> None:
     cfg, writer = runner.cfg, strategy.writer
     gen_dir, path = runner.gen_dir(strategy, k), runner.synthetic_path(strategy, k)
-    lm = runner.gen0 if k == 0 else LM.load(gen_dir / "model")
+    lm = runner.gen0 if k == 0 else runner.generation_lm(gen_dir)  # the model its evaluation loaded
     prompts = runner.grounded_prompts() if writer == "grounded" else runner.prompts
     seed = stable_seed(cfg.seed, "write", k, writer if k == 0 else strategy.folder)
     stats = write_synthetic(lm, prompts, cfg.decode, out=path, generation=k, seed=seed, writer=writer,
