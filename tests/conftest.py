@@ -174,3 +174,22 @@ def smollm2(smollm2_data_dir: Path):
     from rag_bench.models import load_model
 
     return load_model("smollm2-135m", smollm2_data_dir, device="cpu")
+
+
+def overfit_lines(lm, lines: list[str], steps: int):
+    """``lm`` trained in place until it has overfitted ``lines``, each a newline-ended document (a few seconds)."""
+    import torch
+
+    tokenizer = lm.tokenizer
+    rows = [tokenizer(line + "\n")["input_ids"] for line in lines]  # each line a document, as in closed-book
+    width = max(map(len, rows))
+    ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in rows])
+    labels = torch.tensor([r + [-100] * (width - len(r)) for r in rows])
+    opt = torch.optim.AdamW(lm.model.parameters(), lr=1e-2)
+    lm.model.train()
+    for _ in range(steps):
+        lm.model(input_ids=ids, labels=labels).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    lm.model.eval()
+    return lm

@@ -13,6 +13,7 @@ import rag_bench.lm as lm_module
 from rag_bench.config import ConfigError, DecodeConfig, ModelConfig
 from rag_bench.lm import LM, ModelLoadError, count_parameters
 from rag_bench.models.scratch import train_tokenizer
+from tests.conftest import overfit_lines
 
 LINES = [f"Land{i} | Government | Capital: {city}" for i, city in enumerate(
     ["Orvane", "Belmuth", "Carsk", "Dunmere", "Eskaville", "Farrow", "Gellin", "Hoxley"])]
@@ -28,20 +29,7 @@ def tokenizer():
 @pytest.fixture(scope="module")
 def fitted_lm(tokenizer) -> LM:
     """A tiny model that has overfitted the planted lines (a few seconds of training)."""
-    lm = LM.build(ModelConfig.preset("tiny"), tokenizer, seed=0, device="cpu")
-    rows = [tokenizer(line + "\n")["input_ids"] for line in LINES]  # each line a document, as in closed-book
-    width = max(map(len, rows))
-    ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in rows])
-    labels = torch.tensor([r + [-100] * (width - len(r)) for r in rows])
-    opt = torch.optim.AdamW(lm.model.parameters(), lr=1e-2)
-    lm.model.train()
-    for _ in range(80):
-        loss = lm.model(input_ids=ids, labels=labels).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-    lm.model.eval()
-    return lm
+    return overfit_lines(LM.build(ModelConfig.preset("tiny"), tokenizer, seed=0, device="cpu"), LINES, 80)
 
 
 def test_presets_and_parameter_count(tokenizer, capsys):

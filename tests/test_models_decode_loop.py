@@ -10,6 +10,7 @@ import rag_bench.models.decode_loop as loop
 from rag_bench.config import DecodeConfig, ModelConfig
 from rag_bench.lm import LM
 from rag_bench.models.scratch import train_tokenizer
+from tests.conftest import overfit_lines
 
 LINES = [f"Land{i} | Government | Capital: {city}" for i, city in enumerate(
     ["Orvane", "Belmuth Vale", "Carsk", "Dunmere of the North", "Eskaville", "Farrow", "Gellin Upon Hoxley", "Hox"])]
@@ -26,19 +27,7 @@ def tokenizer():
 
 def fitted(tokenizer, arch: str) -> LM:
     """A tiny model of ``arch`` that has overfitted the planted lines, so answers end at a newline."""
-    lm = LM.build(ModelConfig.preset("tiny", arch=arch), tokenizer, seed=0, device="cpu")
-    rows = [tokenizer(line + "\n")["input_ids"] for line in LINES]
-    width = max(map(len, rows))
-    ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in rows])
-    labels = torch.tensor([r + [-100] * (width - len(r)) for r in rows])
-    opt = torch.optim.AdamW(lm.model.parameters(), lr=1e-2)
-    lm.model.train()
-    for _ in range(60):
-        lm.model(input_ids=ids, labels=labels).loss.backward()
-        opt.step()
-        opt.zero_grad()
-    lm.model.eval()
-    return lm
+    return overfit_lines(LM.build(ModelConfig.preset("tiny", arch=arch), tokenizer, seed=0, device="cpu"), LINES, 60)
 
 
 @pytest.fixture(scope="module", params=["lfm2", "llama", "gpt2"])
