@@ -10,7 +10,9 @@ from rag_bench.records import read_json, read_jsonl
 from rag_bench.report.per_probe import (
     ANSWER_CHARS,
     FILES,
+    PerProbe,
     answer_cells,
+    echo_probes,
     gather,
     nll_cells,
     read_per_probe,
@@ -25,7 +27,8 @@ def test_the_rows_round_trip_and_keep_ids_not_prompts(tiny_seed_runs, tmp_path):
     expected = sum(len(read_jsonl(e.path.parent / f"samples_{m}.jsonl")) for e in entries for m in e.results["metrics"])
     assert len(data.samples) == expected and {r["seed"] for r in data.samples} == {0, 1}
     row = data.samples[0]
-    assert set(row) == {"probe", "seed", "generation", "strategy", "mode", "bucket", "answer", "scores"}
+    assert set(row) == {"probe", "seed", "generation", "strategy", "mode", "bucket", "echo", "answer", "scores"}
+    assert all(isinstance(r["echo"], bool) for r in data.samples)  # written by the eval since the reader fixes
     assert all(len(r["answer"]) <= ANSWER_CHARS for r in data.samples)
     written = write_per_probe(tmp_path / "a", data)
     assert [p.name for p in written] == list(FILES.values())
@@ -56,3 +59,16 @@ def test_two_runs_of_one_seed_are_refused(tiny_seed_runs):
     entries, _ = collect_runs([tiny_seed_runs[0], tiny_seed_runs[0]], seeds=True)
     with pytest.raises(ReportError, match="seed 0 of accumulate, generation 0, is given twice"):
         gather(entries)
+
+
+def test_echo_probes_leave_the_accuracy_cells_when_asked():
+    # two test-split probes (rag_bench.eval.splits decides by id); one echoes its golden answer in the question
+    from rag_bench.eval.splits import probe_split
+
+    ids = [i for i in (f"factbook/x{n}/f" for n in range(40)) if probe_split(i) == "test"][:2]
+    rows = [{"probe": i, "seed": 0, "generation": 1, "strategy": "replace", "mode": "closed", "bucket": "tail",
+             "echo": n == 0, "answer": "a", "scores": {"contains": 1.0}} for n, i in enumerate(ids)]
+    data = PerProbe(samples=rows, nll=[], diversity=[])
+    assert echo_probes(data) == {ids[0]}
+    assert set(answer_cells(data, "contains")[("replace", 1, "closed")][0]) == set(ids)
+    assert set(answer_cells(data, "contains", exclude_echo=True)[("replace", 1, "closed")][0]) == {ids[1]}

@@ -57,13 +57,16 @@ def test_the_primary_rows_agree_with_the_run_files_by_hand(tiny_seed_runs, data)
     for run in tiny_seed_runs:
         scores = {s: {r["id"]: r["scores"]["contains"] for r in read_jsonl(run / s / "gen_1" / "eval" /
                                                                             "samples_closed.jsonl")
-                      if probe_split(r["id"]) == "test"} for s in ("replace", "accumulate")}
+                      if probe_split(r["id"]) == "test" and not r["echo"]} for s in ("replace", "accumulate")}
         diffs.append(np.mean([scores["accumulate"][i] - scores["replace"][i] for i in scores["replace"]]))
         units = len(scores["replace"])
     row = rows[("contains", "closed")]
     mean, low, high = t_interval(diffs) if np.std(diffs) else (np.mean(diffs),) * 3
     assert (row["value"], row["low"], row["high"]) == pytest.approx((mean, low, high), abs=1e-3)
     assert row["units"] == units < 20 and row["verdict"] == "fewer than 20 per seed: no claim"
+    echoes = {r["id"] for r in read_jsonl(tiny_seed_runs[0] / "replace" / "gen_1" / "eval" / "samples_closed.jsonl")
+              if r["echo"] and probe_split(r["id"]) == "test"}
+    assert row["echo_excluded"] == len(echoes) and rows[("heldout_perplexity", "")]["echo_excluded"] == 0
     assert row["other_method"] == CLUSTER
     # Holm over the 4 comparisons; the MDE at alpha / 4 from the seed-level SD, 2 seeds (df 1)
     ps = sorted(r["p_value"] for r in rows.values())

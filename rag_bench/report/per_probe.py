@@ -7,7 +7,8 @@ the run's files, written as small gzipped JSONL beside the published aggregates 
     data = read_per_probe(folder)
     answer_cells(data, "contains", split="test")   # {(strategy, generation, mode): {seed: {probe id: score}}}
 
-A sample row is ``{"probe", "seed", "generation", "strategy", "mode", "bucket", "answer", "scores"}``: probe ids,
+A sample row is ``{"probe", "seed", "generation", "strategy", "mode", "bucket", "echo", "answer", "scores"}`` (echo:
+the golden answer occurs in the question, None where the run predates the flag): probe ids,
 not prompts or passages, and the answer cut to ``ANSWER_CHARS`` characters (the scores were computed on the whole
 answer). A held-out row is ``{"seed", "generation", "strategy", "text", "nll", "tokens"}``: the summed NLL in nats
 of held-out text number ``text`` (the same texts in every generation). A diversity row is one metric of one
@@ -68,7 +69,8 @@ def gather(entries: Sequence[Any]) -> PerProbe:
                 scores = {k: v for k, v in ((k, _number(v)) for k, v in (r.get("scores") or {}).items())
                           if v is not None}
                 samples.append({"probe": r["id"], **where, "mode": mode, "bucket": r.get("bucket"),
-                                "answer": str(r.get("prediction") or "")[:ANSWER_CHARS], "scores": scores})
+                                "echo": r.get("echo"), "answer": str(r.get("prediction") or "")[:ANSWER_CHARS],
+                                "scores": scores})
         per_text = ((e.results.get("fit") or {}).get("heldout_perplexity") or {}).get("per_text_nll") or []
         nll += [{**where, "text": i, "nll": _number(v), "tokens": int(t)} for i, (v, t) in enumerate(per_text)]
         for series, cells in (e.results.get("diversity") or {}).items():
@@ -117,12 +119,20 @@ def read_per_probe(folder: Path) -> PerProbe:
     return PerProbe(**kinds)
 
 
-def answer_cells(data: PerProbe, metric: str, *, split: str = "test") -> dict[tuple, dict[int, dict[str, float]]]:
-    """``metric`` per probe of the ``split`` half: {(strategy, generation, mode): {seed: {probe id: score}}}."""
+def echo_probes(data: PerProbe, *, split: str = "test") -> set[str]:
+    """Probes of the ``split`` half whose golden answer occurs in the question (``contains`` would credit an echo)."""
+    return {r["probe"] for r in data.samples if r.get("echo") and (split == "all" or probe_split(r["probe"]) == split)}
+
+
+def answer_cells(data: PerProbe, metric: str, *, split: str = "test",
+                 exclude_echo: bool = False) -> dict[tuple, dict[int, dict[str, float]]]:
+    """``metric`` per probe of the ``split`` half (without echo probes if ``exclude_echo``):
+    {(strategy, generation, mode): {seed: {probe id: score}}}."""
     out: dict[tuple, dict[int, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     for r in data.samples:
         score = r["scores"].get(metric)
-        if score is not None and (split == "all" or probe_split(r["probe"]) == split):
+        if score is not None and (split == "all" or probe_split(r["probe"]) == split) and not (
+                exclude_echo and r.get("echo")):
             out[(r["strategy"], r["generation"], r["mode"])][r["seed"]][r["probe"]] = score
     return out
 

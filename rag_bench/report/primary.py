@@ -35,14 +35,14 @@ from rag_bench.eval.seed_intervals import (
     seed_t_interval,
 )
 from rag_bench.records import RecordError, read_json
-from rag_bench.report.per_probe import PerProbe, answer_cells, diversity_cells, nll_cells
+from rag_bench.report.per_probe import PerProbe, answer_cells, diversity_cells, echo_probes, nll_cells
 from rag_bench.report.results import ReportError
 
 SCHEMA = "rag_bench.primary_comparisons/1"
 SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "primary_comparisons.json"
 PRIMARY_COLUMNS = ("strategy", "control", "generation", "figure", "mode", "value", "low", "high", "method",
                    "other_low", "other_high", "other_method", "p_value", "p_holm", "mde", "mde_alpha", "seeds",
-                   "units", "verdict")
+                   "units", "echo_excluded", "verdict")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -62,6 +62,7 @@ class PrimarySpec:
     power: float = 0.8  # power of the minimum detectable effect
     method: str = "seed_t"  # which interval gives the p-value: seed_t or cluster_bootstrap
     split: str = "test"  # probe split compared (rag_bench.eval.splits)
+    exclude_echo: bool = True  # leave out probes whose golden answer is in the question (echo credit)
     min_probes: int = 20  # fewer probes (or texts) per seed than this: no verdict
 
     def comparisons(self) -> list[tuple[str, str, str]]:
@@ -98,6 +99,7 @@ def load_spec(path: str | Path = SPEC_PATH, preset: str = "quick", **overrides: 
             diversity=(str(div["series"]), str(div["metric"])) if div else None,
             alpha=float(data.get("alpha", 0.05)), power=float(data.get("power", 0.8)),
             method=str(data.get("method", "seed_t")), split=str(data.get("split", "test")),
+            exclude_echo=bool(data.get("exclude_echo", True)),
             min_probes=int(data.get("min_probes", 20)))
     except (KeyError, TypeError, ValueError) as exc:
         raise ReportError(f"{path}: preset {preset!r}: missing or malformed field ({exc})") from None
@@ -172,7 +174,8 @@ def primary_rows(spec: PrimarySpec, data: PerProbe) -> list[dict[str, Any]]:
     scored = {k for r in data.samples for k in r["scores"]}
     if spec.answer_metric not in scored:
         raise _lacks(spec, f"the answer metric {spec.answer_metric!r}", scored)
-    answers = answer_cells(data, spec.answer_metric, split=spec.split)
+    answers = answer_cells(data, spec.answer_metric, split=spec.split, exclude_echo=spec.exclude_echo)
+    echoes = len(echo_probes(data, split=spec.split)) if spec.exclude_echo else 0
     nll, diversity = nll_cells(data), diversity_cells(data)
     if spec.control not in {k[0] for k in answers} | {k[0] for k in nll}:
         raise _lacks(spec, f"the control {spec.control!r}", {k[0] for k in answers} | {k[0] for k in nll})
@@ -195,7 +198,8 @@ def primary_rows(spec: PrimarySpec, data: PerProbe) -> list[dict[str, Any]]:
                      "other_method": other.method if other and main else "",
                      "p_value": main.p_value if main else math.nan, "mde": minimum_detectable_effect(
                          shown.sd, shown.seeds, alpha=spec.alpha / m, power=spec.power),
-                     "mde_alpha": spec.alpha / m, "seeds": shown.seeds, "units": (boot or t).units})
+                     "mde_alpha": spec.alpha / m, "seeds": shown.seeds, "units": (boot or t).units,
+                     "echo_excluded": echoes if figure == spec.answer_metric else 0})
     adjusted = holm([1.0 if math.isnan(r["p_value"]) else r["p_value"] for r in rows])
     for r, p in zip(rows, adjusted, strict=True):
         r["p_holm"] = p
@@ -239,7 +243,8 @@ def primary_lines(spec: PrimarySpec, rows: list[dict[str, Any]]) -> list[str]:
     lines = [f"Primary comparisons ({Path(spec.path).name}, preset {spec.preset}, fixed before the run): each "
              f"strategy minus {spec.control} at generation {spec.generation}, {spec.split} probes; interval: "
              f"{' / '.join(methods)}, 95%; p Holm-adjusted over {len(rows)} comparisons at alpha {spec.alpha:g}; "
-             f"MDE: the difference found with {spec.power:.0%} power at alpha {spec.alpha / len(rows):.4g}."]
+             f"MDE: the difference found with {spec.power:.0%} power at alpha {spec.alpha / len(rows):.4g}"
+             f"{_echo_note(rows)}."]
     for r in rows:
         c = format_row(r)
         beside = f"; {r['other_method']} {c['other']}" if c["other"] else ""
@@ -249,12 +254,18 @@ def primary_lines(spec: PrimarySpec, rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _echo_note(rows: list[dict[str, Any]]) -> str:
+    n = max((r["echo_excluded"] for r in rows), default=0)
+    return f"; {n} probes whose golden answer is in the question left out of accuracy (echo credit)" if n else ""
+
+
 def primary_table(rows: list[dict[str, Any]]) -> list[str]:
     """The README's primary table (Markdown lines): a sentence naming the methods, then the table."""
     others = sorted({r["other_method"] for r in rows if r["other_method"]})
     out = [f"Interval: {' / '.join(sorted({r['method'] for r in rows}))}, 95%"
            + (f"; other interval: {' / '.join(others)}" if others else "")
-           + "; p Holm-adjusted over the rows; MDE at 80% power and alpha / rows (n/a: one seed, or no seed spread).",
+           + "; p Holm-adjusted over the rows; MDE at 80% power and alpha / rows (n/a: one seed, or no seed spread)"
+           + _echo_note(rows) + ".",
            "", "| comparison | figure | difference [95% interval] | method | other interval | seeds x units | Holm p | "
            "MDE (80% power) | verdict |", "|---|---|---:|---|---:|---:|---:|---:|---|"]
     for r in rows:
