@@ -190,3 +190,9 @@ def test_the_instruct_model_answers_extractively_from_the_start_of_a_word(smollm
                     span_constrained=True)
     assert ans.text.startswith("Funafuti"), ans.text
     assert ans.text in passages[0].page_content
+
+
+def test_auto_gives_an_instruct_model_the_dev_chosen_reader(smollm2):
+    from rag_bench.config import DEFAULT_READER
+
+    assert resolve_template("auto", smollm2.tokenizer) == DEFAULT_READER.template

@@ -24,6 +24,8 @@ from rag_bench.cli.common import (
     print_source,
     resolve_model_arg,
 )
+from rag_bench.config import DEFAULT_READER
+from rag_bench.prompt import list_templates
 
 
 def build_probes(data_dir: Path, *, kind: str = "factbook", name: str = DEFAULT_CORPUS, index: Path | None = None,
@@ -125,7 +127,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
     cfg = EvalConfig.from_file(args.config) if args.config else EvalConfig()
     overrides = {"limit": args.limit, "k": args.k, "retrieval": args.retrieval, "batch_size": args.batch_size,
-                 "diversity_prompts": args.diversity_prompts, "cache_dir": args.cache_dir,
+                 "diversity_prompts": args.diversity_prompts, "cache_dir": args.cache_dir, "template": args.template,
                  "modes": tuple(m.strip() for m in args.modes.split(",") if m.strip()) if args.modes else None}
     cfg = cfg.replace(**{key: value for key, value in overrides.items() if value is not None})
     load_eval_probes(args.probes)  # a malformed probe file fails here, before any model or index is loaded
@@ -199,7 +201,9 @@ def _add_eval(sub) -> None:
     p.add_argument("--name", default=DEFAULT_CORPUS, help="index name under DATA_DIR/indexes")
     p.add_argument("--index", type=Path, default=None, help="an index folder (overrides --name)")
     p.add_argument("--modes", default=None,
-                   help="comma-separated: closed,grounded,grounded_span (default closed,grounded)")
+                   help="comma-separated: closed,grounded,grounded_span,oracle,oracle_span (default closed,grounded)")
+    p.add_argument("--template", choices=["auto", *list_templates()], default=None,
+                   help="prompt template (default auto: config.DEFAULT_READER's for an instruct model, else plain)")
     p.add_argument("--limit", type=int, default=None, help="evaluate a seeded sample of N probes")
     p.add_argument("--by-field", action="store_true", help="also print exact match by field and mode")
     p.add_argument("-k", "--k", type=int, default=None, help="passages per grounded prompt (default 3)")
@@ -280,25 +284,27 @@ def _cmd_ask(args: argparse.Namespace) -> None:
         loaded = load_index(args.index or index_dir(args.data_dir, args.name))
         retriever = make_retriever(loaded.store, mode=args.retrieval, k=args.k)
     lm = load_lm(model, args.data_dir)
-    decode = DecodeConfig(max_new_tokens=args.max_new_tokens)
+    decode = DecodeConfig(max_new_tokens=args.max_new_tokens)  # it stops at the newline or EOS first
     for number, question in enumerate(questions):
         if number:
             print()
         if args.interactive or args.questions is not None:
             print(f"question: {question}")
         started = time.perf_counter()
-        answer_one(lm, question, modes, retriever=retriever, k=args.k, decode=decode, snippet=args.snippet)
+        answer_one(lm, question, modes, retriever=retriever, k=args.k, decode=decode, snippet=args.snippet,
+                   template=args.template)
         print(f"({model} · answered in {time.perf_counter() - started:.1f} s)")
 
 
-def answer_one(lm, question: str, modes: list[str], *, retriever, k: int, decode, snippet: int) -> None:
+def answer_one(lm, question: str, modes: list[str], *, retriever, k: int, decode, snippet: int,
+               template: str = "auto") -> None:
     """Print one question's answers in ``modes`` and the grounded answer's sources."""
     from rag_bench.answer import answer
 
     labels = {"closed": "closed-book", "grounded": "grounded", "grounded_span": "grounded (span)"}
     sources = []
     for mode in modes:
-        (ans,) = answer(lm, [question], mode, retriever=retriever, k=k, decode=decode)
+        (ans,) = answer(lm, [question], mode, retriever=retriever, k=k, decode=decode, template=template)
         print(f"{labels[mode] + ':':<17} {ans.text.strip() or '(empty)'}")
         if ans.truncated_tokens:
             print(f"{'':<17} (prompt cut by {ans.truncated_tokens} tokens from the left to fit the model)")
@@ -328,10 +334,15 @@ def _add_ask(sub) -> None:
     p.add_argument("--gen", type=int, default=0, help="generation of --run")
     p.add_argument("--name", default=DEFAULT_CORPUS, help="index name under DATA_DIR/indexes")
     p.add_argument("--index", type=Path, default=None, help="an index folder (overrides --name)")
-    p.add_argument("-k", type=int, default=3, help="passages for the grounded answer")
-    p.add_argument("--retrieval", choices=["dense", "bm25", "hybrid"], default="bm25",
-                   help="retrieval mode (default bm25, as rag-bench eval)")
-    p.add_argument("--max-new-tokens", type=int, default=24, help="answer length at most")
+    p.add_argument("-k", type=int, default=DEFAULT_READER.k,
+                   help=f"passages for the grounded answer (default {DEFAULT_READER.k}: config.DEFAULT_READER)")
+    p.add_argument("--retrieval", choices=["dense", "bm25", "hybrid"], default=DEFAULT_READER.retrieval,
+                   help=f"retrieval mode (default {DEFAULT_READER.retrieval}: config.DEFAULT_READER)")
+    p.add_argument("--template", choices=["auto", *list_templates()], default="auto",
+                   help=f"prompt template; auto: {DEFAULT_READER.template} (config.DEFAULT_READER) for an instruct "
+                        "model, plain for a model trained here")
+    p.add_argument("--max-new-tokens", type=int, default=DEFAULT_READER.max_new_tokens,
+                   help="answer length at most (it stops at the end of the answer first)")
     p.add_argument("--snippet", type=int, default=160, help="characters of each source to show")
     p.set_defaults(func=_cmd_ask)
 

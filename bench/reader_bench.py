@@ -1,0 +1,191 @@
+"""Which reader reads best: prompt template, free or extractive answers, k and retriever, on the DEV split only.
+
+    flock /tmp/rag_bench_heavy.lock nice -n 5 .venv/bin/python bench/reader_bench.py --limit 60
+    .venv/bin/python bench/reader_bench.py --limit 100 --grid "bm25:1,3,5;dense:1,3,5;hybrid:1,3,5"
+
+The model is the base SmolLM2-135M-Instruct (``smollm2-135m``); the probes are a seeded sample of the Factbook
+natural-question probes on the dev side of ``rag_bench.eval.splits`` (never the test side). Every configuration
+is one ``rag_bench.eval.run.evaluate`` call, so the figures are the registered metrics of results.json.
+
+The search is sequential, to fit 2 shared cores:
+
+1. templates: every registered template, free and extractive, in the ``oracle`` mode (the probe's own chunk is
+   the one passage), so the reading is compared apart from retrieval (``--stage1-grounded`` adds grounded at bm25
+   k=``--stage1-k``, which the 2-core run left out for time);
+2. k and retriever: the winner of step 1 (by oracle ``contains``) at each (retriever, k) of ``--grid``
+   (default bm25 at k 1, 3, 5; dense and hybrid at k 3);
+3. the company-style set (``corpora/company_qa.jsonl`` over ``corpora/company/``, which no test tunes on), with
+   the chosen reader and with today's reader (``plain``, free, k=3 bm25).
+
+Per configuration: grounded ``contains`` over every probe and over the primary probes (answer not in the
+question), ``contains`` where a retrieved passage holds the answer (``answer_recall`` 1), recall@k of the gold
+chunk, exact match, supported, and the oracle mode's ``contains``. Writes bench/results/reader.json with the CPU ISA
+and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+from rag_bench.config import DEFAULT_READER, EvalConfig  # noqa: E402
+from rag_bench.eval.run import evaluate, provenance  # noqa: E402
+from rag_bench.eval.splits import probe_split  # noqa: E402
+from rag_bench.index.retrieve import make_retriever  # noqa: E402
+from rag_bench.index.store import load_index  # noqa: E402
+from rag_bench.models import load_model  # noqa: E402
+from rag_bench.probes.build import load_probes  # noqa: E402
+from rag_bench.prompt import list_templates  # noqa: E402
+from rag_bench.records import read_jsonl, write_json  # noqa: E402
+
+OUT = REPO / "bench" / "results" / "reader.json"
+COMPANY_DOCS = REPO / "corpora" / "company"
+COMPANY_QA = REPO / "corpora" / "company_qa.jsonl"
+
+
+def cpu_isa() -> list[str]:
+    flags = Path("/proc/cpuinfo").read_text().split()
+    return sorted({f for f in flags if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")})
+
+
+def dev_probes(path: Path, limit: int, seed: int) -> list:
+    """A seeded sample of ``limit`` dev-split probes, in file order."""
+    dev = [p for p in load_probes(path) if probe_split(p.id) == "dev"]
+    keep = set(random.Random(seed).sample(range(len(dev)), min(limit, len(dev))))
+    return [p for i, p in enumerate(dev) if i in keep]
+
+
+def summarise(results: dict, out_dir: Path, mode: str) -> dict:
+    """The reader's figures for one grounded (or oracle) mode of one evaluate call."""
+    metrics = results["metrics"][mode]["all"]
+    rows = read_jsonl(out_dir / f"samples_{mode}.jsonl")
+    held = [r["scores"]["contains"] for r in rows if r["scores"].get("answer_recall") == 1.0]
+
+    def value(name: str) -> float | None:
+        return round(metrics[name]["value"], 4) if name in metrics else None
+
+    primary = results["primary"].get(mode, {})
+    return {"contains": value("contains"), "exact_match": value("exact_match"), "token_f1": value("token_f1"),
+            "contains_primary": round(primary["contains"]["value"], 4) if "contains" in primary else None,
+            "contains_when_passage_holds_answer": round(sum(held) / len(held), 4) if held else None,
+            "n_passage_holds_answer": len(held), "recall_at_k": value("recall_at_k"),
+            "answer_recall": value("answer_recall"), "supported": value("supported"),
+            "hit_cap": sum(bool(r.get("hit_cap")) for r in rows), "n": len(rows)}
+
+
+def run_config(lm, probes, retriever, *, template: str, extractive: bool, k: int, retrieval: str, oracle: bool,
+               scratch: Path, batch_size: int, grounded: bool = True) -> dict:
+    grounded_mode = "grounded_span" if extractive else "grounded"
+    oracle_mode = "oracle_span" if extractive else "oracle"
+    modes = ((grounded_mode,) if grounded else ()) + ((oracle_mode,) if oracle else ())
+    cfg = EvalConfig(modes=modes, k=k, retrieval=retrieval, template=template, diversity_prompts=0,
+                     batch_size=batch_size, cache_dir=str(scratch / "cache"))
+    out_dir = scratch / f"{template}-{'extractive' if extractive else 'free'}-{retrieval}-k{k}"
+    started = time.perf_counter()
+    results = evaluate(lm, probes, retriever=retriever, cfg=cfg, out_dir=out_dir, progress=False)
+    row = {"template": template, "answers": "extractive" if extractive else "free", "retrieval": retrieval, "k": k,
+           "seconds": round(time.perf_counter() - started, 1), "load_avg_after": os.getloadavg()[0]}
+    if grounded:
+        row["grounded"] = summarise(results, out_dir, grounded_mode)
+    if oracle:
+        row["oracle"] = summarise(results, out_dir, oracle_mode)
+    row["echo_excluded"] = results["echo_excluded"]["n"]
+    print(json.dumps({k: v for k, v in row.items()}), flush=True)
+    return row
+
+
+def company_set(lm, template: str, extractive: bool, k: int, scratch: Path, batch_size: int) -> dict:
+    """Grounded accuracy on the company-style QA set (bm25: its index is built here from corpora/company)."""
+    from rag_bench.cli import index_dir, ingest
+    from rag_bench.index.embedding import load_embedder
+
+    ingest(str(COMPANY_DOCS), data_dir=scratch / "data", name="company", progress=False)
+    index = load_index(index_dir(scratch / "data", "company"), embeddings=load_embedder())
+    retriever = make_retriever(index.store, mode="bm25", k=k)
+    probes = load_probes(COMPANY_QA)
+    out = {}
+    for name, (tpl, extr, kk) in {"chosen": (template, extractive, k), "plain_free_k3": ("plain", False, 3)}.items():
+        row = run_config(lm, probes, retriever, template=tpl, extractive=extr, k=kk, retrieval="bm25", oracle=False,
+                         scratch=scratch / "company" / name, batch_size=batch_size)
+        out[name] = row
+    out["questions"], out["documents"] = len(probes), len(list(COMPANY_DOCS.iterdir()))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--probes", default="data/probes/factbook-natural.jsonl", help="natural-question probes")
+    parser.add_argument("--index", default="data/indexes/factbook")
+    parser.add_argument("--limit", type=int, default=60, help="dev probes (seeded sample)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stage1-k", type=int, default=3)
+    parser.add_argument("--stage1-grounded", action="store_true", help="also grounded (bm25) in step 1")
+    parser.add_argument("--grid", default="bm25:1,3,5;dense:3;hybrid:3", help="step 2: RETRIEVER:K,K;...")
+    parser.add_argument("--templates", default=",".join(list_templates()))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on 2 shared cores)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--skip-company", action="store_true")
+    parser.add_argument("--out", default=str(OUT))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    started, load_before = time.perf_counter(), os.getloadavg()
+    lm = load_model("smollm2-135m", args.data_dir, device="cpu")
+    probes = dev_probes(Path(args.probes), args.limit, args.seed)
+    from rag_bench.index.embedding import load_embedder
+
+    index = load_index(args.index, embeddings=load_embedder())
+    grid = [(part.split(":")[0], [int(k) for k in part.split(":")[1].split(",")]) for part in args.grid.split(";")]
+    result = {"command": " ".join(sys.argv), "model": "smollm2-135m", "probes": args.probes, "split": "dev",
+              "n_probes": len(probes), "seed": args.seed, "isa": cpu_isa(), "threads": args.threads,
+              "load_avg_before": load_before, "stage1": [], "stage2": [], "default_reader_at_run":
+              DEFAULT_READER.to_dict(), **provenance()}
+    scratch = Path(tempfile.mkdtemp(prefix="reader_bench.", dir=Path(args.data_dir) / "scratch"))
+
+    def save() -> None:
+        result["seconds"] = round(time.perf_counter() - started, 1)
+        result["load_avg_after"] = os.getloadavg()
+        write_json(args.out, result)
+
+    bm25 = make_retriever(index.store, mode="bm25", k=args.stage1_k)
+    for template in args.templates.split(","):
+        for extractive in (False, True):
+            result["stage1"].append(run_config(lm, probes, bm25, template=template, extractive=extractive,
+                                               k=args.stage1_k, retrieval="bm25", oracle=True, scratch=scratch,
+                                               batch_size=args.batch_size, grounded=args.stage1_grounded))
+            save()
+    best = max(result["stage1"], key=lambda r: (r["oracle"]["contains"], r["oracle"]["exact_match"]))
+    result["stage1_winner"] = {"template": best["template"], "answers": best["answers"]}
+    extractive = best["answers"] == "extractive"
+    for retrieval, ks in grid:
+        retriever = make_retriever(index.store, mode=retrieval, k=max(ks))
+        for k in ks:
+            result["stage2"].append(run_config(lm, probes, retriever, template=best["template"],
+                                               extractive=extractive, k=k, retrieval=retrieval, oracle=False,
+                                               scratch=scratch, batch_size=args.batch_size))
+            save()
+    chosen = max(result["stage2"], key=lambda r: (r["grounded"]["contains"], -r["k"]))
+    result["chosen"] = {key: chosen[key] for key in ("template", "answers", "retrieval", "k")}
+    if not args.skip_company:
+        result["company"] = company_set(lm, chosen["template"], extractive, chosen["k"], scratch, args.batch_size)
+    save()
+    print(json.dumps(result["chosen"]))
+
+
+if __name__ == "__main__":
+    main()
