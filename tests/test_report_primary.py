@@ -131,3 +131,15 @@ def test_the_file_itself_is_checked(tmp_path):
     assert all(set(committed[p]["modes"]) == {"closed", "grounded", "oracle"} for p in ("quick", "smol"))
     smol = load_spec(SPEC_PATH, "smol")
     assert Path(smol.path) == SPEC_PATH and smol.strategies == ("replace", "mix-0.1")  # the run's folder names
+
+
+def test_the_report_command_passes_the_file_preset_and_control(tiny_seed_runs, tmp_path, capsys):
+    from rag_bench.cli import main
+
+    out = tmp_path / "report"
+    argv = ["report", *map(str, tiny_seed_runs), "--seeds", "--out", str(out), "--primary", str(SPEC_PATH),
+            "--primary-preset", "quick", "--control", "replace"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (f"error: {SPEC_PATH}: preset 'quick' names generation 4 of 'replace', which "
+                                       "the run lacks (it has: 0, 1)\n")
+    assert not out.exists()  # refused before anything was written
