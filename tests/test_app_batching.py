@@ -88,7 +88,8 @@ def test_a_lone_question_streams_and_a_batched_one_gets_its_whole_answer(lm):
     for t in threads:
         t.join()
     assert model.batch_sizes == [2]
-    assert "".join(streamer).strip() == results["a"].text
+    streamed = "".join(streamer).strip()  # the raw generation; the answer may drop a word cut at the token cap
+    assert streamed.startswith(results["a"].text) and len(streamed) >= len(results["a"].text) > 0
 
 
 def test_an_error_reaches_every_caller_of_the_batch_and_the_queue_goes_on(lm):
