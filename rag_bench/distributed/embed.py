@@ -25,7 +25,7 @@ ROWS_PER_BLOCK = 1024  # chunks per Ray Data block; each actor call embeds one b
 class ChunkEmbedder:
     """The Ray Data actor: the embedder, loaded once."""
 
-    def __init__(self, *, index_cfg: dict[str, Any], dtype: str, threads: int) -> None:
+    def __init__(self, *, index_cfg: dict[str, Any], dtype: str, backend: str | None, threads: int) -> None:
         import torch
 
         from rag_bench.config import IndexConfig
@@ -33,7 +33,7 @@ class ChunkEmbedder:
 
         torch.set_num_threads(threads)
         self.cfg = IndexConfig.from_dict(index_cfg)
-        self.embeddings = load_embedder(self.cfg, dtype=dtype)
+        self.embeddings = load_embedder(self.cfg, dtype=dtype, backend=backend)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         from rag_bench.index.embedding import embed_texts
@@ -44,10 +44,11 @@ class ChunkEmbedder:
 
 
 def ray_embedder(index_cfg: Any, *, address: str = "local", threads: int = 1,
-                 actors: int | None = None) -> Callable[[list[str], str], np.ndarray]:
-    """``embed(texts, dtype)`` for ``update_index``: one actor per ``threads`` CPUs of the cluster (or ``actors``)."""
+                 actors: int | None = None) -> Callable[..., np.ndarray]:
+    """``embed(texts, dtype, backend)`` for ``update_index``: one actor per ``threads`` CPUs of the cluster (or
+    ``actors``); backend None resolves it from ``index_cfg`` in the actor."""
 
-    def embed(texts: list[str], dtype: str) -> np.ndarray:
+    def embed(texts: list[str], dtype: str, backend: str | None = None) -> np.ndarray:
         ray = connect(address)
         ray.data.DataContext.get_current().enable_progress_bars = False
         blocks = max(1, -(-len(texts) // ROWS_PER_BLOCK))
@@ -56,7 +57,7 @@ def ray_embedder(index_cfg: Any, *, address: str = "local", threads: int = 1,
         rows = dataset.map_batches(ChunkEmbedder, batch_size=ROWS_PER_BLOCK, num_cpus=threads,
                                    compute=ray.data.ActorPoolStrategy(size=size),
                                    fn_constructor_kwargs={"index_cfg": index_cfg.to_dict(), "dtype": dtype,
-                                                          "threads": threads}).take_all()
+                                                          "backend": backend, "threads": threads}).take_all()
         rows.sort(key=lambda r: int(r["row"]))
         return np.stack([np.asarray(r["vector"], dtype="float32") for r in rows])
 

@@ -4,12 +4,17 @@
 
 Precision (``IndexConfig.dtype``, "auto" by default):
 
-- ``bfloat16`` where the hardware runs it natively (a GPU with bf16, a CPU with AVX512-BF16 or AMX);
+- ``bfloat16`` where the hardware runs it natively (a GPU with bf16, a CPU with AVX512-BF16 or AMX); asked
+  for on a CPU without it, fp32 is used instead, with one logged line (emulated bf16 is 5-30x slower);
 - ``float32`` on any other CPU;
-- ``int8`` only when asked for: torch's dynamic quantization of MiniLM's Linear layers (int8 weights per
-  output channel, activations quantized per batch). It is faster on an AVX2 CPU but its recall@10
-  against fp32 is below the 0.98 that ``auto`` requires, so ``auto`` never picks it; ``bench/embed_bench.py``
-  measures all three (bench/README.md has the figures).
+- ``int8`` only when asked for (torch backend): torch's dynamic quantization of MiniLM's Linear layers. Its
+  recall@10 against fp32 is far below the 0.98 gate, so ``auto`` never picks it.
+
+Backend (``IndexConfig.backend``, "auto" by default): OpenVINO (``rag_bench.index.openvino_embedding``) on a
+CPU where it is installed and the model is a BERT with mean pooling, else sentence-transformers on torch
+(one logged line says why). ``bench/embed_bench.py`` measures every candidate against torch fp32 in the same
+run; the index manifest records the backend and the precision, and an index is only ever extended with the
+backend and precision it was built with.
 
 ``embed_texts`` writes the vectors of every finished batch to a progress folder (one ``.npz`` per batch,
 written atomically, named by the hash of its chunk ids) so a build that is killed resumes at the first
@@ -20,6 +25,7 @@ batches as an uninterrupted one.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -30,6 +36,8 @@ from langchain_core.embeddings import Embeddings
 from rag_bench.config import IndexConfig
 from rag_bench.index.integrity import IndexStoreError
 
+log = logging.getLogger(__name__)
+BACKENDS = ("openvino", "torch")
 
 class EmbedderError(IndexStoreError):
     """The embedder folder is missing or is not a sentence-transformers model."""
@@ -44,21 +52,51 @@ def resolve_device(cfg: IndexConfig) -> str:
 
 
 def native_bf16() -> bool:
-    """True where this CPU runs bf16 matmuls natively (AVX512-BF16 or AMX), not by emulation."""
+    """True where this CPU runs bf16 matmuls natively (AVX512-BF16 or AMX), not by emulation.
+
+    ``ONEDNN_MAX_CPU_ISA`` limited below AVX512_CORE_BF16 (as bench/embed_bench.py does to emulate an AVX2
+    CPU) counts as not native: oneDNN, under torch and OpenVINO alike, then has no bf16 kernels to run.
+    """
     import torch
 
+    limit = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if limit and limit != "ALL" and not ("BF16" in limit or "AMX" in limit):
+        return False
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 def resolve_dtype(cfg: IndexConfig) -> str:
-    """bf16 where the hardware does it natively (recall@10 against fp32 0.988), else fp32."""
+    """bf16 where the hardware does it natively (recall@10 against fp32 0.99), else fp32; never emulated bf16."""
     import torch
 
+    on_cuda = resolve_device(cfg) == "cuda"
+    native = torch.cuda.is_bf16_supported() if on_cuda else native_bf16()
+    if cfg.dtype == "bfloat16" and not native:
+        log.warning("bfloat16 is not native on this %s: embedding in float32 instead", "GPU" if on_cuda else "CPU")
+        return "float32"
     if cfg.dtype != "auto":
         return cfg.dtype
-    if resolve_device(cfg) == "cuda":
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
-    return "bfloat16" if native_bf16() else "float32"
+    return "bfloat16" if native else "float32"
+
+
+def resolve_backend(cfg: IndexConfig, dtype: str) -> str:
+    """OpenVINO where it can run this model at ``dtype`` on the CPU, else torch (one logged line says why)."""
+    if cfg.backend != "auto":
+        return cfg.backend
+    if resolve_device(cfg) != "cpu" or dtype == "int8":
+        return "torch"
+    from rag_bench.index.openvino_embedding import unsupported_reason
+
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        log.warning("openvino is not installed: embedding with torch, 2-3x slower (pip install -r requirements.txt)")
+        return "torch"
+    reason = unsupported_reason(embedder_path(cfg))
+    if reason:
+        log.warning("embedding with torch: the OpenVINO backend cannot run this model (%s)", reason)
+        return "torch"
+    return "openvino"
 
 
 def embedder_path(cfg: IndexConfig) -> Path:
@@ -84,10 +122,15 @@ def quantize_int8(module) -> None:
         quantize_dynamic(module, {torch.nn.Linear: per_channel_dynamic_qconfig}, inplace=True)
 
 
-def load_embedder(cfg: IndexConfig = IndexConfig(), *, dtype: str | None = None) -> Embeddings:
-    """HuggingFaceEmbeddings over the packaged MiniLM, offline, with normalized vectors."""
+def embedder_backend(embeddings: Embeddings) -> str:
+    """The backend an embedder object runs on (what the manifest records)."""
+    return getattr(embeddings, "backend", "torch")
+
+
+def load_embedder(cfg: IndexConfig = IndexConfig(), *, dtype: str | None = None,
+                  backend: str | None = None) -> Embeddings:
+    """The packaged MiniLM, offline, with normalized vectors: on OpenVINO or torch (``resolve_backend``)."""
     import torch
-    from langchain_huggingface import HuggingFaceEmbeddings
     from transformers.utils import logging as hf_logging
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -96,6 +139,15 @@ def load_embedder(cfg: IndexConfig = IndexConfig(), *, dtype: str | None = None)
     if not (path / "config.json").is_file():
         raise EmbedderError(f"{path}: not a sentence-transformers model folder (no config.json)")
     dtype = dtype or resolve_dtype(cfg)
+    backend = backend or resolve_backend(cfg, dtype)
+    if backend not in BACKENDS:
+        raise EmbedderError(f"unknown embedder backend {backend!r}; choose from {list(BACKENDS)}")
+    if backend == "openvino":
+        from rag_bench.index.openvino_embedding import load_openvino_embedder
+
+        return load_openvino_embedder(cfg, path, dtype=dtype, threads=torch.get_num_threads())
+    from langchain_huggingface import HuggingFaceEmbeddings
+
     device = resolve_device(cfg)
     if dtype == "int8" and device != "cpu":
         raise EmbedderError(f"dtype int8 runs on the CPU only, not on {device}; use bfloat16 or float32")
@@ -201,6 +253,7 @@ def embed_texts(embeddings: Embeddings, texts: list[str], *, batch_size: int, pr
     return matrix
 
 
-def progress_folder(index_dir: Path, cfg: IndexConfig, dtype: str) -> Path:
-    """Where a build of ``index_dir`` keeps its finished batches: keyed by embedder and precision."""
-    return index_dir / "embedding-progress" / f"{embedder_fingerprint(cfg)}-{dtype}-b{cfg.batch_size}"
+def progress_folder(index_dir: Path, cfg: IndexConfig, dtype: str, backend: str = "torch") -> Path:
+    """Where a build of ``index_dir`` keeps its finished batches: keyed by embedder, backend and precision."""
+    runtime = "" if backend == "torch" else f"{backend}-"  # torch keeps the name it had before backends
+    return index_dir / "embedding-progress" / f"{embedder_fingerprint(cfg)}-{runtime}{dtype}-b{cfg.batch_size}"

@@ -9,8 +9,8 @@ Layout of an index folder::
     versions/<version>/index.faiss    inner-product flat index of normalized MiniLM vectors
     versions/<version>/docstore.jsonl one chunk per line, in FAISS row order (JSON, never pickle)
     versions/<version>/bm25.npz       bm25 statistics of those chunks (rag_bench.index.bm25; arrays, never pickle)
-    versions/<version>/manifest.json  embedder, dimension, dtype, chunker, corpus hash, sha256s, versions
-    embedding-progress/<embedder>-<dtype>-b<batch>/batch-*.npz   vectors of finished batches (during a build)
+    versions/<version>/manifest.json  embedder, backend, dimension, dtype, chunker, corpus hash, sha256s, versions
+    embedding-progress/<embedder>[-<backend>]-<dtype>-b<batch>/batch-*.npz   finished batches (during a build)
 
 <version> is ``<stamp>-manifest-<sha256 of manifest.json>``: the checks of rag_bench.index.integrity
 never take the manifest's word for itself. A build writes a whole new version folder and only then points
@@ -46,9 +46,11 @@ from rag_bench.index.ann import build_index, choose_type, configure_loaded, reca
 from rag_bench.index.bm25 import BM25_FILE, Bm25Stats
 from rag_bench.index.embedding import (
     embed_texts,
+    embedder_backend,
     embedder_fingerprint,
     load_embedder,
     progress_folder,
+    resolve_backend,
     resolve_dtype,
 )
 from rag_bench.index.integrity import (
@@ -166,7 +168,8 @@ def load_index(index_dir: str | Path, cfg: IndexConfig = IndexConfig(), *,
     check_counts(version, manifest, ntotal=index.ntotal, dimension=index.d, ids=ids)
     bm25 = _read_bm25(version, manifest, len(ids))
     store = IndexStore(
-        embedding_function=embeddings or load_embedder(cfg, dtype=manifest.get("dtype")),
+        embedding_function=embeddings or load_embedder(cfg, dtype=manifest.get("dtype"),
+                                                       backend=manifest.get("backend", "torch")),
         index=index,
         docstore=InMemoryDocstore(docs),
         index_to_docstore_id=dict(enumerate(ids)),
@@ -214,7 +217,8 @@ def update_index(index_dir: str | Path, corpus: LoadedCorpus, *, index_cfg: Inde
                  embed: Callable[[list[str], str], np.ndarray] | None = None) -> UpdateStats:
     """Make the index at ``index_dir`` hold exactly the chunks of ``corpus``.
 
-    ``embed(texts, dtype)`` replaces this process's embedder for the chunks to embed (``--ray``: Ray Data actors).
+    ``embed(texts, dtype, backend)`` replaces this process's embedder for the chunks to embed (``--ray``: Ray Data
+    actors). The backend and precision are the old index's, if any: an index is never extended by another embedder.
 
     Unchanged chunks keep their vectors; changed or new ones are embedded; chunks of files that
     are gone leave. Chunks of files that were skipped this time (unreadable now) are preserved,
@@ -224,8 +228,17 @@ def update_index(index_dir: str | Path, corpus: LoadedCorpus, *, index_cfg: Inde
     index_dir = Path(index_dir)
     old = None if rebuild or current_version(index_dir) is None else load_index(
         index_dir, index_cfg, embeddings=embeddings, unsealed=True)
-    embeddings = embeddings or (old.store.embedding_function if old else load_embedder(index_cfg))
     dtype = old.manifest["dtype"] if old else resolve_dtype(index_cfg)
+    if old is not None:
+        backend = old.manifest.get("backend", "torch")  # indexes from before backends were built on torch
+    else:
+        backend = embedder_backend(embeddings) if embeddings else resolve_backend(index_cfg, dtype)
+    asked = embedder_backend(embeddings) if embeddings else index_cfg.backend
+    if asked not in ("auto", backend):  # vectors of two embedders in one index would not be comparable
+        raise IndexStoreError(f"{index_dir}: built with the {backend} embedder, but this run embeds with {asked}; "
+                              f"use the same backend, or rebuild it with `rag-bench ingest --rebuild`")
+    embeddings = embeddings or (old.store.embedding_function if old else
+                                load_embedder(index_cfg, dtype=dtype, backend=backend))
 
     old_rows: dict[str, int] = {}
     old_docs: dict[str, Document] = {}
@@ -244,9 +257,9 @@ def update_index(index_dir: str | Path, corpus: LoadedCorpus, *, index_cfg: Inde
     embed_started = time.perf_counter()
     texts = [new_chunks[c].page_content for c in to_embed]
     counts = {"computed": len(to_embed), "resumed": 0, "computed_seconds": None}
-    fresh = embed(texts, dtype) if embed is not None and texts else \
+    fresh = embed(texts, dtype, backend) if embed is not None and texts else \
         embed_texts(embeddings, texts, ids=to_embed, batch_size=index_cfg.batch_size, progress=progress,
-                    progress_dir=progress_folder(index_dir, index_cfg, dtype), counts=counts)
+                    progress_dir=progress_folder(index_dir, index_cfg, dtype, backend), counts=counts)
     embed_seconds = counts["computed_seconds"] if counts["computed_seconds"] is not None else \
         time.perf_counter() - embed_started
     fresh_rows = {cid: i for i, cid in enumerate(to_embed)}
@@ -268,7 +281,7 @@ def update_index(index_dir: str | Path, corpus: LoadedCorpus, *, index_cfg: Inde
     kept = sum(1 for cid in ids if cid in old_rows)
     _write_version(index_dir, index, ids, new_chunks, manifest={
         "format": FORMAT, "embedder": index_cfg.embedder, "embedder_fingerprint": embedder_fingerprint(index_cfg),
-        "dimension": dim, "dtype": dtype, "normalized": True, "metric": "inner_product",
+        "dimension": dim, "dtype": dtype, "backend": backend, "normalized": True, "metric": "inner_product",
         "chunker": {"splitter": "RecursiveCharacterTextSplitter", **corpus_cfg.to_dict()},
         "corpus_hash": corpus_hash(ids),
         "count": len(ids), "files": [dataclasses.asdict(f) for f in corpus.files], "index": index_params,
@@ -314,7 +327,7 @@ def _write_version(index_dir: Path, index: faiss.Index, ids: list[str], chunks: 
 def package_versions() -> dict[str, str]:
     versions = {}
     for name in ("rag-bench", "faiss-cpu", "langchain-community", "langchain-huggingface",
-                 "sentence-transformers", "transformers", "torch"):
+                 "sentence-transformers", "transformers", "torch", "openvino"):
         try:
             versions[name] = importlib_metadata.version(name)
         except importlib_metadata.PackageNotFoundError:

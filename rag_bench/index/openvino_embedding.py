@@ -1,0 +1,198 @@
+"""MiniLM on OpenVINO: the default embedder of an index build on a CPU (bench/results/embed.json has the figures).
+
+    rag-bench ingest ./docs --name acme                      # --backend auto: OpenVINO where installed
+    rag-bench ingest ./docs --name acme --backend torch      # sentence-transformers on torch, as before
+
+    from rag_bench.index.openvino_embedding import load_openvino_embedder
+    emb = load_openvino_embedder(IndexConfig(), dtype="bfloat16")   # a LangChain Embeddings
+
+The packaged sentence-transformers folder is converted once, offline, into OpenVINO's IR (``model.xml`` and
+``model.bin``) under ``IndexConfig.embedder_cache`` (DATA_DIR/models/embedders), in a folder named by the hash
+of the weights and the OpenVINO version; a conversion that is killed leaves no folder behind (it is renamed
+into place whole). The converted graph is the BERT encoder and the mean pooling of the sentence-transformers
+model written out as one torch module (``PooledBert``): equal to sentence-transformers' vectors within 1e-6
+in fp32 (tests/test_index_openvino_embedding.py). Precision is OpenVINO's inference hint: ``bf16`` only where
+the CPU runs it natively (the caller decides, ``rag_bench.index.embedding.resolve_dtype``), else ``f32``.
+
+Texts are tokenized without padding, sorted by token count and cut into batches padded to their longest
+text, so almost no compute goes to padding (0.4% at batch 64 on the Factbook's chunks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from rag_bench.config import IndexConfig
+from rag_bench.index.integrity import IndexStoreError
+
+EXPORT_FORMAT = 1  # bump when PooledBert changes, so that older exports in the cache are not reused
+OV_PRECISION = {"float32": "f32", "bfloat16": "bf16"}
+
+
+def unsupported_reason(path: Path) -> str | None:
+    """Why ``path`` cannot run on this backend (None when it can): a BERT encoder with mean pooling only."""
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        modules = json.loads((path / "modules.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"unreadable config.json or modules.json ({exc})"
+    if config.get("model_type") != "bert" or config.get("position_embedding_type", "absolute") != "absolute":
+        return f"model_type {config.get('model_type')!r} is not a BERT with absolute positions"
+    kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
+    if kinds[:2] != ["Transformer", "Pooling"] or set(kinds[2:]) - {"Normalize"}:
+        return f"modules {kinds} are not Transformer, Pooling[, Normalize]"
+    pooling = json.loads((path / modules[1].get("path", "1_Pooling") / "config.json").read_text(encoding="utf-8"))
+    if not pooling.get("pooling_mode_mean_tokens") or sum(bool(v) for k, v in pooling.items()
+                                                          if k.startswith("pooling_mode")) != 1:
+        return "its pooling is not mean pooling alone"
+    return None
+
+
+def max_seq_length(path: Path) -> int:
+    try:
+        return int(json.loads((path / "sentence_bert_config.json").read_text(encoding="utf-8"))["max_seq_length"])
+    except (OSError, ValueError, KeyError):
+        return 512
+
+
+def pooled_bert(path: Path):
+    """The BERT encoder and mean pooling as one module: (input_ids, attention_mask) -> unnormalized vectors."""
+    import torch
+    from transformers import AutoModel
+
+    bert = AutoModel.from_pretrained(str(path), local_files_only=True, dtype=torch.float32).eval()
+
+    class PooledBert(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = bert
+            self.heads = bert.config.num_attention_heads
+
+        def forward(self, input_ids, attention_mask):
+            emb = self.bert.embeddings
+            positions = torch.arange(input_ids.shape[1]).unsqueeze(0)
+            # token types are all 0 for a single text, as in sentence-transformers
+            h = emb.LayerNorm(emb.word_embeddings(input_ids) + emb.position_embeddings(positions)
+                              + emb.token_type_embeddings.weight[0])
+            mask = attention_mask.to(h.dtype)
+            bias = (1.0 - mask)[:, None, None, :] * torch.finfo(h.dtype).min
+            batch, seq, width = h.shape
+            head = width // self.heads
+
+            def split(x):
+                return x.view(batch, seq, self.heads, head).transpose(1, 2)
+
+            for layer in self.bert.encoder.layer:
+                att = layer.attention
+                scores = split(att.self.query(h)) @ split(att.self.key(h)).transpose(-1, -2) / head ** 0.5
+                context = (torch.softmax(scores + bias, dim=-1) @ split(att.self.value(h))).transpose(1, 2)
+                h = att.output.LayerNorm(att.output.dense(context.reshape(batch, seq, width)) + h)
+                inner = torch.nn.functional.gelu(layer.intermediate.dense(h))
+                h = layer.output.LayerNorm(layer.output.dense(inner) + h)
+            weights = mask.unsqueeze(-1)
+            return (h * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+    return PooledBert().eval()
+
+
+@lru_cache(maxsize=8)
+def weights_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(p.name for p in path.iterdir() if p.suffix in {".safetensors", ".bin", ".json"}):
+        digest.update(name.encode())
+        with open(path / name, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def export_dir(cfg: IndexConfig, path: Path) -> Path:
+    import openvino
+
+    version = openvino.__version__.split("-")[0]  # "2026.4.1-22982-...-releases/2026/4" -> "2026.4.1"
+    return Path(cfg.embedder_cache) / f"{path.name}-{weights_digest(path)}-ov{version}-f{EXPORT_FORMAT}"
+
+
+def export_ir(cfg: IndexConfig, path: Path) -> Path:
+    """The OpenVINO IR of ``path``'s model, converted now if the cache has none (about 30 s on 2 cores)."""
+    import openvino as ov
+    import torch
+
+    folder = export_dir(cfg, path)
+    if (folder / "model.xml").is_file() and (folder / "model.bin").is_file():
+        return folder / "model.xml"
+    staging = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    example = torch.ones(2, 8, dtype=torch.long)
+    inputs = [(name, [-1, -1], ov.Type.i64) for name in ("input_ids", "attention_mask")]  # any batch, any length
+    with torch.no_grad():
+        model = ov.convert_model(pooled_bert(path), example_input={"input_ids": example, "attention_mask": example},
+                                 input=inputs)
+    ov.save_model(model, str(staging / "model.xml"), compress_to_fp16=False)
+    try:
+        os.replace(staging, folder)
+    except OSError:  # another process put the same export there first
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder / "model.xml"
+
+
+class OpenVINOEmbeddings(Embeddings):
+    """LangChain embeddings over a compiled OpenVINO model: length-sorted batches, vectors normalized in fp32."""
+
+    backend = "openvino"
+
+    def __init__(self, compiled, tokenizer, *, batch_size: int, dtype: str) -> None:
+        self.compiled, self.tokenizer, self.batch_size, self.dtype = compiled, tokenizer, batch_size, dtype
+        self.request = compiled.create_infer_request()
+
+    def embed_array(self, texts: list[str]) -> np.ndarray:
+        encoded = self.tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: -len(encoded[i].ids))
+        out = np.zeros((len(texts), self.compiled.output(0).get_partial_shape()[1].get_length()), dtype="float32")
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            width = max(len(encoded[i].ids) for i in rows)
+            ids, mask = np.zeros((len(rows), width), dtype="int64"), np.zeros((len(rows), width), dtype="int64")
+            for r, i in enumerate(rows):
+                ids[r, :len(encoded[i].ids)] = encoded[i].ids
+                mask[r, :len(encoded[i].ids)] = 1
+            out[rows] = self.request.infer({"input_ids": ids, "attention_mask": mask})[0]
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embed_array(texts).tolist() if texts else []
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_array([text])[0].tolist()
+
+
+def load_openvino_embedder(cfg: IndexConfig, path: Path, *, dtype: str, threads: int) -> OpenVINOEmbeddings:
+    """The embedder on OpenVINO at ``dtype`` (float32 or bfloat16) with ``threads`` inference threads."""
+    try:
+        import openvino as ov
+    except ImportError:
+        raise IndexStoreError("this index was built with the OpenVINO embedder, which is not installed: "
+                              "pip install -r requirements.txt (or rebuild with --backend torch)") from None
+    from tokenizers import Tokenizer
+
+    if dtype not in OV_PRECISION:
+        raise IndexStoreError(f"the OpenVINO embedder runs float32 or bfloat16, not {dtype}; use --backend torch")
+    reason = unsupported_reason(path)
+    if reason:
+        raise IndexStoreError(f"{path}: cannot run on OpenVINO: {reason}; use --backend torch")
+    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+    tokenizer.no_padding()  # the file pads to 128; batches are padded here, to their longest text
+    tokenizer.enable_truncation(max_seq_length(path))  # sentence-transformers' cap (256), not the file's 128
+    compiled = ov.Core().compile_model(export_ir(cfg, path), "CPU", {
+        "INFERENCE_PRECISION_HINT": OV_PRECISION[dtype], "INFERENCE_NUM_THREADS": threads,
+        "PERFORMANCE_HINT": "LATENCY"})
+    return OpenVINOEmbeddings(compiled, tokenizer, batch_size=cfg.batch_size, dtype=dtype)
