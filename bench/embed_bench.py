@@ -62,8 +62,8 @@ class EmbedBenchConfig(ConfigBase):
     batch_size: int = 64  # embedding batch, as rag-bench ingest
     threads: int = 2  # torch and OpenVINO threads in every process
     native: tuple[str, ...] = ("torch-float32", "torch-bfloat16", "openvino-float32", "openvino-bfloat16",
-                               "onnxruntime-int8")  # candidates on this CPU as it is
-    avx2: tuple[str, ...] = ("torch-float32", "openvino-float32")  # candidates under the AVX2 limit
+                               "openvino-bfloat16@64", "onnxruntime-int8")  # candidates on this CPU as it is
+    avx2: tuple[str, ...] = ("torch-float32", "openvino-float32", "openvino-float32@64")  # under the AVX2 limit
     seed: int = 0  # fixes the sample, the queries and the bootstrap
 
 

@@ -6,7 +6,8 @@
 Candidates (``name``: what it is):
 
 - ``torch-float32`` / ``torch-bfloat16`` / ``torch-int8``: sentence-transformers on torch (the path before);
-- ``openvino-float32`` / ``openvino-bfloat16``: ``rag_bench.index.openvino_embedding`` (the default now);
+- ``openvino-float32`` / ``openvino-bfloat16``: ``rag_bench.index.openvino_embedding`` (the default now), in
+  batches of 8; ``openvino-bfloat16@64`` and the like: the same in batches of 64;
 - ``onnxruntime-float32`` / ``onnxruntime-int8``: the same encoder exported to ONNX and run by onnxruntime,
   plain or with onnxruntime's dynamic int8 quantization (int8 weights per channel, activations per batch).
   These need ``onnxruntime`` and ``onnx``, which requirements.txt does not install (they lost: README); without
@@ -25,7 +26,7 @@ import numpy as np
 
 from rag_bench.config import IndexConfig
 from rag_bench.index.embedding import embedder_path, load_embedder, native_bf16
-from rag_bench.index.openvino_embedding import max_seq_length, pooled_bert
+from rag_bench.index.openvino_embedding import load_openvino_embedder, max_seq_length, pooled_bert
 
 CANDIDATES = ("torch-float32", "torch-bfloat16", "torch-int8", "openvino-float32", "openvino-bfloat16",
               "onnxruntime-float32", "onnxruntime-int8")
@@ -87,12 +88,15 @@ def onnxruntime_candidate(cfg: IndexConfig, dtype: str, threads: int):
 
 
 def make_candidate(name: str, cfg: IndexConfig, threads: int):
-    """The embedder called ``name`` (see CANDIDATES), or a string saying why it cannot run here."""
+    """The embedder called ``name`` (see CANDIDATES; ``@N`` sets OpenVINO's batch), or why it cannot run here."""
+    name, _, batch = name.partition("@")
     backend, dtype = name.split("-")
     if dtype == "bfloat16" and not native_bf16():
         return "bf16 is not native under this ISA limit (the build falls back to float32, with one logged line)"
     if backend == "onnxruntime":
         return onnxruntime_candidate(cfg, dtype, threads)
+    if backend == "openvino" and batch:
+        return load_openvino_embedder(cfg, embedder_path(cfg), dtype=dtype, threads=threads, batch=int(batch))
     return load_embedder(cfg, dtype=dtype, backend=backend)
 
 

@@ -14,8 +14,8 @@ model written out as one torch module (``PooledBert``): equal to sentence-transf
 in fp32 (tests/test_index_openvino_embedding.py). Precision is OpenVINO's inference hint: ``bf16`` only where
 the CPU runs it natively (the caller decides, ``rag_bench.index.embedding.resolve_dtype``), else ``f32``.
 
-Texts are tokenized without padding, sorted by token count and cut into batches padded to their longest
-text, so almost no compute goes to padding (0.4% at batch 64 on the Factbook's chunks).
+Texts are tokenized without padding, sorted by token count and cut into batches of ``OPENVINO_BATCH`` padded to
+their longest text, so almost no compute goes to padding (bench/results/embed.json, ``tokens``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ from rag_bench.config import IndexConfig
 from rag_bench.index.integrity import IndexStoreError
 
 EXPORT_FORMAT = 1  # bump when PooledBert changes, so that older exports in the cache are not reused
+# Texts per inference call. Small batches keep each layer's activations in cache: batches of 8-16 ran 1.2-1.4x
+# batches of 64 in fp32 and bf16 on a 2-core EPYC (bench/embed_bench.py, candidates "@64").
+OPENVINO_BATCH = 8
 OV_PRECISION = {"float32": "f32", "bfloat16": "bf16"}
 
 
@@ -175,8 +178,12 @@ class OpenVINOEmbeddings(Embeddings):
         return self.embed_array([text])[0].tolist()
 
 
-def load_openvino_embedder(cfg: IndexConfig, path: Path, *, dtype: str, threads: int) -> OpenVINOEmbeddings:
-    """The embedder on OpenVINO at ``dtype`` (float32 or bfloat16) with ``threads`` inference threads."""
+def load_openvino_embedder(cfg: IndexConfig, path: Path, *, dtype: str, threads: int,
+                           batch: int = OPENVINO_BATCH) -> OpenVINOEmbeddings:
+    """The embedder on OpenVINO at ``dtype`` (float32 or bfloat16), ``threads`` threads, ``batch`` texts a call.
+
+    ``IndexConfig.batch_size`` still sets how many texts make one resumable group (four batches of it).
+    """
     try:
         import openvino as ov
     except ImportError:
@@ -195,4 +202,4 @@ def load_openvino_embedder(cfg: IndexConfig, path: Path, *, dtype: str, threads:
     compiled = ov.Core().compile_model(export_ir(cfg, path), "CPU", {
         "INFERENCE_PRECISION_HINT": OV_PRECISION[dtype], "INFERENCE_NUM_THREADS": threads,
         "PERFORMANCE_HINT": "LATENCY"})
-    return OpenVINOEmbeddings(compiled, tokenizer, batch_size=cfg.batch_size, dtype=dtype)
+    return OpenVINOEmbeddings(compiled, tokenizer, batch_size=min(batch, cfg.batch_size), dtype=dtype)
