@@ -26,7 +26,13 @@ import numpy as np
 
 from rag_bench.config import IndexConfig
 from rag_bench.index.embedding import embedder_path, load_embedder, native_bf16
-from rag_bench.index.openvino_embedding import load_openvino_embedder, max_seq_length, pooled_bert
+from rag_bench.index.openvino_embedding import (
+    load_openvino_embedder,
+    load_tokenizer,
+    max_seq_length,
+    padded_batches,
+    pooled_bert,
+)
 
 CANDIDATES = ("torch-float32", "torch-bfloat16", "torch-int8", "openvino-float32", "openvino-bfloat16",
               "onnxruntime-float32", "onnxruntime-int8")
@@ -41,15 +47,8 @@ class OnnxRuntimeEmbeddings:
         self.session, self.tokenizer, self.batch_size = session, tokenizer, batch_size
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        encoded = self.tokenizer.encode_batch(list(texts))
-        order = sorted(range(len(texts)), key=lambda i: -len(encoded[i].ids))
         out = np.zeros((len(texts), 384), dtype="float32")
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
-            width = max(len(encoded[i].ids) for i in rows)
-            ids, mask = np.zeros((len(rows), width), dtype="int64"), np.zeros((len(rows), width), dtype="int64")
-            for r, i in enumerate(rows):
-                ids[r, :len(encoded[i].ids)], mask[r, :len(encoded[i].ids)] = encoded[i].ids, 1
+        for rows, ids, mask in padded_batches(self.tokenizer, texts, self.batch_size):
             out[rows] = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
         return (out / np.linalg.norm(out, axis=1, keepdims=True)).tolist()
 
@@ -64,7 +63,6 @@ def onnxruntime_candidate(cfg: IndexConfig, dtype: str, threads: int):
     except ImportError as exc:
         return f"not installed ({exc.name}; pip install onnxruntime onnx)"
     import torch
-    from tokenizers import Tokenizer
 
     path = embedder_path(cfg)
     folder = Path(tempfile.mkdtemp(prefix="embed_bench_onnx_"))
@@ -80,9 +78,7 @@ def onnxruntime_candidate(cfg: IndexConfig, dtype: str, threads: int):
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # a shared machine: no spinning
-    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_seq_length(path))
+    tokenizer = load_tokenizer(path)
     session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
     return OnnxRuntimeEmbeddings(session, tokenizer, cfg.batch_size)
 

@@ -24,6 +24,8 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -137,7 +139,8 @@ def export_ir(cfg: IndexConfig, path: Path) -> Path:
     staging.mkdir(parents=True)
     example = torch.ones(2, 8, dtype=torch.long)
     inputs = [(name, [-1, -1], ov.Type.i64) for name in ("input_ids", "attention_mask")]  # any batch, any length
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript tracing's deprecation notes: the conversion is checked by tests
         model = ov.convert_model(pooled_bert(path), example_input={"input_ids": example, "attention_mask": example},
                                  input=inputs)
     ov.save_model(model, str(staging / "model.xml"), compress_to_fp16=False)
@@ -146,6 +149,29 @@ def export_ir(cfg: IndexConfig, path: Path) -> Path:
     except OSError:  # another process put the same export there first
         shutil.rmtree(staging, ignore_errors=True)
     return folder / "model.xml"
+
+
+def load_tokenizer(path: Path):
+    """The fast tokenizer, unpadded, truncating at sentence-transformers' cap (256, not the file's 128)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+    tokenizer.no_padding()  # the file pads to 128; batches are padded to their longest text instead
+    tokenizer.enable_truncation(max_seq_length(path))
+    return tokenizer
+
+
+def padded_batches(tokenizer, texts: list[str], batch_size: int) -> Iterator[tuple[list[int], np.ndarray, np.ndarray]]:
+    """(rows, input_ids, attention_mask) per batch of ``texts`` sorted by token count, padded to its longest."""
+    encoded = tokenizer.encode_batch(list(texts))
+    order = sorted(range(len(texts)), key=lambda i: -len(encoded[i].ids))
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        width = max(len(encoded[i].ids) for i in rows)
+        ids, mask = np.zeros((len(rows), width), dtype="int64"), np.zeros((len(rows), width), dtype="int64")
+        for r, i in enumerate(rows):
+            ids[r, :len(encoded[i].ids)], mask[r, :len(encoded[i].ids)] = encoded[i].ids, 1
+        yield rows, ids, mask
 
 
 class OpenVINOEmbeddings(Embeddings):
@@ -158,16 +184,8 @@ class OpenVINOEmbeddings(Embeddings):
         self.request = compiled.create_infer_request()
 
     def embed_array(self, texts: list[str]) -> np.ndarray:
-        encoded = self.tokenizer.encode_batch(list(texts))
-        order = sorted(range(len(texts)), key=lambda i: -len(encoded[i].ids))
         out = np.zeros((len(texts), self.compiled.output(0).get_partial_shape()[1].get_length()), dtype="float32")
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
-            width = max(len(encoded[i].ids) for i in rows)
-            ids, mask = np.zeros((len(rows), width), dtype="int64"), np.zeros((len(rows), width), dtype="int64")
-            for r, i in enumerate(rows):
-                ids[r, :len(encoded[i].ids)] = encoded[i].ids
-                mask[r, :len(encoded[i].ids)] = 1
+        for rows, ids, mask in padded_batches(self.tokenizer, texts, self.batch_size):
             out[rows] = self.request.infer({"input_ids": ids, "attention_mask": mask})[0]
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
@@ -189,16 +207,12 @@ def load_openvino_embedder(cfg: IndexConfig, path: Path, *, dtype: str, threads:
     except ImportError:
         raise IndexStoreError("this index was built with the OpenVINO embedder, which is not installed: "
                               "pip install -r requirements.txt (or rebuild with --backend torch)") from None
-    from tokenizers import Tokenizer
-
     if dtype not in OV_PRECISION:
         raise IndexStoreError(f"the OpenVINO embedder runs float32 or bfloat16, not {dtype}; use --backend torch")
     reason = unsupported_reason(path)
     if reason:
         raise IndexStoreError(f"{path}: cannot run on OpenVINO: {reason}; use --backend torch")
-    tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-    tokenizer.no_padding()  # the file pads to 128; batches are padded here, to their longest text
-    tokenizer.enable_truncation(max_seq_length(path))  # sentence-transformers' cap (256), not the file's 128
+    tokenizer = load_tokenizer(path)
     compiled = ov.Core().compile_model(export_ir(cfg, path), "CPU", {
         "INFERENCE_PRECISION_HINT": OV_PRECISION[dtype], "INFERENCE_NUM_THREADS": threads,
         "PERFORMANCE_HINT": "LATENCY"})
