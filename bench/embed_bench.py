@@ -3,6 +3,7 @@
     flock /tmp/rag_bench_heavy.lock nice -n 5 .venv/bin/python bench/embed_bench.py   # ~30 min on 2 busy cores
     .venv/bin/python bench/embed_bench.py --quick                                     # tiny sizes: a smoke test
     .venv/bin/python bench/embed_bench.py --set sample=2000 --set rounds=6            # any EmbedBenchConfig field
+    .venv/bin/python bench/embed_bench.py --tokens-only      # token counts and padding over the whole corpus
 
 Each candidate of bench/embed_candidates.py embeds the same fixed sample of Factbook chunks through
 ``rag_bench.index.embedding.embed_texts`` (the path of an index build), candidates alternated round by round,
@@ -203,6 +204,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test of the script")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="override one field")
+    parser.add_argument("--tokens-only", action="store_true",
+                        help="add token counts over every chunk of the corpus to the existing results JSON")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     fields = {"sample": 48, "queries": 16, "rounds": 2} if args.quick else {}
@@ -213,6 +216,15 @@ def main(argv: list[str] | None = None) -> dict | None:
     if args.child:
         print("RESULT " + json.dumps(summarise(measure(cfg, args.child.split(",")), cfg)), flush=True)
         return None
+    if args.tokens_only:
+        from rag_bench.corpus import load_corpus
+
+        every = [c.page_content for c in load_corpus(cfg.corpus, CorpusConfig(), progress=False).chunks]
+        res = json.loads(Path(cfg.out).read_text(encoding="utf-8"))
+        res["tokens_whole_corpus"] = {f"batch_{b}": token_stats(every, b) for b in (cfg.batch_size, 8)}
+        write_json(cfg.out, res)
+        print(json.dumps(res["tokens_whole_corpus"], indent=1))
+        return res
     started = time.perf_counter()
     texts, _ = sample_texts(cfg)
     res: dict = {"config": cfg.to_dict(), "cpu_flags": cpu_flags(),
