@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         print("RESULT " + json.dumps(summarise(measure(cfg, args.child.split(",")), cfg)), flush=True)
         return None
     if args.tokens_only:
-        from rag_bench.corpus import load_corpus
+        from rag_bench.corpus.load import load_corpus
 
         every = [c.page_content for c in load_corpus(cfg.corpus, CorpusConfig(), progress=False).chunks]
         res = json.loads(Path(cfg.out).read_text(encoding="utf-8"))
