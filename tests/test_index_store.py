@@ -132,7 +132,9 @@ def test_missing_index_is_a_clear_error(tmp_path: Path, embeddings):
 def test_no_pickle_is_written(mixed_corpus: Path, tmp_path: Path, embeddings):
     build(mixed_corpus, tmp_path / "idx", embeddings)
     files = {p.name for p in current_version(tmp_path / "idx").iterdir()}
-    assert files == {"index.faiss", "docstore.jsonl", "manifest.json"}
+    # bm25.npz holds the bm25 statistics as plain arrays, read back with allow_pickle=False
+    assert files == {"index.faiss", "docstore.jsonl", "manifest.json", "bm25.npz"}
+    assert not any(name.endswith((".pkl", ".pickle")) for name in files)
 
 
 def test_killed_build_leaves_the_previous_index_whole(mixed_corpus: Path, tmp_path: Path, embeddings):
