@@ -141,11 +141,22 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is faster on 2 shared cores)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--skip-company", action="store_true")
+    parser.add_argument("--company-only", default=None, metavar="TEMPLATE,ANSWERS,K",
+                        help="only the company set, with this reader (e.g. short,free,3), beside plain,free,3")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started, load_before = time.perf_counter(), os.getloadavg()
     lm = load_model("smollm2-135m", args.data_dir, device="cpu")
+    if args.company_only:
+        template, answers, k = args.company_only.split(",")
+        scratch = Path(tempfile.mkdtemp(prefix="reader_company.", dir=Path(args.data_dir) / "scratch"))
+        company = company_set(lm, template, answers == "extractive", int(k), scratch, args.batch_size)
+        write_json(args.out, {"command": " ".join(sys.argv), "model": "smollm2-135m", "isa": cpu_isa(),
+                              "threads": args.threads, "load_avg_before": load_before, "company": company,
+                              "seconds": round(time.perf_counter() - started, 1), "load_avg_after": os.getloadavg(),
+                              **provenance()})
+        return
     probes = dev_probes(Path(args.probes), args.limit, args.seed)
     from rag_bench.index.embedding import load_embedder
 

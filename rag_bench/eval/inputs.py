@@ -28,6 +28,7 @@ from typing import Any
 from langchain_core.documents import Document
 from tqdm.auto import tqdm
 
+from rag_bench.answer import PassagesGiven
 from rag_bench.probes.build import load_probes
 from rag_bench.records import Probe, RecordError, read_corpus, read_json, sha256_file, sha256_text, write_json
 
@@ -118,14 +119,8 @@ def human_texts(chunks: Sequence[Document] = (), *, corpus_jsonl: str | Path | N
 # Retrieved contexts, cached
 
 
-class ContextRetriever:
+class ContextRetriever(PassagesGiven):
     """Serves precomputed contexts through ``batch_search``, so ``rag_bench.answer`` needs no index."""
-
-    def __init__(self, queries: Sequence[str], contexts: Sequence[Sequence[Document]]) -> None:
-        self._by_query = {q: list(docs) for q, docs in zip(queries, contexts, strict=True)}
-
-    def batch_search(self, queries: list[str], *, k: int | None = None) -> list[list[Document]]:
-        return [self._by_query[q][:k] if k else self._by_query[q] for q in queries]
 
 
 def gold_documents(retriever: Any, probes: Sequence[Probe]) -> list[Document | None]:
@@ -145,8 +140,6 @@ def gold_documents(retriever: Any, probes: Sequence[Probe]) -> list[Document | N
 def oracle_inputs(retriever: Any, probes: Sequence[Probe], notes: list[str]) -> tuple[list[Probe], Any]:
     """The probes the oracle modes can answer (their gold chunk is in the index) and a retriever serving it;
     how many were left out goes into ``notes``."""
-    from rag_bench.answer import PassagesGiven
-
     gold = gold_documents(retriever, probes)
     kept = [(p, d) for p, d in zip(probes, gold, strict=True) if d is not None]
     if len(kept) < len(probes):
