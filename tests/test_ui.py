@@ -253,13 +253,17 @@ def test_without_a_run_the_chat_answers_with_the_pretrained_smollm2(tiny_data: P
     assert list(ensure_converted(app, model_dir)) == []  # converted already: nothing to wait for
     notice = describe_model(app, model_dir, label, "factbook")
     assert "SmolLM2-135M-Instruct" in notice and "Apache-2.0" in notice and "nothing here" in notice
-    steps = list(ask(app, "What is the capital of Varnholt?", k=1, retrieval="bm25", max_new_tokens=12))
+    steps = list(ask(app, "What is the capital of Varnholt?", k=1, retrieval="bm25", max_new_tokens=48))
     left, right = steps[-1]
     assert len(steps) > 3  # streamed token by token
     assert "smollm2-135m · closed-book" in left[1]["content"] and left[1]["content"].startswith("**")
     assert "smollm2-135m · grounded on factbook (bm25, k=1)" in right[1]["content"]
     citations = [m for m in right if m.get("metadata")]
     assert len(citations) == 1 and "Quillmark" in citations[0]["content"]
+    # the grounded answer is supported: its span is marked in the passage and said under the answer
+    assert "Quillmark" in right[1]["content"].split("\n")[0], right[1]["content"]
+    assert "✓ **Supported**: “Quillmark”" in right[1]["content"] and "<mark>Quillmark</mark>" in citations[0]["content"]
+    assert "it is the default" in notice and "⚠" not in notice
 
 
 def test_a_model_folder_too_large_for_memory_is_one_line_in_the_chat(tiny_data: Path):
@@ -714,7 +718,7 @@ def test_results_table_plot_and_downloads(app, tiny_data):
     frame = results_frame(app.cfg, ["r"])
     assert len(frame) == 2 * 2 * 2 * 2  # generations x modes x buckets x metrics
     lines = plot_frame(frame, metric="exact_match", bucket="tail")
-    assert lines.to_dict("list") == {"generation": [0, 1, 0, 1], "value": [0.5, 0.3, 0.9, 0.85],
+    assert lines.to_dict("list") == {"generation": ["0", "1", "0", "1"], "value": [0.5, 0.3, 0.9, 0.85],
                                      "series": ["closed", "closed", "grounded", "grounded"]}
     table = run_table(frame, "all")
     assert table.columns.tolist()[:3] == ["strategy", "generation", "closed exact_match"]

@@ -14,6 +14,7 @@ import argparse
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,15 @@ def browser_missing() -> str | None:
     return None
 
 
+def require_browser() -> None:
+    """Skip without the browser; fail so under CI=true."""
+    missing = browser_missing()
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs the browser test: {missing}")
+        pytest.skip(missing)
+
+
 def capture(url: str, out: Path, question: str, *, run: str | None = None, k: int | None = None,
             figures: bool = False) -> dict[str, Path]:
     """Ask ``question`` in the Chat tab, open the first citation, then show the Experiment tab; returns screenshots.
@@ -61,9 +71,10 @@ def capture(url: str, out: Path, question: str, *, run: str | None = None, k: in
             page.set_default_timeout(TIMEOUT_MS)
             page.goto(url)
             expect(page.locator("#model-notice")).to_contain_text("parameters")
-            if run:
-                pick(page, "#chat-run", run)
-                expect(page.locator("#model-notice")).to_contain_text("generation 0")
+            # the default is the pretrained model; a run's generation answers when picked, as here
+            pick(page, "#chat-model", f"{run or 'r'} · gen_0 · trained here")
+            expect(page.locator("#model-notice")).to_contain_text("generation 0")
+            expect(page.locator("#model-notice")).to_contain_text("you picked it")
             if k is not None:
                 page.get_by_text("Retrieval and decoding").click()
                 page.locator("#chat-k input[type=number]").fill(str(k))
@@ -195,11 +206,7 @@ def check_truths(url: str, start_elsewhere) -> None:
 
 
 def test_browser_chat_answers_both_ways_opens_a_citation_and_shows_the_experiment(tmp_path, monkeypatch):
-    missing = browser_missing()
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the browser test: {missing}")
-        pytest.skip(missing)
+    require_browser()
     monkeypatch.setenv("FAKE_STEP_SECONDS", "1.5")
     data = make_tiny_data(tmp_path)
     demo, url = serve(data, fake_command(tmp_path / "scripts", "collapse", FAILING_COLLAPSE))
@@ -244,3 +251,128 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+COMPANY_DOCS = {
+    "travel_policy.md": "# Travel policy\n\nEmployees travelling on company business receive a daily meal allowance of "
+                        "45 euros. Hotels are reimbursed up to 120 euros a night.\n",
+    "oncall.txt": "On-call rota. The on-call engineer must acknowledge a page within 15 minutes, day or night.\n",
+    "security.html": "<html><body><h1>Security</h1><p>Laptops lock after <b>5 minutes</b> idle. Report a lost "
+                     "badge to <code>security@acme.example</code>.</p></body></html>",
+}
+
+
+def check_default_model_results_and_company_corpus(url: str, out: Path, finish_run, docs: Path) -> dict[str, Path]:
+    """Issue 22's three browser checks on one page: (a) the default model answers the Tuvalu question grounded,
+    its span marked in the citation; (c) the Results tab opens on the published smol and quick results; (b) after a
+    run finishes, the default stays the pretrained model, and a company corpus uploaded and made active gets a
+    right, supported answer."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    out.mkdir(parents=True, exist_ok=True)
+    shots = {name: out / f"{name}.png" for name in ("tuvalu", "results", "company")}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(url)
+            notice = page.locator("#model-notice")
+            expect(notice).to_contain_text("smollm2-135m")
+            expect(notice).to_contain_text("it is the default")
+            expect(page.locator("#chat-model input")).to_have_value(re.compile("smollm2-135m"))
+            expect(page.locator("#question textarea")).to_have_attribute("placeholder", re.compile(r"^What is "))
+            ask(page, "What is the capital of Tuvalu?")
+            right = page.locator("#chat-right")
+            expect(right).to_contain_text("Funafuti")
+            expect(right).to_contain_text("Supported")
+            right.get_by_role("button", name=re.compile(r"^\[1\] tuvalu\.txt")).first.click()
+            expect(right.locator("mark").first).to_have_text("Funafuti")
+            page.wait_for_timeout(800)
+            page.screenshot(path=str(shots["tuvalu"]))
+
+            page.get_by_role("tab", name="Results").click()
+            for name in ("smol", "quick"):
+                block = page.locator(f"#published-{name}").first  # a gradio Group repeats its elem_id inside
+                expect(block).to_contain_text("published at")
+                expect(block).to_contain_text("Finding.")
+                expect(block.locator("img")).to_have_count(2)
+                expect(block).to_contain_text("test split")
+            interval = re.compile(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]")  # 3 decimals, with the interval
+            expect(page.locator("#published-smol").first).to_contain_text(interval)
+            page.wait_for_timeout(800)
+            page.screenshot(path=str(shots["results"]))
+
+            finish_run()  # a run ends while the page is open: the chat's default must not become its generation
+            page.get_by_role("tab", name="Chat").click()
+            page.locator("#chat-refresh").click()  # the ↻ beside Model lists the new run's generations
+            page.wait_for_timeout(1000)
+            expect(page.locator("#chat-model input")).to_have_value(re.compile("smollm2-135m"))
+            page.get_by_role("tab", name="Corpus").click()
+            page.get_by_label("Corpus name for new documents").fill("acme")
+            uploads = [str(p) for p in sorted(docs.iterdir())]
+            page.locator("#corpus-files input[type=file]").first.set_input_files(uploads)
+            page.get_by_role("button", name="Upload and ingest").click()
+            expect(page.get_by_text("into the corpus", exact=False)).to_be_visible()
+            pick(page, "#active-corpus", "acme")
+            page.get_by_role("tab", name="Chat").click()
+            expect(notice).to_contain_text("passages of the acme index")
+            ask(page, "What is the daily meal allowance when travelling?")
+            expect(right).to_contain_text("grounded on acme")
+            expect(right).to_contain_text("45")
+            expect(right).to_contain_text("Supported")
+            expect(right).not_to_contain_text("⚠")
+            right.get_by_role("button", name=re.compile(r"^\[\d+\] travel_policy\.md")).first.click()
+            expect(right.locator("mark").filter(has_text="45").first).to_be_visible()
+            page.wait_for_timeout(800)
+            page.screenshot(path=str(shots["company"]))
+        finally:
+            browser.close()
+    return shots
+
+
+def ask(page, question: str) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name="Clear history").click()
+    page.locator("#question textarea").fill(question)
+    page.locator("#ask").click()
+    expect(page.locator("#chat-right")).to_contain_text("grounded on")
+
+
+def test_browser_default_model_answers_tuvalu_results_are_published_and_a_company_corpus_answers(
+        tmp_path, monkeypatch, smollm2_data_dir):
+    require_browser()
+    from rag_bench.cli import ingest
+    from rag_bench.models import pretrained_dir
+
+    monkeypatch.setenv("FAKE_STEP_SECONDS", "0.05")
+    data = make_tiny_data(tmp_path)  # its run "r" has trained generations: a default that drifted would pick one
+    (tmp_path / "planted" / "tuvalu.txt").write_text("Tuvalu | Government | Capital: Funafuti\n\n"
+                                                     "Tuvalu | Geography | Area - total: 26 sq km\n")
+    ingest(str(tmp_path / "planted"), data_dir=data, name="factbook", progress=False)
+    pretrained_dir(data, "smollm2-135m").parent.mkdir(parents=True, exist_ok=True)
+    pretrained_dir(data, "smollm2-135m").symlink_to(pretrained_dir(smollm2_data_dir, "smollm2-135m"))
+    docs = tmp_path / "company"
+    docs.mkdir()
+    for name, text in COMPANY_DOCS.items():
+        (docs / name).write_text(text)
+    demo, url = serve(data, fake_command(tmp_path / "scripts", "collapse", FAKE_COLLAPSE))
+
+    def finish_run() -> None:
+        from rag_bench.app.runs import collapse_job
+
+        demo.rag_runner.submit(collapse_job(demo.rag_app.cfg, "tiny-done", preset="tiny", generations=1))
+        deadline = time.monotonic() + 60
+        while (demo.rag_runner.job("tiny-done").state != "done") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert demo.rag_runner.job("tiny-done").state == "done"
+
+    try:
+        shots = check_default_model_results_and_company_corpus(url, ARTIFACTS / "issue22", finish_run, docs)
+    finally:
+        demo.rag_runner.shutdown()
+        demo.close()
+    for path in shots.values():
+        assert path.stat().st_size > 10_000 and path.read_bytes()[:4] == b"\x89PNG"

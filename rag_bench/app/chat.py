@@ -13,15 +13,23 @@ Each answer is a gradio 6 message dict; every retrieved passage follows the grou
 from __future__ import annotations
 
 import html
-import numbers
 import random
-import re
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rag_bench.app.citations import (  # noqa: F401  citation, highlight, source_title: the tests import them here
+    citation,
+    citations,
+    highlight,
+    markdown_text,
+    origin_notes,
+    source_title,
+    support_line,
+)
+from rag_bench.app.picker import NATURAL_EXAMPLES, PREFIX_EXAMPLES, corpus_warning, first_key, why_line
 from rag_bench.app.state import (
     GEN_DIR,
     App,
@@ -33,11 +41,10 @@ from rag_bench.app.state import (
     resolve_inside,
 )
 from rag_bench.config import READER_K, DecodeConfig
+from rag_bench.eval.support import find_support
 
-EXAMPLES = ["Algeria | Government | Capital:", "France | Communications | Internet country code:",
-            "Japan | People and Society | Population - total:", "What is the capital of Algeria?"]
+EXAMPLES = NATURAL_EXAMPLES + PREFIX_EXAMPLES  # questions for the default model, prefixes for models trained here
 MODE_TITLES = {"closed": "Parametric (closed-book)", "grounded": "Grounded (retrieval)"}
-_MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]#~|])")
 
 Messages = list[dict[str, Any]]
 
@@ -75,20 +82,6 @@ def resolve_model(cfg: AppConfig, run: str | None, generation: str | None, folde
     return gens[generation], generation
 
 
-def _first(mapping: Any, *keys: str) -> Any:
-    """The first of ``keys`` found anywhere in a nested dict (manifests and configs differ in depth)."""
-    if not isinstance(mapping, dict):
-        return None
-    for key in keys:
-        if mapping.get(key) not in (None, "", {}, []):
-            return mapping[key]
-    for value in mapping.values():
-        found = _first(value, *keys)
-        if found is not None:
-            return found
-    return None
-
-
 def trained_on(model_dir: Path) -> str:
     """What a generation was trained on, from its manifest and its run's config, said plainly."""
     gen_dir = model_dir.parent
@@ -100,12 +93,12 @@ def trained_on(model_dir: Path) -> str:
                    gen_dir.parent)
     manifest = read_json_or_none(gen_dir / "manifest.json") or {}
     run_cfg = read_json_or_none(run_dir / "config.json") or {}
-    corpus = _first(manifest, "corpus_name", "corpus") or _first(run_cfg, "corpus_name", "corpus") or "factbook"
+    corpus = first_key(manifest, "corpus_name", "corpus") or first_key(run_cfg, "corpus_name", "corpus") or "factbook"
     corpus = corpus if isinstance(corpus, str) else "factbook"
-    strategy = _first(manifest, "strategy") or "/".join(gen_dir.relative_to(run_dir).parts[:-1]) or \
-        _first(run_cfg, "strategy")
+    strategy = first_key(manifest, "strategy") or "/".join(gen_dir.relative_to(run_dir).parts[:-1]) or \
+        first_key(run_cfg, "strategy")
     pool = manifest.get("pool") if isinstance(manifest.get("pool"), dict) else {}
-    tokens = pool.get("tokens") or _first(manifest, "train_tokens", "tokens")
+    tokens = pool.get("tokens") or first_key(manifest, "train_tokens", "tokens")
     share = pool.get("human_share")
     if number == 0:
         text = f"the human training split of the `{corpus}` corpus"
@@ -145,18 +138,32 @@ def describe_pretrained(model_dir: Path, corpus: str) -> str:
 
     spec = REGISTRY[model_dir.name]
     return (f"**Model:** `{spec.name}`, {spec.description}, licence {spec.licence}, from the pip package "
-            f"`{spec.package}=={spec.version}`. **Trained on:** its makers' pretraining data, nothing here "
-            f"(no run has trained a generation yet, so the chat answers with it; ask natural questions). "
+            f"`{spec.package}=={spec.version}`. **Trained on:** its makers' pretraining data, "
+            f"nothing here (ask natural questions). "
             f"Closed-book answers come from its weights alone; grounded answers put the top-k passages of the "
             f"`{corpus}` index before the question, through its chat template.")
 
 
 def describe_model(app: App, model_dir: Path, label: str, corpus: str) -> str:
-    """The notice above the chat: size, training data and generation of the model being asked."""
-    from rag_bench.models import REGISTRY
+    """The notice above the chat: which model answers and why, its size and training data, and whether it can
+    serve the active corpus."""
+    warning = corpus_warning(model_dir, corpus)
+    return f"{describe_what(app, model_dir, label, corpus)}\n\n{why_line(model_dir)}" + \
+        (f"\n\n{warning}" if warning else "")
+
+
+def describe_what(app: App, model_dir: Path, label: str, corpus: str) -> str:
+    from rag_bench.models import REGISTRY, pretrained_info
 
     if model_dir.name in REGISTRY and model_dir.parent == app.cfg.data_path / "models" / "pretrained":
         return describe_pretrained(model_dir, corpus)
+    info = pretrained_info(model_dir) if (model_dir / "rag_bench_pretrained.json").is_file() else None
+    if info:  # a GGUF given by path, converted into the data dir
+        source = info.get("source") or info.get("gguf_file")
+        return (f"**Model:** `{info.get('name')}`, converted from your GGUF file `{source}` "
+                f"({int(info.get('parameters') or 0) / 1e6:.1f}M parameters). **Trained on:** its makers' data, "
+                f"nothing here. Grounded answers put the top-k passages of the `{corpus}` index before the question"
+                + (", through its chat template." if info.get("chat") else "."))
     lm, _ = app.lm(model_dir)
     arch = lm.config.arch if lm.config else type(lm.model).__name__
     size = f"`{lm.config.name}` {arch}" if lm.config else arch
@@ -191,57 +198,11 @@ def decode_config(temperature: float, max_new_tokens: int) -> DecodeConfig:
                         seed=random.randrange(1 << 31))
 
 
-def markdown_text(text: str) -> str:
-    """Corpus text shown literally: no HTML, no Markdown emphasis or headings."""
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", html.escape(text, quote=False))
-
-
-def highlight(text: str, answer: str) -> str:
-    """``text`` as literal Markdown with each whole-word occurrence of ``answer`` (case-insensitive) in <mark>.
-
-    Whole words, so that a short answer ("E", "nm") does not light up the inside of every word.
-    """
-    answer = answer.strip()
-    if not answer:
-        return markdown_text(text)
-    pattern = (r"(?<!\w)" if answer[0].isalnum() or answer[0] == "_" else "") + re.escape(answer) + \
-        (r"(?!\w)" if answer[-1].isalnum() or answer[-1] == "_" else "")
-    parts = re.split(f"({pattern})", text, flags=re.IGNORECASE)
-    return "".join(f"<mark>{markdown_text(p)}</mark>" if i % 2 else markdown_text(p) for i, p in enumerate(parts))
-
-
-def source_title(source: dict[str, Any]) -> str:
-    """Where a passage comes from: country and section for the Factbook, else file (and page)."""
-    if source.get("country"):
-        where = " · ".join(str(source[k]) for k in ("country", "section") if source.get(k))
-    else:
-        where = Path(str(source.get("source", "unknown source"))).name
-    if source.get("page"):
-        where += f", page {source['page']}"
-    score = source.get("score")
-    numeric = isinstance(score, numbers.Real) and not isinstance(score, bool)  # numpy floats from FAISS too
-    return f"[{source.get('rank', '?')}] {where}" + (f" · score {float(score):.3f}" if numeric else "")
-
-
-def citation(source: dict[str, Any], answer: str, origin: str = "") -> dict[str, Any]:
-    title = source_title(source) + (f" · {origin}" if origin else "")
-    return {"role": "assistant", "content": highlight(str(source.get("text", "")), answer),
-            "metadata": {"title": title, "status": "done"}}
-
-
-def origin_notes(retriever: Any, sources: list[dict[str, Any]]) -> list[str]:
-    """Each cited chunk's origin in a contaminated index (rag-bench contaminate), read from the index only now,
-    after the answer: the labels never reach the retriever, the prompt or the citation the model produced."""
-    from rag_bench.contaminate.build import origin_note
-
-    store = getattr(retriever, "store", None)
-    return [origin_note(store.docstore.search(s["chunk_id"]).metadata) if store is not None and s.get("chunk_id")
-            else "" for s in sources]
-
-
-def answer_message(text: str, footer: str) -> dict[str, Any]:
+def answer_message(text: str, footer: str, notes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The answer in bold, then ``notes`` (support, a model that cannot serve the corpus), then the footer."""
     body = f"**{markdown_text(text)}**" if text.strip() else "_(no answer: the model stopped at once)_"
-    return {"role": "assistant", "content": f"{body}\n\n<sub>{html.escape(footer)}</sub>"}
+    lines = "".join(f"\n\n{note}" for note in notes if note)
+    return {"role": "assistant", "content": f"{body}{lines}\n\n<sub>{html.escape(footer)}</sub>"}
 
 
 def check_room(lm: Any, decode: DecodeConfig) -> None:
@@ -257,6 +218,8 @@ def answer_messages(app: App, question: str, model_dir: Path, label: str, mode: 
 
     from rag_bench.answer import closed_book, grounded
     from rag_bench.app.batching import batched
+    from rag_bench.config import DEFAULT_READER
+    from rag_bench.prompt import uses_chat_template
 
     lm, lock = app.lm(model_dir)
     check_room(lm, decode)
@@ -273,11 +236,15 @@ def answer_messages(app: App, question: str, model_dir: Path, label: str, mode: 
 
     def generate() -> None:  # in a thread, so this generator can yield the streamer's text meanwhile
         try:
-            # questions asked at once share a batch; the model's lock is taken there (rag_bench.app.batching)
+            # questions asked at once share a batch; the model's lock is taken there (rag_bench.app.batching).
+            # The reader is the project's one default (rag_bench.config.DEFAULT_READER, chosen on the dev split):
+            # "auto" gives an instruct model its template and a model trained here the record-prefix prompt.
             shared = batched(lm, lock)
-            outcome["answer"] = (closed_book(shared, [question], decode=decode, streamer=streamer) if retriever is None
-                                 else grounded(shared, retriever, [question], k=int(k), decode=decode,
-                                               streamer=streamer))[0]
+            reader = {"decode": decode, "streamer": streamer, "template": "auto"}
+            outcome["answer"] = (closed_book(shared, [question], **reader) if retriever is None
+                                 else grounded(shared, retriever, [question], k=int(k), **reader,
+                                               span_constrained=DEFAULT_READER.extractive and
+                                               uses_chat_template(lm.tokenizer)))[0]
         except Exception as exc:  # re-raised below, in the handler's thread
             outcome["error"] = exc
             streamer.end()
@@ -292,15 +259,18 @@ def answer_messages(app: App, question: str, model_dir: Path, label: str, mode: 
     if "error" in outcome:
         raise outcome["error"]
     result = outcome["answer"]
+    warning = corpus_warning(model_dir, corpus, question)
     if retriever is None:
-        yield [answer_message(result.text, f"{label} · closed-book · {time.perf_counter() - started:.1f} s")]
+        yield [answer_message(result.text, f"{label} · closed-book · {time.perf_counter() - started:.1f} s",
+                              (warning,))]
         return
     footer = (f"{label} · grounded on {corpus} ({retrieval}, k={int(k)}) · {result.prompt_tokens} prompt tokens"
               + (f", {result.truncated_tokens} cut" if result.truncated_tokens else "")
               + f" · {time.perf_counter() - started:.1f} s")
-    notes = origin_notes(retriever, result.sources)
-    yield [answer_message(result.text, footer)] + [citation(s, result.text, note)
-                                                   for s, note in zip(result.sources, notes, strict=True)]
+    support = find_support(result.text, [str(s.get("text", "")) for s in result.sources], question=question)
+    notes = (support_line(support, result.sources) if result.sources else "", warning)
+    passages = citations(result.sources, support, origin_notes(retriever, result.sources))
+    yield [answer_message(result.text, footer, notes), *passages]
 
 
 def check_ask(app: App, question: str, run: str | None = None, generation: str | None = None, folder: str = "",
@@ -311,10 +281,11 @@ def check_ask(app: App, question: str, run: str | None = None, generation: str |
     the models; returns (question, decoding, [(model folder, label, mode) for the left and right panel])."""
     question = check_question(app.cfg, question)
     decode = decode_config(temperature, max_new_tokens)
-    model_a, label_a = resolve_model(app.cfg, run, generation, folder)
-    if compare:
+    if compare:  # two generations of the picked run
+        model_a, label_a = resolve_model(app.cfg, run, generation)
         model_b, label_b = resolve_model(app.cfg, run, generation_b)
         return question, decode, [(model_a, label_a, compare_mode), (model_b, label_b, compare_mode)]
+    model_a, label_a = resolve_model(app.cfg, run, generation, folder)  # the page always passes its picked model
     return question, decode, [(model_a, label_a, "closed"), (model_a, label_a, "grounded")]
 
 

@@ -71,7 +71,10 @@ def plot_frame(frame: pd.DataFrame, *, metric: str, bucket: str, modes: list[str
     runs = part["run"].nunique()
     series = [series_name(r, s, m, runs) for r, s, m in zip(part["run"], part["strategy"], part["mode"], strict=True)]
     out = pd.DataFrame({"generation": part["generation"].astype(int), "value": part["value"], "series": series})
-    return out.sort_values(["series", "generation"]).reset_index(drop=True)
+    out = out.sort_values(["series", "generation"]).reset_index(drop=True)
+    # generations are whole numbers: as labels the axis shows 0, 1, 2 (a number axis ticks 0.1, 0.2, ...)
+    out["generation"] = out["generation"].map(str)
+    return out
 
 
 def run_table(frame: pd.DataFrame, bucket: str) -> pd.DataFrame:
@@ -82,7 +85,7 @@ def run_table(frame: pd.DataFrame, bucket: str) -> pd.DataFrame:
     wide = part.pivot_table(index=["run", "strategy", "generation"], columns=["mode", "metric"], values="value",
                             aggfunc="first")
     wide.columns = [f"{mode} {metric}" for mode, metric in wide.columns]
-    wide = wide.reset_index().round(4)
+    wide = wide.reset_index().round(3)
     return wide.drop(columns=["run"]) if wide["run"].nunique() == 1 else wide
 
 

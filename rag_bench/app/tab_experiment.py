@@ -19,6 +19,12 @@ from rag_bench.app.tabs import FOLLOW_LOG_JS, PRIVATE, SCROLL_LOG_JS, friendly
 QUIET = {**PRIVATE, "show_progress": "hidden"}  # a refused click says why in a toast, not as an "Error" pill
 
 
+def preset_note_of(preset: str) -> str:
+    from rag_bench.app.published import preset_note
+
+    return preset_note(preset)
+
+
 def experiment_tab(app: App, runner: RunQueue, corpus: gr.State, demo: gr.Blocks, timer: gr.Timer) -> None:
     cfg = app.cfg
     with gr.Row():
@@ -43,6 +49,8 @@ def experiment_tab(app: App, runner: RunQueue, corpus: gr.State, demo: gr.Blocks
             strategies = gr.CheckboxGroup(list(app_experiment.STRATEGIES), label="Strategies (none = preset's)")
             model_size = gr.Dropdown(list(app_experiment.MODEL_SIZES), value="preset default", label="Model size")
             decoding = gr.Dropdown(list(app_experiment.DECODINGS), value="preset default", label="Decoding")
+        preset_note = gr.Markdown(preset_note_of("quick"), elem_id="preset-note")
+        preset.change(preset_note_of, preset, preset_note, **PRIVATE)
         corpus_note = gr.Markdown()
         start = gr.Button("Start", variant="primary", elem_id="start-run")
     with gr.Accordion("Results of this run", open=True):

@@ -16,10 +16,11 @@ import gradio as gr
 
 from rag_bench.app import chat as app_chat
 from rag_bench.app import corpus as app_corpus
+from rag_bench.app import picker as app_picker
 from rag_bench.app import prefix as app_prefix
 from rag_bench.app import results as app_results
 from rag_bench.app.state import App, UserError, generations, list_indexes, list_runs
-from rag_bench.config import READER_K, ConfigError
+from rag_bench.config import DEFAULT_READER, ConfigError
 from rag_bench.records import RecordError
 
 ANSWER_HEIGHT = 460
@@ -83,29 +84,35 @@ def chat_runs(app: App) -> list[str]:
 
 
 def chat_tab(app: App, corpus: gr.State, demo: gr.Blocks) -> None:
+    from rag_bench.models import DEFAULT_PRETRAINED
+
     cfg = app.cfg
-    notice = gr.Markdown("Pick a run and a generation to see what the model is.", elem_id="model-notice")
+    notice = gr.Markdown("Loading the model's description…", elem_id="model-notice")
+    placeholder, examples, examples_label = app_picker.hints(app_chat.resolve_model(cfg, None, None)[0])
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             with gr.Row():
-                run = gr.Dropdown(label="Run", choices=[], allow_custom_value=True, scale=4, elem_id="chat-run")
-                refresh = gr.Button("↻", scale=1, min_width=40, size="sm")
-            generation = gr.Dropdown(label="Generation", choices=[], allow_custom_value=True, elem_id="chat-generation")
+                folder = gr.Dropdown(label="Model (the default answers; a run's generation only when picked)",
+                                     choices=app_picker.model_choices(cfg), value=DEFAULT_PRETRAINED,
+                                     allow_custom_value=True, scale=4, elem_id="chat-model")
+                refresh = gr.Button("↻", scale=1, min_width=40, size="sm", elem_id="chat-refresh")
             with gr.Accordion("Retrieval and decoding", open=False):
-                k = gr.Slider(1, 10, value=READER_K, step=1, label="k (passages)", elem_id="chat-k")
-                retrieval = gr.Radio(["dense", "bm25", "hybrid"], value="bm25",
+                k = gr.Slider(1, 10, value=DEFAULT_READER.k, step=1, label="k (passages)", elem_id="chat-k")
+                retrieval = gr.Radio(["dense", "bm25", "hybrid"], value=DEFAULT_READER.retrieval,
                                      label="Retrieval (bm25 finds Factbook records best)")
                 temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0 = greedy)")
-                max_new_tokens = gr.Slider(1, 256, value=32, step=1, label="Max new tokens")
-            with gr.Accordion("Compare two generations", open=False):
+                max_new_tokens = gr.Slider(1, 256, value=DEFAULT_READER.max_new_tokens, step=1, label="Max new tokens")
+            with gr.Accordion("Compare two generations of a run", open=False):
                 compare = gr.Checkbox(label="Compare generations side by side", value=False)
+                run = gr.Dropdown(label="Run", choices=[], allow_custom_value=True, elem_id="chat-run")
+                generation = gr.Dropdown(label="First generation", choices=[], allow_custom_value=True,
+                                         elem_id="chat-generation")
                 generation_b = gr.Dropdown(label="Second generation", choices=[], allow_custom_value=True)
                 compare_mode = gr.Radio([("closed-book", "closed"), ("grounded", "grounded")], value="closed",
                                         label="Mode of both sides")
-            with gr.Accordion("Record prefix helper", open=False):
+            with gr.Accordion("Record prefix helper (for models trained here)", open=False):
                 country = gr.Dropdown(label="Country", choices=[], allow_custom_value=True, filterable=True)
                 field = gr.Dropdown(label="Field", choices=[], allow_custom_value=True, filterable=True)
-            folder = gr.Textbox(label="Or a model folder (inside the data dir)", placeholder="runs/r1/gen_0/model")
         with gr.Column(scale=3):
             with gr.Row():
                 left = gr.Chatbot(label=app_chat.MODE_TITLES["closed"], height=ANSWER_HEIGHT, elem_id="chat-left")
@@ -113,10 +120,9 @@ def chat_tab(app: App, corpus: gr.State, demo: gr.Blocks) -> None:
             with gr.Row():
                 # no max_length: the box would cut a long question silently; the handler refuses it and says so
                 question = gr.Textbox(label=f"Question (at most {cfg.max_question_chars} characters)",
-                                      placeholder=app_chat.EXAMPLES[0], scale=5, elem_id="question")
+                                      placeholder=placeholder, scale=5, elem_id="question")
                 ask = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
-            gr.Examples([[e] for e in app_chat.EXAMPLES], inputs=[question], label="Examples: the model was "
-                        "trained on record lines, so a record prefix works best")
+            example_set = gr.Examples([[e] for e in examples], inputs=[question], label=examples_label)
             clear = gr.Button("Clear history", size="sm")
 
     def load_runs(current: str | None):
@@ -131,9 +137,15 @@ def chat_tab(app: App, corpus: gr.State, demo: gr.Blocks) -> None:
         return gr.update(choices=gens, value=first), gr.update(choices=gens, value=last)
 
     @friendly
-    def describe(run_id, gen, folder_text, corpus_name):
-        model_dir, label = app_chat.resolve_model(cfg, run_id, gen, folder_text)
-        return app_chat.describe_model(app, model_dir, label, corpus_name)
+    def describe(folder_text, corpus_name):
+        model_dir, label = app_chat.resolve_model(cfg, None, None, folder_text)
+        hint, samples, title = app_picker.hints(model_dir)
+        return (app_chat.describe_model(app, model_dir, label, corpus_name), gr.update(placeholder=hint),
+                gr.Dataset(samples=[[e] for e in samples], label=title))
+
+    def load_models(current: str | None):
+        choices = app_picker.model_choices(cfg)
+        return gr.update(choices=choices, value=current or DEFAULT_PRETRAINED)
 
     def labels(on: bool, mode: str):
         if not on:
@@ -155,9 +167,13 @@ def chat_tab(app: App, corpus: gr.State, demo: gr.Blocks) -> None:
     for event in refresh_events:
         event(load_runs, run, run, **PRIVATE).then(load_generations, [run, generation, generation_b],
                                                   [generation, generation_b], **PRIVATE)
+        event(load_models, folder, folder, **PRIVATE)
     run.change(load_generations, [run, generation, generation_b], [generation, generation_b], **PRIVATE)
-    for trigger in (generation.change, folder.submit, corpus.change):
-        trigger(describe, [run, generation, folder, corpus], notice, **PRIVATE)
+    describing = {"fn": describe, "inputs": [folder, corpus], "outputs": [notice, question, example_set.dataset],
+                  **PRIVATE}
+    demo.load(**describing)
+    for trigger in (folder.change, corpus.change):
+        trigger(**describing)
     demo.load(countries, corpus, country, **PRIVATE)
     corpus.change(countries, corpus, country, **PRIVATE)
     country.change(lambda c, name: gr.update(choices=app_prefix.prefix_fields(cfg, name, c), value=None),
@@ -195,7 +211,7 @@ def corpus_tab(app: App, corpus: gr.State, demo: gr.Blocks) -> None:
     with gr.Row():
         with gr.Column():
             files = gr.File(label=f"Upload files (at most {cfg.max_upload_mb:g} MB each)", file_count="multiple",
-                            file_types=list(cfg.upload_extensions))
+                            file_types=list(cfg.upload_extensions), elem_id="corpus-files")
             upload = gr.Button("Upload and ingest", variant="primary")
         with gr.Column():
             folder = gr.Textbox(label=f"Or a folder on the server, inside {cfg.upload_path}", placeholder="acme_docs")
@@ -227,15 +243,49 @@ def corpus_tab(app: App, corpus: gr.State, demo: gr.Blocks) -> None:
 # Results
 
 
+def published_column(app: App) -> None:
+    """The published results (docs/results/*), drawn when the page is built: what a newcomer sees first."""
+    from rag_bench.app.published import published_results
+
+    results = published_results(app.cfg.ui_path / "published")
+    gr.Markdown("### Published results\nWhat this benchmark has measured, as committed to `docs/results/`: each "
+                "with the commit that published it, its figures (95% bands), its tables (value [95% interval]) and "
+                "its finding from the README.", elem_id="published-intro")
+    for result in results:
+        with gr.Group(elem_id=f"published-{result.name}"):
+            at = f"published at `{result.commit}` ({result.date})" if result.commit else "published (no git history)"
+            gr.Markdown(f"#### {result.title}\n<sub>{at} · `docs/results/{result.name}/`</sub>\n\n"
+                        f"**Finding.** {result.finding}")
+            if result.figures:
+                with gr.Row():
+                    for figure in result.figures:
+                        gr.Image(str(figure), show_label=False, interactive=False, container=False)
+            for caption, headers, rows in result.tables:
+                gr.Dataframe(value=rows, headers=headers, label=caption, interactive=False, wrap=True)
+            if result.markdown_tables:
+                with gr.Accordion("Tables", open=False):
+                    gr.Markdown(result.markdown_tables)
+
+
 def results_tab(app: App, demo: gr.Blocks) -> None:
+    with gr.Row():
+        with gr.Column(scale=3):
+            published_column(app)
+        with gr.Column(scale=2):
+            runs_column(app, demo)
+
+
+def runs_column(app: App, demo: gr.Blocks) -> None:
     cfg = app.cfg
+    gr.Markdown("### Your runs, for comparison")
     with gr.Row():
         runs = gr.Dropdown(label="Runs to compare", choices=[], allow_custom_value=True, multiselect=True, scale=3)
         metric = gr.Dropdown(label="Metric", choices=[], allow_custom_value=True, scale=2)
+    with gr.Row():
         bucket = gr.Dropdown(label="Bucket", choices=[], allow_custom_value=True, scale=1)
         modes = gr.CheckboxGroup(label="Modes", choices=[], scale=2)
-    plot = gr.LinePlot(x="generation", y="value", color="series", height=360)
-    pending = gr.Markdown("No finished generation to compare yet.", elem_id="results-empty")
+    plot = gr.LinePlot(x="generation", y="value", color="series", height=360, x_title="generation")
+    pending = gr.Markdown("No finished generation of yours to compare yet.", elem_id="results-empty")
     table = gr.Dataframe(label="Values", interactive=False, wrap=True, visible=False, elem_id="results-table")
     with gr.Row():
         prepare = gr.Button("Prepare downloads (CSV, JSON, HTML report)")

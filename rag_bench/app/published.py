@@ -1,0 +1,212 @@
+"""The published results (docs/results/*) for the Results tab's first screen: each with the commit that published
+it, its figures with their interval bands, its tables with intervals rounded to 3 decimals, and its finding from
+the README.
+
+    from rag_bench.app.published import published_results
+    for result in published_results(out_dir=Path("data/ui/published")):
+        result.title, result.commit, result.finding, result.figures, result.tables
+
+A collapse result (``intervals.csv``: quick, smol) is drawn here, a paper's way: generations on an integer axis,
+one line per strategy and mode with its 95% band from the report's intervals, the split named (the test probes;
+held-out texts for perplexity). A contamination result shows its own committed figure and table.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import re
+import subprocess
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RESULTS_DIR = REPO_ROOT / "docs" / "results"
+README = REPO_ROOT / "README.md"
+# Which results lead, in order, and where the README states each one's finding: the first list item after the
+# marker line. tests/test_app_published.py fails when a marker no longer finds a paragraph.
+PUBLISHED = {
+    "smol": ("Collapse of the pretrained SmolLM2-135M (`smol`, 2 seeds)",
+             "What the literature expects, and what this run shows:"),
+    "quick": ("Collapse of a model trained here (`quick`, 2 seeds)", "What these runs show, and what they do not:"),
+    "contaminate-smol": ("Contaminated index, SmolLM2 (`contaminate-smol`)",
+                         "![smol: grounded accuracy against contamination]"),
+    "contaminate-quick": ("Contaminated index, a model trained here (`contaminate-quick`)",
+                          "What it shows, point by point:"),
+}
+# Each preset's published result and its run time as measured (README, "The quick collapse preset" and "smol").
+PRESET_RESULTS = {
+    "quick": ("quick", "generations 1-4 of both seeds and the ablation took 20 min at load 3 on 2 cores of an Intel "
+                       "Xeon with native bf16 (generation 0 cached)"),
+    "smol": ("smol", "seed 0 took 81 min (evaluation 52, training 15, writing 13), seed 1 65 min, on 2 cores of an "
+                     "Intel Xeon with native bf16 at load 4-7"),
+}
+MODE_NAMES = {"closed": "closed-book", "grounded": "grounded", "grounded_span": "grounded (span)",
+              "oracle": "oracle"}
+_ITEM = re.compile(r"^(\s*)([-*]|\d+\.)\s+")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Published:
+    """One published result as the page shows it."""
+
+    name: str  # the folder under docs/results
+    title: str  # a heading
+    commit: str  # the last commit that changed the folder ("" outside a git checkout)
+    date: str  # that commit's date
+    finding: str  # the README's paragraph for it (Markdown)
+    figures: list[Path]  # PNGs, drawn here or committed with the result
+    tables: list[tuple[str, list[str], list[list[str]]]]  # (caption, headers, rows), intervals as "v [lo, hi]"
+    markdown_tables: str  # a committed table.md (contamination results), as it is
+
+
+def commit_of(folder: Path) -> tuple[str, str]:
+    """(short hash, date) of the last commit that touched ``folder``; ("", "") when git cannot say."""
+    try:
+        out = subprocess.run(["git", "log", "-1", "--format=%h %cs", "--", str(folder)], cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=10, check=False).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return "", ""
+    return (out[0], out[1]) if len(out) == 2 else ("", "")
+
+
+def finding(marker: str, readme: str) -> str:
+    """The first list item after the line that starts with ``marker``, its continuation lines joined."""
+    lines = readme.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(marker)), None)
+    if start is None:
+        return ""
+    item: list[str] = []
+    for line in lines[start + 1:]:
+        if not item:
+            if _ITEM.match(line):
+                item.append(_ITEM.sub("", line))
+            continue
+        if not line.strip() or _ITEM.match(line):
+            break
+        item.append(line.strip())
+    return " ".join(item)
+
+
+def read_intervals(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def cell(row: dict[str, str]) -> str:
+    """A value with its interval, 3 decimals: "0.109 [0.052, 0.172]"."""
+    return f"{float(row['value']):.3f} [{float(row['low']):.3f}, {float(row['high']):.3f}]"
+
+
+def accuracy_metric(rows: list[dict[str, str]]) -> str:
+    """contains where exact match is 0 everywhere (a chat model answers in sentences), else exact match."""
+    exact = [float(r["value"]) for r in rows if r["figure"] == "exact_match" and r["bucket"] == "all"]
+    has_contains = any(r["figure"] == "contains" for r in rows)
+    return "contains" if has_contains and not any(exact) else "exact_match"
+
+
+def series(rows: list[dict[str, str]], figure: str, bucket: str) -> dict[str, list[dict[str, str]]]:
+    """"strategy, mode" -> rows by generation, for one figure and bucket."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        if row["figure"] == figure and row["bucket"] == bucket:
+            label = ", ".join(p for p in (row["strategy"], MODE_NAMES.get(row["mode"], row["mode"])) if p)
+            out.setdefault(label, []).append(row)
+    return {k: sorted(v, key=lambda r: int(r["generation"])) for k, v in sorted(out.items())}
+
+
+def table(rows: list[dict[str, str]], figure: str, bucket: str) -> tuple[list[str], list[list[str]]]:
+    """A row per strategy and mode, a column per generation; each cell a value with its interval."""
+    lines = series(rows, figure, bucket)
+    generations = sorted({int(r["generation"]) for v in lines.values() for r in v})
+    headers = ["", *[f"generation {g}" for g in generations]]
+    body = []
+    for label, points in lines.items():
+        by_gen = {int(r["generation"]): cell(r) for r in points}
+        body.append([label, *[by_gen.get(g, "") for g in generations]])
+    return headers, body
+
+
+def draw(rows: list[dict[str, str]], figure: str, bucket: str, *, title: str, ylabel: str, out: Path) -> Path:
+    """One line per strategy and mode with its interval band; generations on an integer axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    for label, points in series(rows, figure, bucket).items():
+        x = [int(r["generation"]) for r in points]
+        line, = ax.plot(x, [float(r["value"]) for r in points], marker="o", label=label)
+        ax.fill_between(x, [float(r["low"]) for r in points], [float(r["high"]) for r in points],
+                        color=line.get_color(), alpha=0.15, linewidth=0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("generation")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def collapse_result(name: str, folder: Path, out_dir: Path, commit: str) -> tuple[list[Path], list]:
+    rows = read_intervals(folder / "intervals.csv")
+    probes = next((r["probes"] for r in rows if r["split"] == "test"), "?")
+    seeds = next((r["seeds"] for r in rows if r["split"] == "test"), "?")
+    metric = accuracy_metric(rows)
+    texts = next((r["probes"] for r in rows if r["figure"] == "heldout_perplexity"), "?")
+    accuracy = (f"{metric}, test split ({probes} probes × {seeds} seeds), all buckets, 95% bootstrap band",
+                metric, "all", metric.replace("_", " "))
+    perplexity = (f"held-out perplexity ({texts} held-out human texts), 95% bootstrap band",
+                  "heldout_perplexity", "heldout", "perplexity")
+    figures, tables = [], []
+    for caption, figure, bucket, ylabel in (accuracy, perplexity):
+        if not series(rows, figure, bucket):
+            continue
+        figures.append(draw(rows, figure, bucket, title=f"{name}: {ylabel} by generation\n{caption}", ylabel=ylabel,
+                            out=out_dir / f"{name}-{commit or 'local'}-{figure}.png"))
+        tables.append((caption, *table(rows, figure, bucket)))
+    return figures, tables
+
+
+@functools.lru_cache(maxsize=4)
+def _published(out_dir: str, stamp: tuple) -> tuple[Published, ...]:
+    readme = README.read_text(encoding="utf-8") if README.is_file() else ""
+    found = []
+    for name, (title, marker) in PUBLISHED.items():
+        folder = RESULTS_DIR / name
+        if not folder.is_dir():
+            continue
+        commit, date = commit_of(folder)
+        figures, tables, markdown = [], [], ""
+        if (folder / "intervals.csv").is_file():
+            figures, tables = collapse_result(name, folder, Path(out_dir), commit)
+        else:
+            figures = sorted(folder.glob("contamination.png"))
+            markdown = (folder / "table.md").read_text(encoding="utf-8") if (folder / "table.md").is_file() else ""
+        found.append(Published(name=name, title=title, commit=commit, date=date, finding=finding(marker, readme),
+                               figures=figures, tables=tables, markdown_tables=markdown))
+    return tuple(found)
+
+
+def preset_note(preset: str) -> str:
+    """The Experiment tab's line for a preset: its published result and its measured run time, or that it has none."""
+    if preset not in PRESET_RESULTS:
+        return f"`{preset}`: no published result and no measured run time yet."
+    name, took = PRESET_RESULTS[preset]
+    commit, _ = commit_of(RESULTS_DIR / name)
+    at = f" at `{commit}`" if commit else ""
+    return (f"`{preset}`: published result `docs/results/{name}/`{at} (first in the Results tab); measured run "
+            f"time: {took}.")
+
+
+def published_results(out_dir: Path) -> list[Published]:
+    """Every published result present in docs/results, drawn once per change of the folder (figures in out_dir)."""
+    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(RESULTS_DIR.glob("*/*")) if p.is_file()) \
+        if RESULTS_DIR.is_dir() else ()
+    return list(_published(str(out_dir), stamp))

@@ -1,0 +1,46 @@
+"""The Results tab's first screen: the published smol and quick results, with commit, figures, intervals and finding."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from rag_bench.app.published import PUBLISHED, README, finding, preset_note, published_results
+
+INTERVAL = re.compile(r"^-?\d+\.\d{3} \[-?\d+\.\d{3}, -?\d+\.\d{3}\]$")
+
+
+def test_smol_and_quick_are_published_with_commit_figures_tables_and_finding(tmp_path: Path):
+    results = {r.name: r for r in published_results(tmp_path)}
+    assert list(results)[:2] == ["smol", "quick"]  # the pretrained model's result leads
+    for name in ("smol", "quick"):
+        result = results[name]
+        assert re.fullmatch(r"[0-9a-f]{7,}", result.commit) and re.fullmatch(r"\d{4}-\d\d-\d\d", result.date)
+        assert len(result.figures) == 2 and all(p.read_bytes()[:4] == b"\x89PNG" for p in result.figures)
+        assert all(p.parent == tmp_path for p in result.figures)
+        (accuracy, headers, rows), (perplexity, _, _) = result.tables
+        assert "test split" in accuracy and "held-out" in perplexity and headers[1] == "generation 0"
+        assert rows and all(INTERVAL.match(c) for row in rows for c in row[1:] if c), rows
+        assert len(result.finding) > 100 and "\n" not in result.finding
+    assert "contains" in results["smol"].tables[0][0]  # a chat model's sentences: exact match is 0 throughout
+    assert "exact_match" in results["quick"].tables[0][0]
+    assert results["contaminate-smol"].figures and "| pool share |" in results["contaminate-smol"].markdown_tables
+
+
+def test_every_published_marker_finds_its_finding_in_the_readme():
+    readme = README.read_text(encoding="utf-8")
+    for name, (_, marker) in PUBLISHED.items():
+        assert finding(marker, readme).startswith("**"), name  # each finding opens with its bold claim
+
+
+def test_finding_takes_the_first_list_item_after_the_marker():
+    text = "intro\nWhat it shows:\n\n1. **First.** one\n   two\n2. **Second.**\n"
+    assert finding("What it shows:", text) == "**First.** one two"
+    assert finding("absent", text) == ""
+
+
+def test_each_published_preset_links_its_result_and_measured_time():
+    for preset in ("quick", "smol"):
+        note = preset_note(preset)
+        assert f"docs/results/{preset}/" in note and " min " in note and "measured run time" in note
+    assert "no published result" in preset_note("paper")
