@@ -74,3 +74,15 @@ def test_the_fresh_pool_is_human_text_only_and_generation_k_takes_sample_k(token
     with pytest.raises(ValueError, match="human text only"):
         build_pool(strategy, generation=1, human=units + written, synthetic=[[]], budget=tokens_of(units) + 1,
                    seed=0, cut=cut)
+
+
+@pytest.mark.parametrize("preset", ["quick", "smol"])
+def test_the_published_presets_keep_the_last_step_so_every_seed_trains_the_whole_dose(preset):
+    # A later generation of quick used to keep the best of 4 checkpoints by validation perplexity, so the kept
+    # model's trained tokens could differ between seeds; the primary comparisons need the same dose in every seed.
+    from rag_bench.collapse.data import checkpoint_every
+    from rag_bench.config import collapse_preset
+
+    cfg = collapse_preset(preset)
+    steps = cfg.next_train.max_steps
+    assert checkpoint_every(steps, cfg) == steps

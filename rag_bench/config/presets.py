@@ -71,6 +71,7 @@ def _quick_preset() -> CollapseConfig:
     return CollapseConfig(
         name="quick", countries=_quick_countries(), kinds=("record",), generations=5, fact_fields_from_probes=True,
         strategies=("replace", "accumulate", "fresh"), init="previous", train=train, pool_tokens=QUICK_POOL_TOKENS,
+        next_checkpoints=1,  # keep the last step: every seed's later generations train the same dose (issue 20)
         next_train=train.replace(max_steps=16, batch_size=16, lr=1e-3, warmup_steps=2, eval_every=16, save_every=8,
                                  copy_warmup_steps=0),
         decode=DecodeConfig(max_new_tokens=64, do_sample=True, temperature=1.0, stop=(), batch_size=128),
