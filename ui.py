@@ -4,6 +4,7 @@ swap in your own corpus and compare results.
     python ui.py --host 127.0.0.1 --port 7860 --data-dir data            # also: make run
     python ui.py --auth alice:secret                                       # or RAG_BENCH_AUTH=alice:secret
     python ui.py --no-autostart                                            # do not start the quick experiment
+    python ui.py --model data/uploads/my-model.gguf                        # the chat's default: your own model
 
 It serves at once. On first start it builds the Factbook corpus (seconds) and its dense index in the background;
 chat answers meanwhile with bm25 retrieval. Unless --no-autostart it then starts the `quick` collapse experiment,
@@ -78,7 +79,7 @@ def banner_html(app: App, runner: RunQueue) -> tuple[str, dict]:
 def build_demo(data_dir: str | Path = "data", corpus: str = "factbook", *, upload_root: str | Path = "",
                collapse_command: list[str] | None = None, prepare_command: list[str] | None = None,
                first_start: bool = False, autostart: bool = False, concurrency: int = 2,
-               max_upload_mb: float = 50.0, autostart_preset: str = "quick") -> gr.Blocks:
+               max_upload_mb: float = 50.0, autostart_preset: str = "quick", model: str = "") -> gr.Blocks:
     """The page over ``data_dir``; ``first_start`` builds a missing Factbook index in the background and
     ``autostart`` also starts the quick experiment when no run exists. Nothing is launched here.
 
@@ -92,6 +93,7 @@ def build_demo(data_dir: str | Path = "data", corpus: str = "factbook", *, uploa
         commands["prepare_command"] = tuple(prepare_command)
     cfg = AppConfig(data_dir=str(data_dir), corpus=corpus, upload_root=str(upload_root or ""),
                     concurrency=concurrency, max_upload_mb=max_upload_mb, autostart_preset=autostart_preset,
+                    default_model=model,
                     **commands)
     app, runner = App(cfg), RunQueue(cfg)
     with gr.Blocks(title="rag_bench") as demo:
@@ -159,10 +161,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--auth", default=os.environ.get("RAG_BENCH_AUTH"), help="USER:PASSWORD (or RAG_BENCH_AUTH)")
     parser.add_argument("--concurrency", type=int, default=2, help="model calls served at once; the rest queue")
     parser.add_argument("--max-upload-mb", type=float, default=50.0, help="largest file the Corpus tab accepts")
+    parser.add_argument("--model", default="", help="the chat's default model: a registry name, or a model folder or "
+                        ".gguf file inside the data dir or upload root (default smollm2-135m)")
     parser.add_argument("--no-autostart", action="store_true", help="do not start the quick experiment at first start")
     args = parser.parse_args(argv)
     demo = build_demo(args.data_dir, args.corpus, upload_root=args.upload_root, first_start=True,
-                      autostart=not args.no_autostart, concurrency=args.concurrency, max_upload_mb=args.max_upload_mb)
+                      autostart=not args.no_autostart, concurrency=args.concurrency, max_upload_mb=args.max_upload_mb,
+                      model=args.model)
     runner = demo.rag_runner
     atexit.register(runner.shutdown)  # a run stopped (or left queued) here is resumed at the next start
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

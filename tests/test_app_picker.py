@@ -55,3 +55,27 @@ def test_hints_fit_the_model(tmp_path: Path):
     assert placeholder == NATURAL_EXAMPLES[0] and examples == NATURAL_EXAMPLES and "natural questions" in label
     placeholder, examples, label = hints(data / "runs" / "quick-factbook" / "gen_0" / "model")
     assert placeholder == PREFIX_EXAMPLES[0] and examples == PREFIX_EXAMPLES and "record prefix" in label
+
+
+def test_a_gguf_given_to_the_chat_goes_through_the_same_conversion_and_one_line_errors(tmp_path: Path):
+    import gguf
+    import numpy as np
+    import pytest
+
+    from rag_bench.app.chat import resolve_model
+    from rag_bench.app.state import UserError
+
+    data = make_data(tmp_path)
+    path = data / "uploads" / "rwkv.gguf"  # an architecture transformers cannot load: one line naming it
+    path.parent.mkdir(parents=True)
+    writer = gguf.GGUFWriter(str(path), "rwkv6")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    cfg = AppConfig(data_dir=str(data), default_model="uploads/rwkv.gguf")
+    with pytest.raises(UserError, match=r"rwkv\.gguf: GGUF architecture 'rwkv6' cannot be loaded by transformers"):
+        resolve_model(cfg, None, None)  # the server's --model is the chat's default
+    with pytest.raises(UserError, match=r"not a model folder .* nor a \.gguf file"):
+        resolve_model(cfg, None, None, "runs")

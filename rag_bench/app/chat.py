@@ -61,6 +61,8 @@ def resolve_model(cfg: AppConfig, run: str | None, generation: str | None, folde
     """
     from rag_bench.models import DEFAULT_PRETRAINED, REGISTRY, pretrained_dir
 
+    if not (folder or "").strip() and not (run and generation):
+        folder = cfg.default_model  # the model the server was started with (ui.py --model), else the registry's
     name = (folder or "").strip() or ("" if run and generation else DEFAULT_PRETRAINED)
     if name in REGISTRY:
         return pretrained_dir(cfg.data_path, name), name
@@ -70,8 +72,11 @@ def resolve_model(cfg: AppConfig, run: str | None, generation: str | None, folde
                 path = resolve_inside(root, folder, "model folder")
             except UserError:
                 continue
+            if path.is_file() and path.suffix.lower() == ".gguf":  # your own GGUF: converted once into the data dir
+                return converted_gguf(cfg, path), path.stem
             if not (path / "config.json").is_file():
-                raise UserError(f"{folder}: not a model folder (no config.json); name a folder saved by LM.save")
+                raise UserError(f"{folder}: not a model folder (no config.json) nor a .gguf file; name a folder "
+                                "saved by LM.save or a Hugging Face model folder")
             return path, path.name if not GEN_DIR.match(path.parent.name) else path.parent.name
         raise UserError(f"{folder}: model folders must lie inside {cfg.data_path} or {cfg.upload_path}")
     gens = generations(cfg.runs_path / check_name(run, "run"))
@@ -80,6 +85,18 @@ def resolve_model(cfg: AppConfig, run: str | None, generation: str | None, folde
     if generation not in gens:
         raise UserError(f"Run {run!r} has no generation {generation!r}; pick one of {', '.join(gens)}.")
     return gens[generation], generation
+
+
+def converted_gguf(cfg: AppConfig, path: Path) -> Path:
+    """The folder a GGUF file inside the allowed roots converts into (once: rag_bench.models.resolve_model), with
+    the same memory check and one-line errors as the CLI's ``--model path.gguf``."""
+    from rag_bench.lm import ModelLoadError
+    from rag_bench.models import resolve_model as resolve_spec
+
+    try:
+        return resolve_spec(path, cfg.data_path, progress=lambda line: None)
+    except ModelLoadError as exc:
+        raise UserError(str(exc)) from None
 
 
 def trained_on(model_dir: Path) -> str:
@@ -182,7 +199,8 @@ def describe_what(app: App, model_dir: Path, label: str, corpus: str) -> str:
 def check_question(cfg: AppConfig, question: str) -> str:
     question = (question or "").strip()
     if not question:
-        raise UserError("Type a question first, e.g. a record prefix such as 'Algeria | Government | Capital:'.")
+        raise UserError("Type a question first, e.g. 'What is the capital of Tuvalu?' (or, for a model trained "
+                        "here, a record prefix such as 'Algeria | Government | Capital:').")
     if len(question) > cfg.max_question_chars:
         raise UserError(f"The question has {len(question)} characters; the limit is {cfg.max_question_chars}.")
     return question

@@ -47,6 +47,7 @@ class AppConfig(ConfigBase):
     collapse_command: tuple[str, ...] = (sys.executable, "-m", "rag_bench", "collapse")  # runs an experiment
     prepare_command: tuple[str, ...] = (sys.executable, "-m", "rag_bench", "prepare")  # builds corpus and index
     autostart_preset: str = "quick"  # the experiment first start runs (tests run `tiny` through the same path)
+    default_model: str = ""  # the chat's default (ui.py --model): a registry name, model folder or .gguf; "": smollm2
 
     def __post_init__(self) -> None:
         if self.max_question_chars < 1 or self.max_upload_mb <= 0 or self.concurrency < 1 or self.max_models < 1:

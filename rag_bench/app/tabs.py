@@ -88,12 +88,13 @@ def chat_tab(app: App, corpus: gr.State, demo: gr.Blocks) -> None:
 
     cfg = app.cfg
     notice = gr.Markdown("Loading the model's description…", elem_id="model-notice")
+    default = cfg.default_model or DEFAULT_PRETRAINED
     placeholder, examples, examples_label = app_picker.hints(app_chat.resolve_model(cfg, None, None)[0])
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             with gr.Row():
                 folder = gr.Dropdown(label="Model (the default answers; a run's generation only when picked)",
-                                     choices=app_picker.model_choices(cfg), value=DEFAULT_PRETRAINED,
+                                     choices=app_picker.model_choices(cfg), value=default,
                                      allow_custom_value=True, scale=4, elem_id="chat-model")
                 refresh = gr.Button("↻", scale=1, min_width=40, size="sm", elem_id="chat-refresh")
             with gr.Accordion("Retrieval and decoding", open=False):
@@ -145,7 +146,7 @@ def chat_tab(app: App, corpus: gr.State, demo: gr.Blocks) -> None:
 
     def load_models(current: str | None):
         choices = app_picker.model_choices(cfg)
-        return gr.update(choices=choices, value=current or DEFAULT_PRETRAINED)
+        return gr.update(choices=choices, value=current or default)
 
     def labels(on: bool, mode: str):
         if not on:
