@@ -136,11 +136,12 @@ def tiny_seed_runs(contaminate_data: Path) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def contaminated(contaminate_data: Path) -> Path:
-    """`contaminate` of the tiny run: generation 1 writes, shares 0, 0.5 and 0.9, 6 probes, every defence."""
+    """`contaminate` of the tiny run: generation 1 writes, shares 0, 0.5 and 0.75, 6 probes, every defence (trusted
+    source read 1 and 4 deep), k 1 and 3, the human-distractor control, fluency scored by generation 0."""
     from rag_bench.contaminate.config import ContaminateConfig
     from rag_bench.contaminate.run import contaminate
 
-    cfg = ContaminateConfig(shares=(0.0, 0.5, 0.9), limit=6)
+    cfg = ContaminateConfig(shares=(0.0, 0.5, 0.75), limit=6, ks=(1, 3), trusted_depths=(1, 4), fluency_scorer="gen0")
     return contaminate(contaminate_data / "runs" / "tiny", generation=1, cfg=cfg, data_dir=contaminate_data,
                        echo=None)
 @pytest.fixture(scope="session")

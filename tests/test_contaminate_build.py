@@ -72,8 +72,9 @@ def test_a_build_killed_midway_resumes_and_leaves_the_human_index_untouched(cont
     before = human_fingerprint(data / "indexes" / "factbook")
     out = data / "runs" / "tiny" / "contaminate" / "gen_1-limit6"
     command = [sys.executable, "-m", "rag_bench", "contaminate", str(data / "runs" / "tiny"), "--gen", "1",
-               "--shares", "0,0.5,0.9", "--limit", "6", "--data-dir", str(data),
-               "--retrievers", "bm25", "--defences", "none"]  # the rewrites and indexes do not depend on these
+               "--shares", "0,0.5,0.75", "--limit", "6", "--data-dir", str(data), "--retrievers", "bm25",
+               "--defences", "none", "--ks", "1", "--no-human-control",
+               "--fluency-scorer", "gen0"]  # the rewrites and indexes do not depend on these
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120

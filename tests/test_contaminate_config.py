@@ -30,3 +30,17 @@ def test_config_refuses_a_share_of_one_and_unknown_defences():
 def test_rewrites_make_the_share_of_the_pool():
     assert [rewrites_for(s, 10) for s in (0.0, 0.25, 0.5, 0.75, 0.9)] == [0, 3, 10, 30, 90]
     assert rewrites_for(0.9, 10) / (10 + rewrites_for(0.9, 10)) == pytest.approx(0.9)
+
+
+def test_the_writer_is_named_and_checked():
+    assert ContaminateConfig().writer_tag() == "" and ContaminateConfig().decoding() == "sampling at temperature 1"
+    fluent = ContaminateConfig(writer="restate", writer_temperature=0.3)
+    assert fluent.writer_tag() == "-restate-t0.3" and fluent.decoding() == "sampling at temperature 0.3"
+    assert ContaminateConfig(writer_temperature=0).writer_tag() == "-generation-greedy"
+    assert ContaminateConfig(seed=2).writer_tag() == "-seed2"  # seeds never share rewrites or indexes
+    with pytest.raises(ConfigError, match="writer"):
+        ContaminateConfig(writer="gpt")
+    with pytest.raises(ConfigError, match="ks"):
+        ContaminateConfig(ks=(0, 3))
+    with pytest.raises(ConfigError, match="ks"):
+        ContaminateConfig(trusted_depths=())

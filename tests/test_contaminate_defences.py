@@ -8,9 +8,16 @@ import pytest
 from langchain_core.documents import Document
 
 from rag_bench.answer import grounded
-from rag_bench.collapse.synthetic import PromptBlock, continue_prompts, watermarking_config
+from rag_bench.collapse.synthetic import PromptBlock, continue_prompts, watermark_z_scores, watermarking_config
 from rag_bench.config import DecodeConfig
-from rag_bench.contaminate.defences import FilteredRetriever, PerplexityCheck, ProvenanceCheck, TrustedSourceCheck
+from rag_bench.contaminate.defences import (
+    FilteredRetriever,
+    PerplexityCheck,
+    ProvenanceCheck,
+    TrustedSourceCheck,
+    generated_spans,
+    watermark_z,
+)
 from rag_bench.corpus.load import FileOutcome, LoadedCorpus
 from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import load_index, update_index
@@ -56,14 +63,43 @@ def test_provenance_drops_watermarked_chunks_and_keeps_human_ones(tiny_index: Pa
     assert all(check.scores[d.id] > 4.0 for d, k in zip(docs, kept, strict=True) if not k)
 
 
-def test_perplexity_threshold_is_a_quantile_of_human_chunks(tiny_index: Path, gen0: LM):
+def test_perplexity_band_drops_both_tails(tiny_index: Path, gen0: LM):
     docs = chunks(tiny_index)
-    human = [d.page_content for d in docs if d.metadata.get("origin") != "synthetic"]
-    check = PerplexityCheck.calibrated(gen0, human, quantile=0.25, sample=100)
+    scored = PerplexityCheck(gen0)
+    logs = scored.score_docs(docs)
+    assert all(scored.keep(docs))  # the default band (-inf, inf) drops nothing
+    ordered = sorted(logs)
+    band = (ordered[2], ordered[-3])  # two chunks below it and two above
+    check = PerplexityCheck(gen0, band=band, scores=scored.scores)
     kept = check.keep(docs)
-    human_dropped = [not k for d, k in zip(docs, kept, strict=True) if d.metadata.get("origin") != "synthetic"]
-    assert sum(human_dropped) == 2  # a quarter of the 8 human chunks lie below their own 25% quantile
-    assert all((check.scores[d.id] < check.threshold) == (not k) for d, k in zip(docs, kept, strict=True))
+    assert sum(not k for k in kept) == 4
+    assert all((not band[0] <= check.scores[d.id] <= band[1]) == (not k) for d, k in zip(docs, kept, strict=True))
+
+
+def test_generated_spans_are_values_of_record_lines_and_other_lines_whole():
+    text = "Chad | Government | Capital: N'Djamena\nFree text here\n  Chad | Economy | GDP: 10 billion"
+    spans = [text[a:b] for a, b in generated_spans(text)]
+    assert spans == [" N'Djamena", "Free text here", " 10 billion"]
+
+
+def test_watermark_z_ignores_the_copied_field_names(gen0: LM):
+    """Marked values behind copied prefixes: the z-score over generated tokens does not move when the field
+    names change, and it is higher than the whole-chunk z-score the field names dilute."""
+    prefixes = [f"Pitcairn Islands | Geography | {field}:" for field in ("Area - total", "Coastline", "Climate",
+                                                                        "Terrain", "Natural resources")]
+    blocks = [PromptBlock(index=i, ids=gen0.tokenizer(p)["input_ids"]) for i, p in enumerate(prefixes)]
+    values = continue_prompts(gen0, blocks, DecodeConfig(max_new_tokens=12, do_sample=True, stop=()), seed=1,
+                              watermark=MARK)
+    lines = [(p, gen0.tokenizer.decode(ids, skip_special_tokens=True).split("\n")[0].strip())
+             for p, ids in zip(prefixes, values, strict=True)]
+    chunk = "\n".join(f"{p} {v}" for p, v in lines if v)
+    renamed = "\n".join(f"{p.replace('Geography', 'Environment and Geography')} {v}" for p, v in lines if v)
+    [generated, whole] = [watermark_z(gen0, [chunk], MARK, generated_only=flag)[0] for flag in (True, False)]
+    assert generated > whole and generated > 2.0
+    assert watermark_z(gen0, [renamed], MARK)[0] == pytest.approx(generated)  # copied tokens are not counted
+    assert watermark_z(gen0, [renamed], MARK, generated_only=False)[0] != pytest.approx(whole)
+    # over every token it is the detector of the collapse package
+    assert whole == pytest.approx(watermark_z_scores(gen0, [chunk], MARK)[0])
 
 
 def test_trusted_source_keeps_only_curated_folders(tiny_index: Path):

@@ -10,23 +10,28 @@ from rag_bench.records import write_jsonl
 
 def samples(n: int = 40) -> list[dict]:
     """Generation 0 answers every probe right on the clean index and half of them at share 0.5; the trusted
-    filter wins all of them back; generation 4 answers nothing at any share."""
+    filter wins all of them back; generation 4 answers nothing at any share. As many human distractors cost
+    generation 0 a quarter of the probes. Probes 0-19 are dev, 20-39 test."""
     rows = []
     for i in range(n):
+        split = "dev" if i < n // 2 else "test"
         for share in (0.0, 0.5):
             for defence in ("none", "trusted"):
                 right = share == 0.0 or defence == "trusted" or i % 2 == 0
-                rows.append({"id": f"p{i}", "model_generation": 0, "retriever": "bm25", "defence": defence,
-                             "share": share, "exact_match": float(right)})
-                rows.append({"id": f"p{i}", "model_generation": 4, "retriever": "bm25", "defence": defence,
-                             "share": share, "exact_match": 0.0})
+                common = {"id": f"p{i}", "retriever": "bm25", "defence": defence, "share": share, "split": split,
+                          "arm": "synthetic", "k": 1}
+                rows.append({**common, "model_generation": 0, "exact_match": float(right)})
+                rows.append({**common, "model_generation": 4, "exact_match": 0.0})
+        rows.append({"id": f"p{i}", "retriever": "bm25", "defence": "none", "share": 0.5, "split": split,
+                     "arm": "human", "k": 1, "model_generation": 0, "exact_match": float(i % 4 != 0)})
     return rows
 
 
 def test_cells_hold_one_score_per_probe():
     cells = cell_scores(samples())
-    assert len(cells) == 8 and all(len(scores) == 40 for scores in cells.values())
-    assert sum(cells[(0, "bm25", "none", 0.5)].values()) == 20
+    assert len(cells) == 9 and all(len(scores) == 40 for scores in cells.values())
+    assert sum(cells[(0, "bm25", "none", 0.5, "synthetic", 1)].values()) == 20
+    assert len(cell_scores(samples(), split="test")[(0, "bm25", "none", 0.5, "synthetic", 1)]) == 20
 
 
 def test_cost_and_gain_are_paired_differences_with_intervals(tmp_path: Path):
@@ -39,6 +44,10 @@ def test_cost_and_gain_are_paired_differences_with_intervals(tmp_path: Path):
     assert cost["baseline_share"] == 0.0 and cost["probes"] == 40
     gain = by[("defence_gain", 0, "trusted", 0.5)]
     assert gain["difference"] == 0.5 and gain["excludes_zero"] and gain["baseline_defence"] == "none"
+    assert gain["probes"] == 20  # the test probes only: the defences' thresholds were chosen on dev
+    control = by[("control_cost", 0, "none", 0.5)]  # 0.5 with the rewrites against 0.75 with human distractors
+    assert control["difference"] == -0.25 and control["baseline_arm"] == "human" and control["probes"] == 40
+    assert by[("defence_vs_clean", 0, "trusted", 0.5)]["difference"] == 0.0
     flat = by[("cost", 4, "none", 0.5)]
     assert flat["difference"] == 0.0 and (flat["low"], flat["high"]) == (0.0, 0.0) and not flat["excludes_zero"]
     assert ("cost", 0, "none", 0.0) not in by  # share 0 is the baseline, not a difference

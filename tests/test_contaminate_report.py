@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 from rag_bench.contaminate.report import PUBLISHED, flat_rows, markdown_table, publish, write_outputs
@@ -38,7 +39,11 @@ def test_write_outputs(tmp_path: Path):
     (out / "config.json").write_text("{}")
     (out / "samples_grounded.jsonl").write_text("{}\n")
     published = publish(out, tmp_path / "docs" / "results")
-    assert sorted(p.name for p in published.iterdir()) == sorted(PUBLISHED)  # no samples
+    assert sorted(p.name for p in published.iterdir()) == sorted([*PUBLISHED, "samples_grounded.jsonl.gz"])
+    assert gzip.decompress((published / "samples_grounded.jsonl.gz").read_bytes()) == b"{}\n"
+    first = (published / "samples_grounded.jsonl.gz").read_bytes()
+    publish(out, tmp_path / "docs" / "results")
+    assert (published / "samples_grounded.jsonl.gz").read_bytes() == first  # no timestamp: the same bytes
 
 
 def test_natural_questions_are_scored_by_contains():

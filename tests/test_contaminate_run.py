@@ -16,28 +16,75 @@ from rag_bench.probes.build import make_probe_file
 from rag_bench.records import read_json, read_jsonl
 
 
-def test_results_cover_every_share_retriever_defence_and_model(contaminated: Path):
+def test_results_cover_every_arm_share_retriever_k_defence_and_model(contaminated: Path):
     results = read_json(contaminated / "results.json")
-    keys = {(r["model_generation"], r["share"], r["retriever"], r["defence"]) for r in results["rows"]}
-    assert keys == {(g, s, m, d) for g in (0, 1) for s in (0.0, 0.5, 0.9) for m in ("dense", "bm25", "hybrid")
-                    for d in ("none", "provenance", "perplexity", "trusted")}
+    k = results["k"]
+    keys = {(r["model_generation"], r["arm"], r["share"], r["retriever"], r["defence"], r["k"])
+            for r in results["rows"]}
+    modes = ("dense", "bm25", "hybrid")
+    bare = {(g, "synthetic", s, m, "none", kk) for g in (0, 1) for s in (0.0, 0.5, 0.75) for m in modes
+            for kk in (1, 3)}
+    control = {(g, "human", s, m, "none", kk) for g in (0, 1) for s in (0.5, 0.75) for m in modes for kk in (1, 3)}
+    defended = {(g, "synthetic", s, m, d, k) for g in (0, 1) for s in (0.0, 0.5, 0.75) for m in modes
+                for d in ("provenance", "perplexity", "trusted-1", "trusted-4")}
+    assert keys == bare | control | defended
     assert set(results["closed"]) == {"0", "1"} and results["writer_generation"] == 1
+    assert results["writer"]["name"] == "generation 1, sampling at temperature 1"
+    assert results["fluency"]["scorer"] == "gen0" and results["fluency"]["rewrites"]["n"] > 0
     shares = [m["pool_share"] for m in results["indexes"]]
-    assert shares[0] == 0.0 and 0.4 < shares[1] < shares[2] and shares[2] >= 0.85
+    assert shares[0] == 0.0 and 0.4 < shares[1] < shares[2] and shares[2] >= 0.7
+    assert [m["synthetic_chunks"] for m in results["controls"]] == [5, 15]  # as many as the rewrites added
     for row in results["rows"]:
-        assert row["exact_match"]["n"] == 6 and row["exact_match"]["low"] <= row["exact_match"]["value"]
-        if row["share"] == 0.0 or row["defence"] == "trusted":
+        assert row["exact_match"]["n"] == (6 if row["defence"] == "none" else
+                                           sum(p["split"] == "test" for p in read_jsonl(contaminated /
+                                                                                         "samples_closed.jsonl")) // 2)
+        if row["share"] == 0.0 or row["defence"].startswith("trusted") or row["arm"] == "human":
             assert row["synthetic_retrieved"]["value"] == 0.0 and row["copied_synthetic"]["value"] == 0.0
-    bare = [r for r in results["rows"] if r["defence"] == "none" and r["share"] == 0.9]
-    assert all(r["synthetic_retrieved_depth"]["value"] > 0.3 for r in bare)
-    filters = {(f["share"], f["defence"]): f for f in results["filters"]}
-    assert filters[(0.9, "trusted")]["recall"] == 1.0 and filters[(0.9, "trusted")]["precision"] == 1.0
-    assert filters[(0.9, "provenance")]["recall_unmarked"] == 0.0
+    deep = [r for r in results["rows"] if r["defence"] == "none" and r["share"] == 0.75 and r["arm"] == "synthetic"]
+    assert all(r["synthetic_retrieved_depth"]["value"] > 0.3 for r in deep)
+    filters = {(f["share"], f["defence"], f["retriever"]): f for f in results["filters"]}
+    trusted = filters[(0.75, "trusted-4", "bm25")]
+    assert trusted["recall"] == 1.0 and trusted["precision"] == 1.0
+    assert all(f["split"] == "test" for f in results["filters"])
+    thresholds = read_json(contaminated / "thresholds.json")
+    assert thresholds["split"] == "dev" and results["thresholds"]["provenance"] == thresholds["provenance"]
+    ranks = read_jsonl(contaminated / "samples_ranks.jsonl")
+    assert {(r["share"], r["retriever"]) for r in ranks} == {(s, m) for s in (0.5, 0.75) for m in modes}
     samples = read_jsonl(contaminated / "samples_grounded.jsonl")
-    assert len(samples) == 2 * 3 * 3 * 4 * 6 and {"retrieved", "copied_synthetic", "prediction"} <= set(samples[0])
+    assert {"retrieved", "copied_synthetic", "prediction", "split", "normalised_exposure"} <= set(samples[0])
     for name in ("results.csv", "filters.csv", "table.md", "contamination.png", "retrieved_share.png",
-                 "samples_closed.jsonl"):
+                 "samples_closed.jsonl", "fluency.json"):
         assert (contaminated / name).stat().st_size > 0, name
+    table = (contaminated / "table.md").read_text()
+    assert "synthetic - human" in table and "rewrite ranks above its original" in table
+
+
+def test_the_threshold_is_chosen_on_dev_candidates_only(contaminated: Path, contaminate_data: Path):
+    """Calibrating with the test probes left out gives the same thresholds: they never took part."""
+    from rag_bench.collapse.synthetic import watermarking_config
+    from rag_bench.contaminate.calibrate import calibrate
+    from rag_bench.contaminate.config import ContaminateConfig
+    from rag_bench.contaminate.evaluate import Checks, dev_candidates
+    from rag_bench.eval.inputs import load_eval_probes
+    from rag_bench.eval.splits import probe_split
+    from rag_bench.lm import LM
+
+    results = read_json(contaminated / "results.json")
+    probes, _ = load_eval_probes(Path(results["run"]) / "data" / "probes.jsonl", limit=6, seed=0)
+    run_cfg = read_json(Path(results["run"]) / "config.json")
+    mark = watermarking_config(bias=run_cfg["watermark_bias"], greenlist=run_cfg["watermark_greenlist"],
+                               key=run_cfg["watermark_key"])
+    gen0 = LM.load(Path(results["models"]["0"]))
+    indexes = [(Path(m["human_index"]).parent / name, m) for name, m in zip(results["index_names"],
+                                                                            results["indexes"], strict=True)]
+    checks = Checks(ContaminateConfig(), gen0=gen0, detector=gen0, watermark=mark, human_chunks=[])
+    dev_only = [p for p in probes if probe_split(p.id) == "dev"]
+    assert 0 < len(dev_only) < len(probes)
+    both = calibrate(dev_candidates(indexes, probes, checks, k=results["k"], embeddings=None))
+    alone = calibrate(dev_candidates(indexes, dev_only, checks, k=results["k"], embeddings=None))
+    assert both == alone
+    stored = read_json(contaminated / "thresholds.json")
+    assert {n: stored[n] for n in ("provenance", "perplexity")} == {n: both[n] for n in ("provenance", "perplexity")}
 
 
 def test_bad_inputs_are_one_clear_line(contaminate_data: Path, tmp_path: Path, capsys):
@@ -49,6 +96,13 @@ def test_bad_inputs_are_one_clear_line(contaminate_data: Path, tmp_path: Path, c
     bare = tmp_path / "bare"
     shutil.copytree(run, bare, ignore=shutil.ignore_patterns("synthetic*.jsonl", "contaminate", "model"))
     cases.append(([str(bare), "--gen", "0", "--data-dir", str(contaminate_data)], "has no synthetic text"))
+    test_split = tmp_path / "thresholds.json"
+    test_split.write_text('{"format": "rag_bench.contaminate.thresholds/1", "split": "test"}')
+    cases += [([*base, "--gen", "1", "--thresholds", str(test_split)], "chosen on split 'test'"),
+              ([*base, "--gen", "1", "--shares", "0,0.9", "--limit", "6"],
+               "needs 45 held-out human chunks but only 15 exist (5 answer chunks)"),
+              ([*base, "--gen", "1", "--shares", "0,0.75", "--limit", "6", "--writer-temperature", "0"],
+               "a greedy writer writes the same one every round")]
     for argv, message in cases:
         assert main(["contaminate", *argv]) == 2
         err = capsys.readouterr().err.strip()
@@ -75,9 +129,11 @@ def test_the_command_on_a_folder_corpus(tmp_path: Path):
     finally:
         torch.set_num_threads(threads)
     assert main(["contaminate", str(data / "runs" / "acme"), "--gen", "0", "--shares", "0,0.75", "--data-dir",
-                 str(data), "--retrievers", "bm25,dense", "--publish", str(tmp_path / "published")]) == 0
+                 str(data), "--retrievers", "bm25,dense", "--ks", "1", "--trusted-depths", "4", "--no-human-control",
+                 "--fluency-scorer", "gen0", "--publish", str(tmp_path / "published")]) == 0
     assert (tmp_path / "published" / "results.csv").is_file()
-    assert not list((tmp_path / "published").glob("samples_*"))
+    assert sorted(p.name for p in (tmp_path / "published").glob("samples_*")) == [
+        "samples_closed.jsonl.gz", "samples_grounded.jsonl.gz", "samples_ranks.jsonl.gz"]  # gzipped per-probe files
     out = data / "runs" / "acme" / "contaminate" / "gen_0"
     results = read_json(out / "results.json")
     assert {r["retriever"] for r in results["rows"]} == {"bm25", "dense"}
@@ -101,8 +157,8 @@ def test_the_same_command_again_reuses_rewrites_indexes_and_answers(contaminate_
 
     first = read_json(contaminated / "results.json")
     monkeypatch.chdir(contaminate_data)  # the same run, typed as a relative path this time
-    contaminate(Path("runs") / "tiny", generation=1, cfg=ContaminateConfig(shares=(0.0, 0.5, 0.9), limit=6),
-                data_dir=".", echo=None)
+    cfg = ContaminateConfig(shares=(0.0, 0.5, 0.75), limit=6, ks=(1, 3), trusted_depths=(1, 4), fluency_scorer="gen0")
+    contaminate(Path("runs") / "tiny", generation=1, cfg=cfg, data_dir=".", echo=None)
     again = read_json(contaminated / "results.json")
     assert again["answers_generated"] == 0 and again["rows"] == first["rows"]
     assert all(m["embedded"] == n["embedded"] for m, n in zip(again["indexes"], first["indexes"], strict=True))

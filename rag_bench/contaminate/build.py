@@ -122,5 +122,6 @@ def origin_note(meta: dict[str, Any]) -> str:
         return ""
     if meta["origin"] != "synthetic":
         return "human-written"
-    return (f"⚠ model-written by generation {meta.get('origin_generation')}"
+    writer = meta.get("origin_writer") or f"generation {meta.get('origin_generation')}"
+    return (f"⚠ model-written by {writer}"
             + (", watermarked" if meta.get("origin_watermarked") else ", not watermarked"))

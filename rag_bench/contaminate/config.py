@@ -7,6 +7,15 @@ The share is of the *answer pool*: the human chunks that hold the probed facts (
 ``source_chunk_id``) plus the synthetic rewrites of them. A share s adds round(s / (1 - s) * C)
 rewrites to the C answer chunks, so s = 0.9 puts nine model-written versions beside every true one.
 The whole index's share is much smaller and is reported too (``index_share``).
+
+The writer is named (``writer``, ``writer_temperature``): ``generation`` is the run's generation n continuing
+each record prefix (temperature 1 is the original writer, a low temperature a more fluent one, 0 greedy);
+``restate`` is an instruct model (``restate_model``, the base SmolLM2 by default) asked to restate the
+passage with one value changed. The human-distractor control (``human_control``) adds, at every share, as
+many held-out human chunks as that share adds rewrites; ``ks`` are the passages per prompt at which the cost
+of contamination is measured against it. Defence thresholds are chosen on the dev probes
+(``rag_bench.eval.splits``) and reported on test; ``trusted_depths`` sweeps how many candidates the
+trusted-source filter reads.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from rag_bench.config import ConfigBase, ConfigError
 DEFAULT_SHARES = (0.0, 0.25, 0.5, 0.75, 0.9)
 DEFENCES = ("none", "provenance", "perplexity", "trusted")
 RETRIEVERS = ("dense", "bm25", "hybrid")
+WRITERS = ("generation", "restate")  # the run's generation n continuing prefixes | an instruct model restating
 
 
 def parse_shares(text: str) -> tuple[float, ...]:
@@ -48,12 +58,19 @@ class ContaminateConfig(ConfigBase):
     strategy: str = ""  # whose last generation answers ("": the run's first strategy)
     limit: int | None = None  # a seeded sample of this many probes (None: all); the answer pool follows it
     k: int = 0  # passages per grounded prompt (0: the run's eval k)
+    ks: tuple[int, ...] = (1, 3, 5)  # passages per prompt at which the cost is measured against the control
     depth: int = 5  # retrieved passages counted for the retrieved synthetic share (Yu et al.'s curve)
-    filter_depth: int = 4  # a defence retrieves k * filter_depth candidates before it filters
+    rank_depth: int = 100  # candidates read for the pairwise rank test (an original or rewrite below: unranked)
+    filter_depth: int = 4  # the watermark and perplexity defences retrieve k * filter_depth candidates
+    trusted_depths: tuple[int, ...] = (1, 2, 4, 8, 16)  # trusted source: candidates read per passage, swept
     watermark_share: float = 0.5  # of rewrites written with the run's watermark (the rest unmarked)
-    z_threshold: float = 0.0  # provenance filter: drop chunks above this z-score (0: the run's watermark_z)
-    perplexity_quantile: float = 0.1  # perplexity filter: drop chunks below this quantile of human chunks' ppl
-    perplexity_sample: int = 400  # human chunks scored to set the perplexity threshold
+    writer: str = "generation"  # generation | restate (see WRITERS)
+    writer_temperature: float = 1.0  # the writer's sampling temperature; 0 = greedy (one round at most)
+    restate_model: str = "smollm2-135m"  # the instruct model of the restate writer (a registry name or folder)
+    restate_tokens: int = 192  # new tokens per restated passage
+    fluency_scorer: str = "smollm2-135m"  # neutral model scoring every writer's perplexity ("gen0": the run's)
+    human_control: bool = True  # also measure each share with as many held-out human chunks instead
+    perplexity_sample: int = 400  # rewrites and human chunks scored for the fluency table, each at most
     value_tokens: int = 24  # new tokens per record value (cut at the line end)
     prose_words: int = 12  # a prose chunk's first words prompt its rewrite
     prose_tokens: int = 96  # new tokens per prose rewrite
@@ -69,12 +86,29 @@ class ContaminateConfig(ConfigBase):
                 raise ConfigError(f"{name} must be among {list(allowed)}, got {list(values)}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be >= 1 or None, got {self.limit}")
-        if min(self.depth, self.filter_depth, self.value_tokens, self.prose_words, self.prose_tokens,
-               self.batch_size, self.perplexity_sample) < 1 or self.k < 0:
-            raise ConfigError("depth, filter_depth, token and word counts, batch_size and perplexity_sample "
-                              "must be >= 1, k >= 0")
-        if not 0.0 <= self.watermark_share <= 1.0 or not 0.0 <= self.perplexity_quantile < 1.0:
-            raise ConfigError("watermark_share must be in [0, 1] and perplexity_quantile in [0, 1)")
+        if min(self.depth, self.filter_depth, self.rank_depth, self.value_tokens, self.prose_words,
+               self.prose_tokens, self.restate_tokens, self.batch_size, self.perplexity_sample,
+               *self.ks, *self.trusted_depths) < 1 or self.k < 0 or not self.ks or not self.trusted_depths:
+            raise ConfigError("ks, depths, token and word counts, batch_size and perplexity_sample must be >= 1 "
+                              "(ks and trusted_depths not empty), k >= 0")
+        if not 0.0 <= self.watermark_share <= 1.0:
+            raise ConfigError("watermark_share must be in [0, 1]")
+        if self.writer not in WRITERS or self.writer_temperature < 0:
+            raise ConfigError(f"writer must be among {list(WRITERS)} with writer_temperature >= 0, got "
+                              f"{self.writer!r} at {self.writer_temperature}")
+
+    def writer_tag(self) -> str:
+        """The writer (and a seed other than 0) in folder and index names: "" for the original writer, generation
+        n at temperature 1, and seed 0, so that earlier measurements keep their folders."""
+        seed = f"-seed{self.seed}" if self.seed else ""
+        if self.writer == "generation" and self.writer_temperature == 1.0:
+            return seed
+        temp = "greedy" if self.writer_temperature == 0 else f"t{self.writer_temperature:g}"
+        return f"-{self.writer}-{temp}{seed}"
+
+    def decoding(self) -> str:
+        """The writer's decoding, in words (the report states it)."""
+        return "greedy" if self.writer_temperature == 0 else f"sampling at temperature {self.writer_temperature:g}"
 
 
 def rewrites_for(share: float, pool: int) -> int:

@@ -1,7 +1,7 @@
 """Defences as retriever wrappers: drop retrieved chunks by watermark, by perplexity, or by trusted source.
 
     from rag_bench.contaminate.defences import FilteredRetriever, ProvenanceCheck, TrustedSourceCheck
-    check = ProvenanceCheck(gen0_lm, watermark_cfg, z_threshold=4.0)
+    check = ProvenanceCheck(writer_lm, watermark_cfg, z_threshold=4.0)
     retriever = FilteredRetriever(base=index_retriever, check=check, k=1, depth=4)
     grounded(lm, retriever, questions, k=1)     # the same LCEL chain answers
 
@@ -10,19 +10,23 @@ drops those its check rejects and returns the first ``k`` left, re-ranked. The c
 deployment could read: the text (watermark z-score, perplexity under generation 0) or the folder a chunk
 came from (``source``); never the ``origin`` labels, which only the evaluation reads.
 
-* ``ProvenanceCheck``: Kirchenbauer et al.'s detector (``rag_bench.collapse.synthetic.watermark_z_scores``) with the
-  run's key; a chunk whose z-score passes the threshold is dropped. Unmarked model text passes it.
-* ``PerplexityCheck``: model text is likely under the model family that wrote it; a chunk whose perplexity
-  under generation 0 is below the ``quantile`` of human chunks' perplexities is dropped (so the filter
-  costs that share of human chunks by construction).
+* ``ProvenanceCheck``: Kirchenbauer et al.'s green-list z-score over the tokens a writer could have
+  generated: in a record line ``Country | Section | Field: value`` only the value's tokens count, never the
+  field names a rewrite copies (they would dilute the score towards 0); in any other line every token.
+  A chunk whose z-score passes the threshold is dropped. Unmarked model text passes it.
+* ``PerplexityCheck``: two-sided: a chunk whose log-perplexity under generation 0 lies outside a band is
+  dropped, so text that is too predictable (a memorising writer) and text that is too surprising (a
+  temperature-1 writer) are both caught. The band, like the z threshold, is chosen on the dev probes'
+  candidates (``rag_bench.contaminate.calibrate``).
 * ``TrustedSourceCheck``: only chunks from curated sources (the human index's) are kept.
 
-Verdicts are cached per chunk id, so each chunk is scored once however often it is retrieved.
+Scores are cached per chunk id (``scores``, shareable between the checks of several shares), so each chunk is
+scored once however often it is retrieved; ``dropped`` holds this check's verdicts, for precision and recall.
 """
 
 from __future__ import annotations
 
-import random
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,24 +36,29 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from rag_bench.train_data import RECORD_LINE
+
 
 class ChunkCheck:
     """Keeps or drops chunks; ``scores`` holds the score behind each verdict (for precision and recall)."""
 
     name = "none"
 
-    def __init__(self) -> None:
-        self.scores: dict[str, float] = {}
+    def __init__(self, scores: dict[str, float] | None = None) -> None:
+        self.scores: dict[str, float] = {} if scores is None else scores
         self.dropped: dict[str, bool] = {}
 
-    def keep(self, docs: Sequence[Document]) -> list[bool]:
-        new = {d.id: d for d in docs if d.id not in self.dropped}
+    def score_docs(self, docs: Sequence[Document]) -> list[float]:
+        """Each chunk's score, computed once per chunk id."""
+        new = {d.id: d for d in docs if d.id not in self.scores}
         if new:
-            scores = self.score(list(new.values()))
-            for cid, score in zip(new, scores, strict=True):
-                self.scores[cid] = score
-                self.dropped[cid] = self.drops(score)
-        return [not self.dropped[d.id] for d in docs]
+            self.scores.update(zip(new, self.score(list(new.values())), strict=True))
+        return [self.scores[d.id] for d in docs]
+
+    def keep(self, docs: Sequence[Document]) -> list[bool]:
+        verdicts = [not self.drops(s) for s in self.score_docs(docs)]
+        self.dropped.update((d.id, not v) for d, v in zip(docs, verdicts, strict=True))
+        return verdicts
 
     def score(self, docs: list[Document]) -> list[float]:
         raise NotImplementedError
@@ -58,48 +67,88 @@ class ChunkCheck:
         raise NotImplementedError
 
 
+def generated_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans a writer generated, as far as the text shows: the value of each record line (with the
+    space before it, which a BPE tokenizer joins to the value's first token), and every other line whole."""
+    spans, offset = [], 0
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        lead = len(body) - len(body.lstrip())
+        match = RECORD_LINE.match(body.strip())
+        if match:
+            spans.append((offset + lead + match.end("prefix"), offset + lead + match.end("value")))
+        elif body.strip():
+            spans.append((offset, offset + len(body)))
+        offset += len(line)
+    return spans
+
+
+def watermark_z(lm: Any, texts: Sequence[str], watermark: Any, *, generated_only: bool = True) -> list[float]:
+    """Kirchenbauer z-score of each text over the tokens in ``generated_spans`` (every token when
+    ``generated_only`` is False, which is what ``watermark_z_scores`` of the collapse package computes).
+    A token counts when its last character is in a span; its green list is seeded by the token before it
+    (context width 1, "lefthash"). 0 for a text with no token to count."""
+    import torch
+    from transformers.generation.watermarking import WatermarkDetector
+
+    detector = WatermarkDetector(model_config=lm.model.config, device=str(lm.device), watermarking_config=watermark)
+    gamma = detector.greenlist_ratio
+    greens: dict[int, set[int]] = {}
+    out = []
+    for text in texts:
+        enc = lm.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        spans = generated_spans(text) if generated_only else [(0, len(text))]
+        counted = green = 0
+        for i in range(1, len(ids)):
+            last = offsets[i][1] - 1
+            if not any(a <= last < b for a, b in spans):
+                continue
+            prev = ids[i - 1]
+            if prev not in greens:
+                seed = torch.tensor([prev], device=lm.device)
+                greens[prev] = set(detector.processor._get_greenlist_ids(seed).tolist())
+            counted += 1
+            green += ids[i] in greens[prev]
+        out.append((green - gamma * counted) / math.sqrt(counted * gamma * (1 - gamma)) if counted else 0.0)
+    return out
+
+
 class ProvenanceCheck(ChunkCheck):
-    """Drop chunks whose watermark z-score exceeds ``z_threshold``."""
+    """Drop chunks whose watermark z-score over their generated tokens exceeds ``z_threshold``."""
 
     name = "provenance"
 
-    def __init__(self, lm: Any, watermark: Any, *, z_threshold: float) -> None:
-        super().__init__()
+    def __init__(self, lm: Any, watermark: Any, *, z_threshold: float, scores: dict[str, float] | None = None,
+                 generated_only: bool = True) -> None:
+        super().__init__(scores)
         self.lm, self.watermark, self.z_threshold = lm, watermark, z_threshold
+        self.generated_only = generated_only
 
     def score(self, docs: list[Document]) -> list[float]:
-        from rag_bench.collapse.synthetic import watermark_z_scores
-
-        return watermark_z_scores(self.lm, [d.page_content for d in docs], self.watermark)
+        return watermark_z(self.lm, [d.page_content for d in docs], self.watermark,
+                           generated_only=self.generated_only)
 
     def drops(self, score: float) -> bool:
         return score > self.z_threshold
 
 
 class PerplexityCheck(ChunkCheck):
-    """Drop chunks whose perplexity under ``lm`` (generation 0) is below ``threshold``."""
+    """Drop chunks whose log-perplexity under ``lm`` (generation 0) lies outside ``band`` = (low, high)."""
 
     name = "perplexity"
 
-    def __init__(self, lm: Any, *, threshold: float, batch_size: int = 32) -> None:
-        super().__init__()
-        self.lm, self.threshold, self.batch_size = lm, threshold, batch_size
-
-    @classmethod
-    def calibrated(cls, lm: Any, human_texts: Sequence[str], *, quantile: float, sample: int, seed: int = 0,
-                   batch_size: int = 32) -> PerplexityCheck:
-        """The threshold is the ``quantile`` of the perplexities of a seeded sample of human chunks."""
-        texts = list(human_texts)
-        chosen = random.Random(seed).sample(texts, min(sample, len(texts)))
-        ppl = np.asarray(lm.sequence_perplexities(chosen, batch_size=batch_size), dtype=float)
-        ppl = ppl[np.isfinite(ppl)]
-        return cls(lm, threshold=float(np.quantile(ppl, quantile)) if ppl.size else 0.0, batch_size=batch_size)
+    def __init__(self, lm: Any, *, band: tuple[float, float] = (-math.inf, math.inf), batch_size: int = 32,
+                 scores: dict[str, float] | None = None) -> None:
+        super().__init__(scores)
+        self.lm, self.band, self.batch_size = lm, tuple(band), batch_size
 
     def score(self, docs: list[Document]) -> list[float]:
-        return self.lm.sequence_perplexities([d.page_content for d in docs], batch_size=self.batch_size)
+        ppl = self.lm.sequence_perplexities([d.page_content for d in docs], batch_size=self.batch_size)
+        return [math.log(p) if np.isfinite(p) and p > 0 else math.nan for p in ppl]
 
     def drops(self, score: float) -> bool:
-        return bool(np.isfinite(score)) and score < self.threshold
+        return bool(np.isfinite(score)) and not self.band[0] <= score <= self.band[1]
 
 
 class TrustedSourceCheck(ChunkCheck):
@@ -107,14 +156,14 @@ class TrustedSourceCheck(ChunkCheck):
 
     name = "trusted"
 
-    def __init__(self, trusted: set[str]) -> None:
-        super().__init__()
+    def __init__(self, trusted: set[str], scores: dict[str, float] | None = None) -> None:
+        super().__init__(scores)
         self.trusted = set(trusted)
         self._sources: dict[str, str] = {}
 
-    def keep(self, docs: Sequence[Document]) -> list[bool]:
+    def score_docs(self, docs: Sequence[Document]) -> list[float]:
         self._sources.update({d.id: str(d.metadata.get("source", "")) for d in docs})
-        return super().keep(docs)
+        return super().score_docs(docs)
 
     def score(self, docs: list[Document]) -> list[float]:
         return [float(self._sources[d.id] in self.trusted) for d in docs]

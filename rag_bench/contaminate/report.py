@@ -8,11 +8,17 @@
 * ``differences.csv``: paired differences with bootstrap intervals (``rag_bench.contaminate.differences``).
 * ``retrieved_share.png``: the share of retrieved passages that is synthetic against the share in the pool
   (Yu et al.'s curve), per retriever, with the diagonal a share-blind retriever would follow.
+* ``table.md``: the grounded tables per retriever, then the tables of ``rag_bench.contaminate.tables`` (writer
+  and fluency, exposure and the pairwise rank test, cost against the human control, defences on test).
+
+``publish`` copies the small files and gzips the per-probe files (``samples_*.jsonl.gz``), from which
+``python -m rag_bench.report.readme_tables`` recomputes the README's tables.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import math
 import shutil
 from collections.abc import Sequence
@@ -20,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from rag_bench.contaminate.differences import differences, markdown
-from rag_bench.records import atomic_path, write_json, write_text_atomic
+from rag_bench.contaminate.tables import all_tables
+from rag_bench.records import atomic_path, read_jsonl, write_json, write_text_atomic
 from rag_bench.report.plots import STYLE, save_png
 
 DEFENCE_STYLE = {"none": ("black", "-"), "provenance": ("tab:blue", "--"), "perplexity": ("tab:orange", "-."),
@@ -35,15 +42,24 @@ def answer_metric(results: dict[str, Any]) -> str:
     return "contains" if kind == "natural" and "contains" in results["rows"][0] else "exact_match"
 
 
-def flat_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One CSV row per (model generation, share, retriever, defence): value, low, high of each measure."""
+def main_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows the figures and grounded tables show: the synthetic arm at the run's k (older results have one
+    arm and one k)."""
+    return [r for r in results["rows"] if r.get("arm", "synthetic") == "synthetic"
+            and r.get("k") in (None, results.get("k"))]
+
+
+def flat_rows(results: dict[str, Any], rows: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One CSV row per (model generation, arm, share, retriever, defence, k): value, low, high of each measure."""
     out = []
-    for row in results["rows"]:
-        flat = {key: row[key] for key in ("model_generation", "share", "pool_share", "index_share", "retriever",
-                                          "defence")}
+    for row in results["rows"] if rows is None else rows:
+        flat = {key: row.get(key, default) for key, default in (
+            ("model_generation", None), ("arm", "synthetic"), ("share", None), ("pool_share", None),
+            ("index_share", None), ("retriever", None), ("defence", None), ("k", results.get("k")),
+            ("split", "all"))}
         flat["n"] = row["exact_match"]["n"]
         names = [n for n in ("exact_match", "contains", "synthetic_retrieved", "synthetic_retrieved_depth",
-                             "copied_synthetic") if n in row]  # results written before contains have none
+                             "normalised_exposure", "copied_synthetic") if n in row]  # older results lack some
         for name in names:
             for part in ("value", "low", "high"):
                 flat[f"{name}_{part}" if part != "value" else name] = round(row[name][part], 4)
@@ -52,7 +68,8 @@ def flat_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             if name in closed:
                 flat[f"closed_book_{name}"] = round(closed[name]["value"], 4)
         out.append(flat)
-    return sorted(out, key=lambda r: (r["model_generation"], r["retriever"], r["defence"], r["share"]))
+    return sorted(out, key=lambda r: (r["model_generation"], r["arm"], r["retriever"], r["defence"], r["k"],
+                                      r["share"]))
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -69,7 +86,7 @@ def _fmt(value: float) -> str:
 
 def markdown_table(results: dict[str, Any], retriever: str = "bm25", metric: str = "exact_match") -> str:
     """Grounded ``metric`` [95% CI] per share (rows) and defence (columns), per answering model."""
-    rows = [r for r in flat_rows(results) if r["retriever"] == retriever]
+    rows = [r for r in flat_rows(results, main_rows(results)) if r["retriever"] == retriever]
     label = "EM" if metric == "exact_match" else metric
     lines = []
     for g in sorted({r["model_generation"] for r in rows}):
@@ -85,7 +102,8 @@ def markdown_table(results: dict[str, Any], retriever: str = "bm25", metric: str
             lines.append(f"| {none['pool_share']:.2f} | {none['index_share']:.4f} "
                          f"| {_fmt(none['synthetic_retrieved'])} | {_fmt(none['copied_synthetic'])} | "
                          + " | ".join(f"{_fmt(cells[d][metric])} [{_fmt(cells[d][f'{metric}_low'])}, "
-                                      f"{_fmt(cells[d][f'{metric}_high'])}]" for d in defences) + " |")
+                                      f"{_fmt(cells[d][f'{metric}_high'])}]" if d in cells else "n/a"
+                                      for d in defences) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -93,7 +111,7 @@ def markdown_table(results: dict[str, Any], retriever: str = "bm25", metric: str
 def contamination_figure(results: dict[str, Any], metric: str = "exact_match"):
     import matplotlib.pyplot as plt
 
-    rows = results["rows"]
+    rows = main_rows(results)
     gens = sorted({r["model_generation"] for r in rows})
     modes = list(dict.fromkeys(r["retriever"] for r in rows))
     with plt.rc_context(STYLE):
@@ -128,7 +146,7 @@ def contamination_figure(results: dict[str, Any], metric: str = "exact_match"):
 def retrieved_share_figure(results: dict[str, Any]):
     import matplotlib.pyplot as plt
 
-    rows = [r for r in results["rows"] if r["defence"] == "none" and r["model_generation"] == min(
+    rows = [r for r in main_rows(results) if r["defence"] == "none" and r["model_generation"] == min(
         x["model_generation"] for x in results["rows"])]
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(4.6, 3.8))
@@ -158,23 +176,34 @@ def write_outputs(results: dict[str, Any], out_dir: str | Path) -> Path:
                                         for f in results["filters"]])
     metric = answer_metric(results)
     tables = [markdown_table(results, mode, metric) for mode in dict.fromkeys(r["retriever"] for r in results["rows"])]
-    samples = out_dir / "samples_grounded.jsonl"  # per-probe answers: the paired differences need them
-    gaps = differences(samples, metric) if samples.is_file() else []
+    samples_path = out_dir / "samples_grounded.jsonl"  # per-probe answers: the paired differences need them
+    samples = read_jsonl(samples_path) if samples_path.is_file() else []
+    ranks = read_jsonl(out_dir / "samples_ranks.jsonl") if (out_dir / "samples_ranks.jsonl").is_file() else []
+    gaps = differences(samples, metric)
     write_csv(out_dir / "differences.csv", gaps)
-    write_text_atomic(out_dir / "table.md", "\n".join([*tables, markdown(gaps)]))
+    write_text_atomic(out_dir / "table.md", "\n".join([*tables, markdown(gaps, results.get("k")),
+                                                       all_tables(results, samples, ranks, metric)]))
     save_png(contamination_figure(results, metric), out_dir / "contamination.png")
     save_png(retrieved_share_figure(results), out_dir / "retrieved_share.png")
     return out_dir
 
 
 PUBLISHED = ("config.json", "results.json", "results.csv", "filters.csv", "differences.csv", "table.md",
-             "contamination.png", "retrieved_share.png")  # small enough to commit; the samples JSONL stay with the run
+             "contamination.png", "retrieved_share.png")  # copied as they are
+OPTIONAL = ("thresholds.json", "fluency.json")  # copied when the measurement wrote them
+PER_PROBE = ("samples_grounded.jsonl", "samples_closed.jsonl", "samples_ranks.jsonl")  # gzipped: the tables' source
 
 
 def publish(out_dir: str | Path, target: str | Path) -> Path:
-    """Copy the small result files of ``out_dir`` to ``target`` (e.g. docs/results/contaminate-quick)."""
-    target = Path(target)
+    """Copy the small result files of ``out_dir`` to ``target`` (e.g. docs/results/contaminate-quick) and gzip
+    its per-probe files there (without the timestamp, so the same samples give the same bytes)."""
+    out_dir, target = Path(out_dir), Path(target)
     target.mkdir(parents=True, exist_ok=True)
-    for name in PUBLISHED:
-        shutil.copyfile(Path(out_dir) / name, target / name)
+    for name in PUBLISHED + tuple(n for n in OPTIONAL if (out_dir / n).is_file()):
+        shutil.copyfile(out_dir / name, target / name)
+    for name in PER_PROBE:
+        if (out_dir / name).is_file():
+            with (atomic_path(target / f"{name}.gz") as tmp, open(tmp, "wb") as raw,
+                  gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz):
+                gz.write((out_dir / name).read_bytes())
     return target

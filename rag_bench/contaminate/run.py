@@ -6,9 +6,13 @@
 Inputs are checked before any work, each with one line naming the problem: a run folder without
 ``config.json``, a run whose generation 0 wrote no synthetic text (``gen_0/synthetic*.jsonl``), a
 generation the run does not have (no ``model/`` for it under the chosen strategy), a human index or probe
-file that is missing. Outputs go to ``RUN/contaminate/gen_<n>[-limit<L>]/`` (or ``out``): ``config.json``,
+file that is missing, a thresholds file not chosen on dev, a greedy writer asked for more than one round, and a
+human-distractor control that needs more held-out human chunks than exist (refused with the counts, before any
+rewrite is written or index built). Outputs go to ``RUN/contaminate/gen_<n>[-limit<L>]/`` (or ``out``): ``config.json``,
 ``rewrites/round_<j>.jsonl``, ``results.json``, ``results.csv``, ``filters.csv``, ``samples_*.jsonl`` and
-the figures; the indexes to ``DATA_DIR/indexes/<index>-contam-<run>-gen<n>[-limit<L>]-s<share>``.
+the figures; the indexes to ``DATA_DIR/indexes/<index>-contam-<run>-gen<n>[-limit<L>][<writer>]-s<share>``
+and the control's to ``...-human-s<share>``. A writer other than generation n at temperature 1 adds its tag
+(e.g. ``-restate-t0.3``) to both names, so writers never share a folder.
 """
 
 from __future__ import annotations
@@ -64,20 +68,41 @@ def check_run(run_dir: Path, generation: int, cfg: ContaminateConfig) -> tuple[C
 
 
 def out_dir_for(run_dir: Path, generation: int, cfg: ContaminateConfig) -> Path:
-    return run_dir / "contaminate" / (f"gen_{generation}" + (f"-limit{cfg.limit}" if cfg.limit else ""))
+    return run_dir / "contaminate" / (f"gen_{generation}" + (f"-limit{cfg.limit}" if cfg.limit else "")
+                                      + cfg.writer_tag())
 
 
-def index_names(human_index: str, run_dir: Path, generation: int, cfg: ContaminateConfig) -> list[str]:
-    tag = f"{human_index}-contam-{run_dir.resolve().name}-gen{generation}" + (f"-limit{cfg.limit}" if cfg.limit else "")
+def index_names(human_index: str, run_dir: Path, generation: int, cfg: ContaminateConfig,
+                arm: str = "synthetic") -> list[str]:
+    tag = (f"{human_index}-contam-{run_dir.resolve().name}-gen{generation}"
+           + (f"-limit{cfg.limit}" if cfg.limit else "") + cfg.writer_tag() + ("-human" if arm == "human" else ""))
     return [f"{tag}-s{share:.2f}" for share in cfg.shares]
 
 
+def distractor_rows(probes_path: Path, human_chunks: list, answer_chunks: list, cfg: ContaminateConfig,
+                    index_dir: Path) -> list[dict[str, Any]]:
+    """The human-distractor control's rows for the largest share, or one clear error with the counts."""
+    from rag_bench.contaminate.control import ControlError, draw_distractors, heldout_human
+    from rag_bench.records import read_jsonl
+
+    probed = {r.get("metadata", {}).get("source_chunk_id") for r in read_jsonl(probes_path)}
+    pool = heldout_human(human_chunks, excluded=probed)
+    need = rewrites_for(max(cfg.shares), len(answer_chunks))
+    try:
+        return draw_distractors(answer_chunks, pool, count=need, seed=cfg.seed)
+    except ControlError as exc:
+        raise ContaminateError(f"{index_dir}: share {max(cfg.shares)}: {exc}; lower the largest share or --limit, "
+                               "or measure without the control (--no-human-control)") from None
+
+
 def contaminate(run_dir: str | Path, *, generation: int, cfg: ContaminateConfig = ContaminateConfig(),
-                data_dir: str | Path = "data", out: str | Path | None = None,
+                data_dir: str | Path = "data", out: str | Path | None = None, thresholds: str | Path | None = None,
                 echo: Callable[[str], None] | None = print) -> Path:
-    """Write the rewrites, build one index per share, evaluate; returns the output folder."""
+    """Write the rewrites, build one index per share (and per control share), evaluate; returns the output folder.
+    ``thresholds``: a thresholds.json chosen on dev to reuse (default: chosen here on this run's dev probes)."""
     from rag_bench.collapse.synthetic import watermarking_config
     from rag_bench.contaminate.build import SharePlan, build_share_indexes
+    from rag_bench.contaminate.calibrate import ThresholdError, read_thresholds
     from rag_bench.contaminate.evaluate import evaluate_contamination
     from rag_bench.eval.inputs import load_eval_probes
     from rag_bench.index.store import load_index
@@ -88,6 +113,10 @@ def contaminate(run_dir: str | Path, *, generation: int, cfg: ContaminateConfig 
     # resolved, so that the resume keys (which name the models' folders) match however the paths were typed
     run_dir, data_dir = Path(run_dir).resolve(), Path(data_dir).resolve()
     run_cfg, strategy, done = check_run(run_dir, generation, cfg)
+    try:
+        chosen = read_thresholds(thresholds) if thresholds is not None else None
+    except ThresholdError as exc:
+        raise ContaminateError(str(exc)) from None
     human_dir = data_dir / "indexes" / run_cfg.resolved_index()
     if not (human_dir / "CURRENT").is_file():
         raise ContaminateError(f"{human_dir}: the run's human index is not here; build it with `rag-bench prepare` "
@@ -112,29 +141,59 @@ def contaminate(run_dir: str | Path, *, generation: int, cfg: ContaminateConfig 
                                      "answer_chunks": len(pool), "config": cfg.to_dict()})
 
     most = rewrites_for(max(cfg.shares), len(pool))
+    rounds = math.ceil(most / len(pool))
+    if cfg.writer_temperature == 0 and rounds > 1:
+        raise ContaminateError(f"share {max(cfg.shares)} needs {rounds} rewrites of each answer chunk, but a greedy "
+                               "writer writes the same one every round; use --writer-temperature above 0")
+    distractors = distractor_rows(probes_path, human.chunks, answer_chunks, cfg, human_dir) if cfg.human_control \
+        else []
     watermark = watermarking_config(bias=run_cfg.watermark_bias, greenlist=run_cfg.watermark_greenlist,
                                     key=run_cfg.watermark_key)
-    from rag_bench.contaminate.writer import write_rewrites
+    from rag_bench.contaminate.fluency import cached_fluency
+    from rag_bench.contaminate.writer import write_rewrites, writer_name
+    from rag_bench.models import load_model, resolve_model
 
-    say(f"generation {generation} rewrites the {len(pool)} chunks that hold the probed facts: {most} rewrites")
-    writer_lm = LM.load(model_dir(run_dir, strategy, generation))
-    rounds = write_rewrites(writer_lm, answer_chunks, rounds=math.ceil(most / len(pool)), out_dir=out / "rewrites",
-                            generation=generation, cfg=cfg, decode=run_cfg.decode, watermark=watermark, echo=say)
-    ordered = [row for round_rows in rounds for row in round_rows]
-    info = {"run": str(run_dir.resolve()), "generation": generation, "strategy": strategy.name}
+    writer = writer_name(cfg, generation)
+    say(f"{writer} rewrites the {len(pool)} chunks that hold the probed facts: {most} rewrites")
+    writer_dir = (model_dir(run_dir, strategy, generation) if cfg.writer == "generation"
+                  else resolve_model(cfg.restate_model, data_dir))
+    written = write_rewrites(LM.load(writer_dir), answer_chunks, rounds=rounds, out_dir=out / "rewrites",
+                             generation=generation, cfg=cfg, decode=run_cfg.decode, watermark=watermark, echo=say)
+    ordered = [row for round_rows in written for row in round_rows]
+    scorer = cfg.fluency_scorer
+    scorer_dir = model_dir(run_dir, strategy, 0) if scorer == "gen0" else resolve_model(scorer, data_dir)
+    fluent = cached_fluency(out / "fluency.json", lambda: load_model(scorer_dir, data_dir), ordered, answer_chunks,
+                            scorer=scorer, writer=writer, scorer_is_writer=scorer_dir.resolve() == writer_dir.resolve(),
+                            sample=cfg.perplexity_sample, seed=cfg.seed, batch_size=cfg.batch_size)
+    say(f"fluency under {scorer}: rewrites' median perplexity {fluent['rewrites']['median']:.1f}, "
+        f"the human originals' {fluent['human']['median']:.1f}")
+    info = {"run": str(run_dir.resolve()), "generation": generation, "strategy": strategy.name, "writer": writer}
     plans = [SharePlan(share=s, rows=tuple(ordered[:rewrites_for(s, len(pool))]), pool=len(pool), info=info)
              for s in cfg.shares]
     names = index_names(run_cfg.resolved_index(), run_dir, generation, cfg)
     markers = build_share_indexes(human_dir, plans, [data_dir / "indexes" / n for n in names],
                                   embeddings=human.store.embedding_function, human=human, echo=say)
-    del writer_lm
+    controls = []
+    if distractors:
+        shares = [s for s in cfg.shares if s > 0]  # share 0 is the human index itself, the baseline of both arms
+        control_plans = [SharePlan(share=s, rows=tuple(distractors[:rewrites_for(s, len(pool))]), pool=len(pool),
+                                   info={**info, "arm": "human"}) for s in shares]
+        control_names = index_names(run_cfg.resolved_index(), run_dir, generation, cfg.replace(shares=tuple(shares)),
+                                    arm="human")
+        control_markers = build_share_indexes(human_dir, control_plans,
+                                              [data_dir / "indexes" / n for n in control_names],
+                                              embeddings=human.store.embedding_function, human=human, echo=say)
+        controls = [(data_dir / "indexes" / n, m) for n, m in zip(control_names, control_markers, strict=True)]
     models = {g: model_dir(run_dir, strategy, g) for g in sorted({0, last})}
     results = evaluate_contamination(
-        models=models, probes=probes, index_dirs=[data_dir / "indexes" / n for n in names], markers=markers,
-        human_chunks=human.chunks, cfg=cfg, k=k, watermark=watermark,
-        z_threshold=cfg.z_threshold or run_cfg.watermark_z, decode=run_cfg.eval.decode, out_dir=out,
-        embeddings=human.store.embedding_function, echo=say)
+        models=models, probes=probes, indexes=[(data_dir / "indexes" / n, m) for n, m in zip(names, markers,
+                                                                                             strict=True)],
+        controls=controls, human_chunks=human.chunks, cfg=cfg, k=k, watermark=watermark,
+        detector=writer_dir if cfg.writer == "restate" else None, thresholds=chosen, decode=run_cfg.eval.decode,
+        out_dir=out, embeddings=human.store.embedding_function, echo=say)
     results.update(run=str(run_dir.resolve()), writer_generation=generation, strategy=strategy.name,
+                   writer={"name": writer, "kind": cfg.writer, "decoding": cfg.decoding(),
+                           "model": str(writer_dir)}, fluency=fluent,
                    index_names=names, probes=probe_info, answer_chunks=len(pool),
                    seconds=round(time.perf_counter() - started, 1))
     from rag_bench.contaminate.report import write_outputs

@@ -15,8 +15,13 @@ the synthetic text of a smaller share is part of every larger one. Each rewrite 
 Rounds are written atomically one file each (``round_<j>.jsonl``), with seeds of their own, so a killed
 writer resumes at the first missing round and writes the same text.
 
-Metadata: ``origin`` (``synthetic``), ``origin_generation`` and ``origin_watermarked`` record where the
-text came from; none of them is in ``rag_bench.answer.SOURCE_FIELDS``, so no prompt or citation shows
+The writer is named by ``cfg.writer``: ``generation`` is the above, sampled at ``cfg.writer_temperature`` (1 is
+the original writer; 0 is greedy); ``restate`` gives the whole passage to an instruct model (the base SmolLM2,
+``cfg.restate_model``) asked to restate it with one value changed (``rag_bench.contaminate.restate``), the
+fluent writer the studies of source bias had in mind.
+
+Metadata: ``origin`` (``synthetic``), ``origin_generation``, ``origin_writer`` and ``origin_watermarked`` record
+where the text came from; none of them is in ``rag_bench.answer.SOURCE_FIELDS``, so no prompt or citation shows
 them. ``source`` is the rewritten chunk's source under ``uncurated/``: the folder a company would know
 it did not curate, which is all the trusted-source defence reads.
 """
@@ -31,7 +36,7 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from rag_bench.collapse.synthetic import PromptBlock, continue_prompts, split_documents
+from rag_bench.collapse.synthetic import PromptBlock, continue_prompts
 from rag_bench.config import DecodeConfig
 from rag_bench.contaminate.config import ContaminateConfig
 from rag_bench.lm import LM
@@ -60,20 +65,31 @@ def _prompts(chunk: Document, cfg: ContaminateConfig) -> tuple[str, list[str]]:
     return "prose", [" ".join(text.split()[:cfg.prose_words])]
 
 
+def writer_decode(decode: DecodeConfig, cfg: ContaminateConfig, new_tokens: int) -> DecodeConfig:
+    """The writer's decoding: sampling at ``cfg.writer_temperature``, or greedy at 0."""
+    sample = cfg.writer_temperature > 0
+    return decode.replace(max_new_tokens=new_tokens, batch_size=cfg.batch_size, do_sample=sample, num_beams=1,
+                          temperature=cfg.writer_temperature if sample else 1.0)
+
+
 def _continue(lm: LM, prompts: list[str], *, new_tokens: int, cfg: ContaminateConfig, decode: DecodeConfig,
-              seed: int, watermark: Any) -> list[str]:
-    """The first document of each continuation, decoded; sampling so that every round differs."""
+              seed: int, watermark: Any, separators: Sequence[int | None] = ()) -> list[str]:
+    """The first document of each continuation, decoded (cut at the first separator: the tokenizer's BOS, else
+    its EOS, unless ``separators`` are given)."""
     if not prompts:
         return []
     tok = lm.tokenizer
-    separator = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+    cuts = {t for t in separators if t is not None} or {tok.bos_token_id if tok.bos_token_id is not None
+                                                        else tok.eos_token_id}
     blocks = [PromptBlock(index=i, ids=tok(p)["input_ids"]) for i, p in enumerate(prompts)]
-    writer = decode.replace(max_new_tokens=new_tokens, batch_size=cfg.batch_size, do_sample=True, num_beams=1)
-    out = continue_prompts(lm, blocks, writer, seed=seed, watermark=watermark)
+    out = continue_prompts(lm, blocks, writer_decode(decode, cfg, new_tokens), seed=seed, watermark=watermark)
     texts = []
     for ids in out:
-        pieces = split_documents(ids, separator) if ids and ids[0] != separator else []
-        texts.append(tok.decode(pieces[0], skip_special_tokens=True) if pieces else "")
+        if not ids or ids[0] in cuts:
+            texts.append("")
+            continue
+        end = next((i for i, t in enumerate(ids) if t in cuts), len(ids))
+        texts.append(tok.decode(ids[:end], skip_special_tokens=True))
     return texts
 
 
@@ -82,6 +98,14 @@ def rewrite_round(lm: LM, chunks: Sequence[Document], *, round_index: int, gener
     """One rewrite of every chunk (corpus JSONL rows, in the order of ``chunks``; empty rewrites left out)."""
     marked = [random.Random(stable_seed(cfg.seed, generation, round_index, c.metadata["chunk_id"])).random()
               < cfg.watermark_share and watermark is not None for c in chunks]
+    if cfg.writer == "restate":
+        from rag_bench.contaminate.restate import restate_texts
+
+        texts = restate_texts(lm, chunks, marked=marked, cfg=cfg, decode=decode, watermark=watermark,
+                              seed=stable_seed(cfg.seed, "restate", round_index))
+        return [row_of(chunk, text, round_index=round_index, generation=generation, kind="restate",
+                       marked=flag, writer=writer_name(cfg, generation))
+                for chunk, text, flag in zip(chunks, texts, marked, strict=True) if text.strip()]
     plans = [_prompts(c, cfg) for c in chunks]
     written: dict[int, list[str]] = {}
     for kind in ("record", "prose"):
@@ -105,16 +129,28 @@ def rewrite_round(lm: LM, chunks: Sequence[Document], *, round_index: int, gener
             contents = "\n".join(line for line in lines if not line.endswith(":"))
         else:
             contents = f"{prompts[0]} {' '.join(written[i][0].split())}".strip()
-        if not contents.strip():
-            continue
-        original = chunk.metadata
-        cid = original["chunk_id"]
-        meta = {key: original[key] for key in KEPT_METADATA if key in original}
-        meta.update(source=UNCURATED + str(original.get("source", "")), doc_id=f"uncurated/{cid}/{round_index}",
-                    origin="synthetic", origin_generation=generation, origin_watermarked=marked[i],
-                    rewrite_of=cid, rewrite_round=round_index, rewrite_kind=kind)
-        rows.append({"id": f"uncurated/{cid}/{round_index}", "contents": contents, "metadata": meta})
+        if contents.strip():
+            rows.append(row_of(chunk, contents, round_index=round_index, generation=generation, kind=kind,
+                               marked=marked[i], writer=writer_name(cfg, generation)))
     return rows
+
+
+def writer_name(cfg: ContaminateConfig, generation: int) -> str:
+    """The writer in words, e.g. "generation 4, sampling at temperature 1" (the report states it)."""
+    who = f"generation {generation}" if cfg.writer == "generation" else f"{cfg.restate_model} restating"
+    return f"{who}, {cfg.decoding()}"
+
+
+def row_of(chunk: Document, contents: str, *, round_index: int, generation: int, kind: str, marked: bool,
+           writer: str) -> dict[str, Any]:
+    """A rewrite as a corpus JSONL row, with its origin labels."""
+    original = chunk.metadata
+    cid = original["chunk_id"]
+    meta = {key: original[key] for key in KEPT_METADATA if key in original}
+    meta.update(source=UNCURATED + str(original.get("source", "")), doc_id=f"uncurated/{cid}/{round_index}",
+                origin="synthetic", origin_generation=generation, origin_writer=writer, origin_watermarked=marked,
+                rewrite_of=cid, rewrite_round=round_index, rewrite_kind=kind)
+    return {"id": f"uncurated/{cid}/{round_index}", "contents": contents, "metadata": meta}
 
 
 def write_rewrites(lm: LM, chunks: Sequence[Document], *, rounds: int, out_dir: str | Path, generation: int,

@@ -31,6 +31,7 @@ from typing import Any
 
 from rag_bench.records import read_json, write_json
 from rag_bench.report.ci import MIN_PROBES
+from rag_bench.report.contaminate_tables import TABLES as CONTAMINATION_TABLES
 from rag_bench.report.per_probe import gather, read_per_probe, write_per_probe
 from rag_bench.report.primary import SPEC_PATH, load_spec, primary_rows
 from rag_bench.report.primary import primary_table as primary_rows_table
@@ -197,6 +198,7 @@ TABLES: dict[str, Callable[[Path], list[str]]] = {
     "differences-contains": lambda folder: differences_table(folder, "contains"), "buckets": buckets_table,
     "forgetting": forgetting_table, "diversity": diversity_table, "tokens": tokens_table, "inputs": inputs_table,
     "harness": harness_table, "primary": primary_table}
+TABLES.update(CONTAMINATION_TABLES)  # rag_bench.report.contaminate_tables: recomputed from per-probe files
 
 
 def render(readme: str, results: Path = RESULTS, spec_path: Path = SPEC_PATH) -> str:
