@@ -170,7 +170,8 @@ def evaluate_contamination(*, models: dict[int, Path], probes: Sequence[Probe],
     factories = checks.factories(thresholds)
     cache = AnswerCache(lms, decode)
     depth = max(k, cfg.depth)
-    setup = {"retrievers": list(cfg.retrievers), "defences": list(factories), "k": k, "ks": list(cfg.ks),
+    ks = sorted({*cfg.ks, k})  # the run's k is always measured: the figures and the defences' baseline use it
+    setup = {"retrievers": list(cfg.retrievers), "defences": list(factories), "k": k, "ks": ks,
              "depth": depth, "rank_depth": cfg.rank_depth, "models": {str(g): str(p) for g, p in models.items()},
              "probes": [p.id for p in probes], "thresholds": thresholds}
     grounded_rows: list[dict[str, Any]] = []
@@ -184,7 +185,7 @@ def evaluate_contamination(*, models: dict[int, Path], probes: Sequence[Probe],
         if stored.get("key") != key:
             rows, rank_rows, stats = measure_index(
                 index_dir, share=marker["share"], arm=arm, lms=lms, probes=probes, retrievers=cfg.retrievers,
-                ks=cfg.ks, k=k, depth=depth, rank_depth=cfg.rank_depth, cache=cache, embeddings=embeddings,
+                ks=ks, k=k, depth=depth, rank_depth=cfg.rank_depth, cache=cache, embeddings=embeddings,
                 checks=factories if arm == "synthetic" else {})
             stored = {"key": key, "rows": rows, "ranks": rank_rows, "filters": stats}
             write_json(part, stored)
@@ -194,7 +195,7 @@ def evaluate_contamination(*, models: dict[int, Path], probes: Sequence[Probe],
         say(f"{arm} share {marker['share']:.2f}: measured ({cache.generated} grounded answers generated so far)")
     write_jsonl(out_dir / "samples_grounded.jsonl", grounded_rows)
     write_jsonl(out_dir / "samples_ranks.jsonl", ranks)
-    return {"schema": SCHEMA, "k": k, "ks": list(cfg.ks), "depth": depth, "rank_depth": cfg.rank_depth,
+    return {"schema": SCHEMA, "k": k, "ks": ks, "depth": depth, "rank_depth": cfg.rank_depth,
             "models": {str(g): str(p) for g, p in models.items()}, "closed": closed,
             "rows": aggregate_rows(grounded_rows, [m for _, m in indexes] + [m for _, m in controls]),
             "filters": filters, "indexes": [m for _, m in indexes], "controls": [m for _, m in controls],
