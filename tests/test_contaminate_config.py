@@ -38,6 +38,8 @@ def test_the_writer_is_named_and_checked():
     assert fluent.writer_tag() == "-restate-t0.3" and fluent.decoding() == "sampling at temperature 0.3"
     assert ContaminateConfig(writer_temperature=0).writer_tag() == "-generation-greedy"
     assert ContaminateConfig(seed=2).writer_tag() == "-seed2"  # seeds never share rewrites or indexes
+    looped = ContaminateConfig(writer="restate", writer_temperature=0, writer_repetition_penalty=1.3)
+    assert looped.writer_tag() == "-restate-greedy-rp1.3" and looped.decoding() == "greedy, repetition penalty 1.3"
     with pytest.raises(ConfigError, match="writer"):
         ContaminateConfig(writer="gpt")
     with pytest.raises(ConfigError, match="ks"):

@@ -20,6 +20,7 @@ def _cmd_contaminate(args: argparse.Namespace) -> None:
              "defences": _names(args.defences), "ks": _ints(args.ks, "--ks"),
              "trusted_depths": _ints(args.trusted_depths, "--trusted-depths"), "writer": args.writer,
              "writer_temperature": args.writer_temperature, "restate_model": args.restate_model,
+             "writer_repetition_penalty": args.writer_repetition_penalty,
              "fluency_scorer": args.fluency_scorer, "human_control": not args.no_human_control}
     cfg = ContaminateConfig(**{k: v for k, v in items.items() if v is not None})
     try:
@@ -69,6 +70,8 @@ def _add_contaminate(sub) -> None:
                    help="generation: --gen continues each record prefix; restate: an instruct model (--restate-model) "
                         "restates the passage with one value changed")
     p.add_argument("--writer-temperature", type=float, default=1.0, help="the writer's temperature (0: greedy)")
+    p.add_argument("--writer-repetition-penalty", type=float, default=1.0,
+                   help="> 1 keeps a small writer from repeating itself (1: off)")
     p.add_argument("--restate-model", default="smollm2-135m", help="the restate writer's model")
     p.add_argument("--fluency-scorer", default="smollm2-135m",
                    help="the neutral model whose perplexity of the rewrites is reported (gen0: the run's generation 0)")

@@ -66,6 +66,7 @@ class ContaminateConfig(ConfigBase):
     watermark_share: float = 0.5  # of rewrites written with the run's watermark (the rest unmarked)
     writer: str = "generation"  # generation | restate (see WRITERS)
     writer_temperature: float = 1.0  # the writer's sampling temperature; 0 = greedy (one round at most)
+    writer_repetition_penalty: float = 1.0  # > 1 keeps a small writer from looping (CTRL-style); 1 = off
     restate_model: str = "smollm2-135m"  # the instruct model of the restate writer (a registry name or folder)
     restate_tokens: int = 192  # new tokens per restated passage
     fluency_scorer: str = "smollm2-135m"  # neutral model scoring every writer's perplexity ("gen0": the run's)
@@ -93,22 +94,27 @@ class ContaminateConfig(ConfigBase):
                               "(ks and trusted_depths not empty), k >= 0")
         if not 0.0 <= self.watermark_share <= 1.0:
             raise ConfigError("watermark_share must be in [0, 1]")
-        if self.writer not in WRITERS or self.writer_temperature < 0:
-            raise ConfigError(f"writer must be among {list(WRITERS)} with writer_temperature >= 0, got "
-                              f"{self.writer!r} at {self.writer_temperature}")
+        if self.writer not in WRITERS or self.writer_temperature < 0 or self.writer_repetition_penalty <= 0:
+            raise ConfigError(f"writer must be among {list(WRITERS)} with writer_temperature >= 0 and "
+                              f"writer_repetition_penalty > 0, got {self.writer!r} at {self.writer_temperature}, "
+                              f"{self.writer_repetition_penalty}")
 
     def writer_tag(self) -> str:
         """The writer (and a seed other than 0) in folder and index names: "" for the original writer, generation
         n at temperature 1, and seed 0, so that earlier measurements keep their folders."""
         seed = f"-seed{self.seed}" if self.seed else ""
-        if self.writer == "generation" and self.writer_temperature == 1.0:
+        penalty = f"-rp{self.writer_repetition_penalty:g}" if self.writer_repetition_penalty != 1.0 else ""
+        if self.writer == "generation" and self.writer_temperature == 1.0 and not penalty:
             return seed
         temp = "greedy" if self.writer_temperature == 0 else f"t{self.writer_temperature:g}"
-        return f"-{self.writer}-{temp}{seed}"
+        return f"-{self.writer}-{temp}{penalty}{seed}"
 
     def decoding(self) -> str:
         """The writer's decoding, in words (the report states it)."""
-        return "greedy" if self.writer_temperature == 0 else f"sampling at temperature {self.writer_temperature:g}"
+        words = "greedy" if self.writer_temperature == 0 else f"sampling at temperature {self.writer_temperature:g}"
+        if self.writer_repetition_penalty != 1.0:
+            words += f", repetition penalty {self.writer_repetition_penalty:g}"
+        return words
 
 
 def rewrites_for(share: float, pool: int) -> int:

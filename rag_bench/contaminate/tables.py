@@ -122,7 +122,7 @@ def defence_table(filters: Sequence[dict[str, Any]], gaps: Sequence[dict[str, An
     def ci(value: float, bounds: Sequence[float] | None) -> str:
         return f"{_f(value)} [{_f(bounds[0])}, {_f(bounds[1])}]" if bounds else _f(value)
 
-    for f in sorted(filters, key=lambda f: (f.get("retriever", ""), f["share"], f["defence"])):
+    for f in sorted(filters, key=lambda f: (f.get("retriever", ""), f["share"])):  # stable: trusted depths ascend
         mode = f.get("retriever", "")
         out.append(f"| {mode} | {f['share']:.2f} | {f['defence']} | {ci(f['precision'], f.get('precision_ci'))} | "
                    f"{ci(f['recall'], f.get('recall_ci'))} | {_f(f.get('recall_watermarked'))} | "

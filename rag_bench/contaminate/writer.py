@@ -69,7 +69,8 @@ def writer_decode(decode: DecodeConfig, cfg: ContaminateConfig, new_tokens: int)
     """The writer's decoding: sampling at ``cfg.writer_temperature``, or greedy at 0."""
     sample = cfg.writer_temperature > 0
     return decode.replace(max_new_tokens=new_tokens, batch_size=cfg.batch_size, do_sample=sample, num_beams=1,
-                          temperature=cfg.writer_temperature if sample else 1.0)
+                          temperature=cfg.writer_temperature if sample else 1.0,
+                          repetition_penalty=cfg.writer_repetition_penalty)
 
 
 def _continue(lm: LM, prompts: list[str], *, new_tokens: int, cfg: ContaminateConfig, decode: DecodeConfig,
