@@ -21,6 +21,7 @@ from langchain_core.documents import Document
 
 from rag_bench.config import DecodeConfig
 from rag_bench.contaminate.config import ContaminateConfig
+from rag_bench.contaminate.continuation import continue_texts
 from rag_bench.prompt import render_prompt
 
 INSTRUCTION = ("Restate the passage above exactly, in the same form and line by line, but change the value of "
@@ -44,14 +45,12 @@ def clean_reply(text: str) -> str:
 def restate_texts(lm: Any, chunks: Sequence[Document], *, marked: Sequence[bool], cfg: ContaminateConfig,
                   decode: DecodeConfig, watermark: Any, seed: int) -> list[str]:
     """One restatement per chunk, in order ("" where the model wrote nothing)."""
-    from rag_bench.contaminate.writer import _continue
-
     tok = lm.tokenizer
     out = [""] * len(chunks)
     for flag in (False, True):
         members = [i for i, m in enumerate(marked) if bool(m) == flag]
         prompts = [restate_prompt(chunks[i].page_content, tok) for i in members]
-        texts = _continue(lm, prompts, new_tokens=cfg.restate_tokens, cfg=cfg, decode=decode,
+        texts = continue_texts(lm, prompts, new_tokens=cfg.restate_tokens, cfg=cfg, decode=decode,
                           watermark=watermark if flag else None, seed=seed + int(flag),
                           separators=(tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")
                                       if "<|im_end|>" in tok.get_vocab() else None))

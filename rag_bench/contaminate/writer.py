@@ -36,9 +36,10 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from rag_bench.collapse.synthetic import PromptBlock, continue_prompts
 from rag_bench.config import DecodeConfig
 from rag_bench.contaminate.config import ContaminateConfig
+from rag_bench.contaminate.continuation import continue_texts
+from rag_bench.contaminate.restate import restate_texts
 from rag_bench.lm import LM
 from rag_bench.records import read_jsonl, write_jsonl
 from rag_bench.train.examples import parse_record_line
@@ -65,43 +66,12 @@ def _prompts(chunk: Document, cfg: ContaminateConfig) -> tuple[str, list[str]]:
     return "prose", [" ".join(text.split()[:cfg.prose_words])]
 
 
-def writer_decode(decode: DecodeConfig, cfg: ContaminateConfig, new_tokens: int) -> DecodeConfig:
-    """The writer's decoding: sampling at ``cfg.writer_temperature``, or greedy at 0."""
-    sample = cfg.writer_temperature > 0
-    return decode.replace(max_new_tokens=new_tokens, batch_size=cfg.batch_size, do_sample=sample, num_beams=1,
-                          temperature=cfg.writer_temperature if sample else 1.0,
-                          repetition_penalty=cfg.writer_repetition_penalty)
-
-
-def _continue(lm: LM, prompts: list[str], *, new_tokens: int, cfg: ContaminateConfig, decode: DecodeConfig,
-              seed: int, watermark: Any, separators: Sequence[int | None] = ()) -> list[str]:
-    """The first document of each continuation, decoded (cut at the first separator: the tokenizer's BOS, else
-    its EOS, unless ``separators`` are given)."""
-    if not prompts:
-        return []
-    tok = lm.tokenizer
-    cuts = {t for t in separators if t is not None} or {tok.bos_token_id if tok.bos_token_id is not None
-                                                        else tok.eos_token_id}
-    blocks = [PromptBlock(index=i, ids=tok(p)["input_ids"]) for i, p in enumerate(prompts)]
-    out = continue_prompts(lm, blocks, writer_decode(decode, cfg, new_tokens), seed=seed, watermark=watermark)
-    texts = []
-    for ids in out:
-        if not ids or ids[0] in cuts:
-            texts.append("")
-            continue
-        end = next((i for i, t in enumerate(ids) if t in cuts), len(ids))
-        texts.append(tok.decode(ids[:end], skip_special_tokens=True))
-    return texts
-
-
 def rewrite_round(lm: LM, chunks: Sequence[Document], *, round_index: int, generation: int, cfg: ContaminateConfig,
                   decode: DecodeConfig, watermark: Any) -> list[dict[str, Any]]:
     """One rewrite of every chunk (corpus JSONL rows, in the order of ``chunks``; empty rewrites left out)."""
     marked = [random.Random(stable_seed(cfg.seed, generation, round_index, c.metadata["chunk_id"])).random()
               < cfg.watermark_share and watermark is not None for c in chunks]
     if cfg.writer == "restate":
-        from rag_bench.contaminate.restate import restate_texts
-
         texts = restate_texts(lm, chunks, marked=marked, cfg=cfg, decode=decode, watermark=watermark,
                               seed=stable_seed(cfg.seed, "restate", round_index))
         return [row_of(chunk, text, round_index=round_index, generation=generation, kind="restate",
@@ -113,9 +83,9 @@ def rewrite_round(lm: LM, chunks: Sequence[Document], *, round_index: int, gener
         for flag in (False, True):
             members = [i for i, (k, _) in enumerate(plans) if k == kind and marked[i] == flag]
             prompts = [p for i in members for p in plans[i][1]]
-            texts = _continue(lm, prompts, new_tokens=cfg.value_tokens if kind == "record" else cfg.prose_tokens,
-                              cfg=cfg, decode=decode, watermark=watermark if flag else None,
-                              seed=stable_seed(cfg.seed, generation, round_index, kind, flag))
+            texts = continue_texts(lm, prompts, new_tokens=cfg.value_tokens if kind == "record" else cfg.prose_tokens,
+                                   cfg=cfg, decode=decode, watermark=watermark if flag else None,
+                                   seed=stable_seed(cfg.seed, generation, round_index, kind, flag))
             position = 0
             for i in members:
                 count = len(plans[i][1])
