@@ -22,6 +22,20 @@ def embeddings():
     return load_embedder()
 
 
+def write_rwkv_gguf(path: Path) -> Path:
+    """A tiny valid GGUF of an architecture transformers cannot load (rwkv6): the one-line refusal's input."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(path), "rwkv6")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
 def write_docx(path: Path, paragraphs: list[str]) -> None:
     import docx
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conftest import write_rwkv_gguf
+
 from rag_bench.app.picker import NATURAL_EXAMPLES, PREFIX_EXAMPLES, corpus_warning, hints, model_choices, why_line
 from rag_bench.app.state import AppConfig
 
@@ -58,8 +60,6 @@ def test_hints_fit_the_model(tmp_path: Path):
 
 
 def test_a_gguf_given_to_the_chat_goes_through_the_same_conversion_and_one_line_errors(tmp_path: Path):
-    import gguf
-    import numpy as np
     import pytest
 
     from rag_bench.app.chat import resolve_model
@@ -68,12 +68,7 @@ def test_a_gguf_given_to_the_chat_goes_through_the_same_conversion_and_one_line_
     data = make_data(tmp_path)
     path = data / "uploads" / "rwkv.gguf"  # an architecture transformers cannot load: one line naming it
     path.parent.mkdir(parents=True)
-    writer = gguf.GGUFWriter(str(path), "rwkv6")
-    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_rwkv_gguf(path)
     cfg = AppConfig(data_dir=str(data), default_model="uploads/rwkv.gguf")
     with pytest.raises(UserError, match=r"rwkv\.gguf: GGUF architecture 'rwkv6' cannot be loaded by transformers"):
         resolve_model(cfg, None, None)  # the server's --model is the chat's default

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import write_rwkv_gguf
 
 from rag_bench.config import ModelConfig
 from rag_bench.lm import LM, ModelLoadError
@@ -56,16 +57,9 @@ def test_a_file_is_not_a_model_folder(tmp_path: Path):
 
 
 def test_a_gguf_of_an_architecture_transformers_cannot_load_is_one_line_naming_it(tmp_path: Path):
-    import gguf
-    import numpy as np
 
     path = tmp_path / "rwkv.gguf"
-    writer = gguf.GGUFWriter(str(path), "rwkv6")
-    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    write_rwkv_gguf(path)
     with pytest.raises(ModelLoadError) as err:
         load_model(str(path), tmp_path / "data")
     message = str(err.value)
