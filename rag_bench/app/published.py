@@ -26,9 +26,11 @@ README = REPO_ROOT / "README.md"
 # Which results lead, in order, and where the README states each one's finding: the first list item after the
 # marker line. tests/test_app_published.py fails when a marker no longer finds a paragraph.
 PUBLISHED = {
-    "smol": ("Collapse of the pretrained SmolLM2-135M (`smol`, 2 seeds)",
+    # The collapse results predate the fresh-human control and the fixed dose (issue 20): their titles say so.
+    "smol": ("Collapse of the pretrained SmolLM2-135M (`smol`, 2 seeds; history: no fresh-human control)",
              "What the literature expects, and what this run shows:"),
-    "quick": ("Collapse of a model trained here (`quick`, 2 seeds)", "What these runs show, and what they do not:"),
+    "quick": ("Collapse of a model trained here (`quick`, 2 seeds; history: no fresh-human control)",
+              "What these runs show, and what they do not:"),
     "contaminate-smol": ("Contaminated index, SmolLM2 (`contaminate-smol`)",
                          "![smol: grounded accuracy against contamination]"),
     "contaminate-quick": ("Contaminated index, a model trained here (`contaminate-quick`)",
