@@ -58,7 +58,8 @@ def test_every_registered_metric_has_a_direction_a_kind_and_a_doc():
         "distinct_1", "distinct_2", "distinct_3", "self_bleu", "unigram_entropy", "bigram_entropy",
         "type_token_ratio", "compression_ratio", "mean_pairwise_cosine_distance", "vendi_score",
         "tail_survival_unigram", "tail_survival_bigram", "synthetic_retrieved", "copied_synthetic",
-        "filter_precision", "filter_recall", "echo", "recall_at_k",
+        "filter_precision", "filter_recall", "echo", "recall_at_k", "exposure_ceiling", "normalised_exposure",
+        "rewrite_ranks_higher",
     }  # fmt: skip
     assert expected <= names
     for metric in metrics:
@@ -66,7 +67,8 @@ def test_every_registered_metric_has_a_direction_a_kind_and_a_doc():
         assert metric.kind in {"accuracy", "grounding", "fit", "diversity", "provenance"}, metric.name
         assert metric.doc, metric.name
     lower_is_better = {m.name for m in metrics if not m.higher_is_better}
-    assert lower_is_better == {"self_bleu", "perplexity", "synthetic_retrieved", "copied_synthetic", "echo"}
+    assert lower_is_better == {"self_bleu", "perplexity", "synthetic_retrieved", "copied_synthetic", "echo",
+                               "exposure_ceiling", "normalised_exposure", "rewrite_ranks_higher"}
     assert [m.name for m in list_metrics(kind="accuracy")] == ["contains", "exact_match", "numeric_match", "token_f1"]
 
 
