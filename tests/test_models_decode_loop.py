@@ -27,7 +27,7 @@ def tokenizer():
 
 def fitted(tokenizer, arch: str) -> LM:
     """A tiny model of ``arch`` that has overfitted the planted lines, so answers end at a newline."""
-    return overfit_lines(LM.build(ModelConfig.preset("tiny", arch=arch), tokenizer, seed=0, device="cpu"), LINES, 60)
+    return overfit_lines(LM.build(ModelConfig.preset("tiny", arch=arch), tokenizer, seed=0, device="cpu"), LINES, 150)
 
 
 @pytest.fixture(scope="module", params=["lfm2", "llama", "gpt2"])
