@@ -169,7 +169,7 @@ def test_each_strategy_builds_its_pool(tiny_run: Path):
 
 def test_an_invalid_config_is_refused_naming_the_key(data_dir: Path, tmp_path: Path, capsys):
     for flags, key in ((["--strategy", "bogus"], "strategies"), (["--strategy", "mix:1.5"], "strategies"),
-                       (["--generations", "0"], "generations")):
+                       (["--generations", "0"], "generations"), (["--threads", "-1"], "threads")):
         run = tmp_path / key
         assert main(["collapse", "--preset", "tiny", "--data-dir", str(data_dir), "--run-dir", str(run), *flags]) == 2
         assert key in capsys.readouterr().err

@@ -21,7 +21,7 @@ def test_smol_is_a_text_only_collapse_of_the_pretrained_base_on_natural_question
     for train in (cfg.train, cfg.next_train):
         assert (train.copy_share, train.fact_share, train.retrieval_share, train.probe_count) == (0, 0, 0, 0)
         assert train.lora_rank == 0  # full fine-tuning by default
-    assert cfg.eval.k == 1 and set(cfg.eval.modes) == {"closed", "grounded"}
+    assert cfg.eval.k == 1 and set(cfg.eval.modes) == {"closed", "grounded", "oracle"}
 
 
 @pytest.mark.parametrize(("name", "epochs"), [("paper", 5.0), ("paper-1epoch", 1.0)])

@@ -143,3 +143,16 @@ def test_the_report_command_passes_the_file_preset_and_control(tiny_seed_runs, t
     assert capsys.readouterr().err == (f"error: {SPEC_PATH}: preset 'quick' names generation 4 of 'replace', which "
                                        "the run lacks (it has: 0, 1)\n")
     assert not out.exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("preset", ["quick", "smol"])
+def test_every_published_preset_runs_what_its_primary_comparisons_name(preset: str):
+    # the comparisons are fixed before the runs: a preset that does not evaluate a named mode (the oracle) or train
+    # a named strategy would only fail at report time, after hours of running (tiny's tests add the control)
+    from rag_bench.config import collapse_preset
+
+    spec, cfg = load_spec(preset=preset), collapse_preset(preset)
+    folders = {s.replace(":", "-") for s in cfg.strategies}
+    assert set(spec.strategies) | {spec.control} <= folders
+    assert set(spec.modes) <= set(cfg.eval.modes)
+    assert 0 < spec.generation < cfg.generations

@@ -32,7 +32,7 @@ def _cmd_collapse(args: argparse.Namespace) -> None:
     overrides = {"generations": args.generations, "strategies": strategies or None, "seed": args.seed,
                  "model_size": args.model_size, "decoding": args.decoding, "corpus": args.corpus,
                  "base_model": str(args.base_model) if args.base_model else None, "lora_rank": args.lora_rank,
-                 "next_curriculum": True if args.next_curriculum else None}
+                 "next_curriculum": True if args.next_curriculum else None, "threads": args.threads}
     cfg = resolve_config(config_file=args.config, preset=args.preset, run_dir=args.run_dir,
                          overrides={k: v for k, v in overrides.items() if v is not None})
     run_dir = args.run_dir or default_run_dir(cfg, args.data_dir)
@@ -68,6 +68,8 @@ def _add_collapse(sub) -> None:
     p.add_argument("--decoding", choices=["beam", "sample"], default=None,
                    help="the writer: 5-way beam search with repetition penalty, or pure sampling")
     p.add_argument("--seed", type=int, default=None, help="seed of the whole run (generation 0 included)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (0: by the load when the run starts); 1 for each of several runs side by side")
     p.add_argument("--corpus", default=None, help="corpus and index name under DATA_DIR (default factbook)")
     p.add_argument("--base-model", type=Path, default=None,
                    help="a local HF causal-LM folder to fine-tune, or a registry name: smollm2-135m")

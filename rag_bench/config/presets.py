@@ -54,6 +54,9 @@ FULL_POOL_TOKENS = 1_900_000  # about the whole Factbook's training text, the po
 # given (0.95 of the probes whose answer it holds, base stage 5) but pick the wrong line beside one or two more
 # passages of similar records (0.70, 0.63); grounded exact match 0.829 at k=1 against 0.592 at k=3 (README).
 READER_K = 1
+# The answering modes of the collapse presets: the primary comparisons (docs/primary_comparisons.json) name all
+# three; grounded minus oracle is the retrieval loss, oracle alone the reading skill.
+PRIMARY_MODES = ("closed", "grounded", "oracle")
 
 
 def _quick_preset() -> CollapseConfig:
@@ -77,7 +80,7 @@ def _quick_preset() -> CollapseConfig:
         decode=DecodeConfig(max_new_tokens=64, do_sample=True, temperature=1.0, stop=(), batch_size=128),
         score_synthetic=False,  # 40% of a write; the eval's reference perplexities give Shumailov's histogram
         eval_heldout_tokens=60_000,  # held-out record documents of other countries (about 65k tokens exist)
-        eval=EvalConfig(k=READER_K, diversity_prompts=32, heldout_max_texts=0, batch_size=64))
+        eval=EvalConfig(modes=PRIMARY_MODES, k=READER_K, diversity_prompts=32, heldout_max_texts=0, batch_size=64))
 
 
 def _full_preset() -> CollapseConfig:

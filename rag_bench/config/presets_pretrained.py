@@ -61,7 +61,8 @@ def _smol_preset() -> CollapseConfig:
                                  save_every=1000), pool_tokens=SMOL_POOL_TOKENS, prompt_tokens=32,
         decode=DecodeConfig(max_new_tokens=64, do_sample=True, temperature=1.0, stop=(), batch_size=32),
         score_synthetic=False, segment_chars=1000,
-        eval=EvalConfig(k=1, limit=SMOL_PROBES, decode=_answer_decode(16), batch_size=32, diversity_prompts=8,
+        eval=EvalConfig(modes=("closed", "grounded", "oracle"), k=1, limit=SMOL_PROBES, decode=_answer_decode(16),
+                        batch_size=32, diversity_prompts=8,
                         diversity_prompt_words=24, heldout_max_texts=24))
 
 
