@@ -2,10 +2,15 @@
 
     flock /tmp/rag_bench_heavy.lock nice -n 5 .venv/bin/python bench/reader_bench.py --limit 60
     .venv/bin/python bench/reader_bench.py --limit 100 --grid "bm25:1,3,5;dense:1,3,5;hybrid:1,3,5"
+    .venv/bin/python bench/reader_bench.py --model data/runs/quick-control-s0/gen_0/model \
+        --probes data/runs/quick-control-s0/data/probes.jsonl --limit 1000 --templates plain --skip-company \
+        --grid "bm25:1,3,5;dense:1,3,5;hybrid:1,3,5" --choose-by exact_match --out bench/results/reader_quick.json
 
-The model is the base SmolLM2-135M-Instruct (``smollm2-135m``); the probes are a seeded sample of the Factbook
-natural-question probes on the dev side of ``rag_bench.eval.splits`` (never the test side). Every configuration
-is one ``rag_bench.eval.run.evaluate`` call, so the figures are the registered metrics of results.json.
+The model is the base SmolLM2-135M-Instruct (``smollm2-135m``), or ``--model`` (a registry name or a model folder:
+the ``quick`` preset's generation 0 chooses its own reader this way, by exact match); the probes are a seeded
+sample of the Factbook natural-question probes (or ``--probes``) on the dev side of ``rag_bench.eval.splits``
+(never the test side). Every configuration is one ``rag_bench.eval.run.evaluate`` call, so the figures are the
+registered metrics of results.json.
 
 The search is sequential, to fit 2 shared cores:
 
@@ -130,6 +135,9 @@ def company_set(lm, template: str, extractive: bool, k: int, scratch: Path, batc
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--model", default="smollm2-135m", help="registry name or model folder")
+    parser.add_argument("--choose-by", choices=["contains", "exact_match"], default="contains",
+                        help="the metric that chooses the template (oracle) and the retriever and k (grounded)")
     parser.add_argument("--probes", default="data/probes/factbook-natural.jsonl", help="natural-question probes")
     parser.add_argument("--index", default="data/indexes/factbook")
     parser.add_argument("--limit", type=int, default=60, help="dev probes (seeded sample)")
@@ -147,12 +155,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started, load_before = time.perf_counter(), os.getloadavg()
-    lm = load_model("smollm2-135m", args.data_dir, device="cpu")
+    lm = load_model(args.model, args.data_dir, device="cpu")
     if args.company_only:
         template, answers, k = args.company_only.split(",")
         scratch = Path(tempfile.mkdtemp(prefix="reader_company.", dir=Path(args.data_dir) / "scratch"))
         company = company_set(lm, template, answers == "extractive", int(k), scratch, args.batch_size)
-        write_json(args.out, {"command": " ".join(sys.argv), "model": "smollm2-135m", "isa": cpu_isa(),
+        write_json(args.out, {"command": " ".join(sys.argv), "model": args.model, "isa": cpu_isa(),
                               "threads": args.threads, "load_avg_before": load_before, "company": company,
                               "seconds": round(time.perf_counter() - started, 1), "load_avg_after": os.getloadavg(),
                               **provenance()})
@@ -162,7 +170,7 @@ def main() -> None:
 
     index = load_index(args.index, embeddings=load_embedder())
     grid = [(part.split(":")[0], [int(k) for k in part.split(":")[1].split(",")]) for part in args.grid.split(";")]
-    result = {"command": " ".join(sys.argv), "model": "smollm2-135m", "probes": args.probes, "split": "dev",
+    result = {"command": " ".join(sys.argv), "model": args.model, "probes": args.probes, "split": "dev",
               "n_probes": len(probes), "seed": args.seed, "isa": cpu_isa(), "threads": args.threads,
               "load_avg_before": load_before, "stage1": [], "stage2": [], "default_reader_at_run":
               DEFAULT_READER.to_dict(), **provenance()}
@@ -180,7 +188,8 @@ def main() -> None:
                                                k=args.stage1_k, retrieval="bm25", oracle=True, scratch=scratch,
                                                batch_size=args.batch_size, grounded=args.stage1_grounded))
             save()
-    best = max(result["stage1"], key=lambda r: (r["oracle"]["contains"], r["oracle"]["exact_match"]))
+    second = "exact_match" if args.choose_by == "contains" else "contains"
+    best = max(result["stage1"], key=lambda r: (r["oracle"][args.choose_by], r["oracle"][second]))
     result["stage1_winner"] = {"template": best["template"], "answers": best["answers"]}
     extractive = best["answers"] == "extractive"
     for retrieval, ks in grid:
@@ -190,7 +199,7 @@ def main() -> None:
                                                extractive=extractive, k=k, retrieval=retrieval, oracle=False,
                                                scratch=scratch, batch_size=args.batch_size))
             save()
-    chosen = max(result["stage2"], key=lambda r: (r["grounded"]["contains"], -r["k"]))
+    chosen = max(result["stage2"], key=lambda r: (r["grounded"][args.choose_by], -r["k"]))
     result["chosen"] = {key: chosen[key] for key in ("template", "answers", "retrieval", "k")}
     if not args.skip_company:
         result["company"] = company_set(lm, chosen["template"], extractive, chosen["k"], scratch, args.batch_size)
