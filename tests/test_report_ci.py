@@ -101,6 +101,26 @@ def test_sentence_answers_get_contains_intervals_beside_exact_match(tmp_path):
     assert fall["value"] < 0 and fall["excludes_zero"]
 
 
+def test_recall_at_k_gets_an_interval_per_generation_and_no_differences(tmp_path):
+    from rag_bench.report.results import find_results
+
+    run = tmp_path / "run"
+    write_gen(run / "gen_0", set(), 10.0)
+    write_gen(run / "replace" / "gen_1", set(), 20.0)
+    found = set(IDS[::4])  # the gold chunk is among the top k for every fourth probe
+    for gen_dir in (run / "gen_0", run / "replace" / "gen_1"):
+        path = gen_dir / "eval" / "samples_grounded.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        write_jsonl(path, [{**r, "scores": {**r["scores"], "recall_at_k": float(r["id"] in found)}} for r in rows])
+    rows = interval_rows(find_results(run)[0])
+    recall = {(r["generation"], r["mode"]): r for r in rows["intervals"]
+              if r["figure"] == "recall_at_k" and r["bucket"] == "all"}
+    expected = sum(i in found for i in TEST_IDS) / len(TEST_IDS)
+    assert set(recall) == {(0, "grounded"), (1, "grounded")}  # closed-book retrieves nothing
+    assert recall[(1, "grounded")]["value"] == pytest.approx(expected, abs=1e-4)
+    assert not any(r["figure"] == "recall_at_k" for r in rows["differences"])
+
+
 def test_an_old_run_without_samples_gets_no_intervals(tmp_path):
     gen = tmp_path / "run" / "gen_0"
     (gen / "eval").mkdir(parents=True)

@@ -38,6 +38,10 @@ Key = tuple[str, int, str, str]  # strategy, generation, mode, bucket
 # Per-probe answer scores that get intervals. Exact match for record values; `contains` (FlashRAG's `acc`) for a
 # model that answers in a sentence ("The capital of Kenya is Nairobi."), where exact match is 0 by construction.
 ANSWER_METRICS = ("exact_match", "contains")
+# Per-probe retrieval scores: intervals only (recall@k of the gold chunk, per generation, so a contaminated or
+# changed index shows); they are the same index and questions in every generation of a collapse run, so
+# differences between generations would be zero by construction and are not listed.
+RETRIEVAL_METRICS = ("recall_at_k",)
 
 
 def _samples(entries: Sequence[Any], split: str, metric: str) -> dict[Key, dict[Any, Scores]]:
@@ -90,6 +94,10 @@ def interval_rows(entries: Sequence[Any], *, split: str = "test") -> dict[str, l
         rows = _answer_rows(_samples(entries, split, metric), metric, split)
         intervals += rows["intervals"]
         diffs += rows["differences"]
+    for metric in RETRIEVAL_METRICS:
+        for (strategy, gen, mode, bucket), cell in sorted(_samples(entries, split, metric).items()):
+            intervals.append(_row(CI_COLUMNS, interval(_aligned(cell)[0]), figure=metric, strategy=strategy,
+                                  generation=gen, mode=mode, bucket=bucket, split=split))
     ppl = _perplexities(entries)
     for (strategy, gen), cell in sorted(ppl.items()):
         sides = _aligned(cell)
