@@ -1,4 +1,4 @@
-"""README tables are regenerated from committed results, and the README agrees with them."""
+"""README and docs/ tables are regenerated from committed results, and every marked file agrees with them."""
 
 from __future__ import annotations
 
@@ -121,6 +121,29 @@ def test_the_readme_agrees_with_its_committed_results(capsys):
     assert text.count("<!-- table:") >= 2, "the README tables are generated (python -m rag_bench.report.readme_tables)"
     assert render(text, RESULTS) == text, "a README table disagrees with docs/results; run the script"
     assert main(["--check"]) == 0
+
+
+def test_check_covers_every_marked_docs_file(results, tmp_path, capsys):
+    readme, docs = tmp_path / "README.md", tmp_path / "docs"
+    (docs / "deep").mkdir(parents=True)
+    readme.write_text("# r\n<!-- table:demo:exact-match -->\n<!-- /table -->\n")
+    (docs / "quick.md").write_text("# q\n<!-- table:demo:perplexity -->\n<!-- /table -->\n")
+    (docs / "plain.md").write_text("# no tables here\n")
+    args = ["--readme", str(readme), "--docs", str(docs), "--results", str(results)]
+    assert main(args) == 0  # rewrites both marked files
+    assert "| replace | 20.00 [19.00, 21.00] |" in (docs / "quick.md").read_text()
+    assert main(["--check", *args]) == 0
+    capsys.readouterr()
+    page = docs / "quick.md"
+    page.write_text(page.read_text().replace("20.00 [19.00", "21.00 [19.00"))  # a hand edit in a docs page
+    assert main(["--check", *args]) == 1
+    assert capsys.readouterr().err.strip() == f"{page}: a table differs from docs/results; run python -m " \
+        "rag_bench.report.readme_tables"
+    assert main(args) == 0 and main(["--check", *args]) == 0  # the rewrite puts the committed figure back
+    (docs / "deep" / "x.md").write_text("<!-- table:gone:exact-match -->\n<!-- /table -->\n")
+    capsys.readouterr()
+    assert main(["--check", *args]) == 1  # a marker whose results folder is missing: one line naming the file
+    assert capsys.readouterr().err.startswith(f"{docs / 'deep' / 'x.md'}: table gone:exact-match has no results")
 
 
 def test_provenance_collects_tokens_and_overlap_from_manifests(tmp_path):

@@ -3,15 +3,16 @@
     python -m rag_bench.report.readme_tables publish quick data/reports/quick-seeds data/runs/quick-factbook ...
     python -m rag_bench.report.readme_tables inputs quick-inputs data/runs/quick-factbook   # a run's data splits
     python -m rag_bench.report.readme_tables harness theory-harness            # the Gaussian through the harness
-    python -m rag_bench.report.readme_tables                # rewrite every marked table in README.md
-    python -m rag_bench.report.readme_tables --check        # exit 1 when a README table and its results disagree
+    python -m rag_bench.report.readme_tables                # rewrite every marked table: README.md and docs/**/*.md
+    python -m rag_bench.report.readme_tables --check        # exit 1 when any marked table and its results disagree
 
 ``publish`` copies a report's ``intervals.csv``, ``differences.csv``, ``primary.csv``, ``diversity.csv`` and
 ``report.json``, and each run's ``knowledge_buckets.csv``, into ``docs/results/<name>/``, collects
 ``provenance.json`` from the runs' manifests (tokens trained on per row kind and origin, each pool's origins and its
 8-gram overlap with the human training text), and writes the runs' per-probe data (rag_bench.report.per_probe:
 ``samples.jsonl.gz``, ``heldout_nll.jsonl.gz``, ``diversity_seeds.jsonl.gz``) with ``published.json`` (the preset
-and control of the primary comparisons). A table in the README sits between ``<!-- table:<name>:<kind> -->`` and
+and control of the primary comparisons). A table in the README or in any Markdown file under docs/
+(rag_bench.report.marked_files) sits between ``<!-- table:<name>:<kind> -->`` and
 ``<!-- /table -->``; ``kind`` is one of TABLES. The ``primary`` table is not copied from an aggregate: rendering it
 (and so ``--check``) recomputes every primary interval from the committed per-probe files and
 docs/primary_comparisons.json. Results published before issue 20 (``quick``, ``smol``, ...) have no per-probe
@@ -32,6 +33,7 @@ from typing import Any
 from rag_bench.records import read_json, write_json
 from rag_bench.report.ci import MIN_PROBES
 from rag_bench.report.contaminate_tables import TABLES as CONTAMINATION_TABLES
+from rag_bench.report.marked_files import marked_files, rewrite_tables
 from rag_bench.report.per_probe import gather, read_per_probe, write_per_probe
 from rag_bench.report.primary import SPEC_PATH, load_spec, primary_rows
 from rag_bench.report.primary import primary_table as primary_rows_table
@@ -201,16 +203,16 @@ TABLES: dict[str, Callable[[Path], list[str]]] = {
 TABLES.update(CONTAMINATION_TABLES)  # rag_bench.report.contaminate_tables: recomputed from per-probe files
 
 
-def render(readme: str, results: Path = RESULTS, spec_path: Path = SPEC_PATH) -> str:
-    """``readme`` with every marked table regenerated from ``results/<name>/`` (the primary table with the
-    primary comparisons of ``spec_path``)."""
+def render(readme: str, results: Path = RESULTS, spec_path: Path = SPEC_PATH, source: str = "README") -> str:
+    """``readme`` (the text of the file ``source``) with every marked table regenerated from ``results/<name>/`` (the
+    primary table with the primary comparisons of ``spec_path``)."""
     def table(match: re.Match) -> str:
         kind = match["kind"]
         if kind not in TABLES:
-            raise ValueError(f"README: unknown table kind {kind!r}; choose from {sorted(TABLES)}")
+            raise ValueError(f"{source}: unknown table kind {kind!r}; choose from {sorted(TABLES)}")
         folder = results / match["name"]
         if not folder.is_dir():
-            raise ValueError(f"README: table {match['name']}:{kind} has no results folder {folder}")
+            raise ValueError(f"{source}: table {match['name']}:{kind} has no results folder {folder}")
         lines = primary_table(folder, spec_path) if kind == "primary" else TABLES[kind](folder)
         return match[1] + "\n".join(lines) + "\n" + match[5]
 
@@ -291,8 +293,10 @@ def publish(name: str, report: Path, run_dirs: list[Path], results: Path = RESUL
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rag_bench.report.readme_tables",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when README.md differs from its results")
-    parser.add_argument("--readme", type=Path, default=REPO / "README.md")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a marked file differs from its results")
+    parser.add_argument("--readme", type=Path, help="check or rewrite this file (default: README.md and docs/)")
+    parser.add_argument("--docs", type=Path, help="and every marked Markdown file under this folder (default: docs/ "
+                        "when --readme is not given either)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="published results (default docs/results)")
     parser.add_argument("--spec", type=Path, default=SPEC_PATH, help="primary comparisons (default "
                         "docs/primary_comparisons.json)")
@@ -319,22 +323,12 @@ def main(argv: list[str] | None = None) -> int:
         write_json(args.results / args.name / f"{args.command}.json", data)
         print(f"wrote {args.results / args.name / args.command}.json")
         return 0
-    text = args.readme.read_text(encoding="utf-8")
     try:
-        new = render(text, args.results, args.spec)
-    except ValueError as exc:  # ReportError included: one line naming the file
+        files = marked_files(args.readme, args.docs)
+    except ValueError as exc:
         print(exc, file=sys.stderr)
         return 1
-    if args.check:
-        if new != text:
-            print(f"{args.readme}: a table differs from docs/results; run python -m rag_bench.report.readme_tables",
-                  file=sys.stderr)
-            return 1
-        return 0
-    args.readme.write_text(new, encoding="utf-8")
-    print(f"rewrote {len(MARKER.findall(text))} tables in {args.readme}")
-    return 0
-
+    return rewrite_tables(files, lambda text, source: render(text, args.results, args.spec, source), check=args.check)
 
 if __name__ == "__main__":
     raise SystemExit(main())
