@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rag_bench.app.published import PUBLISHED, README, finding, preset_note, published_results
+from rag_bench.app.published import PUBLISHED, finding, page_text, preset_note, published_results
 
 INTERVAL = re.compile(r"^-?\d+\.\d{3} \[-?\d+\.\d{3}, -?\d+\.\d{3}\]$")
 
@@ -27,10 +27,10 @@ def test_smol_and_quick_are_published_with_commit_figures_tables_and_finding(tmp
     assert results["contaminate-smol"].figures and "| pool share |" in results["contaminate-smol"].markdown_tables
 
 
-def test_every_published_marker_finds_its_finding_in_the_readme():
-    readme = README.read_text(encoding="utf-8")
-    for name, (_, marker) in PUBLISHED.items():
-        assert finding(marker, readme).startswith("**"), name  # each finding opens with its bold claim
+def test_every_published_marker_finds_its_finding_in_its_docs_page():
+    for name, (_, page, marker) in PUBLISHED.items():
+        assert page.is_file(), page  # the page the README links for this result
+        assert finding(marker, page_text(page)).startswith("**"), name  # each finding opens with its bold claim
 
 
 def test_finding_takes_the_first_list_item_after_the_marker():

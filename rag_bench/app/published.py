@@ -1,6 +1,6 @@
 """The published results (docs/results/*) for the Results tab's first screen: each with the commit that published
 it, its figures with their interval bands, its tables with intervals rounded to 3 decimals, and its finding from
-the README.
+the docs/ page that publishes it (docs/smol.md, docs/quick.md, docs/contamination-results.md).
 
     from rag_bench.app.published import published_results
     for result in published_results(out_dir=Path("data/ui/published")):
@@ -22,21 +22,21 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = REPO_ROOT / "docs" / "results"
-README = REPO_ROOT / "README.md"
-# Which results lead, in order, and where the README states each one's finding: the first list item after the
+DOCS = REPO_ROOT / "docs"
+# Which results lead, in order, and where a docs/ page states each one's finding: the first list item after the
 # marker line. tests/test_app_published.py fails when a marker no longer finds a paragraph.
 PUBLISHED = {
     # The collapse results predate the fresh-human control and the fixed dose (issue 20): their titles say so.
     "smol": ("Collapse of the pretrained SmolLM2-135M (`smol`, 2 seeds; history: no fresh-human control)",
-             "What the literature expects, and what this run shows:"),
+             DOCS / "smol.md", "What the literature expects, and what this run shows:"),
     "quick": ("Collapse of a model trained here (`quick`, 2 seeds; history: no fresh-human control)",
-              "What these runs show, and what they do not:"),
-    "contaminate-smol": ("Contaminated index, SmolLM2 (`contaminate-smol`)",
+              DOCS / "quick.md", "What these runs show, and what they do not:"),
+    "contaminate-smol": ("Contaminated index, SmolLM2 (`contaminate-smol`)", DOCS / "contamination-results.md",
                          "![smol: grounded accuracy against contamination]"),
     "contaminate-quick": ("Contaminated index, a model trained here (`contaminate-quick`)",
-                          "What it shows, point by point:"),
+                          DOCS / "contamination-results.md", "What it shows, point by point:"),
 }
-# Each preset's published result and its run time as measured (README, "The quick collapse preset" and "smol").
+# Each preset's published result and its run time as measured (docs/quick.md and docs/smol.md).
 PRESET_RESULTS = {
     "quick": ("quick", "generations 1-4 of both seeds and the ablation took 20 min at load 3 on 2 cores of an Intel "
                        "Xeon with native bf16 (generation 0 cached)"),
@@ -56,7 +56,7 @@ class Published:
     title: str  # a heading
     commit: str  # the last commit that changed the folder ("" outside a git checkout)
     date: str  # that commit's date
-    finding: str  # the README's paragraph for it (Markdown)
+    finding: str  # the docs/ page's paragraph for it (Markdown)
     figures: list[Path]  # PNGs, drawn here or committed with the result
     tables: list[tuple[str, list[str], list[list[str]]]]  # (caption, headers, rows), intervals as "v [lo, hi]"
     markdown_tables: str  # a committed table.md (contamination results), as it is
@@ -88,6 +88,11 @@ def finding(marker: str, readme: str) -> str:
             break
         item.append(line.strip())
     return " ".join(item)
+
+
+def page_text(page: Path) -> str:
+    """The Markdown of the page that states a finding ("" when it is missing: the result shows without one)."""
+    return page.read_text(encoding="utf-8") if page.is_file() else ""
 
 
 def read_intervals(path: Path) -> list[dict[str, str]]:
@@ -178,9 +183,8 @@ def collapse_result(name: str, folder: Path, out_dir: Path, commit: str) -> tupl
 
 @functools.lru_cache(maxsize=4)
 def _published(out_dir: str, stamp: tuple) -> tuple[Published, ...]:
-    readme = README.read_text(encoding="utf-8") if README.is_file() else ""
     found = []
-    for name, (title, marker) in PUBLISHED.items():
+    for name, (title, page, marker) in PUBLISHED.items():
         folder = RESULTS_DIR / name
         if not folder.is_dir():
             continue
@@ -191,8 +195,9 @@ def _published(out_dir: str, stamp: tuple) -> tuple[Published, ...]:
         else:
             figures = sorted(folder.glob("contamination.png"))
             markdown = (folder / "table.md").read_text(encoding="utf-8") if (folder / "table.md").is_file() else ""
-        found.append(Published(name=name, title=title, commit=commit, date=date, finding=finding(marker, readme),
-                               figures=figures, tables=tables, markdown_tables=markdown))
+        found.append(Published(name=name, title=title, commit=commit, date=date,
+                               finding=finding(marker, page_text(page)), figures=figures, tables=tables,
+                               markdown_tables=markdown))
     return tuple(found)
 
 

@@ -251,7 +251,7 @@ def published_column(app: App) -> None:
     results = published_results(app.cfg.ui_path / "published")
     gr.Markdown("### Published results\nWhat this benchmark has measured, as committed to `docs/results/`: each "
                 "with the commit that published it, its figures (95% bands), its tables (value [95% interval]) and "
-                "its finding from the README.", elem_id="published-intro")
+                "its finding from its page under docs/.", elem_id="published-intro")
     for result in results:
         with gr.Group(elem_id=f"published-{result.name}"):
             at = f"published at `{result.commit}` ({result.date})" if result.commit else "published (no git history)"
