@@ -357,3 +357,27 @@ def test_a_later_generation_is_loaded_once_for_its_evaluation_and_its_writing(da
     (gen1,) = [p.resolve() for p in run.rglob("gen_1/model")]
     assert any(gen1.parent.glob("synthetic*.jsonl"))  # generation 1 wrote, so its model served two steps
     assert loads.count(gen1) == 1
+
+
+def test_stage_costs_count_the_tokens_each_stage_processed(tiny_run: Path):
+    from rag_bench.collapse.costs import stage_costs, stage_totals
+
+    rows = stage_costs(tiny_run)
+    params = read_json(tiny_run / "gen_0" / "model" / "timings.json")["parameters"]
+    by_key = {(r["generation"], r["strategy"], r["stage"]): r for r in rows}
+    assert {("gen", 0), ("train", 0), ("eval", 0)} <= {(k[2] if k[2] != "write" else "gen", k[0]) for k in by_key}
+    for (generation, strategy, stage), row in by_key.items():
+        gen_dir = tiny_run / "gen_0" if strategy is None else tiny_run / strategy / f"gen_{generation}"
+        timings = read_json(gen_dir / "manifest.json")["timings"]
+        if stage != "write":
+            assert row["seconds"] == timings[f"{stage}_s"]  # the manifest's own time, not a re-measure
+        assert row["tokens"] > 0 and row["flops"] == (6 if stage == "train" else 2) * params * row["tokens"]
+    replace = by_key[(1, "replace", "train")]
+    trained = read_json(tiny_run / "replace" / "gen_1" / "model" / "timings.json")["trained_tokens"]
+    assert replace["tokens"] == sum(v["tokens"] for v in trained.values())
+    evaluated = by_key[(1, "replace", "eval")]
+    prompts = sum(r["prompt_tokens"] for mode in ("closed", "grounded")
+                  for r in read_jsonl(tiny_run / "replace" / "gen_1" / "eval" / f"samples_{mode}.jsonl"))
+    assert evaluated["tokens"] > prompts  # prompts, answers and the held-out text
+    totals = stage_totals(rows)
+    assert totals["train"]["tokens"] == sum(r["tokens"] for r in rows if r["stage"] == "train")

@@ -138,6 +138,16 @@ def perplexity_cluster_bootstrap(a: np.ndarray, b: np.ndarray, *, replicates: in
                     method=CLUSTER_TEXTS)
 
 
+def perplexity_cluster_interval(nll: np.ndarray, *, replicates: int = REPLICATES, level: float = LEVEL,
+                                seed: int = 0) -> SeedInterval:
+    """One arm's perplexity, averaged over seeds, with the cluster bootstrap over seeds then texts.
+    ``nll``: (seeds, texts, [summed NLL in nats, tokens])."""
+    values = np.asarray(nll, dtype=np.float64)
+    if values.ndim != 3 or values.shape[-1] != 2 or not values.size:
+        raise ValueError(f"per-text NLL must be a non-empty (seeds, texts, 2) array, got shape {values.shape}")
+    return _cluster(values, perplexity, replicates=replicates, level=level, seed=seed, method=CLUSTER_TEXTS)
+
+
 def perplexity_seed_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Seed-level perplexity differences ppl(b_s) - ppl(a_s), for ``seed_t_interval``."""
     return _ppl_difference(_paired_nll(a, b))

@@ -166,7 +166,12 @@ def _diversity(spec: PrimarySpec, cells: dict, strategy: str) -> tuple[None, See
     a = _cell(cells, (spec.control, spec.generation, series, metric), spec, what)
     b = _cell(cells, (strategy, spec.generation, series, metric), spec, what)
     seeds = _seeds(a, b, spec, (strategy, what))
-    return None, seed_t_interval([b[s] - a[s] for s in seeds]) if len(seeds) > 1 else None
+    if len(seeds) > 1:
+        return None, seed_t_interval([b[s] - a[s] for s in seeds])
+    # one seed (a run reported alone): the difference without an interval; only seed-level values exist
+    value = b[seeds[0]] - a[seeds[0]]
+    return None, SeedInterval(value=value, low=math.nan, high=math.nan, method="one seed: no interval",
+                              p_value=math.nan, seeds=1, units=0, sd=math.nan)
 
 
 def primary_rows(spec: PrimarySpec, data: PerProbe) -> list[dict[str, Any]]:

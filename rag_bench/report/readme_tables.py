@@ -34,10 +34,11 @@ from rag_bench.records import read_json, write_json
 from rag_bench.report.ci import MIN_PROBES
 from rag_bench.report.contaminate_tables import TABLES as CONTAMINATION_TABLES
 from rag_bench.report.marked_files import marked_files, rewrite_tables
-from rag_bench.report.per_probe import gather, read_per_probe, write_per_probe
+from rag_bench.report.per_probe import gather, has_per_probe, read_per_probe, write_per_probe
 from rag_bench.report.primary import SPEC_PATH, load_spec, primary_rows
 from rag_bench.report.primary import primary_table as primary_rows_table
 from rag_bench.report.results import ReportError, collect_runs, read_optional
+from rag_bench.report.seed_tables import SEED_TABLES, merge_per_probe
 from rag_bench.theory.harness import harness_zscores
 
 REPO = Path(__file__).resolve().parents[2]
@@ -201,6 +202,7 @@ TABLES: dict[str, Callable[[Path], list[str]]] = {
     "forgetting": forgetting_table, "diversity": diversity_table, "tokens": tokens_table, "inputs": inputs_table,
     "harness": harness_table, "primary": primary_table}
 TABLES.update(CONTAMINATION_TABLES)  # rag_bench.report.contaminate_tables: recomputed from per-probe files
+TABLES.update(SEED_TABLES)  # rag_bench.report.seed_tables: by generation, recomputed from per-probe files
 
 
 def render(readme: str, results: Path = RESULTS, spec_path: Path = SPEC_PATH, source: str = "README") -> str:
@@ -266,26 +268,39 @@ def run_inputs(run: Path) -> dict[str, Any]:
     return {"run": run.name, "rows": rows}
 
 
-def publish(name: str, report: Path, run_dirs: list[Path], results: Path = RESULTS) -> Path:
+def publish(name: str, report: Path, run_dirs: list[Path], results: Path = RESULTS, add: bool = False) -> Path:
     """Copy ``report``'s result files into ``results/name`` with the per-probe data of ``run_dirs`` (pooled as seeds
-    when the report pooled them)."""
+    when the report pooled them). ``add``: pool these runs' seeds with those published there before (their
+    per-probe rows and provenance; the report's aggregates, which cover only these runs, are not copied)."""
     folder = results / name
     folder.mkdir(parents=True, exist_ok=True)
+    before = read_optional(folder / "published.json") if add else {}
+    if add and not (before and has_per_probe(folder)):
+        raise ReportError(f"{folder}: nothing published there to add to (publish it once without --add)")
     for file in ("intervals.csv", "differences.csv", "primary.csv", "report.json", "exact_match.csv",
                  "heldout_perplexity.csv", "diversity.csv"):
-        if (report / file).is_file():
+        if (report / file).is_file() and not add:
             shutil.copyfile(report / file, folder / file)
     for run in run_dirs:  # knowledge buckets (rag_bench.collapse.buckets) are per run: one file per seed
         if (run / "knowledge_buckets.csv").is_file():
             shutil.copyfile(run / "knowledge_buckets.csv", folder / f"knowledge_buckets-{run.name}.csv")
-    write_json(folder / "provenance.json", provenance(run_dirs))
+    made_here = provenance(run_dirs)
+    if add:  # the generations of runs published before, then these (a republished run replaces its rows)
+        names = {r.name for r in run_dirs}
+        old = read_json(folder / "provenance.json")["generations"] if (folder / "provenance.json").is_file() else []
+        made_here = {"generations": [r for r in old if r["run"] not in names] + made_here["generations"]}
+    write_json(folder / "provenance.json", made_here)
     if run_dirs and (report / "report.json").is_file():  # a report of these runs: their per-probe data with it
         made = read_optional(report / "report.json")
-        entries, _ = collect_runs(run_dirs, seeds=bool(made.get("pooled_seeds")) or len(run_dirs) > 1)
-        written = write_per_probe(folder, gather(entries))
+        entries, _ = collect_runs(run_dirs, seeds=True)  # a run published alone keeps its config seed too
+        data = gather(entries)
+        written = write_per_probe(folder, merge_per_probe(read_per_probe(folder), data) if add else data)
         used = made.get("primary") or {}
+        runs = [r for r in before.get("runs", []) if Path(r).name not in {p.name for p in run_dirs}]
         write_json(folder / "published.json", {
-            "preset": used.get("preset"), "control": used.get("control"), "runs": [str(r) for r in run_dirs],
+            "preset": used.get("preset") or before.get("preset"), "control": used.get("control") or
+            before.get("control"), "runs": runs + [str(r) for r in run_dirs],
+            "aggregates_from": before.get("aggregates_from", before.get("runs")) if add else [str(r) for r in run_dirs],
             "per_probe_bytes": {p.name: p.stat().st_size for p in written}})
     return folder
 
@@ -305,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     pub.add_argument("name")
     pub.add_argument("report", type=Path)
     pub.add_argument("runs", type=Path, nargs="*")
+    pub.add_argument("--add", action="store_true", help="pool these runs' seeds with those already published in NAME")
     inp = sub.add_parser("inputs", help="write docs/results/NAME/inputs.json: a run's data splits and probe counts")
     inp.add_argument("name")
     inp.add_argument("run", type=Path)
@@ -312,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     har.add_argument("name")
     args = parser.parse_args(argv)
     if args.command == "publish":
-        print(f"wrote {publish(args.name, args.report, args.runs, results=args.results)}")
+        print(f"wrote {publish(args.name, args.report, args.runs, results=args.results, add=args.add)}")
         return 0
     if args.command in ("inputs", "harness"):
         from rag_bench.theory.harness import harness_report
