@@ -324,6 +324,19 @@ def test_fact_rows_can_teach_just_the_probed_fields(data_dir: Path):
     assert gen0_cache_key(cfg, inputs, trained.replace(fact_fields=()))[0] != key
 
 
+def test_the_probes_note_names_the_function_that_recounted_them(data_dir: Path, tmp_path: Path):
+    import pkgutil
+    import re
+
+    from rag_bench.collapse.data import prepare_inputs
+    from rag_bench.probes.frequency import recount_over_texts
+
+    inputs = prepare_inputs(collapse_preset("tiny"), run_dir=tmp_path / "run", data_dir=data_dir)
+    note = read_json(inputs.probes_path.with_name("probes.meta.json"))["frequency_over"]
+    named = re.fullmatch(r"the run's human training text \((\S+)\)", note)
+    assert named and pkgutil.resolve_name(named[1]) is recount_over_texts  # importable, not a path it had once
+
+
 def test_a_run_resumes_across_a_field_added_since_it_started_but_not_a_changed_one(tmp_path: Path):
     import json
 

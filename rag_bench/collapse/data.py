@@ -45,6 +45,9 @@ from rag_bench.train.examples import CopyTask, record_lines
 
 GEN0_CACHE_FORMAT = "rag_bench.gen0/1"
 CHARS_PER_TOKEN = 4.5  # Factbook text under an 8k BPE
+# The probes.meta.json note on what the buckets count over. It names the function from the function itself, so a
+# move cannot leave a stale path in new files (older files name rag_bench.frequency.recount_over_texts, as it was).
+FREQUENCY_OVER = f"the run's human training text ({recount_over_texts.__module__}.{recount_over_texts.__qualname__})"
 
 
 class InputError(ValueError):
@@ -181,7 +184,7 @@ def prepare_inputs(cfg: CollapseConfig, *, run_dir: Path, data_dir: Path) -> Run
                    {**meta, "source": str(source), "source_sha256": sha256_file(source),
                     "countries": list(cfg.countries), "probes_in_run": len(rows),
                     "bucket_thresholds_index": meta.get("bucket_thresholds"), "bucket_thresholds": thresholds,
-                    "frequency_over": "the run's human training text (rag_bench.frequency.recount_over_texts)"})
+                    "frequency_over": FREQUENCY_OVER})
         write_jsonl(probes_path, rows)
     fresh_path = folder / "human_fresh.jsonl" if any(parse_strategy(s)[0] == "fresh" for s in cfg.strategies) \
         else None
