@@ -9,6 +9,7 @@ last one short, answered by two actors of one thread each.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -23,7 +24,7 @@ from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import load_index
 from rag_bench.lm import LM
 from rag_bench.models.scratch import train_tokenizer
-from rag_bench.records import Probe, read_json, write_jsonl
+from rag_bench.records import Probe, read_json, read_jsonl, write_jsonl
 
 TOWNS = ["Quenta", "Tirrin", "Vanhold", "Kesmet", "Ashgrove", "Sorenby", "Dorvik", "Brellin", "Tarsil", "Askel",
          "Orrin"]
@@ -112,3 +113,30 @@ def test_eval_command_with_ray_answers_as_without(tiny, ray_cluster, one_thread,
     for mode in CFG.modes:
         assert (tiny["root"] / "cli-ray" / f"samples_{mode}.jsonl").read_bytes() == \
             (tiny["root"] / "cli-direct" / f"samples_{mode}.jsonl").read_bytes()
+
+
+def test_ray_answerer_reads_with_the_eval_template_and_leaves_the_oracle_modes_to_evaluate(tiny, ray_cluster,
+                                                                                           one_thread):
+    # a chat template, so that the template changes the prompt (a model without one reads plain text whatever)
+    lm = LM.load(tiny["model"])
+    lm.tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+                                  "{% if add_generation_prompt %}<assistant>{% endif %}")
+    model = tiny["root"] / "chat" / "gen_0" / "model"
+    lm.save(model)
+    lm = LM.load(model)
+    store = tiny["index"].store
+    chunk_of = {doc.page_content.split(" |")[0]: chunk_id for chunk_id, doc in store.docstore._dict.items()}
+    probes = [dataclasses.replace(p, metadata={**p.metadata, "source_chunk_id": chunk_of[p.prompt.split(" |")[0]]})
+              for p in tiny["probes"]]
+    cfg = CFG.replace(template="short", modes=("closed", "grounded", "oracle"))
+    lines: list[str] = []
+    for name, answer_with in (("direct", None), ("ray", ray_answerer(model, address=ray_cluster, log=lines.append))):
+        evaluate(lm, probes, retriever=make_retriever(store, k=cfg.k), cfg=cfg, progress=False,
+                 out_dir=tiny["root"] / f"template-{name}" / "gen_0" / "eval", answer_with=answer_with)
+    for mode in cfg.modes:
+        direct, ray = (read_jsonl(tiny["root"] / f"template-{name}" / "gen_0" / "eval" / f"samples_{mode}.jsonl")
+                       for name in ("direct", "ray"))
+        assert len(direct) == 22 and {row["template"] for row in direct} == {"short"}
+        assert ray == direct
+    # the actors answered the retrieval modes only: the oracle's gold chunks are evaluate's
+    assert lines and lines[0].startswith("22 probes answered in closed, grounded by 2 Ray Data actors (6 chunks")

@@ -141,8 +141,9 @@ def evaluate(lm: LM | str | Path, probes: str | Path | Sequence[Probe], *, retri
 
     ``lm`` and ``reference_lm`` may be model folders. ``embedder`` defaults to the retriever's own MiniLM.
     Diversity needs ``heldout_texts`` and ``cfg.diversity_prompts > 0``; tail survival needs
-    ``human_texts_for_rare``. ``answer_with(probes, cfg, retriever)`` answers the probes in every mode
-    elsewhere (``rag_bench.distributed.answer.ray_answerer``: Ray Data actors). Returns the results dict.
+    ``human_texts_for_rare``. ``answer_with(probes, cfg, retriever)`` answers the probes elsewhere in every mode
+    but the oracle ones (``rag_bench.distributed.answer.ray_answerer``: Ray Data actors); the oracle modes are
+    always answered here, on the probes whose gold chunk is in the index. Returns the results dict.
     """
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -193,7 +194,8 @@ def evaluate(lm: LM | str | Path, probes: str | Path | Sequence[Probe], *, retri
         mode_probes = oracle_probes if mode in ORACLE_MODES else selected
         if not mode_probes:
             continue
-        elsewhere = mode in answered and mode not in ORACLE_MODES  # Ray serves retrieved contexts, never the gold
+        # answer_with serves the retrieved passages; the gold chunks of the oracle modes only this function has
+        elsewhere = mode in answered and mode not in ORACLE_MODES
         answers = answered[mode] if elsewhere else answer_probes(
             lm, mode_probes, mode, cfg, retriever=oracle_context if mode in ORACLE_MODES else context_retriever,
             progress=progress)
