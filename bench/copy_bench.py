@@ -3,7 +3,7 @@
     .venv/bin/python bench/copy_bench.py                          # lfm2, llama and gpt2, `small`, 600 steps each
     .venv/bin/python bench/copy_bench.py --archs lfm2 --steps 300 --size base
 
-Each architecture is trained from scratch by ``rag_bench.train.loop.train`` on the copy curriculum alone
+Each architecture is trained from scratch by ``rag_bench.training.loop.train`` on the copy curriculum alone
 (``copy_share=1``): passages of 1-3 Factbook record lines of an invented entity with changed values, then
 the same lines repeated, the loss on the values. Every ``--every`` steps the training loop asks 100 held-out
 copy probes (2-3 lines, a new invented entity, the question one line's prefix) and logs greedy exact match.
@@ -34,7 +34,7 @@ import torch  # noqa: E402
 from rag_bench.config import ModelConfig, TrainConfig  # noqa: E402
 from rag_bench.eval.run import provenance  # noqa: E402
 from rag_bench.records import read_corpus, read_json, read_jsonl, write_json  # noqa: E402
-from rag_bench.train.loop import train  # noqa: E402
+from rag_bench.training.loop import train  # noqa: E402
 
 
 def corpus_texts(corpus: Path, limit: int) -> tuple[list[str], list[str]]:

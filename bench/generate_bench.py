@@ -33,7 +33,7 @@ from rag_bench.config import DecodeConfig, ModelConfig
 from rag_bench.lm import LM
 from rag_bench.models.scratch import train_tokenizer
 from rag_bench.records import write_json
-from rag_bench.train.examples import record_lines
+from rag_bench.training.examples import record_lines
 
 
 def record_prompts(texts: list[str], count: int) -> list[str]:

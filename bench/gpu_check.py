@@ -12,7 +12,7 @@ that size the ``paper`` and ``full`` presets for one GPU.
    ``--ppl-tol`` (relative); bf16 on a GPU and fp32/bf16 on a CPU do not give the same floats, so the check is a
    tolerance, not equality.
 3. Throughput on the device of the ``base`` model (random weights: speed does not depend on what it learnt):
-   training tokens/s (``rag_bench.train.loop.train``, bf16 autocast) and generation new tokens/s (``LM.generate``,
+   training tokens/s (``rag_bench.training.loop.train``, bf16 autocast) and generation new tokens/s (``LM.generate``,
    batched); with ``--pretrained NAME`` (default on CUDA: smollm2-135m, through ``rag_bench.models``) the same for
    that pretrained model (fine-tuning all weights, block 512).
 4. From those rates, the training and writing hours of ``full`` and ``paper`` on one such device (evaluation not
@@ -152,7 +152,7 @@ def time_pretrained(spec: str, args: argparse.Namespace, texts: list[str], promp
     from rag_bench.lm import pick_device
     from rag_bench.models import load_model, resolve_model
     from rag_bench.records import read_jsonl
-    from rag_bench.train.loop import train
+    from rag_bench.training.loop import train
 
     folder = resolve_model(spec, REPO / "data")  # a registry name is converted once into data/models/pretrained
     lm = load_model(folder, device=pick_device())

@@ -32,7 +32,7 @@ from train_bench import REPO, corpus_texts, load_average, machine_info, peak_rss
 from rag_bench.models import load_model
 from rag_bench.prompt import render_prompt
 from rag_bench.records import write_json
-from rag_bench.train.examples import record_lines
+from rag_bench.training.examples import record_lines
 
 FIELDS = {"Capital": "What is the capital of {}?", "Currency": "What is the currency of {}?",
           "Population - total": "What is the population of {}?", "Languages": "What languages are spoken in {}?"}

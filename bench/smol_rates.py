@@ -3,7 +3,7 @@
     flock /tmp/rag_bench_heavy.lock .venv/bin/python bench/smol_rates.py --model data/models/smollm2-135m
     .venv/bin/python bench/smol_rates.py --model PATH --threads 2 --steps 4
 
-Everything goes through the code a collapse run uses: ``rag_bench.train.loop.train`` fine-tunes the base (full, then
+Everything goes through the code a collapse run uses: ``rag_bench.training.loop.train`` fine-tunes the base (full, then
 LoRA, in fp32 and, where the CPU runs it natively, bf16 autocast), ``rag_bench.collapse.synthetic.continue_prompts``
 writes 64-token continuations of 64-token human prompts (sampling at batch 32, then 5-beam search as Shumailov
 et al.), and ``rag_bench.answer`` answers closed-book and grounded prompts. Each rate is measured after a warm-up
@@ -38,7 +38,7 @@ from rag_bench.collapse.synthetic import continue_prompts, prompt_blocks  # noqa
 from rag_bench.config import DecodeConfig, ModelConfig, TrainConfig  # noqa: E402
 from rag_bench.lm import LM  # noqa: E402
 from rag_bench.records import read_jsonl, write_json  # noqa: E402
-from rag_bench.train.loop import train  # noqa: E402
+from rag_bench.training.loop import train  # noqa: E402
 
 QUESTIONS = ["What is the capital of Kenya?", "What is the currency of Japan?", "What is the population of Peru?",
              "In which year did Ghana become independent?"]

@@ -8,7 +8,7 @@ transformers' Trainer with default arguments and against LoRA (PEFT) in the same
 Every part fine-tunes the same base (``rag_bench.models``: ``smollm2-135m``, converted into DATA_DIR once) on the
 same packed blocks (Factbook text, or generated Factbook-like records without a built corpus), in this order:
 ``transformers.Trainer`` with default TrainingArguments (fp32, as its defaults are);
-``rag_bench.train.loop.train`` -- the loop every collapse generation runs -- in fp32; the same with bf16 autocast
+``rag_bench.training.loop.train`` -- the loop every collapse generation runs -- in fp32; the same with bf16 autocast
 where the CPU runs bf16 natively (``rag_bench.lm.autocast``; skipped elsewhere: emulated bf16 is many times slower);
 the same in the native dtype
 with one forward per step (the loop caps the logits per forward at ``MICRO_BATCH_LOGITS`` or the parameter
@@ -45,11 +45,11 @@ from rag_bench.lm import autocast
 from rag_bench.models import load_model, resolve_model
 from rag_bench.models.memory import folder_parameters
 from rag_bench.records import read_json, read_jsonl, write_json
-from rag_bench.train.examples import corpus_stream
-from rag_bench.train.loop import train
+from rag_bench.training.examples import corpus_stream
+from rag_bench.training.loop import train
 
 TEXT_CHARS = 400_000  # enough blocks for the timed steps
-train_module = importlib.import_module("rag_bench.train.loop")  # the module: rag_bench re-exports the function `train`
+train_module = importlib.import_module("rag_bench.training.loop")  # its constants are set for a timing
 
 
 def native_bf16() -> bool:
@@ -59,8 +59,8 @@ def native_bf16() -> bool:
 
 def time_ours(base: Path, texts: list[str], heldout: list[str], *, block: int, batch: int, warmup: int, steps: int,
               bf16: bool, lora_rank: int, workdir: Path, logits_cap: int | None = None) -> dict:
-    """rag_bench.train.loop.train from the base; the median of the timed steps' own ``step_s``. ``logits_cap`` replaces
-    ``MICRO_BATCH_LOGITS`` (logits per forward) for this part."""
+    """The training loop (rag_bench.train) from the base; the median of the timed steps' own ``step_s``.
+    ``logits_cap`` replaces ``MICRO_BATCH_LOGITS`` (logits per forward) for this part."""
     cfg = TrainConfig(model=ModelConfig(n_positions=block), max_steps=warmup + steps, batch_size=batch, lr=5e-5,
                       warmup_steps=1, eval_every=10_000, eval_max_texts=1, save_every=10_000, probe_count=0,
                       copy_share=0.0, copy_warmup_steps=0, bf16=bf16, lora_rank=lora_rank, seed=0)
@@ -77,7 +77,7 @@ def time_ours(base: Path, texts: list[str], heldout: list[str], *, block: int, b
     return {"step_s": statistics.median(row["step_s"] for row in log), "steps": len(log),
             "step_s_all": [round(row["step_s"], 2) for row in log], "peak_rss_mb": peak_rss_mb(),
             "rss_before_mb": rss_before, "dtype": "bf16 autocast" if bf16 else "fp32",
-            "lora_rank": lora_rank, "loop": "rag_bench.train.loop.train",
+            "lora_rank": lora_rank, "loop": "rag_bench.training.loop.train",
             "forwards_per_step": -(-batch // max(1, max(logits_cap or saved, folder_parameters(base))
                                                  // len_vocab(base) // block))}
 
@@ -112,7 +112,7 @@ def time_hf_trainer(base: Path, blocks: list[list[int]], *, batch: int, warmup: 
 
 def time_optimizers(base: Path, reps: int = 3) -> dict:
     """Seconds per AdamW step over the model's own parameters (random gradients): torch's default (foreach)
-    against fused, which rag_bench.train.schedule uses; the best of ``reps`` after one untimed step each."""
+    against fused, which rag_bench.training.schedule uses; the best of ``reps`` after one untimed step each."""
     lm = load_model(base, device="cpu")
     params = [p for p in lm.model.parameters() if p.requires_grad]
     for p in params:

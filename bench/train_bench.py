@@ -8,8 +8,8 @@ MFU = 6 x parameters x tokens/s over the matmul ceiling of each dtype (a 2048^3 
 and bf16, timed in the same process with the same threads, best of both ends). On the same packed Factbook
 blocks (a generated fallback text when data/corpora/factbook/corpus.jsonl is missing) it times, in this
 order and in one process: ``transformers.Trainer`` with default TrainingArguments (fp32, as its defaults are);
-``rag_bench.train.loop.train`` with its throughput levers off (one forward per step, glibc's default allocator
-behaviour: the loop as it was); ``rag_bench.train.loop.train`` as it ships; and the same with ``compile=True``.
+``rag_bench.training.loop.train`` with its throughput levers off (one forward per step, glibc's default allocator
+behaviour: the loop as it was); ``rag_bench.training.loop.train`` as it ships; and the same with ``compile=True``.
 The levers stay set once on (glibc keeps freed memory process-wide), hence the order. Peak memory is each
 part's VmHWM (reset before it). Prints a table and writes bench/results/train.json.
 """
@@ -43,9 +43,9 @@ from rag_bench.eval.run import provenance  # noqa: E402
 from rag_bench.lm import LM  # noqa: E402
 from rag_bench.models.scratch import train_tokenizer  # noqa: E402
 from rag_bench.records import read_corpus, read_json, read_jsonl, write_json  # noqa: E402
-from rag_bench.train.examples import corpus_stream  # noqa: E402
+from rag_bench.training.examples import corpus_stream  # noqa: E402
 
-train_module = importlib.import_module("rag_bench.train.loop")  # the module: rag_bench re-exports the function `train`
+train_module = importlib.import_module("rag_bench.training.loop")  # its constants are set for a timing
 
 FACTBOOK = REPO / "data" / "corpora" / "factbook" / "corpus.jsonl"
 TEXT_CHARS = 1_500_000  # of corpus text: enough blocks for the timed steps, a tokenizer trained in seconds
@@ -123,7 +123,7 @@ def matmul_ceiling(dtype: torch.dtype, n: int = MATMUL_N, reps: int = 5) -> floa
 
 def time_ours(cfg: TrainConfig, texts: list[str], heldout: list[str], warmup: int, workdir: Path, *,
               levers: bool = True) -> dict:
-    """rag_bench.train.loop.train for warm-up + timed steps; the timed steps' own ``step_s`` (no evaluation or
+    """rag_bench.training.loop.train for warm-up + timed steps; the timed steps' own ``step_s`` (no evaluation or
     saving)."""
     out = workdir / f"ours-{cfg.compile}-{levers}"
     saved = train_module.KEEP_FREED_MEMORY, train_module.MICRO_BATCH_LOGITS

@@ -6,7 +6,7 @@
 In one torchrun job, in this order:
 - the matmul ceiling: a one-thread 2048^3 matmul per dtype timed on every rank at once (so every core is busy,
   as in training), summed over the ranks; timed again at the end, the better of the two stands;
-- the baseline: ``rag_bench.train.loop.train`` in rank 0 alone (world size 1, one thread, ``--batch-size`` rows per
+- the baseline: ``rag_bench.training.loop.train`` in rank 0 alone (world size 1, one thread, ``--batch-size`` rows per
   step) while the other ranks wait in a barrier (their CPU time while waiting is reported);
 - ours on every rank: the same loop under DDP, ``--batch-size`` rows per rank, so each process does the
   baseline's work per step; with ``--compile`` the same again with ``compile=True``.

@@ -33,7 +33,8 @@ _EXPORTS = {
     "IndexStoreError": "index.integrity", "make_retriever": "index.retrieve",
     # models and answers
     "LM": "lm", "train_tokenizer": "models.scratch", "load_model": "models", "render_prompt": "prompt",
-    "train": "train", "closed_book": "answer", "grounded": "answer", "grounded_chain": "answer", "Answer": "answer",
+    "train": "training.loop", "closed_book": "answer", "grounded": "answer", "grounded_chain": "answer",
+    "Answer": "answer",
     # evaluation
     "get_metric": "eval.metrics", "list_metrics": "eval.metrics", "diversity_report": "eval.diversity",
     "build_factbook_probes": "probes.build", "build_cloze_probes": "probes.build", "load_probes": "probes.build",

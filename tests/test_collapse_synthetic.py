@@ -20,8 +20,8 @@ from rag_bench.collapse.synthetic import (
 from rag_bench.config import DecodeConfig, ModelConfig, TrainConfig
 from rag_bench.lm import LM
 from rag_bench.records import read_jsonl
-from rag_bench.train.examples import corpus_stream
-from rag_bench.train.loop import train
+from rag_bench.training.examples import corpus_stream
+from rag_bench.training.loop import train
 
 TEXTS = [f"Country{i} | Government | Capital: City{i}\nCountry{i} | Economy | Currency: coin {i}\n"
          f"Country{i} | Geography | Area - total: {i * 37} sq km" for i in range(40)]

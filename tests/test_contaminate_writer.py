@@ -12,7 +12,7 @@ from rag_bench.contaminate.config import ContaminateConfig
 from rag_bench.contaminate.writer import is_record_chunk, write_rewrites
 from rag_bench.lm import LM
 from rag_bench.records import read_jsonl
-from rag_bench.train.examples import parse_record_line
+from rag_bench.training.examples import parse_record_line
 
 RECORD = Document(page_content="Pitcairn Islands | Government | Capital: Adamstown\n"
                                "Pitcairn Islands | Geography | Area - total: 47 sq km",

@@ -12,7 +12,7 @@ from rag_bench.cli import main
 from rag_bench.config import ModelConfig, TrainConfig
 from rag_bench.distributed.trainer import train_on_ray
 from rag_bench.records import read_jsonl
-from rag_bench.train.loop import train
+from rag_bench.training.loop import train
 
 TEXTS = [f"Country {i} | Geography | Capital: City{i}\nCountry {i} | Economy | Exports: grain, tin, wool {i}\n" * 3
          for i in range(40)]

@@ -23,7 +23,7 @@ PACKAGE = ROOT / "rag_bench"
 MAX_LINES = 360  # the guide says ~350 lines per module; 360 leaves room for a docstring line, not a second concern
 # The flow, lowest first: a subpackage (or top-level module) imports only those of its own rank or below.
 RANK = {name: rank for rank, names in enumerate([
-    ("_lazy", "config"), ("records", "run_status"), ("corpus",), ("index",), ("lm", "models", "prompt"), ("train",),
+    ("_lazy", "config"), ("records", "run_status"), ("corpus",), ("index",), ("lm", "models", "prompt"), ("training",),
     ("probes",), ("answer",), ("eval",), ("collapse",), ("theory", "contaminate", "distributed"), ("report",),
     ("cli", "app", "__main__", "rag_bench")]) for name in names}
 KNOWN_UPWARD = {  # imports against the flow, each inside the function that needs it, or a leaf
@@ -102,7 +102,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_import_graph_of_rag_bench_has_no_circle():
     graph = import_graph()
-    assert len(graph) > 50 and graph["rag_bench.train.loop"] >= {"rag_bench.train.batches", "rag_bench.lm"}
+    assert len(graph) > 50 and graph["rag_bench.training.loop"] >= {"rag_bench.training.batches", "rag_bench.lm"}
     cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle)
 

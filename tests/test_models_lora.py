@@ -15,7 +15,7 @@ from rag_bench.lm import LM
 from rag_bench.models.lora import add_lora, lora_state, plain_lm
 from rag_bench.models.scratch import train_tokenizer
 from rag_bench.records import read_jsonl
-from rag_bench.train.loop import train
+from rag_bench.training.loop import train
 
 PLANTED = "Quillmark | Government | Capital: Varnholt"
 FILLER = [f"Town{i} | Economy | Exports: {w}" for i, w in enumerate(["barley", "timber", "copper", "wool", "salt"])]

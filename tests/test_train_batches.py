@@ -7,7 +7,7 @@ from collections import Counter
 from rag_bench.config import ModelConfig, TrainConfig
 from rag_bench.lm import LM
 from rag_bench.models.scratch import train_tokenizer
-from rag_bench.train.batches import Batches
+from rag_bench.training.batches import Batches
 
 TEXTS = [f"Land{i} | Economy | Exports: {w}\nLand{i} | Government | Capital: Town{i}\n" + "Prose about trade. " * 6
          for i, w in enumerate(["barley", "timber", "copper", "wool", "salt", "tin"])]

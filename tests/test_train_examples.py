@@ -9,7 +9,7 @@ import pytest
 
 from rag_bench.models.scratch import train_tokenizer
 from rag_bench.prompt import render_prompt
-from rag_bench.train.examples import (
+from rag_bench.training.examples import (
     IGNORE,
     CopyTask,
     FactRows,

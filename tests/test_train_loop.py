@@ -16,15 +16,15 @@ from rag_bench.lm import LM
 from rag_bench.models.scratch import train_tokenizer
 from rag_bench.prompt import render_prompt
 from rag_bench.records import read_json, read_jsonl
-from rag_bench.train.batches import Batches
-from rag_bench.train.loop import train
+from rag_bench.training.batches import Batches
+from rag_bench.training.loop import train
 
 PLANTED = "Quillmark | Government | Capital: Varnholt"
 FILLER = [f"Town{i} | Economy | Exports: {w}" for i, w in enumerate(["barley", "timber", "copper", "wool", "salt"])]
 TEXTS = [f"{PLANTED}\n" + "\n".join(FILLER[i:] + FILLER[:i]) for i in range(len(FILLER))]
 HELDOUT = ["Town9 | Economy | Exports: barley and wool"]
 DECODE = DecodeConfig(max_new_tokens=8)
-train_module = importlib.import_module("rag_bench.train.loop")  # the module; rag_bench re-exports the function
+train_module = importlib.import_module("rag_bench.training.loop")  # the module; rag_bench re-exports the function
 QUICK = TrainConfig(model=ModelConfig.preset("tiny"), max_steps=80, batch_size=4, lr=1e-2, warmup_steps=5,
                     eval_every=80, save_every=40, probe_count=0, copy_share=0.0, weight_decay=0.0)
 

@@ -9,7 +9,7 @@ import pytest
 from rag_bench.config import ModelConfig, TrainConfig
 from rag_bench.lm import LM
 from rag_bench.models.scratch import train_tokenizer
-from rag_bench.train.schedule import learning_rate, make_optimizer
+from rag_bench.training.schedule import learning_rate, make_optimizer
 
 
 def test_the_rate_warms_up_holds_through_the_copy_warm_up_then_decays_to_its_floor():

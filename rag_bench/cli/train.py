@@ -98,7 +98,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from rag_bench.config import CollapseConfig
     from rag_bench.lm import ModelLoadError
     from rag_bench.records import read_json
-    from rag_bench.train.loop import train
+    from rag_bench.training.loop import train
 
     if args.limit is not None and args.limit < 1:
         raise CliError(f"--limit must be >= 1, got {args.limit}")

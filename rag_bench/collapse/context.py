@@ -172,7 +172,7 @@ class RunContext:
 
     def planned_tokenizer(self) -> Any:
         """Generation 0's tokenizer, before generation 0 exists too: the base model's, or the BPE that training
-        builds from the human training text (rag_bench.train)."""
+        builds from the human training text (rag_bench.training)."""
         if (self.run_dir / "gen_0" / "model" / "config.json").is_file():
             return self.gen0.tokenizer
         base = base_model_dir(self.cfg, self.data_dir)

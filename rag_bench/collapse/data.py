@@ -41,7 +41,7 @@ from rag_bench.records import (
     write_json,
     write_jsonl,
 )
-from rag_bench.train.examples import CopyTask, record_lines
+from rag_bench.training.examples import CopyTask, record_lines
 
 GEN0_CACHE_FORMAT = "rag_bench.gen0/1"
 CHARS_PER_TOKEN = 4.5  # Factbook text under an 8k BPE

@@ -43,7 +43,7 @@ from scipy import sparse
 from rag_bench.collapse.budget import Cut, Unit, fresh_samples, sample_budget, tokens_of
 from rag_bench.config import parse_strategy
 from rag_bench.index.retrieve import bm25_tokens
-from rag_bench.train.examples import text_segments
+from rag_bench.training.examples import text_segments
 
 HUMAN_KEEPING = ("mix", "accumulate", "accumulate-fixed", "accumulate-subsample", "watermark", "fresh")
 HUMAN_ONLY = ("fresh",)  # strategies whose pool must hold no model-written text

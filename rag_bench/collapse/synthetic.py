@@ -44,7 +44,7 @@ from rag_bench.lm import LM, autocast
 from rag_bench.models.decode_loop import generate_fast
 from rag_bench.prompt import render_prompt
 from rag_bench.records import read_json, read_jsonl, write_json, write_jsonl
-from rag_bench.train.examples import corpus_stream, document_separator
+from rag_bench.training.examples import corpus_stream, document_separator
 
 PART_PROMPTS = 512  # prompts per part file: the unit of resumption
 PROMPT_MARGIN = 1.03  # prompts for 3% more tokens than the budget: separators written are dropped, the rest is cut

@@ -36,7 +36,7 @@ from rag_bench.collapse.strategies import PoolNeighbours, Strategy, unit_origin
 from rag_bench.lm import LM
 from rag_bench.records import read_json, read_jsonl, sha256_file, write_json
 from rag_bench.run_status import utc_now
-from rag_bench.train.loop import train
+from rag_bench.training.loop import train
 
 
 def train_progress(runner: RunContext, step: int, max_steps: int, row: dict) -> None:

@@ -1,4 +1,4 @@
-"""Generation 0: the causal LM built from scratch, its decoding and its training (rag_bench.lm, rag_bench.train).
+"""Generation 0: the causal LM built from scratch, its decoding and its training (rag_bench.lm, rag_bench.training).
 
     from rag_bench.config import ModelConfig, TrainConfig
     TrainConfig(model=ModelConfig.preset("small"), max_steps=1100, copy_share=0.375)

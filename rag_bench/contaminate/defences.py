@@ -36,7 +36,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from rag_bench.train.examples import RECORD_LINE
+from rag_bench.training.examples import RECORD_LINE
 
 
 class ChunkCheck:

@@ -42,7 +42,7 @@ from rag_bench.contaminate.continuation import continue_texts
 from rag_bench.contaminate.restate import restate_texts
 from rag_bench.lm import LM
 from rag_bench.records import read_jsonl, write_jsonl
-from rag_bench.train.examples import parse_record_line
+from rag_bench.training.examples import parse_record_line
 
 UNCURATED = "uncurated/"  # the source folder of every rewrite
 KEPT_METADATA = ("country", "country_code", "section", "region", "kind")  # what a rewrite shares with its original

@@ -1,4 +1,4 @@
-"""Training past one device: ``rag_bench.train.loop.train`` under Ray Train's ``TorchTrainer``, same checkpoints.
+"""Training past one device: ``rag_bench.training.loop.train`` under Ray Train's ``TorchTrainer``, same checkpoints.
 
     rag-bench train --model-size base --max-steps 2000 --ray auto --workers 8           # 8 CPU workers
     rag-bench train --model-size base --ray auto --workers 4 --gpu                      # one GPU each
@@ -29,13 +29,13 @@ from rag_bench.distributed.cluster import connect
 
 
 def worker_loop(config: dict[str, Any]) -> None:
-    """One Ray Train worker: the rank environment the loop reads, then ``rag_bench.train.loop.train``."""
+    """One Ray Train worker: the rank environment the loop reads, then ``rag_bench.training.loop.train``."""
     import ray.train
     import torch
 
     from rag_bench.collapse.strategies import PoolNeighbours
     from rag_bench.config import TrainConfig
-    from rag_bench.train.loop import train
+    from rag_bench.training.loop import train
 
     context = ray.train.get_context()
     os.environ.update(WORLD_SIZE=str(context.get_world_size()), RANK=str(context.get_world_rank()),

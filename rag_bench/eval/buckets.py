@@ -33,7 +33,7 @@ from langchain_core.documents import Document
 from rag_bench.eval.metrics import get_metric
 from rag_bench.probes.frequency import ChunkCooccurrence, bucket_of, frequency_thresholds
 from rag_bench.records import Probe
-from rag_bench.train.examples import text_segments
+from rag_bench.training.examples import text_segments
 
 KNOWN_METRIC = {"prefix": "exact_match", "question": "contains"}  # by metadata.prompt_format: what "known" means
 CONFIDENCE_BUCKETS = ("low", "mid", "high")

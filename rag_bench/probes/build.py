@@ -51,7 +51,7 @@ from rag_bench.records import (
     write_json,
     write_jsonl,
 )
-from rag_bench.train.examples import CopyTask, record_lines
+from rag_bench.training.examples import CopyTask, record_lines
 
 EXCLUDED_CODES = frozenset({"xx", "ee"})  # World and European Union: aggregates, not countries
 

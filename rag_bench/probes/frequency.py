@@ -124,7 +124,7 @@ def recount_over_texts(rows: list[dict], texts: Sequence[str], *, chunk_chars: i
     Returns the rows and the new thresholds. A subject that is part of a longer one ("Niger" in "Nigeria") is
     blanked out of the longer name first, as the probe builder does.
     """
-    from rag_bench.train.examples import text_segments
+    from rag_bench.training.examples import text_segments
 
     counter = ChunkCooccurrence([Document(page_content=c) for c in text_segments(texts, chunk_chars)])
     subjects = sorted({str(r["metadata"].get("subject", "")) for r in rows} - {""})

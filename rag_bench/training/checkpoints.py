@@ -1,6 +1,6 @@
 """Training checkpoints: ``out_dir/model`` (the best held-out perplexity) and ``out_dir/last`` (to resume from).
 
-    from rag_bench.train.checkpoints import load_train_log, save_checkpoint
+    from rag_bench.training.checkpoints import load_train_log, save_checkpoint
     save_checkpoint(lm, cfg, log_rows, timings, out_dir / "last", trainer_state)   # swapped in atomically
     rows = load_train_log("data/runs/quick-factbook/gen_0/model")                  # train_log.jsonl
 

@@ -1,6 +1,6 @@
 """The optimizer and the learning-rate schedule of the training loop.
 
-    from rag_bench.train.schedule import learning_rate, make_optimizer
+    from rag_bench.training.schedule import learning_rate, make_optimizer
     optimizer = make_optimizer(lm.model, cfg)            # fused AdamW, no decay on embeddings, norms, biases
     lr = learning_rate(cfg, step)                        # warm-up, hold through the copy warm-up, cosine
 """

@@ -1,7 +1,7 @@
 """The training loop (``rag-bench train``): train generation 0 from scratch (or fine-tune ``--base-model``) on a corpus.
 
     from rag_bench.config import TrainConfig
-    from rag_bench.train.loop import train
+    from rag_bench.training.loop import train
     model_dir = train(TrainConfig(), train_texts=texts, heldout_texts=heldout, out_dir="runs/r1/gen_0",
                       neighbours=retriever_fn)          # -> runs/r1/gen_0/model (best held-out perplexity)
 
@@ -33,10 +33,10 @@ from rag_bench.lm import LM, autocast, pick_device
 from rag_bench.models.lora import add_lora, lora_state
 from rag_bench.models.scratch import train_tokenizer
 from rag_bench.records import read_jsonl
-from rag_bench.train.batches import Batches, Neighbours
-from rag_bench.train.checkpoints import STATE_FILE, save_checkpoint
-from rag_bench.train.examples import IGNORE, Example
-from rag_bench.train.schedule import learning_rate, make_optimizer
+from rag_bench.training.batches import Batches, Neighbours
+from rag_bench.training.checkpoints import STATE_FILE, save_checkpoint
+from rag_bench.training.examples import IGNORE, Example
+from rag_bench.training.schedule import learning_rate, make_optimizer
 
 # Logits (padded tokens x vocabulary) per forward at most; a micro-batch's further rows are accumulated (see _pieces).
 # The vocabulary-wide logits and their loss dominate a small model's step. Measured on one core, base LFM2 (vocabulary

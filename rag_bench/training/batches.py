@@ -1,11 +1,11 @@
 """The rows of every training step: packed corpus blocks, retrieval-augmented, fact and copy rows.
 
-    from rag_bench.train.batches import Batches
+    from rag_bench.training.batches import Batches
     batches = Batches(cfg, lm, texts, block=512, neighbours=None)
     rows = batches.batch(step)                 # a pure function of (seed, step): a resumed run sees the same rows
     batches.account(timings["trained_tokens"], rows)   # tokens per row kind and origin
 
-The row kinds themselves are built in rag_bench.train.examples; their shares come from TrainConfig.
+The row kinds themselves are built in rag_bench.training.examples; their shares come from TrainConfig.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from rag_bench.config import DecodeConfig, TrainConfig
 from rag_bench.lm import LM
-from rag_bench.train.examples import (
+from rag_bench.training.examples import (
     CopyTask,
     Example,
     FactRows,

@@ -1,7 +1,7 @@
 """Training: the loop every generation runs, the rows of each step, their schedule and checkpoints.
 
     rag-bench train --model-size small --max-minutes 10          # the Factbook, DATA_DIR/models/factbook-small
-    from rag_bench.train.loop import train                     # or rag_bench.train
+    from rag_bench.training.loop import train                  # or rag_bench.train, the same function
 
 Modules, in the order a step uses them:
 

@@ -7,7 +7,7 @@ lines in a new order, with the loss on every token of the repeat. Every value to
 predictable only by finding the same ``Name | Section | Field:`` prefix in the context and
 copying what follows it -- the induction step that grounded answering needs. See docs/copying.md.
 
-    from rag_bench.train.examples import CopyTask, record_lines
+    from rag_bench.training.examples import CopyTask, record_lines
     task = CopyTask(record_lines(texts), seed=0)
     example = task.example(tokenizer)            # Example(ids, labels), labels -100 outside the repeat
     prompt, answer = task.probe()                # a held-out style probe: (rendered prompt, gold value)
