@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import time
+import weakref
 
 import pytest
 from transformers import TextIteratorStreamer
 
 from rag_bench.answer import closed_book
+from rag_bench.app import batching
 from rag_bench.app.batching import BatchedLM, batched
 from rag_bench.config import DecodeConfig, ModelConfig
 from rag_bench.lm import LM
@@ -104,3 +108,19 @@ def test_one_batched_lm_per_model(lm):
     lock = threading.Lock()
     first = batched(lm, lock)
     assert batched(lm, lock) is first and batched(first, lock) is first and first.lock is lock
+
+
+def test_a_model_nobody_holds_is_freed_with_its_queue(monkeypatch):
+    monkeypatch.setattr(batching, "IDLE_S", 0.1)  # the worker ends soon after its last batch
+    texts = [f"Land{i} | Government | Capital: City{i}" for i in range(8)]
+    model = LM.build(ModelConfig.preset("tiny", arch="llama"), train_tokenizer(texts, vocab_size=300), seed=0,
+                     device="cpu")
+    shared = batched(model, threading.Lock())
+    assert len(ask_at_once(shared, QUESTIONS[:2])) == 2
+    freed, worker = weakref.ref(model), shared._worker
+    del model, shared  # as the app drops a model past AppConfig.max_models
+    deadline = time.monotonic() + 10
+    while worker is not None and worker.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    gc.collect()
+    assert freed() is None

@@ -31,7 +31,10 @@ from rag_bench.models.decoding import Generation
 MAX_BATCH = 8  # questions per shared batch at most
 GATHER_S = 0.05  # how long the first question of a batch waits for others asked at the same moment
 IDLE_S = 60.0  # a worker with nothing to do for this long ends; the next call starts another
-_BATCHED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # LM -> its BatchedLM
+# id(LM) -> its BatchedLM, while anyone holds that (a caller, or its worker until IDLE_S). Not a WeakKeyDictionary on
+# the LM: its value holds the LM, so no model would ever be freed (the app drops models past AppConfig.max_models).
+# The id cannot be reused while the entry lives, since the entry's BatchedLM holds the LM.
+_BATCHED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 _BATCHED_LOCK = threading.Lock()
 
 
@@ -121,6 +124,7 @@ def batched(lm: LM | BatchedLM, lock: threading.Lock) -> BatchedLM:
     if isinstance(lm, BatchedLM):
         return lm
     with _BATCHED_LOCK:
-        if lm not in _BATCHED:
-            _BATCHED[lm] = BatchedLM(lm, lock)
-        return _BATCHED[lm]
+        shared = _BATCHED.get(id(lm))
+        if shared is None:
+            shared = _BATCHED[id(lm)] = BatchedLM(lm, lock)
+        return shared
