@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from rag_bench.app import published
+from rag_bench.app.bands import read_intervals
 from rag_bench.app.published import PUBLISHED, finding, page_text, preset_note, published_results
 
 INTERVAL = re.compile(r"^-?\d+\.\d{3} \[-?\d+\.\d{3}, -?\d+\.\d{3}\]$")
@@ -25,6 +27,19 @@ def test_smol_and_quick_are_published_with_commit_figures_tables_and_finding(tmp
     assert "contains" in results["smol"].tables[0][0]  # a chat model's sentences: exact match is 0 throughout
     assert "exact_match" in results["quick"].tables[0][0]
     assert results["contaminate-smol"].figures and "| pool share |" in results["contaminate-smol"].markdown_tables
+
+
+def test_a_figure_is_drawn_once_and_a_later_start_finds_it(tmp_path: Path):
+    drawn = {p: p.stat().st_mtime_ns for r in published_results(tmp_path) for p in r.figures if p.parent == tmp_path}
+    assert len(drawn) == 4
+    published._published.cache_clear()  # what a new process starts with
+    again = {p: p.stat().st_mtime_ns for r in published_results(tmp_path) for p in r.figures if p.parent == tmp_path}
+    assert again == drawn  # the same files, not drawn again
+    rows = read_intervals(published.RESULTS_DIR / "quick" / "intervals.csv")
+    shown = {"title": "quick", "ylabel": "exact match", "out_dir": tmp_path, "stem": "quick"}
+    same = published.figure_png(rows, "exact_match", "all", **shown)
+    rows[0] = {**rows[0], "value": "0.5"}  # another value is another figure, whatever the commit
+    assert published.figure_png(rows, "exact_match", "all", **shown) != same
 
 
 def test_every_published_marker_finds_its_finding_in_its_docs_page():

@@ -13,12 +13,15 @@ held-out texts for perplexity). A contamination result shows its own committed f
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
+import hashlib
+import json
 import re
 import subprocess
 from pathlib import Path
+
+from rag_bench.app.bands import band_figure, band_lines, read_intervals, save_figure
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RESULTS_DIR = REPO_ROOT / "docs" / "results"
@@ -43,8 +46,7 @@ PRESET_RESULTS = {
     "smol": ("smol", "seed 0 took 81 min (evaluation 52, training 15, writing 13), seed 1 65 min, on 2 cores of an "
                      "Intel Xeon with native bf16 at load 4-7"),
 }
-MODE_NAMES = {"closed": "closed-book", "grounded": "grounded", "grounded_span": "grounded (span)",
-              "oracle": "oracle"}
+FIGURE_FORMAT = 1  # bump when the drawing changes, so that figures drawn before are drawn again
 _ITEM = re.compile(r"^(\s*)([-*]|\d+\.)\s+")
 
 
@@ -95,11 +97,6 @@ def page_text(page: Path) -> str:
     return page.read_text(encoding="utf-8") if page.is_file() else ""
 
 
-def read_intervals(path: Path) -> list[dict[str, str]]:
-    with open(path, encoding="utf-8", newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
 def cell(row: dict[str, str]) -> str:
     """A value with its interval, 3 decimals: "0.109 [0.052, 0.172]"."""
     return f"{float(row['value']):.3f} [{float(row['low']):.3f}, {float(row['high']):.3f}]"
@@ -112,56 +109,28 @@ def accuracy_metric(rows: list[dict[str, str]]) -> str:
     return "contains" if has_contains and not any(exact) else "exact_match"
 
 
-def series(rows: list[dict[str, str]], figure: str, bucket: str) -> dict[str, list[dict[str, str]]]:
-    """"strategy, mode" -> rows by generation, for one figure and bucket."""
-    out: dict[str, list[dict[str, str]]] = {}
-    for row in rows:
-        if row["figure"] == figure and row["bucket"] == bucket:
-            label = ", ".join(p for p in (row["strategy"], MODE_NAMES.get(row["mode"], row["mode"])) if p)
-            out.setdefault(label, []).append(row)
-    return {k: sorted(v, key=lambda r: int(r["generation"])) for k, v in sorted(out.items())}
-
-
 def table(rows: list[dict[str, str]], figure: str, bucket: str) -> tuple[list[str], list[list[str]]]:
     """A row per strategy and mode, a column per generation; each cell a value with its interval."""
-    lines = series(rows, figure, bucket)
-    generations = sorted({int(r["generation"]) for v in lines.values() for r in v})
+    lines = band_lines(rows, figure, bucket)
+    generations = sorted({p["generation"] for v in lines.values() for p in v})
     headers = ["", *[f"generation {g}" for g in generations]]
     body = []
     for label, points in lines.items():
-        by_gen = {int(r["generation"]): cell(r) for r in points}
+        by_gen = {p["generation"]: cell(p["row"]) for p in points}
         body.append([label, *[by_gen.get(g, "") for g in generations]])
     return headers, body
 
 
-def draw(rows: list[dict[str, str]], figure: str, bucket: str, *, title: str, ylabel: str, out: Path) -> Path:
-    """One line per strategy and mode with its interval band; generations on an integer axis."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
-    for label, points in series(rows, figure, bucket).items():
-        x = [int(r["generation"]) for r in points]
-        line, = ax.plot(x, [float(r["value"]) for r in points], marker="o", label=label)
-        ax.fill_between(x, [float(r["low"]) for r in points], [float(r["high"]) for r in points],
-                        color=line.get_color(), alpha=0.15, linewidth=0)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("generation")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+def figure_png(rows: list[dict[str, str]], figure: str, bucket: str, *, title: str, ylabel: str, out_dir: Path,
+               stem: str) -> Path:
+    """The figure's PNG, drawn once: its name holds a hash of what it shows, so a later start finds it drawn."""
+    lines = band_lines(rows, figure, bucket)
+    shown = json.dumps([FIGURE_FORMAT, title, ylabel, {k: [p["row"] for p in v] for k, v in lines.items()}])
+    out = out_dir / f"{stem}-{hashlib.sha256(shown.encode()).hexdigest()[:12]}-{figure}.png"
+    return out if out.is_file() else save_figure(band_figure(lines, title=title, ylabel=ylabel), out)
 
 
-def collapse_result(name: str, folder: Path, out_dir: Path, commit: str) -> tuple[list[Path], list]:
+def collapse_result(name: str, folder: Path, out_dir: Path) -> tuple[list[Path], list]:
     rows = read_intervals(folder / "intervals.csv")
     probes = next((r["probes"] for r in rows if r["split"] == "test"), "?")
     seeds = next((r["seeds"] for r in rows if r["split"] == "test"), "?")
@@ -173,10 +142,10 @@ def collapse_result(name: str, folder: Path, out_dir: Path, commit: str) -> tupl
                   "heldout_perplexity", "heldout", "perplexity")
     figures, tables = [], []
     for caption, figure, bucket, ylabel in (accuracy, perplexity):
-        if not series(rows, figure, bucket):
+        if not band_lines(rows, figure, bucket):
             continue
-        figures.append(draw(rows, figure, bucket, title=f"{name}: {ylabel} by generation\n{caption}", ylabel=ylabel,
-                            out=out_dir / f"{name}-{commit or 'local'}-{figure}.png"))
+        figures.append(figure_png(rows, figure, bucket, title=f"{name}: {ylabel} by generation\n{caption}",
+                                  ylabel=ylabel, out_dir=out_dir, stem=name))
         tables.append((caption, *table(rows, figure, bucket)))
     return figures, tables
 
@@ -191,7 +160,7 @@ def _published(out_dir: str, stamp: tuple) -> tuple[Published, ...]:
         commit, date = commit_of(folder)
         figures, tables, markdown = [], [], ""
         if (folder / "intervals.csv").is_file():
-            figures, tables = collapse_result(name, folder, Path(out_dir), commit)
+            figures, tables = collapse_result(name, folder, Path(out_dir))
         else:
             figures = sorted(folder.glob("contamination.png"))
             markdown = (folder / "table.md").read_text(encoding="utf-8") if (folder / "table.md").is_file() else ""
@@ -213,7 +182,7 @@ def preset_note(preset: str) -> str:
 
 
 def published_results(out_dir: Path) -> list[Published]:
-    """Every published result present in docs/results, drawn once per change of the folder (figures in out_dir)."""
+    """Every published result present in docs/results; a figure is drawn once into out_dir and found there after."""
     stamp = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(RESULTS_DIR.glob("*/*")) if p.is_file()) \
         if RESULTS_DIR.is_dir() else ()
     return list(_published(str(out_dir), stamp))
