@@ -719,13 +719,40 @@ def test_results_table_plot_and_downloads(app, tiny_data):
     assert len(frame) == 2 * 2 * 2 * 2  # generations x modes x buckets x metrics
     lines = plot_frame(frame, metric="exact_match", bucket="tail")
     assert lines.to_dict("list") == {"generation": ["0", "1", "0", "1"], "value": [0.5, 0.3, 0.9, 0.85],
-                                     "series": ["closed", "closed", "grounded", "grounded"]}
+                                     "series": ["run · closed", "run · closed", "run · grounded",
+                                                "run · grounded"]}  # the report's name of an unnamed strategy
     table = run_table(frame, "all")
     assert table.columns.tolist()[:3] == ["strategy", "generation", "closed exact_match"]
     files = [Path(f).name for f in downloads(app.cfg, ["r"])]
     assert files == ["report.html", "r-results.json", "compare-r.csv"]
     exported = json.loads((tiny_data / "ui" / "exports" / "r-results.json").read_text())
     assert sorted(exported) == ["gen_0", "gen_1"]
+
+
+def test_your_runs_get_the_bands_of_their_report_where_it_covers_their_generations(tmp_path):
+    from rag_bench.app.bands import band_figure
+    from rag_bench.app.results import plot_lines, results_frame, run_intervals
+    from rag_bench.report.ci import CI_COLUMNS
+
+    cfg = AppConfig(data_dir=str(tmp_path))
+    for generation, (closed, grounded) in enumerate(((0.5, 0.9), (0.3, 0.85))):
+        write_results(cfg.runs_path / "b" / f"gen_{generation}", closed, grounded)
+    frame = results_frame(cfg, ["b"])
+    assert plot_lines(frame, run_intervals(cfg, ["b"]), metric="exact_match", bucket="tail")[1].startswith(
+        "all probes; no intervals")  # no report yet: results.json's values, bare
+    # the report's intervals (test split): both generations of closed-book, generation 0 alone of grounded
+    cells = [("closed", 0, 0.4, 0.2, 0.6), ("closed", 1, 0.25, 0.1, 0.4), ("grounded", 0, 0.8, 0.7, 0.9)]
+    rows = [",".join(map(str, ("exact_match", "run", g, mode, "tail", "test", v, lo, hi, 40, 1, "bootstrap")))
+            for mode, g, v, lo, hi in cells]
+    (cfg.runs_path / "b" / "report").mkdir()
+    (cfg.runs_path / "b" / "report" / "intervals.csv").write_text("\n".join([",".join(CI_COLUMNS), *rows]) + "\n")
+    lines, note = plot_lines(frame, run_intervals(cfg, ["b"]), metric="exact_match", bucket="tail")
+    assert lines == {"run · closed": [{"generation": 0, "value": 0.4, "low": 0.2, "high": 0.6},
+                                      {"generation": 1, "value": 0.25, "low": 0.1, "high": 0.4}],
+                     "run · grounded": [{"generation": 0, "value": 0.9}, {"generation": 1, "value": 0.85}]}
+    assert note.startswith("banded lines: test split")  # a band stands only over all the generations shown
+    figure = band_figure(lines, title=note, ylabel="exact match")
+    assert len(figure.axes[0].collections) == 1 and len(figure.axes[0].lines) == 2  # one band, two lines
 
 
 # ---------------------------------------------------------------------------------------

@@ -45,13 +45,12 @@ def band_lines(rows: list[dict[str, str]], figure: str, bucket: str, *,
 
 def band_figure(lines: dict[str, list[Point]], *, title: str, ylabel: str):
     """One line per label, with its interval band where every point has one; a matplotlib Figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
+    # not through pyplot: a page draws one per change of its controls, and pyplot would keep every one open
+    fig = Figure(figsize=(6.4, 3.6), dpi=110)
+    ax = fig.subplots()
     for label, points in lines.items():
         x = [p["generation"] for p in points]
         line, = ax.plot(x, [p["value"] for p in points], marker="o", label=label)
@@ -70,13 +69,9 @@ def band_figure(lines: dict[str, list[Point]], *, title: str, ylabel: str):
 
 
 def save_figure(fig, out: Path) -> Path:
-    """Write ``fig`` as a PNG at ``out`` (atomically) and close it."""
-    import matplotlib.pyplot as plt
-
+    """Write ``fig`` as a PNG at ``out``, atomically."""
     from rag_bench.records import atomic_path
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png")
-    plt.close(fig)
     return out

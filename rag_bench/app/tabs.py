@@ -19,6 +19,7 @@ from rag_bench.app import corpus as app_corpus
 from rag_bench.app import picker as app_picker
 from rag_bench.app import prefix as app_prefix
 from rag_bench.app import results as app_results
+from rag_bench.app.bands import band_figure
 from rag_bench.app.state import App, UserError, generations, list_indexes, list_runs
 from rag_bench.config import DEFAULT_READER, ConfigError
 from rag_bench.records import RecordError
@@ -285,7 +286,7 @@ def runs_column(app: App, demo: gr.Blocks) -> None:
     with gr.Row():
         bucket = gr.Dropdown(label="Bucket", choices=[], allow_custom_value=True, scale=1)
         modes = gr.CheckboxGroup(label="Modes", choices=[], scale=2)
-    plot = gr.LinePlot(x="generation", y="value", color="series", height=360, x_title="generation")
+    plot = gr.Plot(label="By generation", elem_id="results-plot")  # matplotlib: lines with their interval bands
     pending = gr.Markdown("No finished generation of yours to compare yet.", elem_id="results-empty")
     table = gr.Dataframe(label="Values", interactive=False, wrap=True, visible=False, elem_id="results-table")
     with gr.Row():
@@ -307,13 +308,17 @@ def runs_column(app: App, demo: gr.Blocks) -> None:
         metric_name = metric_name if metric_name in metrics else next(iter(metrics), None)
         bucket_name = bucket_name if bucket_name in buckets else next(iter(buckets), None)
         mode_names = [m for m in mode_names or [] if m in all_modes] or all_modes
-        lines = app_results.plot_frame(frame, metric=metric_name, bucket=bucket_name, modes=mode_names) \
+        lines, note = app_results.plot_lines(frame, app_results.run_intervals(cfg, run_ids or []),
+                                             metric=metric_name, bucket=bucket_name, modes=mode_names) \
+            if metric_name else ({}, "")
+        figure = band_figure(lines, title=f"{metric_name} ({bucket_name}) by generation\n{note}",
+                             ylabel=str(metric_name).replace("_", " ")) if lines else None
+        values = app_results.plot_frame(frame, metric=metric_name, bucket=bucket_name, modes=mode_names) \
             if metric_name else None
         return (gr.update(choices=metrics, value=metric_name), gr.update(choices=buckets, value=bucket_name),
-                gr.update(choices=all_modes, value=mode_names),
-                gr.update(value=lines, title=f"{metric_name} ({bucket_name}) by generation"),
-                gr.update(value=lines, visible=lines is not None and not lines.empty),
-                gr.update(visible=lines is None or lines.empty))
+                gr.update(choices=all_modes, value=mode_names), gr.update(value=figure, visible=figure is not None),
+                gr.update(value=values, visible=values is not None and not values.empty),
+                gr.update(visible=values is None or values.empty))
 
     outputs = [metric, bucket, modes, plot, table, pending]
     for event in (demo.load, refresh.click):
