@@ -107,7 +107,7 @@ def answer_on_ray(model_path: str | Path, probes: Sequence[Any], cfg: Any, retri
     ``answer`` (summed; ``answer_cpu_s`` their CPU seconds) and ``first_chunk_answer_s`` that of the first chunk.
     """
     from rag_bench.answer import Answer
-    from rag_bench.eval.run import ANSWER_CHUNK_BATCHES
+    from rag_bench.eval.one_pass import ANSWER_CHUNK_BATCHES
 
     started, called = time.perf_counter(), time.time()
     chunks = chunked([p.prompt for p in probes], cfg.batch_size * ANSWER_CHUNK_BATCHES)

@@ -21,7 +21,8 @@ from rag_bench.config import EvalConfig
 from rag_bench.lm import LM
 from rag_bench.records import Probe
 
-CHUNK_BATCHES = 4  # batches per mode per chunk, as answer_probes answers one mode
+# Batches per mode per chunk of probes: here, in eval.run.answer_probes (one mode) and in the Ray answerer's shards.
+ANSWER_CHUNK_BATCHES = 4
 
 
 def answer_all_modes(lm: LM, probes: Sequence[Probe], cfg: EvalConfig, retriever: Any = None, *,
@@ -29,7 +30,7 @@ def answer_all_modes(lm: LM, probes: Sequence[Probe], cfg: EvalConfig, retriever
     """``{mode: answers in the order of probes}`` for every mode of ``cfg.modes`` but the oracle ones (their
     passages are the gold chunks, not ``retriever``'s: evaluate answers them on the probes that have one)."""
     decode = cfg.decode.replace(batch_size=cfg.batch_size)
-    step = cfg.batch_size * CHUNK_BATCHES
+    step = cfg.batch_size * ANSWER_CHUNK_BATCHES
     modes = [m for m in cfg.modes if m not in ORACLE_MODES]
     template = resolve_template(cfg.template, lm.tokenizer)
     answers: dict[str, list[Answer]] = {mode: [] for mode in modes}

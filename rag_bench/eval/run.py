@@ -46,7 +46,7 @@ from rag_bench.eval.continuations import generation_eval, human_prompts
 from rag_bench.eval.diversity import rare_ngrams
 from rag_bench.eval.inputs import ContextRetriever, load_eval_probes, oracle_inputs, retrieve_contexts
 from rag_bench.eval.metrics import get_metric, perplexity_from_nll
-from rag_bench.eval.one_pass import one_pass_answerer
+from rag_bench.eval.one_pass import ANSWER_CHUNK_BATCHES, one_pass_answerer
 from rag_bench.eval.paths import default_cache_dir
 from rag_bench.eval.scoring import (
     ACCURACY,
@@ -64,7 +64,6 @@ from rag_bench.lm import LM
 from rag_bench.records import Probe, write_json, write_jsonl
 
 SCHEMA = "rag_bench.results/1"
-ANSWER_CHUNK_BATCHES = 4  # batches per answer() call; rag_bench.distributed.answer shards by the same chunks
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("rag-bench", "torch", "transformers", "tokenizers", "sentence-transformers", "faiss-cpu", "langchain-core",
             "langchain-community", "langchain-huggingface", "numpy", "sacrebleu", "scipy")
