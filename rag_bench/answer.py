@@ -223,9 +223,10 @@ def answer_modes(lm: LM, questions: Sequence[str], modes: Sequence[str], *, retr
                  decode: DecodeConfig | None = None, template: str = DEFAULT_TEMPLATE) -> dict[str, list[Answer]]:
     """Every mode's answers from one pass: all prompts of the free modes in one length-sorted ``generate``.
 
-    The same answers as ``answer`` mode by mode (each prompt is decoded alone in its batch's rows), in fewer,
-    fuller batches: a closed-book prompt no longer waits in a batch padded to a grounded one's length, and the
-    batches of one mode do not end half empty. The span modes (a constraint per prompt) keep their own call; an
+    The same answers as ``answer`` mode by mode in fp32 (each prompt is decoded alone in its batch's rows; under bf16
+    autocast a greedy answer can change with its batch's other prompts, docs/scale.md), in fewer, fuller batches:
+    a closed-book prompt no longer waits in a batch padded to a grounded one's length, and the batches of one mode
+    do not end half empty. The span modes (a constraint per prompt) keep their own call; an
     oracle mode's ``retriever`` must serve the gold passages (``PassagesGiven``), so evaluation answers it apart.
     """
     questions = _as_list(questions)

@@ -10,9 +10,9 @@ thread per model waits ``GATHER_S`` for company, then takes every queued call wi
 settings (at most ``MAX_BATCH``) and answers them in one batched ``LM.generate_detailed`` under the model's
 lock. While that batch runs, new questions queue up for the next one. A call that finds no company streams
 token by token as before; in a shared batch its streamer gets the whole answer when the batch is done (the
-decode loop streams one prompt). Greedy answers are those of one-by-one calls: each row of a batch decodes
-as it would alone (tests/test_app_batching.py). Calls with several prompts or a span constraint go straight
-to the model under its lock.
+decode loop streams one prompt). Greedy answers are those of one-by-one calls in fp32: each row of a batch decodes
+as it would alone (tests/test_app_batching.py); under bf16 autocast one can change (docs/scale.md). Calls with
+several prompts or a span constraint go straight to the model under its lock.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@
 The probes go in chunks (a few batches each, so the progress bar moves); each chunk's prompts of every free mode
 (closed, grounded, ...) are decoded by one ``rag_bench.answer.answer_modes`` call, so ``LM.generate_detailed``
 sorts them all by length: short closed-book prompts fill batches together, long grounded ones together, and no
-mode ends in a half-empty batch. The answers are those of answering mode by mode.
+mode ends in a half-empty batch. The answers are those of answering mode by mode in fp32 (not always under bf16
+autocast: docs/scale.md).
 """
 
 from __future__ import annotations
