@@ -146,11 +146,12 @@ def serve(data_dir: Path, collapse_command: list[str] | None = None):
 
 
 def start_demo_run(demo, run_id: str = "quick-demo") -> None:
-    """A stand-in run that moves slowly, so the Experiment tab shows a live stage, bar and log."""
+    """A stand-in run that is still writing lines when the checks end (400 generations of FAKE_STEP_SECONDS each),
+    so the Experiment tab shows a live stage, bar and log."""
     from rag_bench.app.runs import collapse_job
 
     cfg = demo.rag_app.cfg
-    demo.rag_runner.submit(collapse_job(cfg, run_id, preset="quick", generations=40,
+    demo.rag_runner.submit(collapse_job(cfg, run_id, preset="quick", generations=400,
                                         strategies=("replace", "accumulate")))
 
 
@@ -207,7 +208,8 @@ def check_truths(url: str, start_elsewhere) -> None:
 
 def test_browser_chat_answers_both_ways_opens_a_citation_and_shows_the_experiment(tmp_path, monkeypatch):
     require_browser()
-    monkeypatch.setenv("FAKE_STEP_SECONDS", "1.5")
+    # a line every 0.3 s: the log outgrows its box (gen 12) within seconds, and new lines arrive within each 2 s tick
+    monkeypatch.setenv("FAKE_STEP_SECONDS", "0.3")
     data = make_tiny_data(tmp_path)
     demo, url = serve(data, fake_command(tmp_path / "scripts", "collapse", FAILING_COLLAPSE))
     try:
