@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -206,10 +207,13 @@ def snapshot(run: Path) -> dict[str, tuple[int, str]]:
     return out
 
 
-def test_sigkill_mid_run_resumes_without_recomputing_finished_steps(tiny_run: Path, data_dir: Path):
+def test_sigkill_mid_run_resumes_without_recomputing_finished_steps(tiny_run: Path, data_dir: Path, tmp_path: Path):
     run = data_dir / "runs" / "killed"
-    command = [sys.executable, "-m", "rag_bench", "collapse", "--preset", "tiny", "--generations", "3",
-               "--strategy", "replace", "--run-dir", str(run), "--data-dir", str(data_dir)]
+    config = tmp_path / "tiny.json"  # the tiny preset, 3 generations of replace; no report (tiny_run draws one)
+    config.write_text(json.dumps(collapse_preset("tiny", generations=3, strategies=("replace",),
+                                                 report=False).to_dict()))
+    command = [sys.executable, "-m", "rag_bench", "collapse", "--config", str(config), "--run-dir", str(run),
+               "--data-dir", str(data_dir)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     gen1 = run / "replace" / "gen_1" / "manifest.json"
