@@ -98,7 +98,7 @@ CONTAMINATE_COUNTRIES = ["ck", "kt", "pc"]  # Cocos (Keeling) Islands, Christmas
 
 @pytest.fixture(scope="session")
 def contaminate_data(tmp_path_factory) -> Path:
-    """DATA_DIR with a 3-country Factbook (index, probes) and a tiny run of 2 generations of `replace`."""
+    """DATA_DIR with a 3-country Factbook (index, probes) and a tiny run of 2 generations of `replace`, no report."""
     import importlib.util
 
     import torch
@@ -121,8 +121,9 @@ def contaminate_data(tmp_path_factory) -> Path:
                     facts_path=data / "corpora" / "factbook" / "facts.jsonl")
     threads = torch.get_num_threads()
     try:
-        run_collapse(collapse_preset("tiny", strategies=("replace",)), run_dir=data / "runs" / "tiny", data_dir=data,
-                     echo=False)
+        # no report at the run's end: no test reads this run's report, and drawing it took 9 s of the fixture's 16
+        run_collapse(collapse_preset("tiny", strategies=("replace",), report=False), run_dir=data / "runs" / "tiny",
+                     data_dir=data, echo=False)
     finally:
         torch.set_num_threads(threads)
     return data
