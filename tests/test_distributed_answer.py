@@ -82,26 +82,9 @@ def test_answers_over_ray_data_equal_direct_answers_closed_and_grounded(tiny, ra
         [d.metadata["chunk_id"] for d in contexts[5]]
 
 
-def test_evaluate_with_ray_answerer_writes_the_same_samples_and_results(tiny, ray_cluster, one_thread):
-    retriever = make_retriever(tiny["index"].store, k=CFG.k)
-    lines: list[str] = []
-    runs = {}
-    for name, answer_with in (("direct", None), ("ray", ray_answerer(tiny["model"], address=ray_cluster,
-                                                                      log=lines.append))):
-        out = tiny["root"] / name / "gen_0" / "eval"
-        runs[name] = evaluate(tiny["lm"], tiny["probes"], retriever=retriever, cfg=CFG, out_dir=out,
-                              model_path=tiny["model"], progress=False, answer_with=answer_with)
-    assert lines and lines[0].startswith("22 probes answered in closed, grounded by 2 Ray Data actors")
-    for mode in CFG.modes:
-        samples = [(tiny["root"] / name / "gen_0" / "eval" / f"samples_{mode}.jsonl").read_bytes() for name in runs]
-        assert samples[0] == samples[1]
-    for key in ("metrics", "gap", "by_field", "baselines"):
-        assert runs["direct"][key] == runs["ray"][key] == read_json(
-            tiny["root"] / "ray" / "gen_0" / "eval" / "results.json")[key]
-    assert "answered_elsewhere_s" in runs["ray"]["timings"] and "answered_elsewhere_s" not in runs["direct"]["timings"]
-
-
-def test_eval_command_with_ray_answers_as_without(tiny, ray_cluster, one_thread, capsys):
+def test_eval_command_with_ray_answers_as_without_and_writes_the_same_samples_and_results(tiny, ray_cluster,
+                                                                                           one_thread, capsys):
+    """`rag-bench eval --ray` (evaluate with ray_answerer) against the same command without Ray."""
     probes, config = tiny["root"] / "probes.jsonl", tiny["root"] / "eval.json"
     write_jsonl(probes, tiny["probes"])
     config.write_text(json.dumps(CFG.to_dict()))
@@ -113,6 +96,10 @@ def test_eval_command_with_ray_answers_as_without(tiny, ray_cluster, one_thread,
     for mode in CFG.modes:
         assert (tiny["root"] / "cli-ray" / f"samples_{mode}.jsonl").read_bytes() == \
             (tiny["root"] / "cli-direct" / f"samples_{mode}.jsonl").read_bytes()
+    direct, ray = (read_json(tiny["root"] / name / "results.json") for name in ("cli-direct", "cli-ray"))
+    for key in ("metrics", "gap", "by_field", "baselines"):
+        assert direct[key] == ray[key]
+    assert "answered_elsewhere_s" in ray["timings"] and "answered_elsewhere_s" not in direct["timings"]
 
 
 def test_ray_answerer_reads_with_the_eval_template_and_leaves_the_oracle_modes_to_evaluate(tiny, ray_cluster,
