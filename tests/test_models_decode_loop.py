@@ -30,9 +30,15 @@ def fitted(tokenizer, arch: str) -> LM:
     return overfit_lines(LM.build(ModelConfig.preset("tiny", arch=arch), tokenizer, seed=0, device="cpu"), LINES, 150)
 
 
+@pytest.fixture(scope="module")
+def llama(tokenizer) -> LM:
+    """The fitted llama, once per module: the tests below only decode with it (none trains or changes it)."""
+    return fitted(tokenizer, "llama")
+
+
 @pytest.fixture(scope="module", params=["lfm2", "llama", "gpt2"])
 def lm(request, tokenizer) -> LM:
-    return fitted(tokenizer, request.param)
+    return request.getfixturevalue("llama") if request.param == "llama" else fitted(tokenizer, request.param)
 
 
 @pytest.fixture
@@ -95,10 +101,10 @@ def test_a_streamer_gets_the_same_text_as_with_transformers(lm):
     assert texts[0] == texts[1] and texts[0][0].startswith(texts[0][1].text)
 
 
-def test_writer_continuations_equal_transformers(tokenizer):
+def test_writer_continuations_equal_transformers(tokenizer, llama):
     from rag_bench.collapse.synthetic import PromptBlock, continue_prompts
 
-    lm = fitted(tokenizer, "llama")
+    lm = llama
     blocks = [PromptBlock(index=i, ids=tokenizer(p)["input_ids"]) for i, p in enumerate(PROMPTS)]
     decode = DecodeConfig(max_new_tokens=12, do_sample=True, stop=(), batch_size=4)
     ours = continue_prompts(lm, blocks, decode, seed=3)
@@ -125,14 +131,14 @@ def test_bf16_weight_copies_give_autocast_logits_bit_for_bit_and_follow_weight_u
         assert torch.equal(loop._forward(lm.model, fresh, {"input_ids": ids}).logits, lm.model(input_ids=ids).logits)
 
 
-def test_bf16_greedy_tokens_equal_transformers_under_autocast(tokenizer, monkeypatch):
-    lm = fitted(tokenizer, "llama")
+def test_bf16_greedy_tokens_equal_transformers_under_autocast(llama, monkeypatch):
+    lm = llama
     monkeypatch.setattr("rag_bench.lm.autocast", lambda device: torch.autocast("cpu", dtype=torch.bfloat16))
     ours, theirs = both(lm, GREEDY)
     assert ours == theirs
 
 
-def test_beam_search_still_goes_to_transformers(tokenizer):
-    lm = fitted(tokenizer, "llama")
+def test_beam_search_still_goes_to_transformers(llama):
+    lm = llama
     ours, theirs = both(lm, GREEDY.replace(num_beams=3), prompts=PROMPTS[:3])
     assert ours == theirs
