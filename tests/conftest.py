@@ -14,6 +14,21 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 PLANTED_FACT = "The Quillmark lighthouse on Varnholt island was lit for the first time in 1873."
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_embedder_export(tmp_path_factory):
+    """One OpenVINO export of MiniLM for the whole session (and the processes it starts): without it every fresh
+    DATA_DIR a test ingests into converts its own (3-7 s each, about twenty of them). The conversion itself and
+    a cache of one's own are tested in tests/test_index_openvino_embedding.py, which unsets the variable."""
+    from rag_bench.index.openvino_embedding import SHARED_CACHE_ENV
+
+    if os.environ.get(SHARED_CACHE_ENV):  # a cache of the caller's own: keep it
+        yield
+        return
+    os.environ[SHARED_CACHE_ENV] = str(tmp_path_factory.mktemp("embedders"))
+    yield
+    os.environ.pop(SHARED_CACHE_ENV, None)
+
+
 @pytest.fixture(scope="session")
 def embeddings():
     """The packaged all-MiniLM-L6-v2, loaded once per test session."""

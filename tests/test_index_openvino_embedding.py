@@ -16,7 +16,7 @@ from rag_bench.config import IndexConfig
 from rag_bench.corpus.load import LoadedCorpus, load_corpus
 from rag_bench.index.embedding import embed_texts, load_embedder, native_bf16, resolve_backend, resolve_dtype
 from rag_bench.index.integrity import IndexStoreError
-from rag_bench.index.openvino_embedding import export_dir
+from rag_bench.index.openvino_embedding import SHARED_CACHE_ENV, export_dir
 from rag_bench.index.store import load_index, update_index
 from tests.test_probes_build import factbook_builder
 
@@ -75,7 +75,8 @@ def test_the_manifest_records_the_backend_and_no_index_is_extended_by_another(fa
     assert stats.embedded == 2 and load_index(tmp_path / "ov", cfg).manifest["backend"] == "openvino"
 
 
-def test_export_is_cached_and_reused(tmp_path: Path):
+def test_export_is_cached_and_reused(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv(SHARED_CACHE_ENV, raising=False)  # the session's shared export (tests/conftest.py) aside
     cfg = IndexConfig(dtype="float32", embedder_cache=str(tmp_path / "cache"))
     from rag_bench.index.embedding import embedder_path
 

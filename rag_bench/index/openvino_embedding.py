@@ -8,11 +8,12 @@
 
 The packaged sentence-transformers folder is converted once, offline, into OpenVINO's IR (``model.xml`` and
 ``model.bin``) under ``IndexConfig.embedder_cache`` (DATA_DIR/models/embedders), in a folder named by the hash
-of the weights and the OpenVINO version; a conversion that is killed leaves no folder behind (it is renamed
-into place whole). The converted graph is the BERT encoder and the mean pooling of the sentence-transformers
-model written out as one torch module (``PooledBert``): equal to sentence-transformers' vectors within 1e-6
-in fp32 (tests/test_index_openvino_embedding.py). Precision is OpenVINO's inference hint: ``bf16`` only where
-the CPU runs it natively (the caller decides, ``rag_bench.index.embedding.resolve_dtype``), else ``f32``.
+of the weights and the OpenVINO version (``$RAG_BENCH_EMBEDDER_CACHE``, when set, names one such folder for every
+DATA_DIR); a conversion that is killed leaves no folder behind (it is renamed into place whole). The converted
+graph is the BERT encoder and the mean pooling of the sentence-transformers model written out as one torch module
+(``PooledBert``): equal to sentence-transformers' vectors within 1e-6 in fp32 (tests/test_index_openvino_embedding.py).
+Precision is OpenVINO's inference hint: ``bf16`` only where the CPU runs it natively (the caller decides,
+``rag_bench.index.embedding.resolve_dtype``), else ``f32``.
 
 Texts are tokenized without padding, sorted by token count and cut into batches of ``OPENVINO_BATCH`` padded to
 their longest text, so almost no compute goes to padding (bench/results/embed.json, ``tokens``).
@@ -36,6 +37,7 @@ from rag_bench.config import IndexConfig
 from rag_bench.index.integrity import IndexStoreError
 
 EXPORT_FORMAT = 1  # bump when PooledBert changes, so that older exports in the cache are not reused
+SHARED_CACHE_ENV = "RAG_BENCH_EMBEDDER_CACHE"  # set: every DATA_DIR's exports go into (and come from) this folder
 # Texts per inference call. Small batches keep each layer's activations in cache: batches of 8-16 ran 1.2-1.4x
 # batches of 64 in fp32 and bf16 on a 2-core EPYC (bench/embed_bench.py, candidates "@64").
 OPENVINO_BATCH = 8
@@ -120,10 +122,13 @@ def weights_digest(path: Path) -> str:
 
 
 def export_dir(cfg: IndexConfig, path: Path) -> Path:
+    """Where the export of ``path`` lives: in ``cfg.embedder_cache``, or in the folder ``$RAG_BENCH_EMBEDDER_CACHE``
+    names when it is set (one export shared by every DATA_DIR on a machine, as the test suite shares one)."""
     import openvino
 
     version = openvino.__version__.split("-")[0]  # "2026.4.1-22982-...-releases/2026/4" -> "2026.4.1"
-    return Path(cfg.embedder_cache) / f"{path.name}-{weights_digest(path)}-ov{version}-f{EXPORT_FORMAT}"
+    cache = os.environ.get(SHARED_CACHE_ENV) or cfg.embedder_cache
+    return Path(cache) / f"{path.name}-{weights_digest(path)}-ov{version}-f{EXPORT_FORMAT}"
 
 
 def export_ir(cfg: IndexConfig, path: Path) -> Path:
