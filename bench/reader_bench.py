@@ -49,6 +49,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from rag_bench.config import DEFAULT_READER, EvalConfig  # noqa: E402
+from rag_bench.config.eval import READER_ANSWERS  # noqa: E402
 from rag_bench.eval.run import evaluate, provenance  # noqa: E402
 from rag_bench.eval.splits import probe_split  # noqa: E402
 from rag_bench.index.retrieve import make_retriever  # noqa: E402
@@ -93,17 +94,24 @@ def summarise(results: dict, out_dir: Path, mode: str) -> dict:
             "hit_cap": sum(bool(r.get("hit_cap")) for r in rows), "n": len(rows)}
 
 
-def run_config(lm, probes, retriever, *, template: str, extractive: bool, k: int, retrieval: str, oracle: bool,
-               scratch: Path, batch_size: int, grounded: bool = True) -> dict:
-    grounded_mode = "grounded_span" if extractive else "grounded"
-    oracle_mode = "oracle_span" if extractive else "oracle"
+def answers_of(extractive: bool | str) -> str:
+    """free | span | scored (the step-1 and step-2 search knows free and span, ``--compare`` all three)."""
+    return extractive if isinstance(extractive, str) else "span" if extractive else "free"
+
+
+def run_config(lm, probes, retriever, *, template: str, extractive: bool | str, k: int, retrieval: str,
+               oracle: bool, scratch: Path, batch_size: int, grounded: bool = True) -> dict:
+    answers = answers_of(extractive)
+    grounded_mode = READER_ANSWERS[answers]
+    oracle_mode = grounded_mode.replace("grounded", "oracle")
     modes = ((grounded_mode,) if grounded else ()) + ((oracle_mode,) if oracle else ())
     cfg = EvalConfig(modes=modes, k=k, retrieval=retrieval, template=template, diversity_prompts=0,
                      batch_size=batch_size, cache_dir=str(scratch / "cache"))
-    out_dir = scratch / f"{template}-{'extractive' if extractive else 'free'}-{retrieval}-k{k}"
+    out_dir = scratch / f"{template}-{answers}-{retrieval}-k{k}"
     started = time.perf_counter()
     results = evaluate(lm, probes, retriever=retriever, cfg=cfg, out_dir=out_dir, progress=False)
-    row = {"template": template, "answers": "extractive" if extractive else "free", "retrieval": retrieval, "k": k,
+    row = {"template": template, "answers": "extractive" if answers == "span" else answers, "retrieval": retrieval,
+           "k": k,
            "seconds": round(time.perf_counter() - started, 1), "load_avg_after": os.getloadavg()[0]}
     if grounded:
         row["grounded"] = summarise(results, out_dir, grounded_mode)
@@ -114,7 +122,8 @@ def run_config(lm, probes, retriever, *, template: str, extractive: bool, k: int
     return row
 
 
-def company_set(lm, template: str, extractive: bool, k: int, scratch: Path, batch_size: int) -> dict:
+def company_set(lm, template: str, extractive: bool | str, k: int, scratch: Path, batch_size: int,
+                baseline: tuple[str, bool | str, int] = ("plain", False, 3)) -> dict:
     """Grounded accuracy on the company-style QA set (bm25: its index is built here from corpora/company)."""
     from rag_bench.cli import index_dir, ingest
     from rag_bench.index.embedding import load_embedder
@@ -124,12 +133,47 @@ def company_set(lm, template: str, extractive: bool, k: int, scratch: Path, batc
     retriever = make_retriever(index.store, mode="bm25", k=k)
     probes = load_probes(COMPANY_QA)
     out = {}
-    for name, (tpl, extr, kk) in {"chosen": (template, extractive, k), "plain_free_k3": ("plain", False, 3)}.items():
+    base_name = f"{baseline[0]}_{answers_of(baseline[1])}_k{baseline[2]}"
+    for name, (tpl, extr, kk) in {"chosen": (template, extractive, k), base_name: baseline}.items():
         row = run_config(lm, probes, retriever, template=tpl, extractive=extr, k=kk, retrieval="bm25", oracle=False,
                          scratch=scratch / "company" / name, batch_size=batch_size)
         out[name] = row
     out["questions"], out["documents"] = len(probes), len(list(COMPANY_DOCS.iterdir()))
     return out
+
+
+def compare(args: argparse.Namespace, lm, started: float, load_before: tuple) -> None:
+    """``--compare``: the listed readers on the dev probes, then the company set (the old results kept)."""
+    from rag_bench.index.embedding import load_embedder
+
+    previous = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else None
+    probes = dev_probes(Path(args.probes), args.limit, args.seed)
+    index = load_index(args.index, embeddings=load_embedder())
+    result = {"command": " ".join(sys.argv), "model": "smollm2-135m", "probes": args.probes, "split": "dev",
+              "n_probes": len(probes), "seed": args.seed, "isa": cpu_isa(), "threads": args.threads,
+              "load_avg_before": load_before, "default_reader_at_run": DEFAULT_READER.to_dict(), "compare": [],
+              **provenance()}
+    scratch = Path(tempfile.mkdtemp(prefix="reader_bench.", dir=Path(args.data_dir) / "scratch"))
+
+    def save() -> None:
+        result["seconds"] = round(time.perf_counter() - started, 1)
+        result["load_avg_after"] = os.getloadavg()
+        write_json(args.out, {**result, "previous": previous} if previous else result)
+
+    retrievers: dict = {}
+    for part in args.compare.split(";"):
+        template, answers, retrieval, k = part.split(",")
+        if retrieval not in retrievers:
+            retrievers[retrieval] = make_retriever(index.store, mode=retrieval, k=int(k))
+        result["compare"].append(run_config(lm, probes, retrievers[retrieval], template=template, extractive=answers,
+                                            k=int(k), retrieval=retrieval, oracle=args.compare_oracle,
+                                            scratch=scratch, batch_size=args.batch_size))
+        save()
+    if not args.skip_company:
+        (tpl, answers, k), (base_tpl, base_answers, base_k) = (p.split(",") for p in args.company.split(";"))
+        result["company"] = company_set(lm, tpl, answers, int(k), scratch, args.batch_size,
+                                        baseline=(base_tpl, base_answers, int(base_k)))
+    save()
 
 
 def main() -> None:
@@ -151,11 +195,20 @@ def main() -> None:
     parser.add_argument("--skip-company", action="store_true")
     parser.add_argument("--company-only", default=None, metavar="TEMPLATE,ANSWERS,K",
                         help="only the company set, with this reader (e.g. short,free,3), beside plain,free,3")
+    parser.add_argument("--compare", default=None, metavar="TEMPLATE,ANSWERS,RETRIEVER,K;...",
+                        help="only these readers on the dev probes (ANSWERS: free | span | scored), then the company "
+                             "set with --company; the old results stay under 'previous'")
+    parser.add_argument("--compare-oracle", action="store_true", help="with --compare: the oracle mode too")
+    parser.add_argument("--company", default="short,scored,3;short,free,3", metavar="TEMPLATE,ANSWERS,K;BASELINE",
+                        help="with --compare: the company set's reader and its baseline (bm25)")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started, load_before = time.perf_counter(), os.getloadavg()
     lm = load_model(args.model, args.data_dir, device="cpu")
+    if args.compare:
+        compare(args, lm, started, load_before)
+        return
     if args.company_only:
         template, answers, k = args.company_only.split(",")
         scratch = Path(tempfile.mkdtemp(prefix="reader_company.", dir=Path(args.data_dir) / "scratch"))

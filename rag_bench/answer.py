@@ -6,6 +6,7 @@
     closed_book(lm, ["Algeria | Government | Capital:"])
     grounded(lm, retriever, ["Algeria | Government | Capital:"], k=3)          # free generation
     grounded(lm, retriever, questions, k=3, span_constrained=True)            # answer must be a context span
+    grounded(lm, retriever, questions, k=3, scored=True)                      # the best-scoring passage span
     grounded(lm, retriever, questions, template="short")                      # a registered prompt template
     oracle(lm, questions, gold_passages)                                      # the gold chunk as the one passage
 
@@ -18,11 +19,14 @@ call rather than one call per question.
 The template (``rag_bench.prompt``) is ``plain`` for models trained here; ``template="auto"`` picks
 ``rag_bench.config.DEFAULT_READER.template`` for an instruct model (one with a chat template) and ``plain``
 otherwise. A span-constrained (extractive) answer that finds no span says ``NO_SPAN`` instead of inventing one;
-an answer that runs into ``max_new_tokens`` ends on its last whole word and says so in ``hit_cap``.
+an answer that runs into ``max_new_tokens`` ends on its last whole word and says so in ``hit_cap``. A scored
+answer (``grounded_scored``, ``oracle_scored``: rag_bench.extract) is the passage span the model scores best,
+chosen whole rather than decoded token by token; it says ``NO_SPAN`` when no span scores ``min_score``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
@@ -30,14 +34,17 @@ from typing import Any, Literal
 from langchain_core.documents import Document
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from rag_bench.config import DEFAULT_READER, DecodeConfig
+from rag_bench.config import DEFAULT_READER, DecodeConfig, ReaderConfig
+from rag_bench.extract import SPAN_ROOM, choose_span
 from rag_bench.lm import LM
-from rag_bench.models.decoding import drop_partial_word
+from rag_bench.models.decoding import Generation, drop_partial_word
 from rag_bench.prompt import DEFAULT_TEMPLATE, render_prompt, uses_chat_template
 
-Mode = Literal["closed", "grounded", "grounded_span", "oracle", "oracle_span"]
-MODES: tuple[str, ...] = ("closed", "grounded", "grounded_span", "oracle", "oracle_span")
-ORACLE_MODES = ("oracle", "oracle_span")  # the context is the probe's gold chunk, not a retrieval
+Mode = Literal["closed", "grounded", "grounded_span", "grounded_scored", "oracle", "oracle_span", "oracle_scored"]
+MODES: tuple[str, ...] = ("closed", "grounded", "grounded_span", "grounded_scored", "oracle", "oracle_span",
+                          "oracle_scored")
+ORACLE_MODES = ("oracle", "oracle_span", "oracle_scored")  # the context is the probe's gold chunk, not a retrieval
+EXTRACTIVE_SUFFIXES = ("_span", "_scored")  # modes whose answer is a span of the passages
 NO_SPAN = "not found in the passages"  # an extractive answer for which no span of the passages was chosen
 SOURCE_FIELDS = ("chunk_id", "score", "rank", "source", "page", "country", "section", "doc_id", "retriever")
 
@@ -47,7 +54,7 @@ class Answer:
     """One answer with everything needed to check it."""
 
     question: str  # as asked
-    mode: str  # closed | grounded | grounded_span | oracle | oracle_span
+    mode: str  # closed | grounded | grounded_span | grounded_scored | oracle | oracle_span | oracle_scored
     text: str  # the answer, cut at the stop string (NO_SPAN: an extractive answer found no span)
     prompt: str  # the full prompt given to the model
     sources: list[dict[str, Any]]  # retrieved chunks: chunk_id, score, rank, source metadata and text
@@ -55,6 +62,7 @@ class Answer:
     truncated_tokens: int  # prompt tokens dropped from the left to fit the model's positions
     template: str = DEFAULT_TEMPLATE  # the registered prompt template that wrote the prompt
     hit_cap: bool = False  # the answer ran into max_new_tokens; its last partial word was dropped
+    span: dict[str, Any] | None = None  # a scored answer's passage (index into sources), start, end and score
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -87,6 +95,11 @@ def resolve_template(template: str, tokenizer: Any) -> str:
     return DEFAULT_READER.template if uses_chat_template(tokenizer) else DEFAULT_TEMPLATE
 
 
+def reader_mode(tokenizer: Any) -> str:
+    """The grounded mode of the dev-chosen reader for an instruct model; ``grounded`` (free) for one trained here."""
+    return DEFAULT_READER.grounded_mode if uses_chat_template(tokenizer) else "grounded"
+
+
 def _prompter(lm: LM, template: str) -> BatchRunnable:
     """The prompt step: passages then the question, through the model's chat template when it has one."""
     def with_prompts(items: list[dict]) -> list[dict]:
@@ -107,6 +120,31 @@ def _generator(lm: LM, decode: DecodeConfig, *, span_constrained: bool, streamer
     return BatchRunnable(generate, "generate")
 
 
+def _span_scorer(lm: LM, reader: ReaderConfig, streamer: Any = None) -> BatchRunnable:
+    """Each question's answer: the best-scoring span of its passages (rag_bench.extract), one prompt at a time."""
+    end = lm.tokenizer.eos_token if uses_chat_template(lm.tokenizer) else "\n"  # where an answer ends
+
+    def score(items: list[dict]) -> list[dict]:
+        out = []
+        for item in items:
+            with getattr(lm, "lock", None) or contextlib.nullcontext():  # the chat's BatchedLM: its model's lock
+                chosen = choose_span(lm, item["prompt"], [d.page_content for d in item["docs"]], item["question"],
+                                     end=end, field_weight=reader.field_weight, min_score=reader.min_score,
+                                     max_words=reader.span_words)
+            tokens = len(lm.tokenizer(item["prompt"])["input_ids"])
+            text = chosen.text if chosen else ""
+            generation = Generation(text=text, prompt_tokens=tokens, new_tokens=0, hit_cap=False,
+                                    truncated_tokens=max(0, tokens - (lm.max_positions - SPAN_ROOM)))
+            span = None if chosen is None else {"passage": chosen.passage, "start": chosen.start, "end": chosen.end,
+                                                "score": round(chosen.score, 4), "candidates": chosen.candidates}
+            if streamer is not None:  # the chat waits on its streamer: the whole answer comes at once
+                streamer.on_finalized_text(text or NO_SPAN, stream_end=True)
+            out.append({**item, "generation": generation, "span": span})
+        return out
+
+    return BatchRunnable(score, "score_spans")
+
+
 def _no_context(questions: list[str]) -> list[dict]:
     return [{"question": q, "docs": []} for q in questions]
 
@@ -123,39 +161,44 @@ def _retrieved_context(retriever: Any, k: int) -> BatchRunnable:
 
 
 def answer_chain(lm: LM, *, retriever: Any = None, k: int = 3, decode: DecodeConfig | None = None,
-                 span_constrained: bool = False, streamer: Any = None, template: str = DEFAULT_TEMPLATE) -> Runnable:
-    """The LCEL chain ``context | prompt | generate``; without a retriever it is closed-book.
+                 span_constrained: bool = False, streamer: Any = None, template: str = DEFAULT_TEMPLATE,
+                 scored: bool = False, reader: ReaderConfig = DEFAULT_READER) -> Runnable:
+    """The LCEL chain ``context | prompt | generate`` (``| score_spans`` when ``scored``); without a retriever it
+    is closed-book.
 
     ``streamer`` (a transformers streamer, e.g. ``TextIteratorStreamer``) receives the new tokens of a
     single question as they are generated. ``template`` names a registered prompt template, or ``auto``.
+    ``reader`` gives a scored answer its settings (field_weight, min_score, span_words).
     """
-    if span_constrained and retriever is None:
-        raise ValueError("span-constrained decoding needs a retriever: the answer must be a span of its passages")
+    if (span_constrained or scored) and retriever is None:
+        raise ValueError("an extractive answer needs a retriever: the answer must be a span of its passages")
     context = BatchRunnable(_no_context, "no_context") if retriever is None else _retrieved_context(retriever, k)
-    return context | _prompter(lm, resolve_template(template, lm.tokenizer)) | _generator(
+    answer_step = _span_scorer(lm, reader, streamer) if scored else _generator(
         lm, decode or DecodeConfig(), span_constrained=span_constrained, streamer=streamer)
+    return context | _prompter(lm, resolve_template(template, lm.tokenizer)) | answer_step
 
 
 def grounded_chain(lm: LM, retriever: Any, *, k: int = 3, decode: DecodeConfig | None = None,
-                   span_constrained: bool = False, template: str = DEFAULT_TEMPLATE) -> Runnable:
+                   span_constrained: bool = False, template: str = DEFAULT_TEMPLATE, scored: bool = False) -> Runnable:
     return answer_chain(lm, retriever=retriever, k=k, decode=decode, span_constrained=span_constrained,
-                        template=template)
+                        template=template, scored=scored)
 
 
-def _answer_text(generation: Any, span_constrained: bool) -> str:
-    text = generation.text.strip()
+def _answer_text(generation: Any, extractive: bool) -> str:
+    text = generation.text if extractive else generation.text.strip()  # a scored span is already trimmed
     if generation.hit_cap:
         text = drop_partial_word(text)
-    if span_constrained and not text:
+    if extractive and not text.strip():
         return NO_SPAN
     return text
 
 
-def _answers(outputs: list[dict], mode: str, span_constrained: bool = False) -> list[Answer]:
-    return [Answer(question=o["question"], mode=mode, text=_answer_text(o["generation"], span_constrained),
+def _answers(outputs: list[dict], mode: str) -> list[Answer]:
+    extractive = mode.endswith(EXTRACTIVE_SUFFIXES)
+    return [Answer(question=o["question"], mode=mode, text=_answer_text(o["generation"], extractive),
                    prompt=o["prompt"], sources=[source_of(d) for d in o["docs"]],
                    prompt_tokens=o["generation"].prompt_tokens, truncated_tokens=o["generation"].truncated_tokens,
-                   template=o["template"], hit_cap=o["generation"].hit_cap) for o in outputs]
+                   template=o["template"], hit_cap=o["generation"].hit_cap, span=o.get("span")) for o in outputs]
 
 
 def source_of(doc: Document) -> dict[str, Any]:
@@ -173,13 +216,15 @@ def closed_book(lm: LM, questions: Sequence[str], *, decode: DecodeConfig | None
 
 def grounded(lm: LM, retriever: Any, questions: Sequence[str], *, k: int = 3, decode: DecodeConfig | None = None,
              span_constrained: bool = False, streamer: Any = None, template: str = DEFAULT_TEMPLATE,
-             mode: str | None = None) -> list[Answer]:
-    """Answer with the top-k retrieved passages before the question; the sources come back too."""
+             mode: str | None = None, scored: bool = False, reader: ReaderConfig = DEFAULT_READER) -> list[Answer]:
+    """Answer with the top-k retrieved passages before the question; the sources come back too.
+
+    ``scored``: the answer is the passage span the model scores best (``reader``'s settings), not generated."""
     questions = _as_list(questions)
     chain = answer_chain(lm, retriever=retriever, k=k, decode=decode, span_constrained=span_constrained,
-                         streamer=streamer, template=template)
-    mode = mode or ("grounded_span" if span_constrained else "grounded")
-    return _answers(chain.batch(questions), mode, span_constrained)
+                         streamer=streamer, template=template, scored=scored, reader=reader)
+    mode = mode or ("grounded_scored" if scored else "grounded_span" if span_constrained else "grounded")
+    return _answers(chain.batch(questions), mode)
 
 
 class PassagesGiven:
@@ -194,18 +239,18 @@ class PassagesGiven:
 
 def oracle(lm: LM, questions: Sequence[str], passages: Sequence[Sequence[Document] | Document], *,
            decode: DecodeConfig | None = None, span_constrained: bool = False,
-           template: str = DEFAULT_TEMPLATE) -> list[Answer]:
+           template: str = DEFAULT_TEMPLATE, scored: bool = False) -> list[Answer]:
     """Answer each question with its gold passage(s) as the context: reading measured apart from retrieval."""
     questions = _as_list(questions)
     given = [[p] if isinstance(p, Document) else list(p) for p in passages]
     return grounded(lm, PassagesGiven(questions, given), questions, k=max((len(g) for g in given), default=1),
-                    decode=decode, span_constrained=span_constrained, template=template,
-                    mode="oracle_span" if span_constrained else "oracle")
+                    decode=decode, span_constrained=span_constrained, template=template, scored=scored,
+                    mode="oracle_scored" if scored else "oracle_span" if span_constrained else "oracle")
 
 
 def answer(lm: LM, questions: Sequence[str], mode: str, *, retriever: Any = None, k: int = 3,
            decode: DecodeConfig | None = None, template: str = DEFAULT_TEMPLATE) -> list[Answer]:
-    """Dispatch on a mode name (closed | grounded | grounded_span | oracle | oracle_span).
+    """Dispatch on a mode name (``MODES``: closed, grounded, their _span and _scored kinds, oracle ...).
 
     For the oracle modes ``retriever`` serves each question its gold passage (``PassagesGiven``).
     """
@@ -216,7 +261,7 @@ def answer(lm: LM, questions: Sequence[str], mode: str, *, retriever: Any = None
     if retriever is None:
         raise ValueError(f"mode {mode!r} needs a retriever")
     return grounded(lm, retriever, questions, k=k, decode=decode, span_constrained=mode.endswith("_span"),
-                    template=template, mode=mode)
+                    scored=mode.endswith("_scored"), template=template, mode=mode)
 
 
 def answer_modes(lm: LM, questions: Sequence[str], modes: Sequence[str], *, retriever: Any = None, k: int = 3,
@@ -226,7 +271,7 @@ def answer_modes(lm: LM, questions: Sequence[str], modes: Sequence[str], *, retr
     The same answers as ``answer`` mode by mode in fp32 (each prompt is decoded alone in its batch's rows; under bf16
     autocast a greedy answer can change with its batch's other prompts, docs/scale.md), in fewer, fuller batches:
     a closed-book prompt no longer waits in a batch padded to a grounded one's length, and the batches of one mode
-    do not end half empty. The span modes (a constraint per prompt) keep their own call; an
+    do not end half empty. The extractive modes (a constraint per prompt, or scored spans) keep their own call; an
     oracle mode's ``retriever`` must serve the gold passages (``PassagesGiven``), so evaluation answers it apart.
     """
     questions = _as_list(questions)
@@ -235,7 +280,7 @@ def answer_modes(lm: LM, questions: Sequence[str], modes: Sequence[str], *, retr
     out: dict[str, list[Answer]] = {}
     prepared: list[tuple[str, list[dict]]] = []
     for mode in modes:
-        if mode.endswith("_span") or mode not in MODES:
+        if mode.endswith(EXTRACTIVE_SUFFIXES) or mode not in MODES:
             out[mode] = answer(lm, questions, mode, retriever=retriever, k=k, decode=decode, template=template)
             continue
         if mode != "closed" and retriever is None:

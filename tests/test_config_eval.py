@@ -11,14 +11,15 @@ from rag_bench.prompt import list_templates
 def test_the_default_reader_names_a_registered_template_and_a_retriever():
     assert DEFAULT_READER.template in list_templates()
     assert DEFAULT_READER.retrieval in ("dense", "bm25", "hybrid") and DEFAULT_READER.k >= 1
-    assert DEFAULT_READER.grounded_mode == ("grounded_span" if DEFAULT_READER.extractive else "grounded")
+    assert DEFAULT_READER.grounded_mode == {"free": "grounded", "span": "grounded_span", "scored": "grounded_scored"}[
+        DEFAULT_READER.answers]
     assert ReaderConfig.from_dict(DEFAULT_READER.to_dict()) == DEFAULT_READER
 
 
 def test_a_reader_with_no_passages_or_no_tokens_is_refused():
-    with pytest.raises(ConfigError, match="k and max_new_tokens must be >= 1"):
+    with pytest.raises(ConfigError, match="k, max_new_tokens and span_words must be >= 1"):
         ReaderConfig(k=0)
-    with pytest.raises(ConfigError, match="k and max_new_tokens must be >= 1"):
+    with pytest.raises(ConfigError, match="k, max_new_tokens and span_words must be >= 1"):
         ReaderConfig(max_new_tokens=0)
 
 

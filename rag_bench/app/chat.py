@@ -41,7 +41,7 @@ from rag_bench.app.state import (
     resolve_inside,
 )
 from rag_bench.config import READER_K, DecodeConfig
-from rag_bench.eval.support import find_support
+from rag_bench.eval.support import find_support, support_at
 
 EXAMPLES = NATURAL_EXAMPLES + PREFIX_EXAMPLES  # questions for the default model, prefixes for models trained here
 MODE_TITLES = {"closed": "Parametric (closed-book)", "grounded": "Grounded (retrieval)"}
@@ -234,10 +234,8 @@ def answer_messages(app: App, question: str, model_dir: Path, label: str, mode: 
     """One answer as gradio messages, streamed: the text so far as tokens arrive, then the answer and citations."""
     from transformers import TextIteratorStreamer
 
-    from rag_bench.answer import closed_book, grounded
+    from rag_bench.answer import closed_book, grounded, reader_mode
     from rag_bench.app.batching import batched
-    from rag_bench.config import DEFAULT_READER
-    from rag_bench.prompt import uses_chat_template
 
     lm, lock = app.lm(model_dir)
     check_room(lm, decode)
@@ -259,10 +257,11 @@ def answer_messages(app: App, question: str, model_dir: Path, label: str, mode: 
             # "auto" gives an instruct model its template and a model trained here the record-prefix prompt.
             shared = batched(lm, lock)
             reader = {"decode": decode, "streamer": streamer, "template": "auto"}
+            mode = reader_mode(lm.tokenizer)  # a model trained here answers free, as it was trained
             outcome["answer"] = (closed_book(shared, [question], **reader) if retriever is None
-                                 else grounded(shared, retriever, [question], k=int(k), **reader,
-                                               span_constrained=DEFAULT_READER.extractive and
-                                               uses_chat_template(lm.tokenizer)))[0]
+                                 else grounded(shared, retriever, [question], k=int(k), **reader, mode=mode,
+                                               span_constrained=mode.endswith("_span"),
+                                               scored=mode.endswith("_scored")))[0]
         except Exception as exc:  # re-raised below, in the handler's thread
             outcome["error"] = exc
             streamer.end()
@@ -285,7 +284,8 @@ def answer_messages(app: App, question: str, model_dir: Path, label: str, mode: 
     footer = (f"{label} · grounded on {corpus} ({retrieval}, k={int(k)}) · {result.prompt_tokens} prompt tokens"
               + (f", {result.truncated_tokens} cut" if result.truncated_tokens else "")
               + f" · {time.perf_counter() - started:.1f} s")
-    support = find_support(result.text, [str(s.get("text", "")) for s in result.sources], question=question)
+    texts = [str(s.get("text", "")) for s in result.sources]  # a scored answer says where it was cut from
+    support = support_at(result.span, texts) or find_support(result.text, texts, question=question)
     notes = (support_line(support, result.sources) if result.sources else "", warning)
     passages = citations(result.sources, support, origin_notes(retriever, result.sources))
     yield [answer_message(result.text, footer, notes), *passages]

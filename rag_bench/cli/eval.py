@@ -268,6 +268,7 @@ def typed_questions() -> Iterator[str]:
 
 
 def _cmd_ask(args: argparse.Namespace) -> None:
+    from rag_bench.answer import reader_mode
     from rag_bench.config import DecodeConfig
     from rag_bench.models.registry import DEFAULT_PRETRAINED
 
@@ -284,6 +285,8 @@ def _cmd_ask(args: argparse.Namespace) -> None:
         loaded = load_index(args.index or index_dir(args.data_dir, args.name))
         retriever = make_retriever(loaded.store, mode=args.retrieval, k=args.k)
     lm = load_lm(model, args.data_dir)
+    if args.mode == "both":  # an instruct model answers with the dev-chosen reader (config.DEFAULT_READER)
+        modes[1] = reader_mode(lm.tokenizer)
     decode = DecodeConfig(max_new_tokens=args.max_new_tokens)  # it stops at the newline or EOS first
     for number, question in enumerate(questions):
         if number:
@@ -301,7 +304,8 @@ def answer_one(lm, question: str, modes: list[str], *, retriever, k: int, decode
     """Print one question's answers in ``modes`` and the grounded answer's sources."""
     from rag_bench.answer import answer
 
-    labels = {"closed": "closed-book", "grounded": "grounded", "grounded_span": "grounded (span)"}
+    labels = {"closed": "closed-book", "grounded": "grounded", "grounded_span": "grounded (span)",
+              "grounded_scored": "grounded (scored)"}
     sources = []
     for mode in modes:
         (ans,) = answer(lm, [question], mode, retriever=retriever, k=k, decode=decode, template=template)
@@ -325,8 +329,8 @@ def _add_ask(sub) -> None:
     p.add_argument("-i", "--interactive", action="store_true",
                    help="read questions from the terminal, one a line, loading the model and index once")
     p.add_argument("--questions", type=Path, default=None, help="a file of questions, one a line (loads once)")
-    p.add_argument("--mode", choices=["closed", "grounded", "grounded_span", "both"], default="both",
-                   help="both = closed-book and grounded")
+    p.add_argument("--mode", choices=["closed", "grounded", "grounded_span", "grounded_scored", "both"],
+                   default="both", help="both = closed-book and grounded (an instruct model: DEFAULT_READER's)")
     p.add_argument("--model", default=None,
                    help="a registry name (default smollm2-135m, the chat's default model), a model folder, or a "
                         "GGUF file")

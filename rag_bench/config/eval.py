@@ -3,7 +3,7 @@ and the reader an instruct model answers with everywhere (evaluation, ``rag-benc
 
     from rag_bench.config import DEFAULT_READER, EvalConfig
     EvalConfig(modes=("closed", "grounded", "oracle"), k=1, limit=200, template="auto")
-    DEFAULT_READER.template, DEFAULT_READER.k, DEFAULT_READER.retrieval, DEFAULT_READER.extractive
+    DEFAULT_READER.template, DEFAULT_READER.k, DEFAULT_READER.retrieval, DEFAULT_READER.answers
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from typing import Literal
 from rag_bench.config.base import ConfigBase, ConfigError
 from rag_bench.config.model import DecodeConfig
 
-ANSWER_MODES = ("closed", "grounded", "grounded_span", "oracle", "oracle_span")  # rag_bench.answer.MODES
+ANSWER_MODES = ("closed", "grounded", "grounded_span", "grounded_scored", "oracle", "oracle_span",
+                "oracle_scored")  # rag_bench.answer.MODES
+READER_ANSWERS = {"free": "grounded", "span": "grounded_span", "scored": "grounded_scored"}  # -> grounded mode
 FREE_ANSWER_TOKENS = 48  # cap on a free answer; it stops at the newline or EOS first (24 cut answers mid-expression)
 
 
@@ -32,17 +34,29 @@ class ReaderConfig(ConfigBase):
     template: str = "short"  # registered prompt template (rag_bench.prompt): plain | short | oneshot
     k: int = 3  # passages per grounded prompt
     retrieval: Literal["dense", "bm25", "hybrid"] = "bm25"  # which retriever finds them (no wait for the dense index)
-    extractive: bool = False  # the answer is constrained to a span of the passages (grounded_span)
+    # free: generated; span: greedy decoding held to a span of the passages (grounded_span); scored: the passage
+    # span the model scores best as the answer (grounded_scored, rag_bench.extract)
+    answers: Literal["free", "span", "scored"] = "free"
+    field_weight: float = 0.0  # scored: weight of the share of the question's words in a span's record key/sentence
+    min_score: float | None = None  # scored: a best score below this is a refusal ("not found in the passages")
+    span_words: int = 4  # scored: words of a prose candidate span at most (record values are taken whole and split)
     max_new_tokens: int = FREE_ANSWER_TOKENS  # cap on a free answer (it ends at a newline or EOS first)
 
     def __post_init__(self) -> None:
-        if self.k < 1 or self.max_new_tokens < 1:
-            raise ConfigError(f"k and max_new_tokens must be >= 1, got k={self.k}, "
-                              f"max_new_tokens={self.max_new_tokens}")
+        if self.k < 1 or self.max_new_tokens < 1 or self.span_words < 1:
+            raise ConfigError(f"k, max_new_tokens and span_words must be >= 1, got k={self.k}, "
+                              f"max_new_tokens={self.max_new_tokens}, span_words={self.span_words}")
+        if self.answers not in READER_ANSWERS:
+            raise ConfigError(f"answers must be one of {list(READER_ANSWERS)}, got {self.answers!r}")
+
+    @property
+    def extractive(self) -> bool:
+        """The answer is a span of the passages (span-constrained or scored), not free text."""
+        return self.answers != "free"
 
     @property
     def grounded_mode(self) -> str:
-        return "grounded_span" if self.extractive else "grounded"
+        return READER_ANSWERS[self.answers]
 
 
 # The reader of instruct models. Evaluation (EvalConfig.template "auto"), `rag-bench ask` and the chat import this
@@ -64,7 +78,7 @@ def _continuation_decode() -> DecodeConfig:
 class EvalConfig(ConfigBase):
     """How ``rag-bench eval`` scores one model: modes, retrieval, decoding, diversity prompts, histogram."""
 
-    modes: tuple[str, ...] = ("closed", "grounded")  # closed | grounded | grounded_span | oracle | oracle_span
+    modes: tuple[str, ...] = ("closed", "grounded")  # ANSWER_MODES: closed, grounded, oracle and their _span, _scored
     template: str = "auto"  # prompt template; auto: DEFAULT_READER.template for an instruct model, else plain
     k: int = 3  # passages per grounded prompt (3 chunks of 500 characters fit 512 positions)
     retrieval: Literal["dense", "bm25", "hybrid"] = "bm25"  # bm25 finds the record line a Factbook probe asks for

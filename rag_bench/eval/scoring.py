@@ -76,7 +76,8 @@ def primary(probes: Sequence[Probe], scores: Sequence[dict[str, float]]) -> dict
 def retrieval_loss(scores_by_id: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
     """Grounded minus oracle on the probes both answered, per accuracy metric: what retrieval costs the reader."""
     out: dict[str, Any] = {}
-    for grounded_mode, oracle_mode in (("grounded", "oracle"), ("grounded_span", "oracle_span")):
+    for grounded_mode, oracle_mode in (("grounded", "oracle"), ("grounded_span", "oracle_span"),
+                                       ("grounded_scored", "oracle_scored")):
         if grounded_mode not in scores_by_id or oracle_mode not in scores_by_id:
             continue
         ids = [i for i in scores_by_id[oracle_mode] if i in scores_by_id[grounded_mode]]

@@ -19,15 +19,13 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from rag_bench.eval.metrics import normalize_answer
+from rag_bench.extract import FUNCTION_WORDS
 
 # a word with its inner separators, so that "2,381,740", "3.5" and "U.S." stay one word as normalize_answer sees them
 _WORD = re.compile(r"\w+(?:[.,'’]\w+)*")
-_FUNCTION_WORDS = """a an the of in on at to for by with from and or but is are was were be been being it its this that
-these those as which who whom what where when how there their they he she his her has have had do does did not no yes
-about into than then so such also can could would should will shall may might i you we our your"""
-FUNCTION_WORDS = frozenset(_FUNCTION_WORDS.split())  # words that never carry an answer
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -82,6 +80,18 @@ def find_support(answer: str, passages: Sequence[str], *, question: str = "") ->
                 best = Support(passage=index, start=start, end=end, text=passage[start:end], words=length)
                 break
     return best
+
+
+def support_at(span: dict[str, Any] | None, passages: Sequence[str]) -> Support | None:
+    """The support of a scored answer (``rag_bench.answer.Answer.span``): the passage and characters it was cut
+    from; None without a span or when the span does not fit the passages given."""
+    if not span or not 0 <= span["passage"] < len(passages):
+        return None
+    passage, start, end = passages[span["passage"]], span["start"], span["end"]
+    if not 0 <= start < end <= len(passage):
+        return None
+    return Support(passage=span["passage"], start=start, end=end, text=passage[start:end],
+                   words=len(words(passage[start:end])))
 
 
 def _longest_at(said: list[str], tokens: list[str], length: int, content: set[str]) -> tuple[int, int] | None:
