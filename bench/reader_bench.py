@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
+from rag_bench.answer import NO_SPAN  # noqa: E402
 from rag_bench.config import DEFAULT_READER, EvalConfig  # noqa: E402
 from rag_bench.config.eval import READER_ANSWERS  # noqa: E402
 from rag_bench.eval.run import evaluate, provenance  # noqa: E402
@@ -91,7 +92,8 @@ def summarise(results: dict, out_dir: Path, mode: str) -> dict:
             "contains_when_passage_holds_answer": round(sum(held) / len(held), 4) if held else None,
             "n_passage_holds_answer": len(held), "recall_at_k": value("recall_at_k"),
             "answer_recall": value("answer_recall"), "supported": value("supported"),
-            "hit_cap": sum(bool(r.get("hit_cap")) for r in rows), "n": len(rows)}
+            "hit_cap": sum(bool(r.get("hit_cap")) for r in rows),
+            "refused": sum(r["prediction"] == NO_SPAN for r in rows), "n": len(rows)}
 
 
 def answers_of(extractive: bool | str) -> str:
@@ -163,11 +165,13 @@ def compare(args: argparse.Namespace, lm, started: float, load_before: tuple) ->
     retrievers: dict = {}
     for part in args.compare.split(";"):
         template, answers, retrieval, k = part.split(",")
-        if retrieval not in retrievers:
-            retrievers[retrieval] = make_retriever(index.store, mode=retrieval, k=int(k))
-        result["compare"].append(run_config(lm, probes, retrievers[retrieval], template=template, extractive=answers,
-                                            k=int(k), retrieval=retrieval, oracle=args.compare_oracle,
-                                            scratch=scratch, batch_size=args.batch_size))
+        oracle_only = retrieval == "oracle"  # the gold chunk, found in the bm25 retriever's store
+        mode = "bm25" if oracle_only else retrieval
+        if mode not in retrievers:
+            retrievers[mode] = make_retriever(index.store, mode=mode, k=int(k))
+        result["compare"].append(run_config(lm, probes, retrievers[mode], template=template, extractive=answers,
+                                            k=int(k), retrieval=retrieval, oracle=oracle_only, scratch=scratch,
+                                            batch_size=args.batch_size, grounded=not oracle_only))
         save()
     if not args.skip_company:
         (tpl, answers, k), (base_tpl, base_answers, base_k) = (p.split(",") for p in args.company.split(";"))
@@ -196,9 +200,8 @@ def main() -> None:
     parser.add_argument("--company-only", default=None, metavar="TEMPLATE,ANSWERS,K",
                         help="only the company set, with this reader (e.g. short,free,3), beside plain,free,3")
     parser.add_argument("--compare", default=None, metavar="TEMPLATE,ANSWERS,RETRIEVER,K;...",
-                        help="only these readers on the dev probes (ANSWERS: free | span | scored), then the company "
-                             "set with --company; the old results stay under 'previous'")
-    parser.add_argument("--compare-oracle", action="store_true", help="with --compare: the oracle mode too")
+                        help="only these readers on the dev probes (ANSWERS: free | span | scored; RETRIEVER oracle: "
+                             "the gold chunk alone), then the company set (--company); old results stay as 'previous'")
     parser.add_argument("--company", default="short,scored,3;short,free,3", metavar="TEMPLATE,ANSWERS,K;BASELINE",
                         help="with --compare: the company set's reader and its baseline (bm25)")
     parser.add_argument("--out", default=str(OUT))

@@ -129,7 +129,7 @@ def _span_scorer(lm: LM, reader: ReaderConfig, streamer: Any = None) -> BatchRun
         for item in items:
             with getattr(lm, "lock", None) or contextlib.nullcontext():  # the chat's BatchedLM: its model's lock
                 chosen = choose_span(lm, item["prompt"], [d.page_content for d in item["docs"]], item["question"],
-                                     end=end, field_weight=reader.field_weight, min_score=reader.min_score,
+                                     end=end, weights=reader.match_weights, min_score=reader.min_score,
                                      max_words=reader.span_words)
             tokens = len(lm.tokenizer(item["prompt"])["input_ids"])
             text = chosen.text if chosen else ""

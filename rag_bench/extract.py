@@ -1,16 +1,20 @@
-"""Extractive answers by scoring candidate spans: the answer is the passage span the model finds likeliest.
+"""Extractive answers by scoring candidate spans: the answer is a passage span, chosen whole.
 
-    from rag_bench.extract import candidate_spans, read_spans
+    from rag_bench.extract import candidate_spans, choose_span
     candidate_spans("Kenya | Government | Capital: Nairobi")        # [Span(start=29, end=36, text='Nairobi', ...)]
-    read_spans(lm, prompts, passages, questions)                     # one ScoredSpan (or None) per question
+    choose_span(lm, prompt, passages, question, end="<|im_end|>", weights=(100.0, 4.0), min_score=40.0)
 
 Greedy span-constrained decoding (``grounded_span``) commits to its first token and then copies on, so a 135M
 model starts a span in the wrong passage and cannot take it back. Here every candidate span is scored whole: the
 model's mean log-probability per token of the span, then the end of its turn, as the answer after the prompt
-(one forward of the prompt, its KV cache shared by a batch of candidates). A question names the field it asks
-for ("What is the capital of Kenya?"), so the score adds ``field_weight`` times the share of the question's
-content words found in the candidate's record key ("Kenya | Government | Capital"), or, in prose, in its
-sentence. A best score below ``min_score`` is a refusal: no span of the passages answers.
+(one forward of the prompt; the candidates then side by side after its KV cache, ``span_logprobs``). A question
+names the field it asks for ("What is the capital of Kenya?"), so the score adds ``weights[0]`` times the share of
+the question's content words found in the candidate's record key ("Kenya | Government | Capital"; in prose, its
+sentence) and subtracts ``weights[1]`` times the share of the field name's words the question lacks ("Capital -
+time difference"). With the weights chosen on the dev split (config.DEFAULT_READER) the question's words pick the
+record line and the model picks the span within it: the 135M model's own scores alone choose worse than the
+line's first value (bench/results/reader.json). A best score below ``min_score`` is a refusal: no span of the
+passages answers.
 
 Candidates (``candidate_spans``): in a record line ``key: value`` the value, its parts split on ``;`` and then
 ``,``, and each of those without a trailing parenthesis ("85,370 (2024 est.)" -> "85,370"); in prose, each run
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 _FUNCTION_WORDS = """a an the of in on at to for by with from and or but is are was were be been being it its this that
@@ -54,7 +58,7 @@ class ScoredSpan:
     start: int
     end: int
     text: str
-    score: float  # the combined score (model mean log-probability + field_weight x question overlap)
+    score: float  # the combined score (model mean log-probability + weights x question_match)
     logprob: float  # the model's mean log-probability per token of the span and its end
     candidates: int  # candidates scored for this question
 
@@ -126,82 +130,167 @@ def candidate_spans(passage: str, *, max_words: int = 4) -> list[Span]:
     return [s for s in spans if (s.start, s.end) not in seen and not seen.add((s.start, s.end))]
 
 
-def _content(text: str) -> set[str]:
-    return {w.lower() for w in re.findall(r"\w+", text) if w.lower() not in FUNCTION_WORDS}
+STEM = 6  # words compare by their first 6 letters: "independent" finds "Independence", "kilometers" "kilometres"
 
 
-def question_overlap(question: str, context: str) -> float:
-    """Share of the question's content words found in ``context`` (0 when the question has none)."""
-    asked = _content(question)
-    return len(asked & _content(context)) / len(asked) if asked else 0.0
+def content_stems(text: str, stem: int | None = STEM) -> set[str]:
+    """The stems of ``text``'s words that are not function words (``stem=None``: the whole words)."""
+    return {w.lower()[:stem] for w in re.findall(r"\w+", text) if w.lower() not in FUNCTION_WORDS}
 
 
-def span_logprobs(lm: Any, prompt: str, answers: Sequence[str], *, end: str, batch_size: int = 32) -> list[float]:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Match:
+    """How a candidate's context (a record key, or a prose span's sentence) matches the question."""
+
+    key: float  # of the question's content words, the share in the context (country, section and field name)
+    extra: float  # of the field name's content words, the share the question lacks ("Capital - time difference")
+
+
+def question_match(question: str, context: str) -> Match:
+    """How well ``context`` (a record key, or a prose span's sentence) answers to the words of ``question``."""
+    asked, field = content_stems(question), content_stems(context.rsplit("|", 1)[-1])
+    return Match(key=len(asked & content_stems(context)) / len(asked) if asked else 0.0,
+                 extra=len(field - asked) / len(field) if field else 0.0)
+
+
+def echoes(question: str, text: str) -> bool:
+    """Whether every content word of ``text`` is in the question (it names what is asked, it cannot answer it).
+    Whole words: "Panamanian" answers a question about Panama."""
+    return content_stems(text, None) <= content_stems(question, None)
+
+
+def span_logprobs(lm: Any, prompt: str, answers: Sequence[str], *, end: str, batch_size: int = 8,
+                  chunk_tokens: int = 256) -> list[float]:
     """Mean log-probability per token of each answer followed by ``end``, after ``prompt``.
 
-    The prompt is run once; its KV cache is repeated over a batch of answers, so a batch costs the answers' tokens
-    only (a model whose cache cannot be repeated, like LFM2's convolution state, reads the prompt in every row).
-    The prompt is cut from the left to leave ``SPAN_ROOM`` positions; a longer answer scores -inf.
+    The prompt is run once; answers then go ``chunk_tokens`` at a time side by side after its KV cache (``_packed``),
+    so they cost their own tokens only (a model whose cache cannot be shared so, like LFM2's convolution state,
+    reads the prompt again in every row, ``batch_size`` rows a forward).
+    An answer whose tokens begin another's ("Great Britain" in "Great Britain claimed") rides in that one's row:
+    the distribution after its last token gives its ``end``, when ``end`` is one token. The prompt is cut from the
+    left to leave ``SPAN_ROOM`` positions; a longer answer scores -inf.
     """
     import torch
 
     from rag_bench.lm import autocast
 
     tok = lm.tokenizer
-    every = [tok(a, add_special_tokens=False)["input_ids"] + tok(end, add_special_tokens=False)["input_ids"]
-             for a in answers]
-    rows = [r for r in every if 0 < len(r) <= SPAN_ROOM]
+    end_ids = tok(end, add_special_tokens=False)["input_ids"]
+    ids_of = [tok(a, add_special_tokens=False)["input_ids"] for a in answers]
+    if len(end_ids) != 1:  # each answer its own row, its end included
+        ids_of, end_ids = [ids + end_ids for ids in ids_of], []
+    rows, where = _shared_rows([ids if 0 < len(ids) < SPAN_ROOM else [] for ids in ids_of])
     prompt_ids = tok(prompt)["input_ids"][-(lm.max_positions - SPAN_ROOM):]
-    n_prompt, device = len(prompt_ids), lm.device
-    out: list[float] = []
+    device = lm.device
+    on_row: dict[int, list[tuple[int, int]]] = {}  # row -> (answer index, its tokens) of the answers riding on it
+    for i, (row, length) in enumerate(where):
+        if row is not None:
+            on_row.setdefault(row, []).append((i, length))
+    out = [float("-inf")] * len(ids_of)
     with torch.inference_mode(), autocast(device):
         first = lm.model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
         cache = first.past_key_values
-        if not all(hasattr(layer, "batch_repeat_interleave") for layer in getattr(cache, "layers", [None])):
-            cache = None
-        for begin in range(0, len(rows), batch_size):
-            batch = rows[begin:begin + batch_size]
-            width = max(len(r) for r in batch)
-            ids = torch.full((len(batch), n_prompt + width), tok.pad_token_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for r, row in enumerate(batch):
-                ids[r, :n_prompt + len(row)] = torch.tensor(prompt_ids + row)
-                mask[r, :n_prompt + len(row)] = 1
-            if cache is None:
-                logits = lm.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, n_prompt - 1:-1]
-            else:  # the prompt's last logits predict each answer's first token, the batch the rest
-                rest = lm.model(input_ids=ids[:, n_prompt:].to(device), attention_mask=mask.to(device),
-                                past_key_values=_repeat_cache(cache, len(batch)), use_cache=True).logits[:, :-1]
-                logits = torch.cat([first.logits[:, -1:].expand(len(batch), 1, -1), rest], dim=1)
-            logits = logits.float()
-            targets = ids[:, n_prompt:].to(device)
-            picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
-            out += [float(picked[r, :len(row)].mean()) for r, row in enumerate(batch)]
-    scores = iter(out)
-    return [next(scores) if 0 < len(r) <= SPAN_ROOM else float("-inf") for r in every]
+        # attention-only layers (not LFM2's convolution state, which a mask cannot confine to one row)
+        packed = all(hasattr(layer, "batch_repeat_interleave") for layer in getattr(cache, "layers", [None]))
+        for begin, logits in (_packed(lm, first, cache, prompt_ids, rows, chunk_tokens) if packed
+                              else _padded(lm, prompt_ids, rows, batch_size)):
+            for r, row_logits in enumerate(logits):
+                row = rows[begin + r]
+                logprobs = row_logits[:len(row) + 1].float().log_softmax(-1)  # [position, next token]
+                steps = logprobs[torch.arange(len(row)), torch.tensor(row)].tolist()  # each token of the row
+                ends = logprobs[:, end_ids[0]].tolist() if end_ids else None
+                for i, length in on_row[begin + r]:
+                    picked = steps[:length] + ([ends[length]] if ends else [])
+                    out[i] = sum(picked) / len(picked)
+    return out
 
 
-def _repeat_cache(cache: Any, n: int) -> Any:
-    """A copy of a one-row KV cache repeated to ``n`` rows (the original stays one row for the next batch)."""
-    import copy
+def _packed(lm: Any, first: Any, cache: Any, prompt_ids: list[int], rows: list[list[int]],
+            chunk_tokens: int) -> Iterator[tuple[int, Any]]:
+    """(first row, each row's next-token logits [positions + 1, vocabulary]) per chunk of rows laid side by side
+    in one sequence after the prompt's cache: each row sees the prompt and its own earlier tokens (a block-causal mask,
+    its positions restarting after the prompt), so the prompt's keys are neither copied nor repeated."""
+    import torch
 
-    repeated = copy.deepcopy(cache)
-    repeated.batch_repeat_interleave(n)
-    return repeated
+    n_prompt, device = len(prompt_ids), lm.device
+    begin = 0
+    while begin < len(rows):
+        stop, total = begin, 0
+        while stop < len(rows) and (stop == begin or total + len(rows[stop]) <= chunk_tokens):
+            total += len(rows[stop])
+            stop += 1
+        flat = [t for row in rows[begin:stop] for t in row]
+        positions = [n_prompt + j for row in rows[begin:stop] for j in range(len(row))]
+        mask = torch.zeros((total, n_prompt + total), dtype=torch.bool)
+        mask[:, :n_prompt] = True
+        at = 0
+        for row in rows[begin:stop]:
+            mask[at:at + len(row), n_prompt + at:n_prompt + at + len(row)] = torch.tril(
+                torch.ones((len(row), len(row)), dtype=torch.bool))
+            at += len(row)
+        if lm.model.config._attn_implementation != "sdpa":  # eager attention adds the mask to its scores
+            mask = torch.zeros(mask.shape).masked_fill(~mask, torch.finfo(torch.float32).min)
+        logits = lm.model(input_ids=torch.tensor([flat], device=device), attention_mask=mask[None, None].to(device),
+                          position_ids=torch.tensor([positions], device=device), past_key_values=cache,
+                          use_cache=True).logits[0]
+        cache.crop(-total)  # the next chunk sees the prompt only
+        starts = [sum(len(row) for row in rows[begin:r]) for r in range(begin, stop)]
+        yield begin, [torch.cat([first.logits[0, -1:], logits[at:at + len(row)]])
+                      for at, row in zip(starts, rows[begin:stop], strict=True)]
+        begin = stop
+
+
+def _padded(lm: Any, prompt_ids: list[int], rows: list[list[int]], batch_size: int) -> Iterator[tuple[int, Any]]:
+    """The same logits for a model whose cache a mask cannot share (LFM2's convolution state): the prompt is read
+    again in every row of a right-padded batch."""
+    import torch
+
+    n_prompt, device = len(prompt_ids), lm.device
+    for begin in range(0, len(rows), batch_size):
+        batch = rows[begin:begin + batch_size]
+        width = max(len(r) for r in batch)
+        ids = torch.full((len(batch), n_prompt + width), lm.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for r, row in enumerate(batch):
+            ids[r, :n_prompt + len(row)] = torch.tensor(prompt_ids + row)
+            mask[r, :n_prompt + len(row)] = 1
+        yield begin, lm.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, n_prompt - 1:]
+
+
+def _shared_rows(token_lists: list[list[int]]) -> tuple[list[list[int]], list[tuple[int | None, int]]]:
+    """Rows to run and, per token list, (its row, its length): a list that begins a longer one shares its row;
+    an empty list gets (None, 0)."""
+    rows: list[list[int]] = []
+    row_of_prefix: dict[tuple[int, ...], int] = {}
+    for ids in sorted((ids for ids in token_lists if ids), key=len, reverse=True):
+        if tuple(ids) not in row_of_prefix:
+            rows.append(ids)
+            for cut in range(1, len(ids) + 1):
+                row_of_prefix.setdefault(tuple(ids[:cut]), len(rows) - 1)
+    return rows, [(row_of_prefix[tuple(ids)], len(ids)) if ids else (None, 0) for ids in token_lists]
 
 
 def choose_span(lm: Any, prompt: str, passages: Sequence[str], question: str, *, end: str,
-                field_weight: float = 0.0, min_score: float | None = None, max_words: int = 4) -> ScoredSpan | None:
+                weights: tuple[float, float] = (0.0, 0.0), min_score: float | None = None,
+                max_words: int = 4) -> ScoredSpan | None:
     """The best-scoring candidate span of ``passages`` as the answer to ``question`` after ``prompt``, or None
-    (a refusal) when there is no candidate or the best scores below ``min_score`` (None: no floor). Ties go to the
-    earlier passage (the retriever's better rank)."""
-    found = [(i, span) for i, passage in enumerate(passages) for span in candidate_spans(passage, max_words=max_words)]
+    (a refusal) when there is no candidate or the best scores below ``min_score`` (None: no floor).
+
+    A candidate's score is the model's mean log-probability of it as the answer plus ``weights`` (key, extra) times
+    its ``question_match``: key adds, extra subtracts. A candidate that only echoes the
+    question's words is left out. Ties go to the earlier passage (the retriever's better rank)."""
+    found = [(i, span) for i, passage in enumerate(passages) for span in candidate_spans(passage, max_words=max_words)
+             if not echoes(question, span.text)]
     if not found:
         return None
     texts = list(dict.fromkeys(span.text for _, span in found))
     logprob = dict(zip(texts, span_logprobs(lm, prompt, texts, end=end), strict=True))
-    scored = [(logprob[span.text] + field_weight * question_overlap(question, span.context), -i, i, span)
-              for i, span in found]
+    w_key, w_extra = weights
+    scored = []
+    for i, span in found:
+        match = question_match(question, span.context)
+        lexical = w_key * match.key - w_extra * match.extra
+        scored.append((logprob[span.text] + lexical, -i, i, span))
     score, _, index, span = max(scored, key=lambda row: row[:2])
     if score == float("-inf") or (min_score is not None and score < min_score):
         return None

@@ -338,3 +338,19 @@ def test_oracle_mode_recall_at_k_and_the_echo_exclusion(trained, index, probes_f
     assert results["primary"]["grounded"]["contains"]["n"] == len(rows) + 1  # all but the echo probe
     loss = results["retrieval_loss"]["grounded-oracle"]
     assert loss["n"] == len(rows) + 1 and -1 <= loss["contains"] <= 0.5
+
+
+def test_the_scored_extractive_modes_answer_with_spans_of_their_passages(trained, index, probes_file, tmp_path):
+    """grounded_scored and oracle_scored: every answer is a passage span (so it is supported) or the refusal."""
+    from rag_bench.answer import NO_SPAN
+
+    lm, _ = trained
+    retriever = make_retriever(index.store, k=2)
+    results = evaluate(lm, probes_file, retriever=retriever, out_dir=tmp_path / "eval", progress=False,
+                       cfg=small_cfg(modes=("grounded_scored", "oracle_scored"), k=2, diversity_prompts=0))
+    for mode in ("grounded_scored", "oracle_scored"):
+        rows = read_jsonl(tmp_path / "eval" / f"samples_{mode}.jsonl")
+        assert rows and all(r["mode"] == mode and r["prediction"] for r in rows)
+        for r in rows:
+            assert r["scores"]["supported"] == float(r["prediction"] != NO_SPAN), r
+    assert results["retrieval_loss"]["grounded_scored-oracle_scored"]["n"] == len(read_jsonl(probes_file))

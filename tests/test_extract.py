@@ -11,7 +11,7 @@ from langchain_core.documents import Document
 from rag_bench.answer import NO_SPAN, PassagesGiven, answer, grounded, oracle
 from rag_bench.config import DEFAULT_READER, ModelConfig, ReaderConfig
 from rag_bench.eval.support import support_at
-from rag_bench.extract import candidate_spans, choose_span, question_overlap, span_logprobs
+from rag_bench.extract import candidate_spans, choose_span, echoes, question_match, span_logprobs
 from rag_bench.lm import LM
 from rag_bench.models.scratch import train_tokenizer
 from tests.conftest import PLANTED_FACT
@@ -57,10 +57,17 @@ def test_every_candidate_is_a_verbatim_slice_of_its_passage(passage: str):
         assert passage[span.start:span.end] == span.text == span.text.strip() and span.text
 
 
-def test_question_overlap_is_the_share_of_the_questions_content_words():
-    assert question_overlap("What is the capital of Andorra?", "Andorra | Government | Capital") == 1.0
-    assert question_overlap("What is the capital of Andorra?", "Andorra | People and Society | Population") == 0.5
-    assert question_overlap("What is it?", "Andorra") == 0.0  # no content words
+def test_the_question_matches_the_field_name_the_whole_key_and_what_the_field_adds():
+    question = "What is the capital of Andorra?"
+    capital = question_match(question, "Andorra | Government | Capital")
+    assert (capital.key, capital.extra) == (1.0, 0.0)
+    coordinates = question_match(question, "Andorra | Government | Capital - geographic coordinates")
+    assert (coordinates.key, coordinates.extra) == (1.0, 2 / 3)
+    elsewhere = question_match(question, "Chad | People and Society | Population")
+    assert (elsewhere.key, elsewhere.extra) == (0.0, 1.0)
+    assert question_match("In which year did Chad become independent?", "Chad | Government | Independence").key == 0.5
+    assert question_match("What is it?", "Andorra").key == 0.0  # no content words
+    assert echoes(question, "Capital of Andorra") and not echoes(question, "Andorra la Vella")
 
 
 @pytest.mark.parametrize("arch", ["lfm2", "llama"])  # llama repeats the prompt's KV cache, lfm2 reads it again
@@ -68,17 +75,20 @@ def test_batched_scores_over_the_shared_prompt_equal_scoring_each_answer_alone(a
     texts = [PLANTED_FACT, RECORDS] * 10
     tiny_lm = LM.build(ModelConfig.preset("tiny").replace(arch=arch), train_tokenizer(texts, vocab_size=300))
     prompt = f"{RECORDS}\n\nAndorra | Government | Capital:"
-    answers = [" Andorra la Vella", " 85,370", " euros (EUR) per US dollar", " x"]  # different lengths: padding
-    batched = span_logprobs(tiny_lm, prompt, answers, end="", batch_size=3)
-    for text, mean in zip(answers, batched, strict=True):
-        n = len(tiny_lm.tokenizer(text, add_special_tokens=False)["input_ids"])
-        (alone,) = tiny_lm.score([prompt], [text])
-        assert math.isclose(mean * n, alone, rel_tol=0.03, abs_tol=0.05), (text, mean * n, alone)
+    # different lengths (padding), and answers that begin another (they share its row)
+    answers = [" Andorra la Vella", " Andorra", " Andorra la", " 85,370", " euros (EUR) per US dollar", " x"]
+    end = tiny_lm.tokenizer.eos_token  # one token: a shorter answer's end is read off the longer one's row
+    for ending in ("", end):
+        batched = span_logprobs(tiny_lm, prompt, answers, end=ending, batch_size=3)
+        for text, mean in zip(answers, batched, strict=True):
+            n = len(tiny_lm.tokenizer(text + ending, add_special_tokens=False)["input_ids"])
+            (alone,) = tiny_lm.score([prompt], [text + ending])
+            assert math.isclose(mean * n, alone, rel_tol=0.03, abs_tol=0.05), (text, ending, mean * n, alone)
 
 
 def test_the_chosen_span_is_verbatim_in_its_passage_and_the_citation_points_at_it(tiny_lm: LM):
     passages = [PLANTED_FACT, RECORDS]
-    reader = ReaderConfig(answers="scored", field_weight=0.0)
+    reader = ReaderConfig(answers="scored", match_weights=(0.0, 0.0), min_score=None)  # the model's choice alone
     given = PassagesGiven(["What is the population of Andorra?"], [[Document(page_content=p) for p in passages]])
     (ans,) = grounded(tiny_lm, given, ["What is the population of Andorra?"], k=2, scored=True, reader=reader)
     assert ans.mode == "grounded_scored" and ans.text != NO_SPAN
@@ -91,7 +101,8 @@ def test_the_chosen_span_is_verbatim_in_its_passage_and_the_citation_points_at_i
 def test_the_questions_field_picks_the_record_line(tiny_lm: LM):
     """With the field match weighted far above the model's scores, the line whose key holds the question's words
     gives the answer, whatever this untrained model prefers."""
-    chosen = choose_span(tiny_lm, "Q", [RECORDS], "What is the capital of Andorra?", end="", field_weight=100.0)
+    chosen = choose_span(tiny_lm, "Q", [RECORDS], "What is the capital of Andorra?", end="",
+                         weights=(100.0, 0.0))
     assert chosen is not None and chosen.text in ("Andorra la Vella", "Andorra la Vella; note - the seat is in the "
                                                   "valley, near the river", "note - the seat is in the valley",
                                                   "near the river")
@@ -103,11 +114,15 @@ def test_no_supporting_span_is_the_explicit_refusal(tiny_lm: LM):
     nothing = PassagesGiven([question], [[Document(page_content="; , . ()")]])  # a passage with no candidate
     (ans,) = answer(tiny_lm, [question], "grounded_scored", retriever=nothing, k=1)
     assert ans.text == NO_SPAN and ans.span is None
-    # every mean log-probability is below 0, so a floor of 0 refuses every candidate
-    strict = ReaderConfig(answers="scored", min_score=0.0)
+    # without the question match every score is a mean log-probability, below 0: a floor of 0 refuses them all
+    strict = ReaderConfig(answers="scored", match_weights=(0.0, 0.0), min_score=0.0)
     (refused,) = grounded(tiny_lm, PassagesGiven([question], [[Document(page_content=RECORDS)]]), [question], k=1,
                           scored=True, reader=strict)
     assert refused.text == NO_SPAN and refused.span is None and refused.sources[0]["text"] == RECORDS
+    # the default reader: a passage that has none of the question's words holds no answer to it
+    chad = Document(page_content="Chad | People and Society | Population: 19,093,595 (2024 est.)")
+    (unrelated,) = grounded(tiny_lm, PassagesGiven([question], [[chad]]), [question], k=1, scored=True)
+    assert unrelated.text == NO_SPAN and DEFAULT_READER.min_score is not None
 
 
 def test_the_oracle_scored_mode_reads_the_gold_passage(tiny_lm: LM):

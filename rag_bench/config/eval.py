@@ -36,9 +36,12 @@ class ReaderConfig(ConfigBase):
     retrieval: Literal["dense", "bm25", "hybrid"] = "bm25"  # which retriever finds them (no wait for the dense index)
     # free: generated; span: greedy decoding held to a span of the passages (grounded_span); scored: the passage
     # span the model scores best as the answer (grounded_scored, rag_bench.extract)
-    answers: Literal["free", "span", "scored"] = "free"
-    field_weight: float = 0.0  # scored: weight of the share of the question's words in a span's record key/sentence
-    min_score: float | None = None  # scored: a best score below this is a refusal ("not found in the passages")
+    answers: Literal["free", "span", "scored"] = "scored"
+    # scored: weights of how a span's record key (prose: its sentence) matches the question (rag_bench.extract.
+    # question_match), added to the model's mean log-probability: the share of the question's words in the key,
+    # and minus the share of the field name's words the question lacks
+    match_weights: tuple[float, float] = (100.0, 4.0)
+    min_score: float | None = 40.0  # scored: a best score below this is a refusal ("not found in the passages")
     span_words: int = 4  # scored: words of a prose candidate span at most (record values are taken whole and split)
     max_new_tokens: int = FREE_ANSWER_TOKENS  # cap on a free answer (it ends at a newline or EOS first)
 
