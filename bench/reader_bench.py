@@ -65,6 +65,12 @@ COMPANY_DOCS = REPO / "corpora" / "company"
 COMPANY_QA = REPO / "corpora" / "company_qa.jsonl"
 
 
+def scratch_dir(data_dir: str, prefix: str) -> Path:
+    """A fresh folder under DATA_DIR/scratch (made when missing) for this run's evaluation outputs."""
+    (Path(data_dir) / "scratch").mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=Path(data_dir) / "scratch"))
+
+
 def cpu_isa() -> list[str]:
     flags = Path("/proc/cpuinfo").read_text().split()
     return sorted({f for f in flags if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")})
@@ -155,7 +161,7 @@ def compare(args: argparse.Namespace, lm, started: float, load_before: tuple) ->
               "n_probes": len(probes), "seed": args.seed, "isa": cpu_isa(), "threads": args.threads,
               "load_avg_before": load_before, "default_reader_at_run": DEFAULT_READER.to_dict(), "compare": [],
               **provenance()}
-    scratch = Path(tempfile.mkdtemp(prefix="reader_bench.", dir=Path(args.data_dir) / "scratch"))
+    scratch = scratch_dir(args.data_dir, "reader_bench.")
 
     def save() -> None:
         result["seconds"] = round(time.perf_counter() - started, 1)
@@ -214,7 +220,7 @@ def main() -> None:
         return
     if args.company_only:
         template, answers, k = args.company_only.split(",")
-        scratch = Path(tempfile.mkdtemp(prefix="reader_company.", dir=Path(args.data_dir) / "scratch"))
+        scratch = scratch_dir(args.data_dir, "reader_company.")
         company = company_set(lm, template, answers == "extractive", int(k), scratch, args.batch_size)
         write_json(args.out, {"command": " ".join(sys.argv), "model": args.model, "isa": cpu_isa(),
                               "threads": args.threads, "load_avg_before": load_before, "company": company,
@@ -230,7 +236,7 @@ def main() -> None:
               "n_probes": len(probes), "seed": args.seed, "isa": cpu_isa(), "threads": args.threads,
               "load_avg_before": load_before, "stage1": [], "stage2": [], "default_reader_at_run":
               DEFAULT_READER.to_dict(), **provenance()}
-    scratch = Path(tempfile.mkdtemp(prefix="reader_bench.", dir=Path(args.data_dir) / "scratch"))
+    scratch = scratch_dir(args.data_dir, "reader_bench.")
 
     def save() -> None:
         result["seconds"] = round(time.perf_counter() - started, 1)
