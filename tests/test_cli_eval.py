@@ -49,3 +49,9 @@ def test_ask_defaults_to_the_chats_model_and_answers_a_file_of_questions_on_one_
     assert len(loads) == 1  # one model load for both questions
     assert out.count("question: ") == 2 and out.count("grounded:") == 2 and out.count("(smollm2-135m · ") == 2
     assert out.count("sources of the grounded answer") == 2 and "Funafuti" in out, out
+    # --mode both (the default): closed-book and the dev-chosen reader of an instruct model, a scored passage span
+    code = main(["ask", "What is the capital of Tuvalu?", "--index", str(tmp_path / "idx"), "-k", "2",
+                 "--data-dir", str(smollm2_data_dir)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "closed-book:" in out and "grounded (scored): Funafuti\n" in out, out

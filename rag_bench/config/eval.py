@@ -32,7 +32,7 @@ class ReaderConfig(ConfigBase):
     """
 
     template: str = "short"  # registered prompt template (rag_bench.prompt): plain | short | oneshot
-    k: int = 3  # passages per grounded prompt
+    k: int = 5  # passages per grounded prompt
     retrieval: Literal["dense", "bm25", "hybrid"] = "bm25"  # which retriever finds them (no wait for the dense index)
     # free: generated; span: greedy decoding held to a span of the passages (grounded_span); scored: the passage
     # span the model scores best as the answer (grounded_scored, rag_bench.extract)
@@ -63,12 +63,17 @@ class ReaderConfig(ConfigBase):
 
 
 # The reader of instruct models. Evaluation (EvalConfig.template "auto"), `rag-bench ask` and the chat import this
-# one object. The dev comparison (bench/results/reader.json, 40 dev probes, about +-0.15) did not separate the readers:
-# oracle contains plain extractive 0.525, plain free 0.475, short free 0.425; grounded free against extractive was not
-# measured on dev. Greedy extractive decoding also copies a span of the wrong passage (asked for Tuvalu's capital it
-# answered with a sentence of the third passage), and it scored 0.21 against 0.40 on the held-out company set. Until
-# a larger dev rerun separates them, the default is FlashRAG's short-answer reader, free, over bm25 k=3 (dense had the
-# higher recall@3 on dev, 0.725 against 0.575, but the first Factbook dense index takes minutes to build).
+# one object. SmolLM2-135M's free answers do not read their passages: on 120 Factbook dev probes (bench/results/
+# reader.json, seed 0; load ~7 on 2 shared cores) free answers over bm25 k=3 hold the answer in 0.29 of them, 0.49
+# where a passage holds it. The scored extractive reader (rag_bench.extract) answers with a passage span: the
+# question's words pick the record line, the model picks the span within it, and a best score under min_score is
+# the refusal. Its weights and floor were chosen on 100 other dev probes (bench/results/reader_tuning.json: over bm25
+# k=3 the model's own span scores alone hold the answer in 0.08, the matched line's whole value without the model
+# 0.59, the reader 0.62; with the gold chunk 0.24, 0.91 and 0.88, exact match 0.23, 0.86, 0.88). On the 120: contains
+# 0.52 over bm25 k=3 (0.95 where a passage holds the answer; recall 0.54 bounds it), 0.625 over bm25 k=5 (0.95; exact
+# match 0.61), 0.62 dense k=3 (0.89), 0.69 dense k=5 (0.83), 0.71 hybrid k=3 (0.89), 0.91 oracle; 0.79 against 0.39
+# free on the held-out company set (38 questions, bm25 k=3). k=5 over bm25 was picked on those same 120 (both targets
+# met, no wait for the dense index at first start); hybrid k=3 reads better once the dense index exists.
 DEFAULT_READER = ReaderConfig()
 
 
