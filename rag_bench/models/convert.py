@@ -37,8 +37,10 @@ GGUF_MAGIC = b"GGUF"
 Progress = Callable[[str], None]
 
 
-def gguf_parameters(path: Path) -> int:
-    """Parameters in a GGUF file's tensor table; a missing, foreign or truncated file is a ModelLoadError."""
+def read_gguf(path: Path) -> tuple[int, str]:
+    """(parameters in a GGUF file's tensor table, the ``general.architecture`` it declares or "") from one parse
+    (parsing SmolLM2's metadata, its 49k-token vocabulary, takes seconds); a missing, foreign or truncated file is a
+    ModelLoadError."""
     import gguf
 
     try:
@@ -57,30 +59,28 @@ def gguf_parameters(path: Path) -> int:
     if end > path.stat().st_size:
         raise ModelLoadError(f"{path}: corrupt GGUF file (truncated: tensors end at byte {end:,}, "
                              f"the file has {path.stat().st_size:,})")
-    return n
-
-
-def gguf_architecture(path: Path) -> str:
-    """The ``general.architecture`` a GGUF file declares ("llama" for SmolLM2), or "" when it declares none."""
-    import gguf
-
     try:
-        field = gguf.GGUFReader(path).fields.get("general.architecture")
-        return bytes(field.parts[field.data[0]]).decode("utf-8") if field is not None else ""
-    except (ValueError, KeyError, IndexError, OSError, UnicodeDecodeError):
-        return ""
+        field = reader.fields.get("general.architecture")
+        arch = bytes(field.parts[field.data[0]]).decode("utf-8") if field is not None else ""
+    except (ValueError, KeyError, IndexError, UnicodeDecodeError):
+        arch = ""
+    return n, arch
+
+
+def gguf_parameters(path: Path) -> int:
+    """Parameters in a GGUF file's tensor table; a missing, foreign or truncated file is a ModelLoadError."""
+    return read_gguf(path)[0]
 
 
 # GGUF names transformers reads under another name (its modeling_gguf_pytorch_utils renames them the same way)
 _GGUF_ALIASES = {"qwen2moe": "qwen2_moe", "qwen3moe": "qwen3_moe", "gemma3n": "gemma3"}
 
 
-def check_gguf_architecture(path: Path) -> str:
-    """The file's architecture if this transformers can load it; else one ModelLoadError line naming it."""
+def check_gguf_architecture(path: Path, arch: str) -> str:
+    """``arch`` (what ``path`` declares) if this transformers can load it; else one ModelLoadError line naming it."""
     import transformers
     from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
 
-    arch = gguf_architecture(path)
     loadable = sorted(set(GGUF_SUPPORTED_ARCHITECTURES) - {"general", "tokenizer"})
     if _GGUF_ALIASES.get(arch, arch) not in loadable:
         raise ModelLoadError(f"{path}: GGUF architecture {arch or 'unnamed'!r} cannot be loaded by transformers "
@@ -103,8 +103,8 @@ def convert_gguf_file(source: Path, dest: Path, *, info: dict, progress: Progres
     ``info["chat"]`` False drops the chat template; None keeps whatever template the file carries.
     """
     dest = Path(dest)
-    n = gguf_parameters(source)
-    check_gguf_architecture(source)
+    n, arch = read_gguf(source)
+    check_gguf_architecture(source, arch)
     check_fits(source, needed_bytes=int(4 * n * CONVERT_OVERHEAD), what="convert", available=available)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
