@@ -138,7 +138,8 @@ def _third_party(graph_modules: dict[str, Path]) -> list[str]:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="forks one child per module")
 def test_every_module_imports_on_a_fresh_interpreter(tmp_path):
-    """Each rag_bench module imported first, alone: a child forked from a process that imported no rag_bench."""
+    """Each rag_bench module imported first, alone: a child forked from a process that imported no rag_bench (as many
+    children at once as there are cores)."""
     import subprocess
 
     script = tmp_path / "each.py"
@@ -148,15 +149,23 @@ def test_every_module_imports_on_a_fresh_interpreter(tmp_path):
         "    try:\n        importlib.import_module(lib)\n"
         "    except Exception:\n        pass\n"
         "assert not [m for m in sys.modules if m.startswith('rag_bench')]\n"
-        "failed = []\n"
+        "failed, running = [], {}\n"
         "for name in sys.argv[1].split(','):\n"
+        "    if len(running) >= (os.cpu_count() or 1):  # one child per core at a time\n"
+        "        pid, status = os.wait()\n"
+        "        if status != 0:\n            failed.append(running[pid])\n"
+        "        del running[pid]\n"
         "    pid = os.fork()\n"
         "    if pid == 0:\n"
         "        try:\n            importlib.import_module(name)\n"
         "        except BaseException:\n            traceback.print_exc(limit=-3)\n            os._exit(1)\n"
         "        os._exit(0)\n"
-        "    if os.waitpid(pid, 0)[1] != 0:\n        failed.append(name)\n"
-        "print('FAILED ' + ','.join(failed) if failed else 'OK')\n", encoding="utf-8")
+        "    running[pid] = name\n"
+        "while running:\n"
+        "    pid, status = os.wait()\n"
+        "    if status != 0:\n        failed.append(running[pid])\n"
+        "    del running[pid]\n"
+        "print('FAILED ' + ','.join(sorted(failed)) if failed else 'OK')\n", encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     modules = [name for name in MODULES if name != "rag_bench.__main__"]  # importing it runs the command line
     result = subprocess.run([sys.executable, str(script), ",".join(modules), ",".join(_third_party(MODULES))],
