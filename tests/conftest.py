@@ -105,35 +105,56 @@ def mixed_corpus(tmp_path: Path) -> Path:
 
 
 # ---------------------------------------------------------------------------------------
-# Contaminated indexes (rag_bench.contaminate): one tiny run, one contamination of it, shared by the test files
+# A 3-country Factbook DATA_DIR, built once; the collapse, Ray-branch and contamination tests each copy it
 
 
-CONTAMINATE_COUNTRIES = ["ck", "kt", "pc"]  # Cocos (Keeling) Islands, Christmas Island, Pitcairn
+FACTBOOK3_COUNTRIES = ["ck", "kt", "pc"]  # Cocos (Keeling) Islands, Christmas Island, Pitcairn: small, with probes
 
 
 @pytest.fixture(scope="session")
-def contaminate_data(tmp_path_factory) -> Path:
-    """DATA_DIR with a 3-country Factbook (index, probes) and a tiny run of 2 generations of `replace`, no report."""
+def factbook3(tmp_path_factory) -> Path:
+    """DATA_DIR with a 3-country Factbook corpus (20% held out), its index and its factbook probes. Never written
+    to: a test that runs anything in it works in a copy (``copy_data_dir``)."""
     import importlib.util
 
-    import torch
-
     from rag_bench.cli import ingest
-    from rag_bench.collapse.run import run_collapse
-    from rag_bench.config import collapse_preset
     from rag_bench.index.store import load_index
     from rag_bench.probes.build import make_probe_file
 
-    data = tmp_path_factory.mktemp("contaminate_data")
+    data = tmp_path_factory.mktemp("factbook3")
     spec = importlib.util.spec_from_file_location("factbook_build",
                                                   Path(__file__).resolve().parents[1] / "corpora/factbook/build.py")
     builder = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(builder)
-    builder.build(data / "corpora" / "factbook", countries=CONTAMINATE_COUNTRIES, heldout_fraction=0.2, progress=False)
+    builder.build(data / "corpora" / "factbook", countries=FACTBOOK3_COUNTRIES, heldout_fraction=0.2, progress=False)
     ingest(str(data / "corpora" / "factbook" / "corpus.jsonl"), data_dir=data, name="factbook", progress=False)
     make_probe_file("factbook", load_index(data / "indexes" / "factbook").chunks,
                     data / "probes" / "factbook-factbook.jsonl",
                     facts_path=data / "corpora" / "factbook" / "facts.jsonl")
+    return data
+
+
+def copy_data_dir(source: Path, dest: Path) -> Path:
+    """``source`` copied to ``dest`` (a fresh folder): runs, caches and new indexes then go into the copy."""
+    import shutil
+
+    shutil.copytree(source, dest)
+    return dest
+
+
+# ---------------------------------------------------------------------------------------
+# Contaminated indexes (rag_bench.contaminate): one tiny run, one contamination of it, shared by the test files
+
+
+@pytest.fixture(scope="session")
+def contaminate_data(tmp_path_factory, factbook3: Path) -> Path:
+    """DATA_DIR with a 3-country Factbook (index, probes) and a tiny run of 2 generations of `replace`, no report."""
+    import torch
+
+    from rag_bench.collapse.run import run_collapse
+    from rag_bench.config import collapse_preset
+
+    data = copy_data_dir(factbook3, tmp_path_factory.mktemp("contaminate") / "data")
     threads = torch.get_num_threads()
     try:
         # no report at the run's end: no test reads this run's report, and drawing it took 9 s of the fixture's 16

@@ -9,31 +9,23 @@ tokenizer); generation 1 fine-tunes the same base on generation 0's text. The pr
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 
-from rag_bench.cli import ingest
 from rag_bench.collapse.run import run_collapse
 from rag_bench.config import ConfigError, collapse_preset
 from rag_bench.index.store import load_index
 from rag_bench.probes.natural import make_natural_probe_file
 from rag_bench.records import read_json, read_jsonl
-
-REPO = Path(__file__).resolve().parents[1]
-COUNTRIES = ["ck", "kt", "pc"]
+from tests.conftest import copy_data_dir
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    data = tmp_path_factory.mktemp("data")
-    spec = importlib.util.spec_from_file_location("factbook_build", REPO / "corpora" / "factbook" / "build.py")
-    builder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builder)
-    builder.build(data / "corpora" / "factbook", countries=COUNTRIES, heldout_fraction=0.2, progress=False)
-    ingest(str(data / "corpora" / "factbook" / "corpus.jsonl"), data_dir=data, name="factbook", progress=False)
+def data_dir(tmp_path_factory, factbook3: Path) -> Path:
+    """A copy of the session's 3-country Factbook, with the natural questions beside its record probes."""
+    data = copy_data_dir(factbook3, tmp_path_factory.mktemp("buckets") / "data")
     chunks = load_index(data / "indexes" / "factbook").chunks
     make_natural_probe_file(chunks, data / "probes" / "factbook-natural.jsonl",
                             facts_path=data / "corpora" / "factbook" / "facts.jsonl", limit=None)

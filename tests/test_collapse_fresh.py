@@ -10,13 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from rag_bench.cli import ingest, main
+from rag_bench.cli import main
 from rag_bench.collapse.run import run_collapse
 from rag_bench.config import collapse_preset
-from rag_bench.index.store import load_index
-from rag_bench.probes.build import make_probe_file
 from rag_bench.records import read_json, read_jsonl
-from tests.test_probes_build import factbook_builder
+from tests.conftest import copy_data_dir
 
 STRATEGIES = ("replace", "mix:0.5", "fresh")
 DOSE = ("steps", "batch_size", "block", "train_tokens", "budget_tokens", "pool_tokens")  # what must not vary
@@ -24,14 +22,8 @@ BUDGET = 1200  # tokens of every later pool; ck and kt train generation 0, the f
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    data = tmp_path_factory.mktemp("data")
-    factbook_builder().build(data / "corpora" / "factbook", countries=["ck", "kt", "pc"], heldout_fraction=0.2,
-                             progress=False)
-    ingest(str(data / "corpora" / "factbook" / "corpus.jsonl"), data_dir=data, name="factbook", progress=False)
-    make_probe_file("factbook", load_index(data / "indexes" / "factbook").chunks, data / "probes" /
-                    "factbook-factbook.jsonl", facts_path=data / "corpora" / "factbook" / "facts.jsonl")
-    return data
+def data_dir(tmp_path_factory, factbook3: Path) -> Path:
+    return copy_data_dir(factbook3, tmp_path_factory.mktemp("fresh") / "data")
 
 
 def config(seed: int, **overrides):

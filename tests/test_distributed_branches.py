@@ -3,7 +3,6 @@ and equals the same run without Ray, seed for seed (models, pools, synthetic tex
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -15,32 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from rag_bench.cli import ingest
 from rag_bench.collapse.run import run_collapse
 from rag_bench.config import collapse_preset
-from rag_bench.index.store import load_index
-from rag_bench.probes.build import make_probe_file
 from rag_bench.records import read_json, sha256_file
+from tests.conftest import copy_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
-COUNTRIES = ["ck", "kt", "pc"]
 # one thread everywhere: the same seed gives the same floats only at the same thread count
 CFG = collapse_preset("tiny", generations=3, strategies=("replace", "accumulate"), threads=1, report=False,
                       knowledge_buckets=True)  # the bucket steps, and the run's CSV both branches rewrite
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    """DATA_DIR with a 3-country Factbook corpus, its index and probes (as in test_collapse)."""
-    data = tmp_path_factory.mktemp("data")
-    spec = importlib.util.spec_from_file_location("factbook_build", REPO / "corpora" / "factbook" / "build.py")
-    builder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builder)
-    builder.build(data / "corpora" / "factbook", countries=COUNTRIES, heldout_fraction=0.2, progress=False)
-    ingest(str(data / "corpora" / "factbook" / "corpus.jsonl"), data_dir=data, name="factbook", progress=False)
-    make_probe_file("factbook", load_index(data / "indexes" / "factbook").chunks, data / "probes" /
-                    "factbook-factbook.jsonl", facts_path=data / "corpora" / "factbook" / "facts.jsonl")
-    return data
+def data_dir(tmp_path_factory, factbook3: Path) -> Path:
+    """DATA_DIR with a 3-country Factbook corpus, its index and probes (a copy of the session's)."""
+    return copy_data_dir(factbook3, tmp_path_factory.mktemp("branches") / "data")
 
 
 def fingerprint(run: Path) -> dict[str, object]:
