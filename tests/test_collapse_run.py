@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -14,31 +13,22 @@ from pathlib import Path
 import pytest
 import torch
 
-from rag_bench.cli import ingest, main
+from rag_bench.cli import main
 from rag_bench.collapse.run import run_collapse
 from rag_bench.config import collapse_preset
 from rag_bench.index.store import load_index
-from rag_bench.probes.build import make_probe_file
 from rag_bench.records import read_json, read_jsonl, sha256_file
+from tests.conftest import copy_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
-COUNTRIES = ["ck", "kt", "pc"]  # Cocos (Keeling) Islands, Christmas Island, Pitcairn: small, with probes
 ALL = ("replace", "mix:0.5", "accumulate", "accumulate-fixed", "accumulate-subsample", "filter", "filter:dedup",
        "watermark", "grounded")
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    """DATA_DIR with a 3-country Factbook corpus (20% held out), its index and its probes."""
-    data = tmp_path_factory.mktemp("data")
-    spec = importlib.util.spec_from_file_location("factbook_build", REPO / "corpora" / "factbook" / "build.py")
-    builder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builder)
-    builder.build(data / "corpora" / "factbook", countries=COUNTRIES, heldout_fraction=0.2, progress=False)
-    ingest(str(data / "corpora" / "factbook" / "corpus.jsonl"), data_dir=data, name="factbook", progress=False)
-    make_probe_file("factbook", load_index(data / "indexes" / "factbook").chunks, data / "probes" /
-                    "factbook-factbook.jsonl", facts_path=data / "corpora" / "factbook" / "facts.jsonl")
-    return data
+def data_dir(tmp_path_factory, factbook3: Path) -> Path:
+    """DATA_DIR with a 3-country Factbook corpus (20% held out), its index and its probes (a copy of the session's)."""
+    return copy_data_dir(factbook3, tmp_path_factory.mktemp("collapse") / "data")
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +52,7 @@ def test_a_tiny_run_writes_the_layout(tiny_run: Path):
     assert {"stage", "generation", "generations", "strategy", "eta_seconds", "pid", "updated"} <= set(status)
     assert "gen 1 grounded: train: finished" in (tiny_run / "log.txt").read_text()
     assert read_json(tiny_run / "config.json")["strategies"] == list(ALL)
+    assert (tiny_run / "report" / "report.html").is_file()  # the report step at the run's end (the other runs skip it)
     g0 = tiny_run / "gen_0"
     for name in ("model/model.safetensors", "model/tokenizer.json", "eval/results.json", "eval/samples_closed.jsonl",
                  "eval/samples_grounded.jsonl", "synthetic.jsonl", "synthetic_watermark.jsonl",
@@ -367,8 +358,8 @@ def test_a_later_generation_is_loaded_once_for_its_evaluation_and_its_writing(da
                                                 or real(cls, path, **kw)))
     threads = torch.get_num_threads()
     try:  # init=scratch: generation 2 does not start from generation 1's weights, so only its eval and write load it
-        run = run_collapse(collapse_preset("tiny", strategies=("replace",), generations=3, init="scratch"),
-                           run_dir=tmp_path / "three", data_dir=data_dir, echo=False)
+        run = run_collapse(collapse_preset("tiny", strategies=("replace",), generations=3, init="scratch",
+                                           report=False), run_dir=tmp_path / "three", data_dir=data_dir, echo=False)
     finally:
         torch.set_num_threads(threads)
     (gen1,) = [p.resolve() for p in run.rglob("gen_1/model")]

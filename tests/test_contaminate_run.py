@@ -123,7 +123,7 @@ def test_the_command_on_a_folder_corpus(tmp_path: Path):
     make_probe_file("cloze", load_index(data / "indexes" / "acme").chunks, data / "probes" / "acme-cloze.jsonl")
     threads = torch.get_num_threads()
     try:
-        cfg = collapse_preset("tiny", strategies=("replace",), corpus="acme", generations=2)
+        cfg = collapse_preset("tiny", strategies=("replace",), corpus="acme", generations=2, report=False)
         run_collapse(cfg.replace(eval=cfg.eval.replace(diversity_prompts=0)), run_dir=data / "runs" / "acme",
                      data_dir=data, echo=False)
     finally:
