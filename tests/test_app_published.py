@@ -14,8 +14,10 @@ INTERVAL = re.compile(r"^-?\d+\.\d{3} \[-?\d+\.\d{3}, -?\d+\.\d{3}\]$")
 
 def test_smol_and_quick_are_published_with_commit_figures_tables_and_finding(tmp_path: Path):
     results = {r.name: r for r in published_results(tmp_path)}
-    assert list(results)[:2] == ["smol", "quick"]  # the pretrained model's result leads
-    for name in ("smol", "quick"):
+    # the controlled result leads; the history results without the control follow, titled as history
+    assert list(results)[:3] == ["quick-control", "smol", "quick"]
+    assert "fresh-human control" in results["quick-control"].title and "history" in results["quick"].title
+    for name in ("quick-control", "smol", "quick"):
         result = results[name]
         assert re.fullmatch(r"[0-9a-f]{7,}", result.commit) and re.fullmatch(r"\d{4}-\d\d-\d\d", result.date)
         assert len(result.figures) == 2 and all(p.read_bytes()[:4] == b"\x89PNG" for p in result.figures)
@@ -31,7 +33,7 @@ def test_smol_and_quick_are_published_with_commit_figures_tables_and_finding(tmp
 
 def test_a_figure_is_drawn_once_and_a_later_start_finds_it(tmp_path: Path):
     drawn = {p: p.stat().st_mtime_ns for r in published_results(tmp_path) for p in r.figures if p.parent == tmp_path}
-    assert len(drawn) == 4
+    assert len(drawn) == 6  # two figures of each collapse result
     published._published.cache_clear()  # what a new process starts with
     again = {p: p.stat().st_mtime_ns for r in published_results(tmp_path) for p in r.figures if p.parent == tmp_path}
     assert again == drawn  # the same files, not drawn again
@@ -55,7 +57,7 @@ def test_finding_takes_the_first_list_item_after_the_marker():
 
 
 def test_each_published_preset_links_its_result_and_measured_time():
-    for preset in ("quick", "smol"):
+    for preset, result in (("quick", "quick-control"), ("smol", "smol")):
         note = preset_note(preset)
-        assert f"docs/results/{preset}/" in note and " min " in note and "measured run time" in note
+        assert f"docs/results/{result}/" in note and " min" in note and "measured run time" in note
     assert "no published result" in preset_note("paper")
