@@ -35,10 +35,10 @@ from rag_bench.report.ci import MIN_PROBES
 from rag_bench.report.contaminate_tables import TABLES as CONTAMINATION_TABLES
 from rag_bench.report.marked_files import marked_files, rewrite_tables
 from rag_bench.report.per_probe import gather, has_per_probe, read_per_probe, write_per_probe
-from rag_bench.report.primary import SPEC_PATH, load_spec, primary_rows
+from rag_bench.report.primary import SPEC_PATH, primary_rows
 from rag_bench.report.primary import primary_table as primary_rows_table
 from rag_bench.report.results import ReportError, collect_runs, read_optional
-from rag_bench.report.seed_tables import SEED_TABLES, merge_per_probe
+from rag_bench.report.seed_tables import SEED_TABLES, merge_per_probe, published_spec
 from rag_bench.theory.harness import harness_zscores
 
 REPO = Path(__file__).resolve().parents[2]
@@ -185,13 +185,9 @@ def diversity_table(folder: Path, metrics: tuple[str, ...] = ("distinct_2", "ven
 
 def primary_table(folder: Path, spec_path: Path = SPEC_PATH) -> list[str]:
     """The primary comparisons, recomputed from the per-probe files in ``folder`` (not from an aggregate)."""
-    meta = read_json(folder / "published.json")
-    preset, control = meta.get("preset"), meta.get("control")
-    if not isinstance(preset, str):
-        raise ReportError(f"{folder / 'published.json'}: no preset recorded, so no primary comparisons to check")
-    spec = load_spec(spec_path, preset, **({"control": control} if isinstance(control, str) else {}))
+    spec = published_spec(folder, spec_path)
     rows = primary_rows(spec, read_per_probe(folder))
-    return [f"Primary comparisons of preset {preset} ({spec_path.name}); intervals recomputed from the per-probe "
+    return [f"Primary comparisons of preset {spec.preset} ({spec_path.name}); intervals recomputed from the per-probe "
             f"files in docs/results/{folder.name}/.", "", *primary_rows_table(rows)]
 
 

@@ -22,17 +22,19 @@ import numpy as np
 from rag_bench.eval.seed_intervals import CLUSTER, CLUSTER_TEXTS, cluster_bootstrap, perplexity_cluster_interval
 from rag_bench.records import read_json
 from rag_bench.report.per_probe import PerProbe, answer_cells, nll_cells, read_per_probe
-from rag_bench.report.primary import SPEC_PATH, load_spec
+from rag_bench.report.primary import SPEC_PATH, PrimarySpec, load_spec
 from rag_bench.report.results import ReportError
 
 MODE_NAMES = {"closed": "closed-book", "grounded": "grounded", "oracle": "oracle (gold passage)"}
 
 
-def _spec(folder: Path):
+def published_spec(folder: Path, spec_path: Path = SPEC_PATH) -> PrimarySpec:
+    """The primary comparisons a published folder follows: its preset's, with the control it was published with."""
     meta = read_json(folder / "published.json")
-    if not isinstance(meta.get("preset"), str):
-        raise ReportError(f"{folder / 'published.json'}: no preset recorded, so no primary comparisons to follow")
-    return load_spec(SPEC_PATH, meta["preset"], **({"control": meta["control"]} if meta.get("control") else {}))
+    preset, control = meta.get("preset"), meta.get("control")
+    if not isinstance(preset, str):
+        raise ReportError(f"{folder / 'published.json'}: no preset recorded, so no primary comparisons to check")
+    return load_spec(spec_path, preset, **({"control": control} if isinstance(control, str) else {}))
 
 
 def _header(gens: list[int]) -> list[str]:
@@ -57,7 +59,7 @@ def _strategies(keys: set[tuple], control: str) -> list[str]:
 
 def answer_trajectory(folder: Path, metric: str | None = None, modes: tuple[str, ...] | None = None) -> list[str]:
     """``metric`` (default: the primary comparisons' answer metric) by generation, per strategy and mode."""
-    spec, data = _spec(folder), read_per_probe(folder)
+    spec, data = published_spec(folder), read_per_probe(folder)
     metric = metric or spec.answer_metric
     cells = answer_cells(data, metric, split=spec.split, exclude_echo=spec.exclude_echo)
     if not cells:
@@ -86,7 +88,7 @@ def answer_trajectory(folder: Path, metric: str | None = None, modes: tuple[str,
 
 def perplexity_trajectory(folder: Path) -> list[str]:
     """Held-out perplexity by generation, per strategy."""
-    spec, data = _spec(folder), read_per_probe(folder)
+    spec, data = published_spec(folder), read_per_probe(folder)
     cells = nll_cells(data)
     if not cells:
         raise ReportError(f"{folder}: no held-out NLL rows")
