@@ -72,6 +72,22 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+def compute_record(device: torch.device | None = None) -> dict[str, Any]:
+    """Where a step ran and at what precision, for its manifest: seeds run on different machines (AVX2 in fp32,
+    AVX512-BF16 under bf16 autocast) must say so, or a seed-to-seed difference cannot be attributed."""
+    device = device or pick_device()
+    with autocast(device) as ctx:
+        precision = "bf16 autocast" if isinstance(ctx, torch.autocast) else "fp32"
+    record: dict[str, Any] = {"device": device.type, "precision": precision, "torch": torch.__version__,
+                              "threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        record["gpu"] = torch.cuda.get_device_name(device)
+    else:
+        flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+        record["cpu_isa"] = sorted({f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in flags})
+    return record
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     """Unique parameters (tied embeddings counted once)."""
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())

@@ -62,6 +62,13 @@ def test_a_tiny_run_writes_the_layout(tiny_run: Path):
     assert set(manifest["steps"]) == {"train", "eval", "write_plain", "write_watermark", "write_grounded"}
     assert manifest["outputs"]["synthetic"]["sha256"] == sha256_file(g0 / "synthetic.jsonl")
     assert manifest["inputs"]["train_texts"]["tokens"] > 0 and manifest["timings"]["train_s"] > 0
+    # where each step ran and at what precision, so seeds run on different machines can be told apart
+    assert set(manifest["compute"]) == set(manifest["steps"])
+    native = (torch.cuda.is_bf16_supported() if torch.cuda.is_available()
+              else torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert manifest["compute"]["eval"]["precision"] == ("bf16 autocast" if native else "fp32")
+    trained_on = manifest["train"]["compute"]
+    assert trained_on[0]["device"] in ("cpu", "cuda") and trained_on[0]["threads"] >= 1
     for folder in ("replace", "mix-0.5", "accumulate", "accumulate-fixed", "accumulate-subsample", "filter",
                    "filter-dedup", "watermark", "grounded"):
         gen = tiny_run / folder / "gen_1"

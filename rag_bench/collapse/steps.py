@@ -33,6 +33,7 @@ from rag_bench.collapse.data import (
 from rag_bench.collapse.strategies import Strategy
 from rag_bench.collapse.train_steps import train_gen0, train_next
 from rag_bench.collapse.write_steps import build_pool_step, write_step
+from rag_bench.lm import compute_record
 from rag_bench.run_status import utc_now
 
 TRAIN_TOKENS_PER_S = 3000.0  # reference rates for the weights (small model, one busy core); the pace corrects them
@@ -58,7 +59,8 @@ class StepRunner(RunContext):
     """Builds the plan of a run and carries out its steps, over the run's context (paths, manifests, resources)."""
 
     def record_timing(self, step: Step, seconds: float) -> None:
-        self.update_manifest(step.gen_dir, timings={f"{step.key}_s": round(seconds, 2)})
+        self.update_manifest(step.gen_dir, timings={f"{step.key}_s": round(seconds, 2)},
+                             compute={step.key: compute_record()})
 
     # -----------------------------------------------------------------------------------
     # The plan

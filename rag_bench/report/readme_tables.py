@@ -228,6 +228,9 @@ def provenance(run_dirs: list[Path]) -> dict[str, Any]:
             rows.append({"run": run.name, "strategy": rel[0] if len(rel) > 1 else None,
                          "generation": int(rel[-1].removeprefix("gen_")), "trained_tokens": data.get("trained_tokens"),
                          "curriculum": (data.get("config") or {}).get("curriculum"),
+                         # where the weights were trained (gen 0 may come from a cache) and where the step ran
+                         "trained_on": (data.get("train") or {}).get("compute"),
+                         "steps_ran_on": data.get("compute"),
                          "pool": {k: pool.get(k) for k in ("tokens", "origin_tokens", "human_overlap")} if pool
                          else None})
     rows.sort(key=lambda r: (r["run"], r["strategy"] or "", r["generation"]))

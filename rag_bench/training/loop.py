@@ -29,7 +29,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from rag_bench.config import TrainConfig
-from rag_bench.lm import LM, autocast, pick_device
+from rag_bench.lm import LM, autocast, compute_record, pick_device
 from rag_bench.models.lora import add_lora, lora_state
 from rag_bench.models.scratch import train_tokenizer
 from rag_bench.records import read_jsonl
@@ -95,6 +95,9 @@ def train(cfg: TrainConfig, *, train_texts: Sequence[str], heldout_texts: Sequen
         step, best_ppl, log_rows = state["step"], state["best_ppl"], read_jsonl(last / "train_log.jsonl")
         torch.set_rng_state(state["torch_rng"])
         timings = state["timings"]
+    here = {**compute_record(lm.device), **({} if cfg.bf16 else {"precision": "fp32"})}
+    if here not in timings.setdefault("compute", []):  # where training ran: a resume elsewhere adds a row
+        timings["compute"].append(here)
     micro = max(1, cfg.batch_size // (world * cfg.grad_accum))
     # a model whose weights outweigh the cap (SmolLM2: 134.5M against 16.8M logits) is dominated by its body, and every
     # extra forward re-reads (under bf16 autocast, re-casts) all of them: 1.43x the tokens/s in one forward of 8 x 64
