@@ -36,6 +36,7 @@ from transformers.utils import logging as hf_logging
 from rag_bench.config import DecodeConfig, ModelConfig
 from rag_bench.models.decode_loop import generate_fast
 from rag_bench.models.decoding import Generation, cut_at_stop, has_stop, span_constraint
+from rag_bench.models.device import autocast, compute_record, pick_device  # noqa: F401 (rag_bench.lm API)
 from rag_bench.models.scratch import build_model
 from rag_bench.records import read_json, replace_dir, write_json
 
@@ -47,45 +48,12 @@ MODEL_CONFIG_FILE = "rag_bench_model.json"  # the resolved ModelConfig beside a 
 # `rag-bench eval --model smollm2-135m` so). Windows are capped, and rows per forward follow a logits budget.
 SCORE_WINDOW = 1024  # positions per scoring window at most (the models trained here have 128-1024)
 SCORE_LOGITS = 1 << 27  # padded tokens x vocabulary per scoring forward at most: 512 MB of fp32 logits
-_FP32_NOTED: list[bool] = []  # the fp32 fallback is logged once per process
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
                 "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
 class ModelLoadError(ValueError):
     """A path that does not hold a usable causal-LM folder; the message names the path."""
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast where the hardware runs it fast (CUDA with bf16, CPUs with AVX512-BF16/AMX), else a no-op."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    if device.type == "cpu" and not _FP32_NOTED:  # emulated bf16 would be many times slower: say so once
-        _FP32_NOTED.append(True)
-        log.warning("this CPU has no native bf16 (AVX512-BF16 or AMX): the model runs in fp32")
-    return contextlib.nullcontext()
-
-
-def compute_record(device: torch.device | None = None) -> dict[str, Any]:
-    """Where a step ran and at what precision, for its manifest: seeds run on different machines (AVX2 in fp32,
-    AVX512-BF16 under bf16 autocast) must say so, or a seed-to-seed difference cannot be attributed."""
-    device = device or pick_device()
-    with autocast(device) as ctx:
-        precision = "bf16 autocast" if isinstance(ctx, torch.autocast) else "fp32"
-    record: dict[str, Any] = {"device": device.type, "precision": precision, "torch": torch.__version__,
-                              "threads": torch.get_num_threads()}
-    if device.type == "cuda":
-        record["gpu"] = torch.cuda.get_device_name(device)
-    else:
-        flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-        record["cpu_isa"] = sorted({f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in flags})
-    return record
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -184,15 +184,3 @@ def test_saved_model_folder_is_readable_by_others(fitted_lm, tmp_path: Path):
     path = fitted_lm.save(tmp_path / "m")
     assert path.stat().st_mode & 0o755 == 0o755
     assert all(p.stat().st_mode & 0o644 == 0o644 for p in path.iterdir())
-
-
-def test_without_native_bf16_the_model_runs_in_fp32_and_says_so_once(monkeypatch, caplog):
-    import contextlib
-
-    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
-    monkeypatch.setattr(lm_module, "_FP32_NOTED", [])
-    with caplog.at_level("WARNING", logger="rag_bench.lm"):
-        contexts = [lm_module.autocast(torch.device("cpu")) for _ in range(3)]
-    assert all(isinstance(c, contextlib.nullcontext) for c in contexts)
-    assert [r.getMessage() for r in caplog.records].count(
-        "this CPU has no native bf16 (AVX512-BF16 or AMX): the model runs in fp32") == 1
