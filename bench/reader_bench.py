@@ -157,7 +157,7 @@ def compare(args: argparse.Namespace, lm, started: float, load_before: tuple) ->
     previous = json.loads(Path(args.out).read_text()) if Path(args.out).is_file() else None
     probes = dev_probes(Path(args.probes), args.limit, args.seed)
     index = load_index(args.index, embeddings=load_embedder())
-    result = {"command": " ".join(sys.argv), "model": "smollm2-135m", "probes": args.probes, "split": "dev",
+    result = {"command": " ".join(sys.argv), "model": args.model, "probes": args.probes, "split": "dev",
               "n_probes": len(probes), "seed": args.seed, "isa": cpu_isa(), "threads": args.threads,
               "load_avg_before": load_before, "default_reader_at_run": DEFAULT_READER.to_dict(), "compare": [],
               **provenance()}

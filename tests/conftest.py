@@ -29,6 +29,20 @@ def shared_embedder_export(tmp_path_factory):
     os.environ.pop(SHARED_CACHE_ENV, None)
 
 
+@pytest.fixture(autouse=True)
+def restore_torch_threads():
+    """Each test ends with torch at the thread count it started with. ``run_collapse`` and ``rag-bench eval
+    --threads`` set the process's count and keep it (right for a command, wrong in a shared test process): a test
+    after them trained on one thread, slower, and a tiny model fitted on one thread differs from one fitted on two,
+    which made a gpt2 test pass or fail by the order of the files."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != before:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def embeddings():
     """The packaged all-MiniLM-L6-v2, loaded once per test session."""
