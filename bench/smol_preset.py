@@ -72,12 +72,15 @@ def analyse(args: argparse.Namespace, wall_s: float | None, load_start: float, c
         t["over_floor"] = round(t["seconds"] / t["floor_s"], 1) if t["floor_s"] else None
         t["seconds"] = round(t["seconds"], 1)
     total_s = sum(t["seconds"] for t in totals.values())
-    kind = "native_bf16" if native else "avx2" if os.environ.get("ONEDNN_MAX_CPU_ISA") == "AVX2" else "fp32"
+    flags = cpu_flags()
+    # AVX2 only: limited so by the environment (--isa avx2), or a CPU without AVX-512 (the target's machine class)
+    avx2_only = os.environ.get("ONEDNN_MAX_CPU_ISA") == "AVX2" or ("avx2" in flags and "avx512f" not in flags)
+    kind = "native_bf16" if native else "avx2" if avx2_only else "fp32"
     idle = load_start <= IDLE_LOAD
     target = TARGET_MIN.get(kind) if args.preset == "smol" else None  # the targets are one smol seed's
     return {
         "preset": args.preset, "seed": args.seed, "strategies": strategies, "run_dir": str(args.run_dir),
-        "isa": {"cpu_flags": cpu_flags(), "limited_to": os.environ.get("ONEDNN_MAX_CPU_ISA"), "compute": dtype,
+        "isa": {"cpu_flags": flags, "limited_to": os.environ.get("ONEDNN_MAX_CPU_ISA"), "compute": dtype,
                 "kind": kind},
         "threads": torch.get_num_threads(), "load_start": load_start, "load_end": round(os.getloadavg()[0], 2),
         "matmul_ceiling_gflop_per_s": {k: round(v, 1) for k, v in ceilings.items()},
