@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag_bench.eval.seed_intervals import cluster_bootstrap, perplexity_cluster_interval
+from rag_bench.eval.seed_intervals import cluster_bootstrap, perplexity_cluster_interval, seed_t_interval
 from rag_bench.eval.splits import probe_split
 from rag_bench.records import read_json, read_jsonl
 from rag_bench.report.per_probe import FILES, read_per_probe
@@ -85,6 +85,25 @@ def test_trajectory_cells_are_the_seed_mean_with_the_cluster_bootstrap(tiny_seed
     line = next(x for x in text.splitlines() if x.startswith("| accumulate | "))
     assert cells(line)[2] == f"{ppl.value:.2f} [{ppl.low:.2f}, {ppl.high:.2f}]"
     assert [x for x in text.splitlines() if x.startswith("| replace")][-1].startswith("| replace |")  # control last
+
+
+def test_change_is_the_last_generation_minus_generation_0_paired_within_each_seed(tiny_seed_runs, published):
+    text = render("<!-- table:tiny:change -->\n<!-- /table -->\n", published.parent)
+
+    def scores(run: Path, gen_dir: str) -> dict[str, float]:
+        rows = read_jsonl(run / gen_dir / "eval" / "samples_grounded.jsonl")
+        return {r["id"]: r["scores"]["contains"] for r in rows if probe_split(r["id"]) == "test" and not r["echo"]}
+
+    before = [scores(run, "gen_0") for run in tiny_seed_runs]
+    after = [scores(run, "replace/gen_1") for run in tiny_seed_runs]
+    probes = sorted(set.intersection(*map(set, before + after)))
+    diff = np.asarray([[a[p] - b[p] for p in probes] for a, b in zip(after, before, strict=True)])
+    boot, t = cluster_bootstrap(diff), seed_t_interval(diff.mean(axis=1))
+    line = cells(next(x for x in text.splitlines() if x.startswith("| replace, grounded |")))
+    assert line[1] == f"{np.mean([[b[p] for p in probes] for b in before]):.3f}"
+    assert line[3] == f"{boot.value:+.3f} [{boot.low:+.3f}, {boot.high:+.3f}]"
+    assert line[4] == f"[{t.low:+.3f}, {t.high:+.3f}]"
+    assert "generation 1 minus generation 0" in text and f"2 seeds x {len(probes)} probes" in text
 
 
 def test_check_fails_when_a_committed_sample_changes(published, tmp_path, capsys):

@@ -4,7 +4,8 @@
     SEED_TABLES["trajectory"](Path("docs/results/quick-control"))     # README lines: the answer metric by generation
 
 A table marked ``<!-- table:NAME:trajectory -->`` (the answer metric of the primary comparisons, every mode),
-``trajectory-recall`` (recall@k of the gold chunk, grounded) or ``trajectory-perplexity`` (held-out perplexity) in
+``trajectory-recall`` (recall@k of the gold chunk, grounded), ``trajectory-perplexity`` (held-out perplexity) or
+``change`` (the answer metric's last generation minus generation 0, paired within each seed) in
 README.md or a docs page is rendered here from ``docs/results/NAME/*.jsonl.gz``, never from an aggregate, so
 ``readme_tables --check`` fails when a committed sample changes. Each cell is the mean over seeds of the per-seed
 figure on the same probes (or texts) in every seed, with the cluster bootstrap over seeds then probes (texts)
@@ -19,7 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from rag_bench.eval.seed_intervals import CLUSTER, CLUSTER_TEXTS, cluster_bootstrap, perplexity_cluster_interval
+from rag_bench.eval.seed_intervals import (
+    CLUSTER,
+    CLUSTER_TEXTS,
+    SEED_T,
+    cluster_bootstrap,
+    perplexity_cluster_interval,
+    seed_t_interval,
+)
 from rag_bench.records import read_json
 from rag_bench.report.per_probe import PerProbe, answer_cells, nll_cells, read_per_probe
 from rag_bench.report.primary import SPEC_PATH, PrimarySpec, load_spec
@@ -86,6 +94,38 @@ def answer_trajectory(folder: Path, metric: str | None = None, modes: tuple[str,
             f"from docs/results/{folder.name}/samples.jsonl.gz.", "", *out]
 
 
+def answer_change(folder: Path) -> list[str]:
+    """The primary comparisons' answer metric at the last generation minus generation 0, per strategy and mode:
+    each seed's change on the same probes (paired), with the cluster bootstrap and the seed-level t-interval. These
+    rows are exploratory (the primary comparisons are strategy minus control); they say how much each arm drifted."""
+    spec, data = published_spec(folder), read_per_probe(folder)
+    cells = answer_cells(data, spec.answer_metric, split=spec.split, exclude_echo=spec.exclude_echo)
+    if not cells:
+        raise ReportError(f"{folder}: no {spec.answer_metric!r} scores on the {spec.split} probes")
+    last = max(k[1] for k in cells)
+    out = [f"| | generation 0 | generation {last} | change [{CLUSTER}] | change [{SEED_T}] |",
+           "|---|---:|---:|---:|---:|"]
+    sizes = set()
+    for strategy in _strategies(set(cells), spec.control):
+        for mode in (m for m in spec.modes if (strategy, last, m) in cells and (strategy, 0, m) in cells):
+            start, end = cells[(strategy, 0, mode)], cells[(strategy, last, mode)]
+            seeds = sorted(set(start) & set(end))
+            probes = sorted(set.intersection(*(set(start[s]) & set(end[s]) for s in seeds)))
+            sizes.add((len(seeds), len(probes)))
+            before = np.asarray([[start[s][p] for p in probes] for s in seeds])
+            after = np.asarray([[end[s][p] for p in probes] for s in seeds])
+            change = cluster_bootstrap(after - before)
+            t = seed_t_interval((after - before).mean(axis=1)) if len(seeds) > 1 else None
+            out.append(f"| {strategy}, {MODE_NAMES.get(mode, mode)} | {before.mean():.3f} | {after.mean():.3f} | "
+                       f"{change.value:+.3f} [{change.low:+.3f}, {change.high:+.3f}] | "
+                       + (f"[{t.low:+.3f}, {t.high:+.3f}]" if t else "n/a: one seed") + " |")
+    seeds = ", ".join(f"{s} seeds x {p} probes" for s, p in sorted(sizes))
+    echo = ", echo probes left out" if spec.exclude_echo else ""
+    return [f"{spec.answer_metric}, generation {last} minus generation 0, on the {spec.split} probes ({seeds}{echo}), "
+            f"paired within each seed; exploratory; recomputed from docs/results/{folder.name}/samples.jsonl.gz.",
+            "", *out]
+
+
 def perplexity_trajectory(folder: Path) -> list[str]:
     """Held-out perplexity by generation, per strategy."""
     spec, data = published_spec(folder), read_per_probe(folder)
@@ -126,4 +166,5 @@ SEED_TABLES: dict[str, Callable[[Path], list[str]]] = {
     "trajectory": answer_trajectory,
     "trajectory-recall": lambda folder: answer_trajectory(folder, "recall_at_k", ("grounded",)),
     "trajectory-perplexity": perplexity_trajectory,
+    "change": answer_change,
 }
