@@ -29,7 +29,7 @@ DOCS = REPO_ROOT / "docs"
 # Which results lead, in order, and where a docs/ page states each one's finding: the first list item after the
 # marker line. tests/test_app_published.py fails when a marker no longer finds a paragraph.
 PUBLISHED = {
-    "quick-control": ("Collapse of a model trained here, with the fresh-human control (`quick`, interim: 3 of 5 seeds)",
+    "quick-control": ("Collapse of a model trained here, with the fresh-human control (`quick`, 5 seeds)",
                       DOCS / "quick-control.md", "What these seeds show, and what they do not:"),
     # The collapse results predate the fresh-human control and the fixed dose (issue 20): their titles say so.
     "smol": ("Collapse of the pretrained SmolLM2-135M (`smol`, 2 seeds; history: no fresh-human control)",
@@ -43,9 +43,9 @@ PUBLISHED = {
 }
 # Each preset's published result and its run time as measured (docs/quick.md and docs/smol.md).
 PRESET_RESULTS = {
-    "quick": ("quick-control", "a seed took about 2 hours at one thread beside other jobs (load 4-9) on 2 cores of an "
-                               "AMD EPYC with AVX-512-BF16 (generation 0 71 min); at load 2-3 the writing and 12 later "
-                               "generations of a seed took 18 min"),
+    "quick": ("quick-control", "a seed took 70 min at one thread, two seeds side by side at load 2-3 on 2 cores of an "
+                               "AMD EPYC with AVX2 only (generation 0 38 min); about 2 hours beside other jobs at "
+                               "load 4-9"),
     "smol": ("smol", "seed 0 took 81 min (evaluation 52, training 15, writing 13), seed 1 65 min, on 2 cores of an "
                      "Intel Xeon with native bf16 at load 4-7"),
 }
