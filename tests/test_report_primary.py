@@ -70,7 +70,8 @@ def test_the_primary_rows_agree_with_the_run_files_by_hand(tiny_seed_runs, data)
     assert row["other_method"] == CLUSTER
     # Holm over the 4 comparisons; the MDE at alpha / 4 from the seed-level SD, 2 seeds (df 1)
     ps = sorted(r["p_value"] for r in rows.values())
-    assert min(r["p_holm"] for r in rows.values()) == pytest.approx(min(1.0, 4 * ps[0]), abs=1e-4)
+    # the rows hold p to 4 decimals, so 4 x a rounded p is off by up to 2e-4, and the rounded Holm p by 5e-5 more
+    assert min(r["p_holm"] for r in rows.values()) == pytest.approx(min(1.0, 4 * ps[0]), abs=2.5e-4)
     row = rows[("heldout_perplexity", "")]
     sd = float(np.std(ppl, ddof=1))
     mde = (stats.t.ppf(1 - 0.05 / 8, 1) + stats.t.ppf(0.8, 1)) * sd / math.sqrt(2)

@@ -156,11 +156,14 @@ def test_provenance_collects_tokens_and_overlap_from_manifests(tmp_path):
     gen.mkdir(parents=True)
     (gen / "manifest.json").write_text(json.dumps({"trained_tokens": {"corpus": {"tokens": 5}}, "pool": {
         "tokens": 5, "origin_tokens": {"gen_0": 5}, "human_overlap": {"written": {"share": 0.1}}, "units": 3},
-        "config": {"curriculum": "off"}}))
+        "config": {"curriculum": "off"}, "train": {"compute": [{"device": "cpu", "precision": "fp32"}]},
+        "compute": {"train": {"device": "cpu", "precision": "fp32"}}}))
     (rows,) = provenance([tmp_path / "run"])["generations"]
     assert rows == {"run": "run", "strategy": "replace", "generation": 1, "trained_tokens": {"corpus": {"tokens": 5}},
                     "curriculum": "off", "pool": {"tokens": 5, "origin_tokens": {"gen_0": 5},
-                                                  "human_overlap": {"written": {"share": 0.1}}}}
+                                                  "human_overlap": {"written": {"share": 0.1}}},
+                    "trained_on": [{"device": "cpu", "precision": "fp32"}],
+                    "steps_ran_on": {"train": {"device": "cpu", "precision": "fp32"}}}
 
 
 def test_the_primary_table_is_recomputed_from_published_per_probe_files(tiny_seed_runs, tmp_path, capsys):
