@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable
 
 from rag_bench.config.collapse import CollapseConfig
-from rag_bench.config.eval import EvalConfig
+from rag_bench.config.eval import FREE_ANSWER_TOKENS, EvalConfig
 from rag_bench.config.model import DecodeConfig, ModelConfig, TrainConfig
 
 BASE = "smollm2-135m"  # rag_bench.models registry name (named, not imported): converted from the wheel on first use
@@ -36,6 +36,11 @@ SMOL_NEXT_STEPS = 12  # 12 x 8 x 128 = 12,288 tokens: 1.5 passes over the pool, 
 SMOL_GEN0_STEPS = 10  # 10 x 8 x 128 = 10k tokens: two passes over the human sample
 SMOL_LR = 2e-4  # a high fine-tuning rate, so that a few short generations move the model measurably
 SMOL_PROBES = 300  # natural questions evaluated per generation, seeded sample
+# The reader of `smol`'s free answers, chosen on 120 dev probes with the base model before any control seed ran
+# (bench/results/reader_smol.json, docs/smol-control.md): FlashRAG's short-answer template (the three templates read
+# alike with the gold passage: 0.52-0.55), hybrid retrieval, k=3 (grounded `contains` 0.367, against 0.375 for bm25
+# k=5, one probe apart, with 3 passages to prefill instead of 5; bm25 k=1, the history runs' reader, 0.242), answers
+# capped as measured there (FREE_ANSWER_TOKENS; they end at the newline or the end of the turn first).
 PROSE_TOKENS = 451_621  # SmolLM2 tokens of the Factbook's prose, training split (bench/smol_sizing.py counts them)
 
 
@@ -61,7 +66,8 @@ def _smol_preset() -> CollapseConfig:
                                  save_every=1000), pool_tokens=SMOL_POOL_TOKENS, prompt_tokens=32,
         decode=DecodeConfig(max_new_tokens=64, do_sample=True, temperature=1.0, stop=(), batch_size=32),
         score_synthetic=False, segment_chars=1000,
-        eval=EvalConfig(modes=("closed", "grounded", "oracle"), k=1, limit=SMOL_PROBES, decode=_answer_decode(16),
+        eval=EvalConfig(modes=("closed", "grounded", "oracle"), template="short", retrieval="hybrid", k=3,
+                        limit=SMOL_PROBES, decode=_answer_decode(FREE_ANSWER_TOKENS),
                         batch_size=32, diversity_prompts=8,
                         diversity_prompt_words=24, heldout_max_texts=24))
 
