@@ -33,7 +33,7 @@ from rag_bench.collapse.data import (
 from rag_bench.collapse.strategies import Strategy
 from rag_bench.collapse.train_steps import train_gen0, train_next
 from rag_bench.collapse.write_steps import build_pool_step, write_step
-from rag_bench.lm import compute_record
+from rag_bench.models.device import compute_record
 from rag_bench.run_status import utc_now
 
 TRAIN_TOKENS_PER_S = 3000.0  # reference rates for the weights (small model, one busy core); the pace corrects them

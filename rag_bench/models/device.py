@@ -42,8 +42,7 @@ def compute_record(device: torch.device | None = None) -> dict[str, Any]:
     """Where a step ran and at what precision, for its manifest: seeds run on different machines (AVX2 in fp32,
     AVX512-BF16 under bf16 autocast) must say so, or a seed-to-seed difference cannot be attributed."""
     device = device or pick_device()
-    with autocast(device) as ctx:
-        precision = "bf16 autocast" if isinstance(ctx, torch.autocast) else "fp32"
+    precision = "bf16 autocast" if isinstance(autocast(device), torch.autocast) else "fp32"  # built, not entered
     record: dict[str, Any] = {"device": device.type, "precision": precision, "torch": torch.__version__,
                               "threads": torch.get_num_threads()}
     if device.type == "cuda":
