@@ -3,7 +3,7 @@
     .venv/bin/python bench/span_modes.py data/runs/quick-control-s2 data/runs/quick-control-s3
     .venv/bin/python bench/span_modes.py RUN... --generations 0,1,2,3,4 --out bench/results/span_modes.json
 
-For each finished collapse run (one seed each) and each strategy, generation 0 and the last generation answer the
+For each finished collapse run (one seed each) and each strategy, the asked generations (``--generations``) answer the
 run's own probes again in ``grounded_span`` and ``oracle_span`` (the answer must be a span of the passage:
 ``rag_bench.models.decoding.span_constraint``), with the run's own evaluation config otherwise (retriever, k,
 template, decoding). The free answers are the run's own samples (``eval/samples_grounded.jsonl``,
@@ -37,11 +37,12 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from rag_bench.collapse.strategies import Strategy  # noqa: E402
 from rag_bench.config import CollapseConfig  # noqa: E402
 from rag_bench.eval.run import evaluate, provenance  # noqa: E402
 from rag_bench.eval.splits import probe_split  # noqa: E402
 from rag_bench.lm import LM, compute_record  # noqa: E402
-from rag_bench.records import read_json, read_jsonl, write_json  # noqa: E402
+from rag_bench.records import read_jsonl, write_json  # noqa: E402
 
 SPAN_OF = {"grounded": "grounded_span", "oracle": "oracle_span"}
 
@@ -52,12 +53,10 @@ def scores(path: Path, metric: str) -> dict[str, float]:
             if probe_split(r["id"]) == "test" and not r.get("echo")}
 
 
-def generation_dirs(run: Path, generations: list[int]) -> list[tuple[str, int, Path]]:
+def generation_dirs(run: Path, cfg: CollapseConfig, generations: list[int]) -> list[tuple[str, int, Path]]:
     """(strategy folder, generation, folder) of every strategy at the asked generations; generation 0 once."""
-    cfg = read_json(run / "config.json")
     out = [("gen_0", 0, run / "gen_0")] if 0 in generations else []
-    for strategy in cfg["strategies"]:
-        folder = strategy.replace(":", "-")
+    for folder in (Strategy.parse(name).folder for name in cfg.strategies):
         out += [(folder, g, run / folder / f"gen_{g}") for g in generations if g > 0]
     return out
 
@@ -100,7 +99,7 @@ def main() -> None:
     for run in args.runs:
         cfg = CollapseConfig.from_file(run / "config.json")
         retriever = make_retriever(index.store, mode=cfg.eval.retrieval, k=cfg.eval.k)
-        for folder, g, gen_dir in generation_dirs(run, generations):
+        for folder, g, gen_dir in generation_dirs(run, cfg, generations):
             row = span_scores(run, gen_dir, cfg, retriever, scratch, args.metric)
             probes = sorted(set.intersection(*(set(v) for v in row.values())))
             key = f"{folder} gen {g}"
