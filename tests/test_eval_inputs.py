@@ -40,6 +40,22 @@ def test_limit_is_a_seeded_sample_in_file_order(tmp_path: Path):
     assert len(everything) == 5 and info["path"] is None and len(info["sha256"]) == 64
 
 
+def test_split_keeps_one_side_before_the_sample(tmp_path: Path):
+    from rag_bench.eval.splits import probe_split
+
+    probes = make_probes(80)
+    test_side = [p for p in probes if probe_split(p.id) == "test"]
+    assert 0 < len(test_side) < 80  # both sides are present, so the filter has something to drop
+    picked, info = load_eval_probes(probes, split="test", limit=10, seed=3)
+    assert len(picked) == 10 and all(probe_split(p.id) == "test" for p in picked)
+    assert info["total"] == 80 and info["on_split"] == len(test_side) and info["split"] == "test"
+    whole, _ = load_eval_probes(probes, split="test")
+    assert whole == test_side
+    dev_only = [p for p in probes if probe_split(p.id) == "dev"]
+    with pytest.raises(RecordError, match="no probes on the test side"):
+        load_eval_probes(dev_only, split="test")
+
+
 def test_duplicate_probe_ids_are_refused_with_the_line(tmp_path: Path):
     path = tmp_path / "dup.jsonl"
     write_jsonl(path, [*make_probes(2), make_probes(1)[0]])

@@ -19,6 +19,7 @@ from rag_bench.cli import index_dir, ingest, main
 from rag_bench.config import DecodeConfig, EvalConfig, ModelConfig
 from rag_bench.eval.paths import run_generation
 from rag_bench.eval.run import SCHEMA, evaluate
+from rag_bench.eval.splits import probe_split
 from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import load_index
 from rag_bench.lm import LM
@@ -208,6 +209,12 @@ def test_a_model_that_knows_the_facts_scores_exact_match_closed_book(full_run, u
         capped = evaluate(untrained, probes_file, heldout_texts=(), out_dir=tmp_path / "capped",
                           cfg=small_cfg(modes=("closed",), limit=50), progress=False)
     assert "limit=50 requested, 18 used: only 18 probes in the file" in capped["notes"]
+    # a run that reports on test alone answers only the test side, and says how many the side held
+    test_only = evaluate(untrained, probes_file, heldout_texts=(), out_dir=tmp_path / "test_only",
+                         cfg=small_cfg(modes=("closed",), split="test"), progress=False)
+    answered = [r["id"] for r in read_jsonl(tmp_path / "test_only" / "samples_closed.jsonl")]
+    assert answered and all(probe_split(i) == "test" for i in answered)
+    assert test_only["probes"]["on_split"] == len(answered) < 18
 
 
 def test_diversity_and_distribution_in_each_mode(full_run):

@@ -126,7 +126,8 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from rag_bench.index.store import load_index
 
     cfg = EvalConfig.from_file(args.config) if args.config else EvalConfig()
-    overrides = {"limit": args.limit, "k": args.k, "retrieval": args.retrieval, "batch_size": args.batch_size,
+    overrides = {"limit": args.limit, "split": args.probe_split, "k": args.k, "retrieval": args.retrieval,
+                 "batch_size": args.batch_size,
                  "diversity_prompts": args.diversity_prompts, "cache_dir": args.cache_dir, "template": args.template,
                  "modes": tuple(m.strip() for m in args.modes.split(",") if m.strip()) if args.modes else None}
     cfg = cfg.replace(**{key: value for key, value in overrides.items() if value is not None})
@@ -205,6 +206,8 @@ def _add_eval(sub) -> None:
     p.add_argument("--template", choices=["auto", *list_templates()], default=None,
                    help="prompt template (default auto: config.DEFAULT_READER's for an instruct model, else plain)")
     p.add_argument("--limit", type=int, default=None, help="evaluate a seeded sample of N probes")
+    p.add_argument("--probe-split", choices=["all", "dev", "test"], default=None,
+                   help="evaluate the probes of one side of rag_bench.eval.splits only, before --limit samples")
     p.add_argument("--by-field", action="store_true", help="also print exact match by field and mode")
     p.add_argument("-k", "--k", type=int, default=None, help="passages per grounded prompt (default 3)")
     p.add_argument("--retrieval", choices=["dense", "bm25", "hybrid"], default=None, help="retrieval mode")

@@ -90,7 +90,10 @@ class EvalConfig(ConfigBase):
     template: str = "auto"  # prompt template; auto: DEFAULT_READER.template for an instruct model, else plain
     k: int = 3  # passages per grounded prompt (3 chunks of 500 characters fit 512 positions)
     retrieval: Literal["dense", "bm25", "hybrid"] = "bm25"  # bm25 finds the record line a Factbook probe asks for
-    limit: int | None = None  # evaluate a seeded sample of this many probes (None: all)
+    # the probes' side (rag_bench.eval.splits) to evaluate: a run whose settings were chosen on dev and that reports
+    # on test alone need not pay for answering dev probes (all: both sides)
+    split: Literal["all", "dev", "test"] = "all"
+    limit: int | None = None  # evaluate a seeded sample of this many probes of that side (None: all)
     decode: DecodeConfig = dataclasses.field(default_factory=_answer_decode)  # answers: greedy, stop at newline
     batch_size: int = 32  # prompts per generation batch and texts per scoring batch (overrides decode.batch_size)
     numeric_rel_tol: float = 0.01  # numeric_match tolerance, relative (number probes only)
@@ -110,6 +113,8 @@ class EvalConfig(ConfigBase):
             raise ConfigError(f"modes must be distinct names among {list(allowed)}, got {list(self.modes)}")
         if self.k < 1 or self.batch_size < 1:
             raise ConfigError(f"k and batch_size must be >= 1, got k={self.k}, batch_size={self.batch_size}")
+        if self.split not in ("all", "dev", "test"):
+            raise ConfigError(f"split must be all, dev or test, got {self.split!r}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"limit must be >= 1 or None, got {self.limit}")
         if self.diversity_prompts < 0 or self.diversity_prompt_words < 1 or self.heldout_max_texts < 0:

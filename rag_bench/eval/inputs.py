@@ -2,6 +2,7 @@
 
     from rag_bench.eval.inputs import human_texts, load_eval_probes, retrieve_contexts
     probes, info = load_eval_probes("data/probes/factbook-factbook.jsonl", limit=200, seed=0)
+    test_only, _ = load_eval_probes("data/probes/factbook-natural.jsonl", split="test", limit=150)
     texts = human_texts(loaded_index.chunks, corpus_jsonl="data/corpora/factbook/corpus.jsonl")
     contexts, status = retrieve_contexts(retriever, [p.prompt for p in probes], k=3, cache_dir="runs/r1/cache")
     gold = gold_documents(retriever, probes)     # the oracle modes' passage: each probe's own source chunk
@@ -29,6 +30,7 @@ from langchain_core.documents import Document
 from tqdm.auto import tqdm
 
 from rag_bench.answer import PassagesGiven
+from rag_bench.eval.splits import split_ids
 from rag_bench.probes.build import load_probes
 from rag_bench.records import Probe, RecordError, read_corpus, read_json, sha256_file, sha256_text, write_json
 
@@ -41,9 +43,10 @@ RETRIEVAL_BATCH = 256  # queries embedded and searched per call
 # Probes
 
 
-def load_eval_probes(probes: str | Path | Sequence[Probe], *, limit: int | None = None,
-                     seed: int = 0) -> tuple[list[Probe], dict[str, Any]]:
-    """Probes to evaluate and where they came from; ``limit`` keeps a seeded sample in file order.
+def load_eval_probes(probes: str | Path | Sequence[Probe], *, limit: int | None = None, seed: int = 0,
+                     split: str = "all") -> tuple[list[Probe], dict[str, Any]]:
+    """Probes to evaluate and where they came from; ``split`` keeps one side of ``rag_bench.eval.splits`` (``all``:
+    both), then ``limit`` keeps a seeded sample of it in file order.
 
     A path is read with line-numbered errors and unique ids; its sidecar ``<name>.meta.json``
     (bucket thresholds, builder arguments) is returned in the info when present.
@@ -62,6 +65,12 @@ def load_eval_probes(probes: str | Path | Sequence[Probe], *, limit: int | None 
     if not loaded:
         raise RecordError(f"{info['path'] or 'probes'}: no probes to evaluate")
     info["total"] = len(loaded)
+    if split != "all":
+        on_side = split_ids([p.id for p in loaded], split)
+        loaded = [p for p in loaded if p.id in on_side]
+        if not loaded:
+            raise RecordError(f"{info['path'] or 'probes'}: no probes on the {split} side of rag_bench.eval.splits")
+    info["split"], info["on_split"] = split, len(loaded)
     if limit is not None and limit < len(loaded):
         keep = set(random.Random(seed).sample(range(len(loaded)), limit))
         loaded = [p for i, p in enumerate(loaded) if i in keep]

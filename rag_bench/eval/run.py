@@ -161,9 +161,10 @@ def evaluate(lm: LM | str | Path, probes: str | Path | Sequence[Probe], *, retri
     timings: dict[str, Any] = {"retrieval_s": 0.0, "modes": {}}
     cache: dict[str, str] = {}
 
-    selected, probe_info = load_eval_probes(probes, limit=cfg.limit, seed=cfg.seed)
+    selected, probe_info = load_eval_probes(probes, limit=cfg.limit, seed=cfg.seed, split=cfg.split)
     if cfg.limit is not None and len(selected) < cfg.limit:
-        notes.append(capped("limit", cfg.limit, len(selected), "probes in the file"))
+        notes.append(capped("limit", cfg.limit, len(selected), "probes in the file" if cfg.split == "all"
+                            else f"probes on the {cfg.split} side"))
     prompts = [p.prompt for p in selected]
     context_retriever = None
     index_ids: set[str] = set()
