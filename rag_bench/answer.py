@@ -265,28 +265,36 @@ def answer(lm: LM, questions: Sequence[str], mode: str, *, retriever: Any = None
 
 
 def answer_modes(lm: LM, questions: Sequence[str], modes: Sequence[str], *, retriever: Any = None, k: int = 3,
-                 decode: DecodeConfig | None = None, template: str = DEFAULT_TEMPLATE) -> dict[str, list[Answer]]:
+                 decode: DecodeConfig | None = None, template: str = DEFAULT_TEMPLATE,
+                 per_mode: dict[str, tuple[Sequence[str], Any]] | None = None) -> dict[str, list[Answer]]:
     """Every mode's answers from one pass: all prompts of the free modes in one length-sorted ``generate``.
 
     The same answers as ``answer`` mode by mode in fp32 (each prompt is decoded alone in its batch's rows; under bf16
     autocast a greedy answer can change with its batch's other prompts, docs/scale.md), in fewer, fuller batches:
     a closed-book prompt no longer waits in a batch padded to a grounded one's length, and the batches of one mode
     do not end half empty. The extractive modes (a constraint per prompt, or scored spans) keep their own call; an
-    oracle mode's ``retriever`` must serve the gold passages (``PassagesGiven``), so evaluation answers it apart.
+    oracle mode's retriever must serve the gold passages (``PassagesGiven``). ``per_mode`` gives a mode its own
+    ``(questions, retriever)`` in place of the shared ones: evaluation's oracle modes join the pass that way, with
+    the probes that have a gold chunk and those chunks.
     """
-    questions = _as_list(questions)
     decode = decode or DecodeConfig()
     template = resolve_template(template, lm.tokenizer)
     out: dict[str, list[Answer]] = {}
     prepared: list[tuple[str, list[dict]]] = []
     for mode in modes:
-        if mode.endswith(EXTRACTIVE_SUFFIXES) or mode not in MODES:
-            out[mode] = answer(lm, questions, mode, retriever=retriever, k=k, decode=decode, template=template)
-            continue
-        if mode != "closed" and retriever is None:
+        mode_questions, mode_retriever = (per_mode or {}).get(mode, (questions, retriever))
+        mode_questions = _as_list(mode_questions)
+        if not mode_questions and mode in MODES:
+            out[mode] = []
+        elif mode.endswith(EXTRACTIVE_SUFFIXES) or mode not in MODES:
+            out[mode] = answer(lm, mode_questions, mode, retriever=mode_retriever, k=k, decode=decode,
+                               template=template)
+        elif mode != "closed" and mode_retriever is None:
             raise ValueError(f"mode {mode!r} needs a retriever")
-        context = BatchRunnable(_no_context, "no_context") if mode == "closed" else _retrieved_context(retriever, k)
-        prepared.append((mode, (context | _prompter(lm, template)).batch(questions)))
+        else:
+            context = BatchRunnable(_no_context, "no_context") if mode == "closed" \
+                else _retrieved_context(mode_retriever, k)
+            prepared.append((mode, (context | _prompter(lm, template)).batch(mode_questions)))
     items = [item for _, mode_items in prepared for item in mode_items]
     generations = lm.generate_detailed([item["prompt"] for item in items], decode) if items else []
     start = 0

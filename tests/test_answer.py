@@ -138,6 +138,25 @@ def test_all_modes_in_one_pass_give_the_answers_of_each_mode_alone(tiny_lm: LM, 
         answer_modes(tiny_lm, questions, ["closed", "grounded"])
 
 
+def test_the_oracle_joins_the_pass_with_its_own_questions_and_gold_passages(tiny_lm: LM, retriever, monkeypatch):
+    from rag_bench.answer import answer_modes
+
+    questions = [QUESTION, "Which harbour exports timber?", "Askel | People | Population:"]
+    gold = PassagesGiven(questions[:2], [[Document(page_content=PLANTED_FACT, metadata={"chunk_id": "gold"})]] * 2)
+    calls = []
+    real = tiny_lm.generate_detailed
+    monkeypatch.setattr(tiny_lm, "generate_detailed", lambda prompts, *a, **kw: calls.append(len(prompts)) or
+                        real(prompts, *a, **kw))
+    together = answer_modes(tiny_lm, questions, ["closed", "grounded", "oracle"], retriever=retriever, k=2,
+                            decode=DECODE, per_mode={"oracle": (questions[:2], gold)})
+    assert calls == [2 * len(questions) + 2]  # one generate call for the three modes
+    assert together["oracle"] == answer(tiny_lm, questions[:2], "oracle", retriever=gold, k=2, decode=DECODE)
+    assert all(a.sources[0]["chunk_id"] == "gold" for a in together["oracle"])
+    assert together["grounded"] == answer(tiny_lm, questions, "grounded", retriever=retriever, k=2, decode=DECODE)
+    assert answer_modes(tiny_lm, questions, ["oracle"], retriever=retriever, per_mode={"oracle": ([], gold)}) == \
+        {"oracle": []}  # a chunk of probes none of which has a gold chunk
+
+
 # --- templates, the oracle mode, extractive instruct answers, the token cap (issues 20 and 22) ---------------
 
 

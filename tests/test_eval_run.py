@@ -17,8 +17,9 @@ import torch
 
 from rag_bench.cli import index_dir, ingest, main
 from rag_bench.config import DecodeConfig, EvalConfig, ModelConfig
+from rag_bench.eval.inputs import load_eval_probes, oracle_inputs
 from rag_bench.eval.paths import run_generation
-from rag_bench.eval.run import SCHEMA, evaluate
+from rag_bench.eval.run import SCHEMA, answer_probes, evaluate
 from rag_bench.eval.splits import probe_split
 from rag_bench.index.retrieve import make_retriever
 from rag_bench.index.store import load_index
@@ -314,7 +315,7 @@ def test_ask_takes_a_registry_name_as_the_model(smollm2_data_dir: Path, capsys):
                                        "name (known: smollm2-135m)\n")
 
 
-def test_oracle_mode_recall_at_k_and_the_echo_exclusion(trained, index, probes_file, tmp_path):
+def test_oracle_mode_recall_at_k_and_the_echo_exclusion(trained, index, probes_file, tmp_path, monkeypatch):
     """The oracle reads each probe's own chunk; recall@k is the gold chunk's retrieval; a probe whose answer is in
     its question is left out of the primary metric and counted."""
     lm, _ = trained
@@ -324,10 +325,20 @@ def test_oracle_mode_recall_at_k_and_the_echo_exclusion(trained, index, probes_f
     path = tmp_path / "probes.jsonl"
     write_jsonl(path, [*rows, echo, lost])
     retriever = make_retriever(index.store, k=1)
+    calls = []
+    real = lm.generate_detailed
+    monkeypatch.setattr(lm, "generate_detailed", lambda prompts, *a, **kw: calls.append(len(prompts)) or
+                        real(prompts, *a, **kw))
     results = evaluate(lm, path, retriever=retriever, out_dir=tmp_path / "eval", progress=False,
                        cfg=small_cfg(modes=("closed", "grounded", "oracle"), k=1, diversity_prompts=0))
     assert results["reader"]["template"] == "plain" and results["config"]["eval"]["template"] == "auto"
     oracle_rows = read_jsonl(tmp_path / "eval" / "samples_oracle.jsonl")
+    # every mode in one length-sorted generate call, the oracle's gold-passage prompts too (issue 21)
+    assert calls == [2 * len(rows) + 4 + len(oracle_rows)]
+    monkeypatch.undo()
+    kept, gold_given = oracle_inputs(retriever, load_eval_probes(path)[0], [])
+    apart = answer_probes(lm, kept, "oracle", small_cfg(k=1), retriever=gold_given, progress=False)
+    assert [r["prediction"] for r in oracle_rows] == [a.text for a in apart]  # the answers of the oracle alone
     assert len(oracle_rows) == len(rows) + 1 == results["reader"]["oracle_probes"]  # "lost" has no gold chunk
     gold = {r["id"]: r["metadata"]["source_chunk_id"] for r in rows}
     assert all(r["sources"][0]["chunk_id"] == gold.get(r["id"], gold[rows[0]["id"]]) for r in oracle_rows)

@@ -4,10 +4,11 @@
     evaluate(lm, probes, retriever=retriever, cfg=cfg, out_dir=out, answer_with=one_pass_answerer(lm))
 
 The probes go in chunks (a few batches each, so the progress bar moves); each chunk's prompts of every free mode
-(closed, grounded, ...) are decoded by one ``rag_bench.answer.answer_modes`` call, so ``LM.generate_detailed``
-sorts them all by length: short closed-book prompts fill batches together, long grounded ones together, and no
-mode ends in a half-empty batch. The answers are those of answering mode by mode in fp32 (not always under bf16
-autocast: docs/scale.md).
+(closed, grounded, oracle, ...) are decoded by one ``rag_bench.answer.answer_modes`` call, so
+``LM.generate_detailed`` sorts them all by length: short closed-book prompts fill batches together, long grounded
+ones together, and no mode ends in a half-empty batch. ``evaluate`` gives the oracle modes their probes and gold
+passages (``oracle=``), so a generation is answered in every mode in one pass. The answers are those of
+answering mode by mode in fp32 (not always under bf16 autocast: docs/scale.md).
 """
 
 from __future__ import annotations
@@ -27,20 +28,26 @@ ANSWER_CHUNK_BATCHES = 4
 
 
 def answer_all_modes(lm: LM, probes: Sequence[Probe], cfg: EvalConfig, retriever: Any = None, *,
+                     oracle: tuple[Sequence[Probe], Any] | None = None,
                      progress: bool = True) -> dict[str, list[Answer]]:
-    """``{mode: answers in the order of probes}`` for every mode of ``cfg.modes`` but the oracle ones (their
-    passages are the gold chunks, not ``retriever``'s: evaluate answers them on the probes that have one)."""
+    """``{mode: answers}`` for every mode of ``cfg.modes``, in the order of ``probes``; the oracle modes only with
+    ``oracle``, the probes that have a gold chunk (a subsequence of ``probes``) and a retriever serving it
+    (``rag_bench.eval.inputs.oracle_inputs``), in their order. Without it the oracle modes are left out."""
     decode = cfg.decode.replace(batch_size=cfg.batch_size)
     step = cfg.batch_size * ANSWER_CHUNK_BATCHES
-    modes = [m for m in cfg.modes if m not in ORACLE_MODES]
+    modes = [m for m in cfg.modes if m not in ORACLE_MODES or oracle is not None]
+    oracle_ids = {p.id for p in oracle[0]} if oracle is not None else set()
     template = resolve_template(cfg.template, lm.tokenizer)
     answers: dict[str, list[Answer]] = {mode: [] for mode in modes}
     with tqdm(total=len(probes), desc=f"answering ({', '.join(modes)})", unit="probe",
               disable=not progress or not modes) as bar:
         for start in range(0, len(probes), step) if modes else ():
-            questions = [p.prompt for p in probes[start:start + step]]
+            chunk = probes[start:start + step]
+            questions = [p.prompt for p in chunk]
+            with_gold = [p.prompt for p in chunk if p.id in oracle_ids]
+            per_mode = {m: (with_gold, oracle[1]) for m in modes if m in ORACLE_MODES} if oracle is not None else None
             for mode, got in answer_modes(lm, questions, modes, retriever=retriever, k=cfg.k, decode=decode,
-                                          template=template).items():
+                                          template=template, per_mode=per_mode).items():
                 answers[mode] += got
             bar.update(len(questions))
     return answers

@@ -46,7 +46,7 @@ from rag_bench.eval.continuations import generation_eval, human_prompts
 from rag_bench.eval.diversity import rare_ngrams
 from rag_bench.eval.inputs import ContextRetriever, load_eval_probes, oracle_inputs, retrieve_contexts
 from rag_bench.eval.metrics import get_metric, perplexity_from_nll
-from rag_bench.eval.one_pass import ANSWER_CHUNK_BATCHES, one_pass_answerer
+from rag_bench.eval.one_pass import ANSWER_CHUNK_BATCHES, answer_all_modes
 from rag_bench.eval.paths import default_cache_dir
 from rag_bench.eval.scoring import (
     ACCURACY,
@@ -180,13 +180,18 @@ def evaluate(lm: LM | str | Path, probes: str | Path | Sequence[Probe], *, retri
     metrics: dict[str, Any] = {}
     by_field: dict[str, Any] = {}
     answered: dict[str, list[Answer]] = {}
-    # every mode but the oracle ones at once, so each mode's generation_s is ~0: in one length-sorted pass over this
-    # model (rag_bench.eval.one_pass), or elsewhere (answer_with: one model load per actor)
-    tick = time.perf_counter()
-    answered = (answer_with or one_pass_answerer(lm, progress=progress))(selected, cfg, context_retriever)
-    timings["answering_s" if answer_with is None else "answered_elsewhere_s"] = time.perf_counter() - tick
     oracle_probes, oracle_context = oracle_inputs(retriever, selected, notes) if set(cfg.modes) & set(ORACLE_MODES) \
         else ([], None)
+    # every mode at once, so each mode's generation_s is ~0: in one length-sorted pass over this model, the oracle
+    # modes on their gold passages too (rag_bench.eval.one_pass), or every mode but the oracle ones elsewhere
+    # (answer_with: one model load per actor; the gold chunks only this function has)
+    tick = time.perf_counter()
+    if answer_with is None:
+        answered = answer_all_modes(lm, selected, cfg, context_retriever, progress=progress,
+                                    oracle=(oracle_probes, oracle_context) if oracle_context is not None else None)
+    else:
+        answered = answer_with(selected, cfg, context_retriever)
+    timings["answering_s" if answer_with is None else "answered_elsewhere_s"] = time.perf_counter() - tick
     primary_metrics: dict[str, Any] = {}
     scores_by_id: dict[str, dict[str, dict[str, float]]] = {}
     for mode in cfg.modes:
@@ -194,9 +199,7 @@ def evaluate(lm: LM | str | Path, probes: str | Path | Sequence[Probe], *, retri
         mode_probes = oracle_probes if mode in ORACLE_MODES else selected
         if not mode_probes:
             continue
-        # answer_with serves the retrieved passages; the gold chunks of the oracle modes only this function has
-        elsewhere = mode in answered and mode not in ORACLE_MODES
-        answers = answered[mode] if elsewhere else answer_probes(
+        answers = answered[mode] if mode in answered else answer_probes(
             lm, mode_probes, mode, cfg, retriever=oracle_context if mode in ORACLE_MODES else context_retriever,
             progress=progress)
         generated = time.perf_counter()
