@@ -325,6 +325,7 @@ def test_grounded_by_bm25_over_the_corpus_file_until_the_dense_index_exists_then
     docs = [{"id": f"d{i}", "contents": line} for i, line in enumerate([*PLANTED_LINES, PLANTED_PROSE])]
     (corpus_dir / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     fresh = App(AppConfig(data_dir=str(tmp_path / "data"), upload_root=str(tiny_data)))  # a model from elsewhere
+    assert not fresh.has_dense_index("factbook")  # so the page opens on bm25 (config.reader_for)
     model = str(tiny_data / "runs" / "r" / "gen_0" / "model")
     _, right = list(ask(fresh, "Orrinland | Government | Capital:", folder=model, k=1, retrieval="bm25"))[-1]
     sources = [m for m in right if m.get("metadata")]
@@ -333,6 +334,7 @@ def test_grounded_by_bm25_over_the_corpus_file_until_the_dense_index_exists_then
     _, right = list(ask(fresh, "Orrinland | Government | Capital:", folder=model, retrieval="dense"))[-1]
     assert right[1]["content"].startswith("⚠️ No grounded answer: The dense index of 'factbook' is still being built")
     ingest(str(corpus_dir / "corpus.jsonl"), data_dir=tmp_path / "data", name="factbook", progress=False)
+    assert fresh.has_dense_index("factbook")  # the page now opens on hybrid, k=3
     _, right = list(ask(fresh, "Orrinland | Government | Capital:", folder=model, k=1, retrieval="dense"))[-1]
     sources = [m for m in right if m.get("metadata")]
     assert "grounded on factbook (dense, k=1)" in right[1]["content"] and len(sources) == 1

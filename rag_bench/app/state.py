@@ -231,6 +231,12 @@ class App:
     def index_dir(self, corpus: str) -> Path:
         return self.cfg.indexes_path / check_name(corpus, "corpus")
 
+    def has_dense_index(self, corpus: str) -> bool:
+        """Whether ``corpus`` has a live index version (FAISS beside bm25), not only its corpus file."""
+        from rag_bench.index.store import current_version
+
+        return current_version(self.index_dir(corpus)) is not None
+
     def retriever(self, corpus: str, mode: str):
         """A retriever over the live version of ``corpus``'s index; a new version is picked up on the next call."""
         from rag_bench.config import IndexConfig

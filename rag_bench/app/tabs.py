@@ -21,7 +21,7 @@ from rag_bench.app import prefix as app_prefix
 from rag_bench.app import results as app_results
 from rag_bench.app.bands import band_figure
 from rag_bench.app.state import App, UserError, generations, list_indexes, list_runs
-from rag_bench.config import DEFAULT_READER, ConfigError
+from rag_bench.config import DEFAULT_READER, ConfigError, reader_for
 from rag_bench.records import RecordError
 
 ANSWER_HEIGHT = 460
@@ -101,7 +101,8 @@ def chat_tab(app: App, corpus: gr.State, demo: gr.Blocks) -> None:
             with gr.Accordion("Retrieval and decoding", open=False):
                 k = gr.Slider(1, 10, value=DEFAULT_READER.k, step=1, label="k (passages)", elem_id="chat-k")
                 retrieval = gr.Radio(["dense", "bm25", "hybrid"], value=DEFAULT_READER.retrieval,
-                                     label="Retrieval (bm25 finds Factbook records best)")
+                                     label="Retrieval (hybrid read best on the dev split; bm25 until the dense "
+                                           "index is built)", elem_id="chat-retrieval")
                 temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0 = greedy)")
                 max_new_tokens = gr.Slider(1, 256, value=DEFAULT_READER.max_new_tokens, step=1, label="Max new tokens")
             with gr.Accordion("Compare two generations of a run", open=False):
@@ -176,6 +177,14 @@ def chat_tab(app: App, corpus: gr.State, demo: gr.Blocks) -> None:
     demo.load(**describing)
     for trigger in (folder.change, corpus.change):
         trigger(**describing)
+
+    def reader_settings(corpus_name: str):
+        # the dev-chosen reader for what this corpus has: hybrid k=3 over its dense index, bm25 k=5 until it exists
+        reader = reader_for(app.has_dense_index(corpus_name))
+        return gr.update(value=reader.k), gr.update(value=reader.retrieval)
+
+    for trigger in (demo.load, corpus.change):
+        trigger(reader_settings, corpus, [k, retrieval], **PRIVATE)
     demo.load(countries, corpus, country, **PRIVATE)
     corpus.change(countries, corpus, country, **PRIVATE)
     country.change(lambda c, name: gr.update(choices=app_prefix.prefix_fields(cfg, name, c), value=None),

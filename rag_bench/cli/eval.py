@@ -24,7 +24,7 @@ from rag_bench.cli.common import (
     print_source,
     resolve_model_arg,
 )
-from rag_bench.config import DEFAULT_READER
+from rag_bench.config import DEFAULT_READER, INDEXED_READER
 from rag_bench.prompt import list_templates
 
 
@@ -341,10 +341,11 @@ def _add_ask(sub) -> None:
     p.add_argument("--gen", type=int, default=0, help="generation of --run")
     p.add_argument("--name", default=DEFAULT_CORPUS, help="index name under DATA_DIR/indexes")
     p.add_argument("--index", type=Path, default=None, help="an index folder (overrides --name)")
-    p.add_argument("-k", type=int, default=DEFAULT_READER.k,
-                   help=f"passages for the grounded answer (default {DEFAULT_READER.k}: config.DEFAULT_READER)")
-    p.add_argument("--retrieval", choices=["dense", "bm25", "hybrid"], default=DEFAULT_READER.retrieval,
-                   help=f"retrieval mode (default {DEFAULT_READER.retrieval}: config.DEFAULT_READER)")
+    p.add_argument("-k", type=int, default=INDEXED_READER.k,
+                   help=f"passages for the grounded answer (default {INDEXED_READER.k}: config.INDEXED_READER, the "
+                        "dev-chosen reader over a dense index)")
+    p.add_argument("--retrieval", choices=["dense", "bm25", "hybrid"], default=INDEXED_READER.retrieval,
+                   help=f"retrieval mode (default {INDEXED_READER.retrieval}: config.INDEXED_READER)")
     p.add_argument("--template", choices=["auto", *list_templates()], default="auto",
                    help=f"prompt template; auto: {DEFAULT_READER.template} (config.DEFAULT_READER) for an instruct "
                         "model, plain for a model trained here")

@@ -20,11 +20,12 @@ the modules behind them, by concern:
 
 from rag_bench.config.base import ConfigBase, ConfigError
 from rag_bench.config.collapse import FILTER_KINDS, STRATEGY_KINDS, CollapseConfig, parse_strategy
-from rag_bench.config.eval import DEFAULT_READER, EvalConfig, ReaderConfig
+from rag_bench.config.eval import DEFAULT_READER, INDEXED_READER, EvalConfig, ReaderConfig, reader_for
 from rag_bench.config.index import CorpusConfig, IndexConfig
 from rag_bench.config.model import MODEL_PRESETS, DecodeConfig, ModelConfig, TrainConfig
 from rag_bench.config.presets import COLLAPSE_PRESETS, READER_K, collapse_preset
 
-__all__ = ["COLLAPSE_PRESETS", "DEFAULT_READER", "FILTER_KINDS", "MODEL_PRESETS", "READER_K", "STRATEGY_KINDS",
-           "CollapseConfig", "ConfigBase", "ConfigError", "CorpusConfig", "DecodeConfig", "EvalConfig", "IndexConfig",
-           "ModelConfig", "ReaderConfig", "TrainConfig", "collapse_preset", "parse_strategy"]
+__all__ = ["COLLAPSE_PRESETS", "DEFAULT_READER", "FILTER_KINDS", "INDEXED_READER", "MODEL_PRESETS", "READER_K",
+           "STRATEGY_KINDS", "CollapseConfig", "ConfigBase", "ConfigError", "CorpusConfig", "DecodeConfig",
+           "EvalConfig", "IndexConfig", "ModelConfig", "ReaderConfig", "TrainConfig", "collapse_preset",
+           "parse_strategy", "reader_for"]
