@@ -1,6 +1,6 @@
 """The published results (docs/results/*) for the Results tab's first screen: each with the commit that published
 it, its figures with their interval bands, its tables with intervals rounded to 3 decimals, and its finding from
-the docs/ page that publishes it (docs/smol.md, docs/quick.md, docs/contamination-results.md).
+the docs/ page that publishes it (docs/quick-control.md, docs/smol-control.md, docs/smol.md, ...).
 
     from rag_bench.app.published import published_results
     for result in published_results(out_dir=Path("data/ui/published")):
@@ -31,6 +31,8 @@ DOCS = REPO_ROOT / "docs"
 PUBLISHED = {
     "quick-control": ("Collapse of a model trained here, with the fresh-human control (`quick`, 5 seeds)",
                       DOCS / "quick-control.md", "What these seeds show, and what they do not:"),
+    "smol-control": ("Collapse of the pretrained SmolLM2-135M, with the fresh-human control (`smol`, interim: "
+                     "seed 0 of 5, no verdict)", DOCS / "smol-control.md", "What seed 0 shows, and what it does not:"),
     # The collapse results predate the fresh-human control and the fixed dose (issue 20): their titles say so.
     "smol": ("Collapse of the pretrained SmolLM2-135M (`smol`, 2 seeds; history: no fresh-human control)",
              DOCS / "smol.md", "What the literature expects, and what this run shows:"),
@@ -41,13 +43,14 @@ PUBLISHED = {
     "contaminate-quick": ("Contaminated index, a model trained here (`contaminate-quick`)",
                           DOCS / "contamination-results.md", "What it shows, point by point:"),
 }
-# Each preset's published result and its run time as measured (docs/quick.md and docs/smol.md).
+# Each preset's published result and its run time as measured (docs/quick-control.md, docs/smol-control.md).
 PRESET_RESULTS = {
     "quick": ("quick-control", "a seed took 70 min at one thread, two seeds side by side at load 2-3 on 2 cores of an "
                                "AMD EPYC with AVX2 only (generation 0 38 min); about 2 hours beside other jobs at "
                                "load 4-9"),
-    "smol": ("smol", "seed 0 took 81 min (evaluation 52, training 15, writing 13), seed 1 65 min, on 2 cores of an "
-                     "Intel Xeon with native bf16 at load 4-7"),
+    "smol": ("smol-control", "seed 0 took 131 min on 2 cores of an AMD EPYC with AVX2 only, in fp32, its first hour "
+                             "beside the test suite (evaluation 105 min); alone, one generation's evaluation took "
+                             "400-485 s"),
 }
 FIGURE_FORMAT = 1  # bump when the drawing changes, so that figures drawn before are drawn again
 _ITEM = re.compile(r"^(\s*)([-*]|\d+\.)\s+")
