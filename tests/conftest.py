@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,35 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 PLANTED_FACT = "The Quillmark lighthouse on Varnholt island was lit for the first time in 1873."
+
+# `make test` runs the suite on pytest-xdist workers (`-n 2 --dist loadgroup`): a single process kept one of two
+# cores busy (101% CPU over the whole suite: imports, servers, subprocesses). Each file goes whole to one worker,
+# so its module fixtures are built once; files that share one of these costly session fixtures share a worker too.
+SHARED_FIXTURE_GROUPS = {"contaminate_data": "contaminate", "ray_cluster": "ray"}
+
+
+def pytest_configure(config):
+    """On an xdist worker, torch (and every process the tests start) gets its share of the cores, so that two
+    workers on two cores do not run four OpenMP threads: oversubscribed OpenMP threads spin against each other (a
+    torch run beside the single-process suite slowed both more than 2x)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if workers > 1:
+        import torch
+
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        os.environ.setdefault("OMP_NUM_THREADS", threads)
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group each test for ``--dist loadgroup``: by its file, or by the shared session fixture its file uses."""
+    group_of_file: dict[Path, str] = {}
+    for item in items:
+        for fixture, group in SHARED_FIXTURE_GROUPS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                group_of_file[item.path] = group
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group_of_file.get(item.path, item.path.name)))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -135,23 +165,43 @@ def factbook3(tmp_path_factory) -> Path:
     from rag_bench.index.store import load_index
     from rag_bench.probes.build import make_probe_file
 
-    data = tmp_path_factory.mktemp("factbook3")
-    spec = importlib.util.spec_from_file_location("factbook_build",
-                                                  Path(__file__).resolve().parents[1] / "corpora/factbook/build.py")
-    builder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builder)
-    builder.build(data / "corpora" / "factbook", countries=FACTBOOK3_COUNTRIES, heldout_fraction=0.2, progress=False)
-    ingest(str(data / "corpora" / "factbook" / "corpus.jsonl"), data_dir=data, name="factbook", progress=False)
-    make_probe_file("factbook", load_index(data / "indexes" / "factbook").chunks,
-                    data / "probes" / "factbook-factbook.jsonl",
-                    facts_path=data / "corpora" / "factbook" / "facts.jsonl")
-    return data
+    def build(data: Path) -> None:
+        spec = importlib.util.spec_from_file_location("factbook_build",
+                                                      Path(__file__).resolve().parents[1] / "corpora/factbook/build.py")
+        builder = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(builder)
+        builder.build(data / "corpora" / "factbook", countries=FACTBOOK3_COUNTRIES, heldout_fraction=0.2,
+                      progress=False)
+        ingest(str(data / "corpora" / "factbook" / "corpus.jsonl"), data_dir=data, name="factbook", progress=False)
+        make_probe_file("factbook", load_index(data / "indexes" / "factbook").chunks,
+                        data / "probes" / "factbook-factbook.jsonl",
+                        facts_path=data / "corpora" / "factbook" / "facts.jsonl")
+
+    return built_once(tmp_path_factory, "factbook3", build)
+
+
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """The folder ``build(folder)`` fills, built once per test run: under xdist the first worker to need it builds
+    it under a lock in the folder the workers share, and the others wait and reuse it. Only for folders no test
+    writes to."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's own folder, above each worker's
+    folder, done = root / f"built-{name}", root / f"built-{name}.done"
+    with FileLock(str(root / f"built-{name}.lock")):
+        if not done.is_file():
+            if folder.exists():  # a build that failed in another worker: start clean
+                shutil.rmtree(folder)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
 
 
 def copy_data_dir(source: Path, dest: Path) -> Path:
     """``source`` copied to ``dest`` (a fresh folder): runs, caches and new indexes then go into the copy."""
-    import shutil
-
     shutil.copytree(source, dest)
     return dest
 
@@ -226,12 +276,10 @@ def ray_cluster():
 @pytest.fixture(scope="session")
 def smollm2_data_dir(tmp_path_factory) -> Path:
     """A data dir holding the real SmolLM2-135M-Instruct, converted from its packaged GGUF once per session
-    (20-45 s on 2 cores); tests that need the model share it."""
+    (20-45 s on 2 cores); tests that need the model share it. Never written to."""
     from rag_bench.models import resolve_model
 
-    data = tmp_path_factory.mktemp("smollm2_data")
-    resolve_model("smollm2-135m", data)
-    return data
+    return built_once(tmp_path_factory, "smollm2_data", lambda data: resolve_model("smollm2-135m", data))
 
 
 @pytest.fixture(scope="session")
