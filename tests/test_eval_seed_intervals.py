@@ -63,9 +63,12 @@ def test_the_t_interval_over_seed_level_differences():
     assert result.p_value == pytest.approx(1 - math.sqrt(12 / 14))
     assert result.method == SEED_T == "t-interval over seed-level differences"
     assert (result.seeds, result.units) == (3, 40) and not result.excludes_zero
-    same = seed_t_interval([0.05, 0.05])  # no spread at all: a sure difference
-    assert (same.low, same.high, same.p_value) == (0.05, 0.05, 0.0)
-    assert seed_t_interval([0.0, 0.0]).p_value == 1.0
+    # Seeds that tie (two seeds both at -47/147) estimate an SD of 0, not a spread of 0: no interval, no p, never
+    # "p = 0, differs" (it was, for the first two smol-control seeds' oracle difference).
+    same = seed_t_interval([-0.32, -0.32])
+    assert same.value == pytest.approx(-0.32) and same.sd == 0
+    assert all(math.isnan(x) for x in (same.low, same.high, same.p_value)) and not same.excludes_zero
+    assert math.isnan(seed_t_interval([0.0, 0.0]).p_value)
     with pytest.raises(ValueError, match="at least 2 seeds, got 1"):
         seed_t_interval([0.3])
 

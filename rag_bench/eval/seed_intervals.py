@@ -75,11 +75,13 @@ def seed_t_interval(seed_values: Sequence[float], *, level: float = LEVEL, units
         raise ValueError(f"a t-interval over seeds needs at least 2 seeds, got {n}")
     mean, sd = float(d.mean()), _sd(d)
     se = sd / math.sqrt(n)
+    if not se > 0:
+        # Every seed gave the same difference (two seeds that tie on 147 probes, or a floor of 0): an SD of 0 is
+        # an estimate from a tie, not a spread of 0, so there is no interval and no test (never "p = 0").
+        return SeedInterval(value=mean, low=math.nan, high=math.nan, method=SEED_T, p_value=math.nan, seeds=n,
+                            units=units, sd=sd)
     half = float(stats.t.ppf(1 - (1 - level) / 2, n - 1)) * se
-    if se > 0:
-        p = float(2 * stats.t.sf(abs(mean) / se, n - 1))
-    else:  # every seed gave the same difference
-        p = 1.0 if mean == 0 else 0.0
+    p = float(2 * stats.t.sf(abs(mean) / se, n - 1))
     return SeedInterval(value=mean, low=mean - half, high=mean + half, method=SEED_T, p_value=p, seeds=n,
                         units=units, sd=sd)
 

@@ -210,6 +210,8 @@ def primary_rows(spec: PrimarySpec, data: PerProbe) -> list[dict[str, Any]]:
         r["p_holm"] = p
         if r["units"] and r["units"] < spec.min_probes:
             r["verdict"] = f"fewer than {spec.min_probes} per seed: no claim"
+        elif math.isnan(r["p_value"]) and r["seeds"] > 1:
+            r["verdict"] = "every seed gave the same difference: no seed-aware test"
         elif math.isnan(r["p_value"]):
             r["verdict"] = "one seed: no seed-aware test"
         else:

@@ -15,6 +15,7 @@ primary comparisons leave them out. ``merge_per_probe`` pools seeds published at
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from rag_bench.eval.seed_intervals import (
     CLUSTER,
     CLUSTER_TEXTS,
     SEED_T,
+    SeedInterval,
     cluster_bootstrap,
     perplexity_cluster_interval,
     seed_t_interval,
@@ -118,12 +120,20 @@ def answer_change(folder: Path) -> list[str]:
             t = seed_t_interval((after - before).mean(axis=1)) if len(seeds) > 1 else None
             out.append(f"| {strategy}, {MODE_NAMES.get(mode, mode)} | {before.mean():.3f} | {after.mean():.3f} | "
                        f"{change.value:+.3f} [{change.low:+.3f}, {change.high:+.3f}] | "
-                       + (f"[{t.low:+.3f}, {t.high:+.3f}]" if t else "n/a: one seed") + " |")
+                       + _t_cell(t) + " |")
     seeds = ", ".join(f"{s} seeds x {p} probes" for s, p in sorted(sizes))
     echo = ", echo probes left out" if spec.exclude_echo else ""
     return [f"{spec.answer_metric}, generation {last} minus generation 0, on the {spec.split} probes ({seeds}{echo}), "
             f"paired within each seed; exploratory; recomputed from docs/results/{folder.name}/samples.jsonl.gz.",
             "", *out]
+
+
+def _t_cell(t: SeedInterval | None) -> str:
+    if t is None:
+        return "n/a: one seed"
+    if not math.isfinite(t.low):
+        return "n/a: no seed spread"  # the seeds tied: no interval (rag_bench.eval.seed_intervals.seed_t_interval)
+    return f"[{t.low:+.3f}, {t.high:+.3f}]"
 
 
 def perplexity_trajectory(folder: Path) -> list[str]:
