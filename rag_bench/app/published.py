@@ -32,7 +32,8 @@ PUBLISHED = {
     "quick-control": ("Collapse of a model trained here, with the fresh-human control (`quick`, 5 seeds)",
                       DOCS / "quick-control.md", "What these seeds show, and what they do not:"),
     "smol-control": ("Collapse of the pretrained SmolLM2-135M, with the fresh-human control (`smol`, interim: "
-                     "seed 0 of 5, no verdict)", DOCS / "smol-control.md", "What seed 0 shows, and what it does not:"),
+                     "seeds 0-1 of 5, no verdict)", DOCS / "smol-control.md",
+                     "What seeds 0 and 1 show, and what they do not"),
     # The collapse results predate the fresh-human control and the fixed dose (issue 20): their titles say so.
     "smol": ("Collapse of the pretrained SmolLM2-135M (`smol`, 2 seeds; history: no fresh-human control)",
              DOCS / "smol.md", "What the literature expects, and what this run shows:"),
