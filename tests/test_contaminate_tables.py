@@ -38,6 +38,14 @@ def test_exposure_table_normalises_and_runs_the_sign_test():
     assert row.startswith("| bm25 | 0.50 | 0.50 / 1.00 = 0.50 | 0.17 / 0.33 = 0.50 | 0.30 [0.07, 0.65] | 10 (2) |")
 
 
+def test_a_probe_whose_answer_chunk_has_no_rewrite_in_the_index_makes_no_pair():
+    # at a share below 0.5 most answer chunks have no rewrite; an absent one is not "ranked below its original"
+    absent = [{"retriever": "bm25", "share": 0.5, "id": f"q{i}", "rewrites": 0, "rewrite_higher": 0.0}
+              for i in range(30)]
+    [row] = exposure_table(samples(), RANKS + absent)[2:]
+    assert "| 0.30 [0.07, 0.65] | 10 (2) |" in row
+
+
 def test_control_and_defence_tables_come_from_paired_differences():
     gaps = differences(samples())
     lines = control_table(gaps)

@@ -192,9 +192,11 @@ def measure_index(index_dir: Path, *, share: float, arm: str, lms: dict[int, LM]
     for mode in retrievers:
         plain = SearchCache(base.model_copy(update={"mode": mode}), widest)
         if arm == "synthetic" and share > 0:
+            # a pair only where the answer chunk has a rewrite in this index: at a share below 0.5 most have none,
+            # and an absent rewrite would count as one ranked below its original
             ranks += [{"share": share, "retriever": mode, "id": p.id, "split": s, "rewrites": r, **rank_pair(p, docs)}
                       for p, s, r, docs in zip(probes, splits, r_of, plain.batch_search(prompts, k=rank_depth),
-                                               strict=True)]
+                                               strict=True) if r > 0]
         for kk in ks:
             add_rows(plain.batch_search(prompts, k=max(depth, kk)), kk, "none", mode)
         if arm != "synthetic":

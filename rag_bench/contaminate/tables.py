@@ -69,7 +69,7 @@ def exposure_table(samples: Sequence[dict[str, Any]], ranks: Sequence[dict[str, 
         if r["model_generation"] == gen:
             cells[(r["retriever"], r["share"], int(r.get("k") or 0))].append(r)
     pairs: dict[tuple, list[float]] = defaultdict(list)
-    for r in ranks:
+    for r in (r for r in ranks if r.get("rewrites", 1) > 0):  # files written before pairs needed a rewrite
         pairs[(r["retriever"], r["share"])].append(r["rewrite_higher"] if r["rewrite_higher"] is not None
                                                    else math.nan)
     out = ["| retriever | share | " + " | ".join(f"top-{k} synthetic / ceiling = normalised" for k in ks)
