@@ -39,9 +39,12 @@ PUBLISHED = {
              DOCS / "smol.md", "What the literature expects, and what this run shows:"),
     "quick": ("Collapse of a model trained here (`quick`, 2 seeds; history: no fresh-human control)",
               DOCS / "quick.md", "What these runs show, and what they do not:"),
-    "contaminate-smol": ("Contaminated index, SmolLM2 (`contaminate-smol`)", DOCS / "contamination-results.md",
-                         "![smol: grounded accuracy against contamination]"),
-    "contaminate-quick": ("Contaminated index, a model trained here (`contaminate-quick`)",
+    "contaminate-quick-t1": ("Contaminated index with the human-distractor control and the rank test, a model "
+                             "trained here (`contaminate-quick-t1`, issue 23)", DOCS / "contamination-results.md",
+                             "What it settles, and what it does not:"),
+    "contaminate-smol": ("Contaminated index, SmolLM2 (`contaminate-smol`; first measurement, before issue 23)",
+                         DOCS / "contamination-results.md", "![smol: grounded accuracy against contamination]"),
+    "contaminate-quick": ("Contaminated index, a model trained here (`contaminate-quick`; first measurement)",
                           DOCS / "contamination-results.md", "What it shows, point by point:"),
 }
 # Each preset's published result and its run time as measured (docs/quick-control.md, docs/smol-control.md).
