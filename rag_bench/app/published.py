@@ -42,6 +42,9 @@ PUBLISHED = {
     "contaminate-quick-t1": ("Contaminated index with the human-distractor control and the rank test, a model "
                              "trained here (`contaminate-quick-t1`, issue 23)", DOCS / "contamination-results.md",
                              "What it settles, and what it does not:"),
+    "contaminate-quick-t0.3": ("The same, with the writer at temperature 0.3 (`contaminate-quick-t0.3`, issue 23)",
+                               DOCS / "contamination-results.md",
+                               "### The same run with a low-temperature writer"),
     "contaminate-smol": ("Contaminated index, SmolLM2 (`contaminate-smol`; first measurement, before issue 23)",
                          DOCS / "contamination-results.md", "![smol: grounded accuracy against contamination]"),
     "contaminate-quick": ("Contaminated index, a model trained here (`contaminate-quick`; first measurement)",
